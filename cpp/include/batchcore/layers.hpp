@@ -1,0 +1,60 @@
+// Row-wise non-linear layers with a fixed operation sequence (BC_HD): the same bits on CPU and GPU.
+// Sums over a row run left to right; no fma is used unless written.
+#pragma once
+#include <cmath>
+
+#include "batchcore/math_fixed.hpp"
+
+namespace batchcore {
+
+enum class Activation : int { relu = 0, gelu, silu, tanh };
+
+BC_HD float activate(float x, Activation a) {
+  switch (a) {
+    case Activation::relu: return x > 0.0f ? x : 0.0f;
+    case Activation::gelu: return (0.5f * x) * bc_erfc(x * -0.70710678118654752f);  // x * Phi(x)
+    case Activation::silu: return x / (1.0f + bc_exp(-x));
+    case Activation::tanh: return bc_tanh(x);
+  }
+  return NAN;
+}
+
+BC_HD void softmax_row(float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = bc_exp(x[i] - m);
+    sum = sum + x[i];
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / sum;
+}
+
+// Two-pass layer norm: mean, then the mean of squared deviations; (x - mean) / sqrt(var + eps) * g + b.
+BC_HD void layer_norm_row(float* x, int64_t n, const float* gamma, const float* beta, float eps) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum = sum + x[i];
+  const float mean = sum / float(n);
+  float sq = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] - mean;
+    const float d2 = d * d;
+    sq = sq + d2;
+  }
+  const float denom = sqrtf(sq / float(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const float normed = (x[i] - mean) / denom;
+    const float scaled = normed * gamma[i];
+    x[i] = scaled + beta[i];
+  }
+}
+
+// Batch norm in eval mode folded to y = x * scale + shift (one multiply, one add).
+BC_HD void affine_row(float* x, int64_t n, const float* scale, const float* shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float scaled = x[i] * scale[i];
+    x[i] = scaled + shift[i];
+  }
+}
+
+}  // namespace batchcore

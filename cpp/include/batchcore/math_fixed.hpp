@@ -1,0 +1,99 @@
+// exp, erfc, erf and tanh as fixed operation sequences (explicit fma, no libm, no intrinsics), so the
+// CPU and the GPU compute the same bits. Accuracy: a few float32 ULPs (tests/test_layers.py checks it
+// against float64 libm); determinism, not the last ULP, is what these are for.
+#pragma once
+#include <cmath>
+
+#include "batchcore/bc_hd.hpp"
+
+namespace batchcore {
+
+// 2^n for integer n in [-126, 127], exactly.
+BC_HD float pow2i(int n) { return bits_float(uint32_t(n + 127) << 23); }
+
+BC_HD float bc_exp(float x) {
+  if (x != x) return x;
+  if (x > 88.72283935546875f) return INFINITY;
+  if (x < -103.97208404541016f) return 0.0f;
+  const float n = rintf(x * 1.44269502162933349609f);
+  // Cody-Waite reduction: r = x - n*ln2 with ln2 split in two; each step is one fma.
+  float r = fmaf(-n, 0.693145751953125f, x);
+  r = fmaf(-n, 1.428606765330187045e-06f, r);
+  // Taylor polynomial of degree 8 for |r| <= ln2/2, Horner with explicit fma.
+  float p = 2.4801587301587302e-05f;  // 1/8!
+  p = fmaf(p, r, 1.9841269841269841e-04f);
+  p = fmaf(p, r, 1.3888888888888889e-03f);
+  p = fmaf(p, r, 8.3333333333333333e-03f);
+  p = fmaf(p, r, 4.1666666666666667e-02f);
+  p = fmaf(p, r, 1.6666666666666667e-01f);
+  p = fmaf(p, r, 0.5f);
+  p = fmaf(p, r, 1.0f);
+  p = fmaf(p, r, 1.0f);
+  const int k = int(n);
+  if (k > 127) return (p * pow2i(127)) * pow2i(k - 127);
+  if (k < -126) return (p * pow2i(k + 100)) * pow2i(-100);  // exact, then one rounding to subnormal
+  return p * pow2i(k);
+}
+
+// erfc with relative error about 1e-7 everywhere (Chebyshev fit of Numerical Recipes, erfcc), with
+// z^2 split exactly so that large arguments keep their accuracy.
+BC_HD float bc_erfc(float x) {
+  if (x != x) return x;
+  const float z = fabsf(x);
+  const float t = 1.0f / fmaf(0.5f, z, 1.0f);
+  float poly = 0.17087277f;
+  poly = fmaf(poly, t, -0.82215223f);
+  poly = fmaf(poly, t, 1.48851587f);
+  poly = fmaf(poly, t, -1.13520398f);
+  poly = fmaf(poly, t, 0.27886807f);
+  poly = fmaf(poly, t, -0.18628806f);
+  poly = fmaf(poly, t, 0.09678418f);
+  poly = fmaf(poly, t, 0.37409196f);
+  poly = fmaf(poly, t, 1.00002368f);
+  poly = fmaf(poly, t, -1.26551223f);
+  const float z2 = z * z;
+  const float z2_err = fmaf(z, z, -z2);  // z*z = z2 + z2_err exactly
+  float e = bc_exp(poly - z2);
+  e = fmaf(-z2_err, e, e);  // exp(-z2_err) ~ 1 - z2_err
+  const float ans = t * e;
+  return x >= 0.0f ? ans : 2.0f - ans;
+}
+
+BC_HD float bc_erf(float x) {
+  if (x != x) return x;
+  const float z = fabsf(x);
+  if (z < 0.5f) {
+    // 2/sqrt(pi) * x * sum_n (-1)^n x^(2n) / (n! (2n+1)), up to n = 6.
+    const float x2 = x * x;
+    float p = 1.0683760683760684e-04f;  // 1/9360
+    p = fmaf(p, x2, -7.5757575757575758e-04f);
+    p = fmaf(p, x2, 4.6296296296296296e-03f);
+    p = fmaf(p, x2, -2.3809523809523810e-02f);
+    p = fmaf(p, x2, 1.0000000000000000e-01f);
+    p = fmaf(p, x2, -3.3333333333333333e-01f);
+    p = fmaf(p, x2, 1.0f);
+    return (x * 1.1283791670955126f) * p;
+  }
+  const float r = 1.0f - bc_erfc(z);
+  return x >= 0.0f ? r : -r;
+}
+
+BC_HD float bc_tanh(float x) {
+  if (x != x) return x;
+  const float z = fabsf(x);
+  if (z < 0.3f) {
+    const float x2 = x * x;
+    float p = 3.5921280365724810e-03f;  // 21844/6081075
+    p = fmaf(p, x2, -8.8632355299021966e-03f);
+    p = fmaf(p, x2, 2.1869488536155203e-02f);
+    p = fmaf(p, x2, -5.3968253968253968e-02f);
+    p = fmaf(p, x2, 1.3333333333333333e-01f);
+    p = fmaf(p, x2, -3.3333333333333333e-01f);
+    return fmaf(x * x2, p, x);
+  }
+  if (z > 9.1f) return x > 0.0f ? 1.0f : -1.0f;
+  const float r = 1.0f - 2.0f / (bc_exp(2.0f * z) + 1.0f);
+  return x > 0.0f ? r : -r;
+}
+
+}  // namespace batchcore

@@ -1,0 +1,97 @@
+// A feed-forward model (a sequence of linear and row-wise layers) and its forward pass on the CPU.
+// Weights are packed once per input precision; every byte of a run goes through the model's
+// TrackingAllocator, and the planner (plan_bytes) predicts the peak exactly:
+//   packed weights + input copy (M x K0) + two activation buffers (M x widest layer) + workspace.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "batchcore/cpu_features.hpp"
+#include "batchcore/layers.hpp"
+#include "batchcore/order.hpp"
+#include "batchcore/pack_weights.hpp"
+#include "batchcore/tracking_allocator.hpp"
+
+namespace batchcore {
+
+// "fixed": the given order at every batch size. "library_like": the order depends on the number of rows
+// of the call, as vendor libraries choose kernels: lanes:16 at M = 1, seq for 2 <= M <= 127, splitk:4 from
+// M = 128 on. It plants a batch-size variance whose boundaries are known in advance.
+enum class Policy : int { fixed = 0, library_like = 1 };
+Policy parse_policy(const std::string& text);  // "fixed" or "library-like"; throws OrderError
+Order resolve_order(Policy policy, Order order, int64_t M);
+
+struct RunOptions {
+  Order order;
+  Precision precision = Precision::fp32;
+  Policy policy = Policy::fixed;
+  int threads = 1;
+  SimdLevel simd = SimdLevel::scalar;
+  int warmup = 0;
+  int repeats = 0;  // 0: one untimed forward pass
+};
+
+struct RunStats {
+  std::vector<double> times_ns;  // one per timed forward pass
+  int64_t peak_bytes = 0;        // tracked peak during the call, packed weights included
+  int64_t predicted_bytes = 0;   // plan_bytes(M, options)
+};
+
+class Model {
+ public:
+  explicit Model(int64_t input_width);
+
+  void add_linear(const float* W, const float* b, int64_t N, int64_t K);  // W: N x K, b: N or null
+  void add_activation(Activation a);
+  void add_softmax();
+  void add_layer_norm(const float* gamma, const float* beta, int64_t n, float eps);
+  void add_affine(const float* scale, const float* shift, int64_t n);
+
+  int64_t input_width() const { return input_width_; }
+  int64_t output_width() const { return width_; }
+  int64_t flops_per_row() const;  // 2 * sum over linear layers of K * N
+  std::string describe() const;
+
+  // y (M x output_width) = forward(x (M x input_width)). x must be finite.
+  RunStats run(const float* x, int64_t M, float* y, const RunOptions& opt);
+  // Consecutive batches of B rows (the last one shorter), as an evaluation loop runs them.
+  void run_batched(const float* x, int64_t rows, int64_t B, float* y, const RunOptions& opt);
+  int64_t plan_bytes(int64_t M, const RunOptions& opt) const;
+
+  TrackingAllocator& allocator() { return alloc_; }
+
+ private:
+  enum class Kind { linear, activation, softmax, layer_norm, affine };
+  struct Layer {
+    Kind kind;
+    int64_t in = 0, out = 0;
+    Activation activation = Activation::relu;
+    std::vector<float> p0, p1;  // linear: W, b; layer norm: gamma, beta; affine: scale, shift
+    float eps = 0.0f;
+  };
+  static Layer make_layer(Kind kind, int64_t in, int64_t out) {
+    Layer l;
+    l.kind = kind;
+    l.in = in;
+    l.out = out;
+    return l;
+  }
+
+  void require_width(int64_t n, const char* what) const;
+  void ensure_packed(Precision p);
+  void forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1, float* scratch,
+               const RunOptions& opt);
+  int64_t widest_activation() const;
+
+  int64_t input_width_, width_;
+  std::vector<Layer> layers_;
+  TrackingAllocator alloc_;
+  std::vector<PackedLinear> packed_;  // one per linear layer, for packed_precision_
+  Precision packed_precision_ = Precision::fp32;
+  bool packed_valid_ = false;
+  std::mutex run_mu_;  // one forward pass at a time per model (buffers and peak are per call)
+};
+
+}  // namespace batchcore

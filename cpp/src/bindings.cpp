@@ -1,0 +1,200 @@
+// Python bindings of the CPU core. Thin by rule: check arguments, release the GIL, call the core,
+// translate errors. Arrays must already be C-contiguous float32: nothing is silently converted.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "batchcore/cpu_features.hpp"
+#include "batchcore/dot.hpp"
+#include "batchcore/errors.hpp"
+#include "batchcore/model.hpp"
+#include "batchcore/order.hpp"
+#include "batchcore/thread_pool.hpp"
+
+namespace py = pybind11;
+using namespace batchcore;
+
+namespace {
+
+// A float32, C-contiguous, non-empty array of the given rank, or a batchcore exception saying why not.
+const float* require_f32(const py::array& a, int ndim, const char* name) {
+  if (!a.dtype().equal(py::dtype::of<float>()))
+    throw DTypeError(std::string(name) + " must be float32, got dtype " + std::string(py::str(a.dtype())));
+  if (a.ndim() != ndim)
+    throw ShapeError(std::string(name) + " must have " + std::to_string(ndim) + " dimension(s), got " +
+                     std::to_string(a.ndim()));
+  if (!(a.flags() & py::array::c_style))
+    throw DTypeError(std::string(name) + " must be C-contiguous (pass np.ascontiguousarray(...))");
+  if (a.size() == 0) throw ShapeError(std::string(name) + " is empty");
+  return static_cast<const float*>(a.data());
+}
+
+RunOptions make_options(const std::string& order, const std::string& precision, const std::string& policy,
+                        int threads, const std::string& simd, int warmup, int repeats) {
+  RunOptions o;
+  o.order = parse_order(order);
+  o.precision = parse_precision(precision);
+  o.policy = parse_policy(policy);
+  if (threads < 0) throw ShapeError("threads must be >= 1 (or 0 for all cores), got " + std::to_string(threads));
+  o.threads = threads == 0 ? default_thread_count() : threads;
+  o.simd = parse_simd_level(simd);
+  if (warmup < 0 || repeats < 0) throw ShapeError("warmup and repeats must be >= 0");
+  o.warmup = warmup;
+  o.repeats = repeats;
+  return o;
+}
+
+Activation parse_activation(const std::string& name) {
+  if (name == "relu") return Activation::relu;
+  if (name == "gelu") return Activation::gelu;
+  if (name == "silu") return Activation::silu;
+  if (name == "tanh") return Activation::tanh;
+  throw UnsupportedLayerError("unknown activation '" + name + "'; known: relu, gelu, silu, tanh");
+}
+
+py::array_t<float> output_array(int64_t rows, int64_t cols) { return py::array_t<float>({rows, cols}); }
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.";
+
+  // The base class first, subclasses with it as their base; translators run newest first.
+  static py::exception<Error> base(m, "BatchcoreError", PyExc_Exception);
+  py::register_exception<ShapeError>(m, "ShapeError", base.ptr());
+  py::register_exception<DTypeError>(m, "DTypeError", base.ptr());
+  py::register_exception<NonFiniteError>(m, "NonFiniteError", base.ptr());
+  py::register_exception<OrderError>(m, "OrderError", base.ptr());
+  py::register_exception<UnsupportedLayerError>(m, "UnsupportedLayerError", base.ptr());
+  py::register_exception<DeviceUnavailableError>(m, "DeviceUnavailableError", base.ptr());
+  py::register_exception<OutOfMemoryError>(m, "OutOfMemoryError", base.ptr());
+
+  m.def("parse_order", [](const std::string& s) { return format_order(parse_order(s)); },
+        "Canonical spelling of an order string; raises OrderError when it is malformed.");
+  m.def("order_grammar", &order_grammar);
+  m.def("parse_precision", [](const std::string& s) { return format_precision(parse_precision(s)); });
+  m.def("parse_policy", [](const std::string& s) { parse_policy(s); return s; });
+  m.def("resolve_order", [](const std::string& policy, const std::string& order, int64_t M) {
+    return format_order(resolve_order(parse_policy(policy), parse_order(order), M));
+  });
+  m.def("simd_level", [] { return format_simd_level(best_simd_level()); });
+  m.def("simd_levels", [] {
+    std::vector<std::string> out;
+    for (auto l : available_simd_levels()) out.push_back(format_simd_level(l));
+    return out;
+  });
+  m.def("default_threads", &default_thread_count);
+
+  m.def(
+      "dot",
+      [](const py::array& a, const py::array& b, float c, const std::string& order, const std::string& precision) {
+        const float* pa = require_f32(a, 1, "a");
+        const float* pb = require_f32(b, 1, "b");
+        if (a.size() != b.size())
+          throw ShapeError("a and b must have the same length, got " + std::to_string(a.size()) + " and " +
+                           std::to_string(b.size()));
+        const Order o = parse_order(order);
+        const Precision p = parse_precision(precision);
+        py::gil_scoped_release release;
+        return checked_dot(pa, pb, a.size(), c, o, p);
+      },
+      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = "seq", py::arg("precision") = "fp32");
+
+  m.def("round_to", [](const py::array& x, const std::string& precision) {
+    const float* p = require_f32(x, 1, "x");
+    const Precision prec = parse_precision(precision);
+    py::array_t<float> out(x.size());
+    float* o = out.mutable_data();
+    for (py::ssize_t i = 0; i < x.size(); ++i) o[i] = round_to(p[i], prec);
+    return out;
+  });
+
+  py::class_<Model>(m, "Model")
+      .def(py::init<int64_t>(), py::arg("input_width"))
+      .def("add_linear",
+           [](Model& self, const py::array& W, const py::object& b) {
+             const float* pw = require_f32(W, 2, "weight");
+             const float* pb = nullptr;
+             if (!b.is_none()) {
+               const py::array ba = b.cast<py::array>();
+               pb = require_f32(ba, 1, "bias");
+               if (ba.shape(0) != W.shape(0)) throw ShapeError("bias length must equal the weight's rows");
+             }
+             self.add_linear(pw, pb, W.shape(0), W.shape(1));
+           },
+           py::arg("weight"), py::arg("bias"))
+      .def("add_activation", [](Model& self, const std::string& name) { self.add_activation(parse_activation(name)); })
+      .def("add_softmax", &Model::add_softmax)
+      .def("add_layer_norm",
+           [](Model& self, const py::array& g, const py::array& b, float eps) {
+             const float* pg = require_f32(g, 1, "layer norm weight");
+             const float* pb = require_f32(b, 1, "layer norm bias");
+             if (g.size() != b.size()) throw ShapeError("layer norm weight and bias differ in length");
+             self.add_layer_norm(pg, pb, g.size(), eps);
+           })
+      .def("add_affine",
+           [](Model& self, const py::array& s, const py::array& t) {
+             const float* ps = require_f32(s, 1, "batch norm scale");
+             const float* pt = require_f32(t, 1, "batch norm shift");
+             if (s.size() != t.size()) throw ShapeError("batch norm scale and shift differ in length");
+             self.add_affine(ps, pt, s.size());
+           })
+      .def_property_readonly("input_width", &Model::input_width)
+      .def_property_readonly("output_width", &Model::output_width)
+      .def_property_readonly("flops_per_row", &Model::flops_per_row)
+      .def("__repr__", [](const Model& self) { return "<batchcore._core.Model " + self.describe() + ">"; })
+      .def(
+          "run",
+          [](Model& self, const py::array& x, const std::string& order, const std::string& precision,
+             const std::string& policy, int threads, const std::string& simd, int warmup, int repeats) {
+            const float* px = require_f32(x, 2, "x");
+            if (x.shape(1) != self.input_width())
+              throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
+                               std::to_string(self.input_width()));
+            const RunOptions opt = make_options(order, precision, policy, threads, simd, warmup, repeats);
+            auto y = output_array(x.shape(0), self.output_width());
+            float* py_ = y.mutable_data();
+            RunStats stats;
+            {
+              py::gil_scoped_release release;
+              stats = self.run(px, x.shape(0), py_, opt);
+            }
+            return py::make_tuple(y, stats.times_ns, stats.peak_bytes, stats.predicted_bytes);
+          },
+          py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("warmup") = 0, py::arg("repeats") = 0,
+          "Forward pass of x (M x input_width). Returns (y, times_ns, peak_bytes, predicted_bytes).")
+      .def(
+          "run_batched",
+          [](Model& self, const py::array& x, int64_t batch_size, const std::string& order,
+             const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
+            const float* px = require_f32(x, 2, "x");
+            if (x.shape(1) != self.input_width())
+              throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
+                               std::to_string(self.input_width()));
+            const RunOptions opt = make_options(order, precision, policy, threads, simd, 0, 0);
+            auto y = output_array(x.shape(0), self.output_width());
+            float* py_ = y.mutable_data();
+            {
+              py::gil_scoped_release release;
+              self.run_batched(px, x.shape(0), batch_size, py_, opt);
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
+          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto",
+          "Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.")
+      .def("plan_bytes",
+           [](const Model& self, int64_t M, const std::string& order, const std::string& precision,
+              const std::string& policy, int threads) {
+             return self.plan_bytes(M, make_options(order, precision, policy, threads, "scalar", 0, 0));
+           },
+           py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
+           py::arg("policy") = "fixed", py::arg("threads") = 0)
+      .def_property("memory_limit", [](Model& self) { return self.allocator().limit(); },
+                    [](Model& self, int64_t v) { self.allocator().set_limit(v); },
+                    "Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.")
+      .def_property_readonly("current_bytes", [](Model& self) { return self.allocator().current_bytes(); });
+}

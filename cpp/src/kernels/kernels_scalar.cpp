@@ -1,0 +1,4 @@
+// Portable build of the tile kernels (no vector instruction set assumed).
+#define BC_ISA_NS isa_scalar
+#define BC_ISA_ROW_BLOCK 2
+#include "tile_kernels.inl"

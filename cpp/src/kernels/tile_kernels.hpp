@@ -1,0 +1,31 @@
+// The interface between the GEMM driver (gemm.cpp) and the per-instruction-set tile kernels. A tile is
+// up to kTileRows consecutive rows of A times one packed weight panel; a kernel writes y = dot + bias for
+// the tile's valid columns in the tile's order. Every kernel implementation gives the same bits.
+#pragma once
+#include <cstdint>
+
+#include "batchcore/order.hpp"
+
+namespace batchcore {
+
+constexpr int kTileRows = 12;
+
+struct GemmTile {
+  const float* a;      // first row of the tile, already rounded to the input precision
+  int64_t lda;         // = K
+  int rows;            // 1..kTileRows
+  const float* panel;  // K x kPanelWidth, see pack_weights.hpp
+  const float* bias;   // kPanelWidth
+  int64_t K;
+  float* y;            // first output element of the tile
+  int64_t ldy;         // = N
+  int cols;            // valid columns of the panel, 1..kPanelWidth
+  float* scratch;      // kMaxLanes * kPanelWidth floats when the order is lanes:W, else unused
+};
+
+// Orders except `exact` (the driver runs exact through the scalar long accumulator).
+namespace isa_scalar { void run_tile(const GemmTile& t, Order o); }
+namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); }
+namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); }
+
+}  // namespace batchcore

@@ -1,0 +1,200 @@
+// Tile kernels, written once and compiled once per instruction set (kernels_<isa>.cpp). Each output
+// column of a panel is one vector lane, and every lane performs exactly the scalar operations of its
+// order (dot.hpp), in the same sequence: a loop over the 32 columns of a panel is element-wise, so the
+// compiler may vectorise it but can never reorder an element's arithmetic (-ffp-contract=off, no
+// fast-math). That is why every instruction set gives the same bits, and why cache blocking over K
+// (accumulators loaded and stored between K blocks) never changes them.
+//
+// Only builtins are used here: no inline function shared with other translation units may be compiled
+// with this file's instruction-set flags (the linker could pick that copy for a generic caller).
+#include "tile_kernels.hpp"
+
+#ifndef BC_ISA_NS
+#error "define BC_ISA_NS before including tile_kernels.inl"
+#endif
+
+namespace batchcore {
+namespace BC_ISA_NS {
+namespace {
+
+constexpr int NR = 32;                   // = kPanelWidth (static_assert in gemm.cpp)
+constexpr int MR = BC_ISA_ROW_BLOCK;     // rows that share one load of a weight vector
+
+inline float fmaf_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline float absf_(float x) { return __builtin_fabsf(x); }
+
+// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j over k in [k0, k1).
+template <int R, bool Fused>
+void accumulate_rows(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, float* acc) {
+  float c[R][NR];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NR; ++j) c[r][j] = acc[r * NR + j];
+  for (int64_t k = k0; k < k1; ++k) {
+    const float* b = panel + k * NR;
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * lda + k];
+      for (int j = 0; j < NR; ++j) {
+        if (Fused) {
+          c[r][j] = fmaf_(x, b[j], c[r][j]);
+        } else {
+          const float p = x * b[j];
+          c[r][j] = c[r][j] + p;
+        }
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NR; ++j) acc[r * NR + j] = c[r][j];
+}
+
+template <bool Fused>
+void accumulate_tile(const GemmTile& t, int64_t k0, int64_t k1, float* acc) {
+  int r = 0;
+  for (; r + MR <= t.rows; r += MR) accumulate_rows<MR, Fused>(t.a + r * t.lda, t.lda, t.panel, k0, k1, acc + r * NR);
+  for (; r < t.rows; ++r) accumulate_rows<1, Fused>(t.a + r * t.lda, t.lda, t.panel, k0, k1, acc + r * NR);
+}
+
+void store_row(const GemmTile& t, int r, const float* sum) {
+  float* y = t.y + r * t.ldy;
+  for (int j = 0; j < t.cols; ++j) y[j] = sum[j] + t.bias[j];
+}
+
+void tile_seq(const GemmTile& t, bool fused) {
+  float acc[kTileRows * NR] = {};
+  if (fused) accumulate_tile<true>(t, 0, t.K, acc);
+  else accumulate_tile<false>(t, 0, t.K, acc);
+  for (int r = 0; r < t.rows; ++r) store_row(t, r, acc + r * NR);
+}
+
+void tile_chunks(const GemmTile& t, int64_t C) {
+  float total[kTileRows * NR], part[kTileRows * NR];
+  const int n = t.rows * NR;
+  for (int64_t k0 = 0; k0 < t.K; k0 += C) {
+    const int64_t k1 = k0 + C < t.K ? k0 + C : t.K;
+    for (int i = 0; i < n; ++i) part[i] = 0.0f;
+    accumulate_tile<true>(t, k0, k1, part);
+    if (k0 == 0) {
+      for (int i = 0; i < n; ++i) total[i] = part[i];
+    } else {
+      for (int i = 0; i < n; ++i) total[i] = total[i] + part[i];
+    }
+  }
+  for (int r = 0; r < t.rows; ++r) store_row(t, r, total + r * NR);
+}
+
+void tile_lanes(const GemmTile& t, int64_t W) {
+  float* s = t.scratch;  // W x NR
+  for (int r = 0; r < t.rows; ++r) {
+    const float* a = t.a + r * t.lda;
+    for (int64_t l = 0; l < W; ++l) {
+      float acc[NR] = {};
+      for (int64_t k = l; k < t.K; k += W) {
+        const float* b = t.panel + k * NR;
+        for (int j = 0; j < NR; ++j) acc[j] = fmaf_(a[k], b[j], acc[j]);
+      }
+      for (int j = 0; j < NR; ++j) s[l * NR + j] = acc[j];
+    }
+    for (int64_t h = W / 2; h >= 1; h /= 2)
+      for (int64_t l = 0; l < h; ++l)
+        for (int j = 0; j < NR; ++j) s[l * NR + j] = s[l * NR + j] + s[(l + h) * NR + j];
+    store_row(t, r, s);
+  }
+}
+
+void pairwise_sum(const float* a, const float* panel, int64_t lo, int64_t hi, float* out) {
+  if (hi - lo == 1) {
+    for (int j = 0; j < NR; ++j) out[j] = a[lo] * panel[lo * NR + j];
+    return;
+  }
+  const int64_t m = lo + (hi - lo) / 2;
+  float right[NR];
+  pairwise_sum(a, panel, lo, m, out);
+  pairwise_sum(a, panel, m, hi, right);
+  for (int j = 0; j < NR; ++j) out[j] = out[j] + right[j];
+}
+
+void tile_pairwise(const GemmTile& t) {
+  float sum[NR];
+  for (int r = 0; r < t.rows; ++r) {
+    pairwise_sum(t.a + r * t.lda, t.panel, 0, t.K, sum);
+    store_row(t, r, sum);
+  }
+}
+
+void tile_kahan(const GemmTile& t) {
+  for (int r = 0; r < t.rows; ++r) {
+    const float* a = t.a + r * t.lda;
+    float s[NR] = {}, comp[NR] = {};
+    for (int64_t k = 0; k < t.K; ++k) {
+      const float* b = t.panel + k * NR;
+      for (int j = 0; j < NR; ++j) {
+        const float p = a[k] * b[j];
+        const float sum = s[j] + p;
+        const float big_s = (s[j] - sum) + p, big_p = (p - sum) + s[j];
+        comp[j] = comp[j] + (absf_(s[j]) >= absf_(p) ? big_s : big_p);
+        s[j] = sum;
+      }
+    }
+    for (int j = 0; j < NR; ++j) s[j] = s[j] + comp[j];
+    store_row(t, r, s);
+  }
+}
+
+void tile_dot2(const GemmTile& t) {
+  for (int r = 0; r < t.rows; ++r) {
+    const float* a = t.a + r * t.lda;
+    float p[NR], s[NR];
+    for (int j = 0; j < NR; ++j) {
+      p[j] = a[0] * t.panel[j];
+      s[j] = fmaf_(a[0], t.panel[j], -p[j]);
+    }
+    for (int64_t k = 1; k < t.K; ++k) {
+      const float* b = t.panel + k * NR;
+      for (int j = 0; j < NR; ++j) {
+        const float h = a[k] * b[j];
+        const float err = fmaf_(a[k], b[j], -h);
+        const float sum = p[j] + h;
+        const float z = sum - p[j];
+        const float q = (p[j] - (sum - z)) + (h - z);
+        p[j] = sum;
+        s[j] = s[j] + (q + err);
+      }
+    }
+    for (int j = 0; j < NR; ++j) p[j] = p[j] + s[j];
+    store_row(t, r, p);
+  }
+}
+
+void tile_f64(const GemmTile& t) {
+  for (int r = 0; r < t.rows; ++r) {
+    const float* a = t.a + r * t.lda;
+    double s[NR] = {};
+    for (int64_t k = 0; k < t.K; ++k) {
+      const float* b = t.panel + k * NR;
+      const double x = a[k];
+      for (int j = 0; j < NR; ++j) s[j] = s[j] + x * double(b[j]);
+    }
+    float* y = t.y + r * t.ldy;
+    for (int j = 0; j < t.cols; ++j) y[j] = float(s[j] + double(t.bias[j]));
+  }
+}
+
+}  // namespace
+
+void run_tile(const GemmTile& t, Order o) {
+  switch (o.kind) {
+    case OrderKind::seq: return tile_seq(t, true);
+    case OrderKind::seq_nofma: return tile_seq(t, false);
+    case OrderKind::chunk: return tile_chunks(t, o.param);
+    case OrderKind::splitk: return tile_chunks(t, (t.K + o.param - 1) / o.param);
+    case OrderKind::lanes: return tile_lanes(t, o.param);
+    case OrderKind::pairwise: return tile_pairwise(t);
+    case OrderKind::kahan: return tile_kahan(t);
+    case OrderKind::dot2: return tile_dot2(t);
+    case OrderKind::f64: return tile_f64(t);
+    case OrderKind::exact: break;  // handled by the driver
+  }
+}
+
+}  // namespace BC_ISA_NS
+}  // namespace batchcore

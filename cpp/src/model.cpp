@@ -1,0 +1,216 @@
+#include "batchcore/model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "batchcore/errors.hpp"
+#include "batchcore/gemm.hpp"
+#include "batchcore/thread_pool.hpp"
+#include "batchcore/timer.hpp"
+
+namespace batchcore {
+namespace {
+
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) {
+      std::ostringstream s;
+      s << what << " contains " << (std::isnan(p[i]) ? "NaN" : "Inf") << " at row " << i / row_width
+        << ", column " << i % row_width;
+      throw NonFiniteError(s.str());
+    }
+  }
+}
+
+}  // namespace
+
+Policy parse_policy(const std::string& text) {
+  if (text == "fixed") return Policy::fixed;
+  if (text == "library-like") return Policy::library_like;
+  throw OrderError("unknown policy '" + text + "'; known policies: fixed, library-like");
+}
+
+Order resolve_order(Policy policy, Order order, int64_t M) {
+  if (policy == Policy::fixed) return order;
+  if (M == 1) return Order{OrderKind::lanes, 16};
+  if (M <= 127) return Order{OrderKind::seq, 0};
+  return Order{OrderKind::splitk, 4};
+}
+
+Model::Model(int64_t input_width) : input_width_(input_width), width_(input_width) {
+  if (input_width <= 0) throw ShapeError("a model's input width must be positive, got " + std::to_string(input_width));
+}
+
+void Model::require_width(int64_t n, const char* what) const {
+  if (n != width_) {
+    std::ostringstream s;
+    s << what << " expects width " << n << " but the previous layer produces " << width_;
+    throw ShapeError(s.str());
+  }
+}
+
+void Model::add_linear(const float* W, const float* b, int64_t N, int64_t K) {
+  if (N <= 0 || K <= 0) throw ShapeError("a linear layer needs N >= 1 and K >= 1, got N=" + std::to_string(N) +
+                                         ", K=" + std::to_string(K));
+  require_width(K, "linear layer");
+  require_finite(W, N * K, "linear weight", K);
+  if (b) require_finite(b, N, "linear bias", N);
+  Layer l = make_layer(Kind::linear, K, N);
+  l.p0.assign(W, W + N * K);
+  l.p1 = b ? std::vector<float>(b, b + N) : std::vector<float>(size_t(N), 0.0f);
+  layers_.push_back(std::move(l));
+  width_ = N;
+  packed_valid_ = false;
+}
+
+void Model::add_activation(Activation a) {
+  Layer l = make_layer(Kind::activation, width_, width_);
+  l.activation = a;
+  layers_.push_back(std::move(l));
+}
+
+void Model::add_softmax() { layers_.push_back(make_layer(Kind::softmax, width_, width_)); }
+
+void Model::add_layer_norm(const float* gamma, const float* beta, int64_t n, float eps) {
+  require_width(n, "layer norm");
+  require_finite(gamma, n, "layer norm weight", n);
+  require_finite(beta, n, "layer norm bias", n);
+  if (!(eps >= 0.0f) || !std::isfinite(eps)) throw NonFiniteError("layer norm eps must be finite and >= 0");
+  Layer l = make_layer(Kind::layer_norm, n, n);
+  l.p0.assign(gamma, gamma + n);
+  l.p1.assign(beta, beta + n);
+  l.eps = eps;
+  layers_.push_back(std::move(l));
+}
+
+void Model::add_affine(const float* scale, const float* shift, int64_t n) {
+  require_width(n, "batch norm");
+  require_finite(scale, n, "batch norm scale", n);
+  require_finite(shift, n, "batch norm shift", n);
+  Layer l = make_layer(Kind::affine, n, n);
+  l.p0.assign(scale, scale + n);
+  l.p1.assign(shift, shift + n);
+  layers_.push_back(std::move(l));
+}
+
+int64_t Model::flops_per_row() const {
+  int64_t f = 0;
+  for (const auto& l : layers_)
+    if (l.kind == Kind::linear) f += 2 * l.in * l.out;
+  return f;
+}
+
+std::string Model::describe() const {
+  std::ostringstream s;
+  s << input_width_;
+  for (const auto& l : layers_) {
+    switch (l.kind) {
+      case Kind::linear: s << " -> linear " << l.out; break;
+      case Kind::activation: s << " -> " << (const char*[]){"relu", "gelu", "silu", "tanh"}[int(l.activation)]; break;
+      case Kind::softmax: s << " -> softmax"; break;
+      case Kind::layer_norm: s << " -> layer_norm"; break;
+      case Kind::affine: s << " -> batch_norm"; break;
+    }
+  }
+  return s.str();
+}
+
+int64_t Model::widest_activation() const {
+  int64_t w = 0;
+  for (const auto& l : layers_) w = std::max(w, l.out);
+  return w;
+}
+
+void Model::ensure_packed(Precision p) {
+  if (packed_valid_ && packed_precision_ == p) return;
+  packed_.clear();  // frees the previous precision's panels first: only one set is ever resident
+  for (const auto& l : layers_)
+    if (l.kind == Kind::linear) packed_.push_back(pack_weights(l.p0.data(), l.p1.data(), l.out, l.in, p, alloc_));
+  packed_precision_ = p;
+  packed_valid_ = true;
+}
+
+int64_t Model::plan_bytes(int64_t M, const RunOptions& opt) const {
+  int64_t bytes = 0;
+  for (const auto& l : layers_)
+    if (l.kind == Kind::linear) bytes += PackedLinear::bytes_for(l.out, l.in);
+  const Order order = resolve_order(opt.policy, opt.order, M);
+  bytes += M * input_width_ * 4;                 // input copy (rounded in place for tf32/bf16/fp16)
+  bytes += 2 * M * widest_activation() * 4;      // two activation buffers
+  bytes += scratch_floats(order, opt.threads) * 4;  // workspace
+  return bytes;
+}
+
+void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1, float* scratch,
+                    const RunOptions& opt) {
+  std::memcpy(in, x, size_t(M * input_width_) * sizeof(float));
+  ThreadPool& pool = shared_pool(opt.threads);
+  const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
+  float* cur = in;
+  size_t linear_index = 0;
+  for (const auto& l : layers_) {
+    const int64_t w = l.in;
+    switch (l.kind) {
+      case Kind::linear: {
+        if (opt.precision != Precision::fp32)
+          for (int64_t i = 0; i < M * w; ++i) cur[i] = round_to(cur[i], opt.precision);
+        float* next = cur == act0 ? act1 : act0;
+        linear_forward(cur, M, packed_[linear_index++], next, scratch, gemm);
+        cur = next;
+        break;
+      }
+      default:
+        pool.parallel_for(M, [&](int, int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            float* row = cur + r * w;
+            switch (l.kind) {
+              case Kind::activation:
+                for (int64_t i = 0; i < w; ++i) row[i] = activate(row[i], l.activation);
+                break;
+              case Kind::softmax: softmax_row(row, w); break;
+              case Kind::layer_norm: layer_norm_row(row, w, l.p0.data(), l.p1.data(), l.eps); break;
+              case Kind::affine: affine_row(row, w, l.p0.data(), l.p1.data()); break;
+              case Kind::linear: break;
+            }
+          }
+        });
+    }
+  }
+  std::memcpy(y, cur, size_t(M * width_) * sizeof(float));
+}
+
+RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
+  if (M <= 0) throw ShapeError("empty batch: a forward pass needs at least one row");
+  require_finite(x, M * input_width_, "input", input_width_);
+  std::lock_guard<std::mutex> lock(run_mu_);
+  ensure_packed(opt.precision);
+  alloc_.reset_peak();
+  RunStats stats;
+  {
+    const Order order = resolve_order(opt.policy, opt.order, M);
+    TrackedBuffer in(alloc_, M * input_width_);
+    TrackedBuffer act0(alloc_, M * widest_activation()), act1(alloc_, M * widest_activation());
+    TrackedBuffer scratch(alloc_, scratch_floats(order, opt.threads));
+    auto pass = [&] { forward(x, M, y, in.data(), act0.data(), act1.data(), scratch.data(), opt); };
+    if (opt.repeats <= 0 && opt.warmup <= 0) pass();
+    else stats.times_ns = time_calls_ns(pass, opt.warmup, opt.repeats);
+  }
+  stats.peak_bytes = alloc_.peak_bytes();
+  stats.predicted_bytes = plan_bytes(M, opt);
+  return stats;
+}
+
+void Model::run_batched(const float* x, int64_t rows, int64_t B, float* y, const RunOptions& opt) {
+  if (B <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(B));
+  if (rows <= 0) throw ShapeError("empty input: no rows to run");
+  RunOptions once = opt;
+  once.warmup = once.repeats = 0;
+  for (int64_t r0 = 0; r0 < rows; r0 += B) {
+    const int64_t m = std::min(B, rows - r0);
+    run(x + r0 * input_width_, m, y + r0 * width_, once);
+  }
+}
+
+}  // namespace batchcore

@@ -1,0 +1,31 @@
+#include "batchcore/pack_weights.hpp"
+
+namespace batchcore {
+
+int64_t PackedLinear::bytes_for(int64_t N, int64_t K) {
+  const int64_t panels = (N + kPanelWidth - 1) / kPanelWidth;
+  return panels * (K + 1) * kPanelWidth * int64_t(sizeof(float));
+}
+
+PackedLinear pack_weights(const float* W, const float* b, int64_t N, int64_t K, Precision p,
+                          TrackingAllocator& alloc) {
+  PackedLinear out;
+  out.N = N;
+  out.K = K;
+  out.panels = (N + kPanelWidth - 1) / kPanelWidth;
+  out.precision = p;
+  out.panel_data = TrackedBuffer(alloc, out.panels * K * kPanelWidth);
+  out.bias = TrackedBuffer(alloc, out.panels * kPanelWidth);
+  for (int64_t panel = 0; panel < out.panels; ++panel) {
+    float* dst = out.panel_data.data() + panel * K * kPanelWidth;
+    for (int j = 0; j < kPanelWidth; ++j) {
+      const int64_t n = panel * kPanelWidth + j;
+      const float* src = n < N ? W + n * K : nullptr;
+      for (int64_t k = 0; k < K; ++k) dst[k * kPanelWidth + j] = src ? round_to(src[k], p) : 0.0f;
+    }
+  }
+  for (int64_t n = 0; n < out.panels * kPanelWidth; ++n) out.bias.data()[n] = (b && n < N) ? b[n] : 0.0f;
+  return out;
+}
+
+}  // namespace batchcore

@@ -1,0 +1,33 @@
+// Turn CUDA runtime errors into batchcore exceptions, freeing nothing twice.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <string>
+
+#include "batchcore/errors.hpp"
+
+namespace batchcore::cuda {
+
+inline void check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  const std::string msg = std::string(what) + ": " + cudaGetErrorString(e);
+  if (e == cudaErrorMemoryAllocation) throw OutOfMemoryError(msg);
+  if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
+    throw DeviceUnavailableError(msg);
+  throw Error(msg);
+}
+
+// An owning device buffer; freed on every path out of a scope.
+class DeviceBuffer {
+ public:
+  explicit DeviceBuffer(size_t bytes) { check(cudaMalloc(&p_, bytes ? bytes : 1), "cudaMalloc"); }
+  ~DeviceBuffer() { cudaFree(p_); }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  float* get() const { return static_cast<float*>(p_); }
+
+ private:
+  void* p_ = nullptr;
+};
+
+}  // namespace batchcore::cuda
