@@ -1,1 +1,34 @@
-from . import _core
+"""batchcore: what does the batch size change? Bits, speed and memory of inference, measured.
+
+    import batchcore as bc
+    model = bc.mlp([784, 128, 10], activation="relu", head="softmax", seed=0)
+    res = bc.sweep(model, batch_sizes=[1, 2, 3, 8, 64, 256, 1024],
+                   backends=[bc.torch(), bc.numpy(), bc.native(order="seq"), bc.native(order="splitk:4")])
+    print(res.table()); print(res.classes())
+"""
+
+from . import numerics, orders
+from .backends import cupy, native, numpy, torch
+from .errors import (
+    BatchcoreError,
+    DeviceUnavailableError,
+    DTypeError,
+    MissingDependencyError,
+    NonFiniteError,
+    OrderError,
+    OutOfMemoryError,
+    ShapeError,
+    UnsupportedLayerError,
+)
+from .info import info
+from .models import Layer, Model, from_torch, mlp
+from .sweep import SweepResult, sweep
+
+__version__ = info()["batchcore"]
+
+__all__ = [
+    "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
+    "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
+    "Layer", "Model", "SweepResult", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy",
+    "orders", "sweep", "torch",
+]

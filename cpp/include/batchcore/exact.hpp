@@ -45,7 +45,8 @@ class LongAccumulator {
       return;
     }
     int e = 0;
-    add_scaled(mantissa(u, &e), e, (u >> 31) != 0);
+    const uint32_t m = mantissa(u, &e);  // sets e: must run before e is read
+    add_scaled(m, e, (u >> 31) != 0);
   }
 
   // The correctly rounded float32 of the accumulated value. An exact zero is +0.

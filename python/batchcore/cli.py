@@ -1,0 +1,51 @@
+"""``batchcore`` on the command line: the quick-start sweep, printed as a table and its classes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def main(argv=None) -> int:
+    import batchcore as bc
+
+    ap = argparse.ArgumentParser(prog="batchcore", description="What does the batch size change? Measure it.")
+    ap.add_argument("--sizes", default="784,128,10", help="MLP layer sizes (default 784,128,10)")
+    ap.add_argument("--activation", default="relu")
+    ap.add_argument("--batch-sizes", default="1,2,3,8,64,256,1024")
+    ap.add_argument("--orders", default="seq,splitk:4", help="native orders to include")
+    ap.add_argument("--rows", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", default=None, help="JSON-lines file: points appended as measured, reruns resume")
+    ap.add_argument("--info", action="store_true", help="print the environment and exit")
+    args = ap.parse_args(argv)
+
+    if args.info:
+        print(json.dumps(bc.info(), indent=1))
+        return 0
+    try:
+        model = bc.mlp([int(s) for s in args.sizes.split(",")], activation=args.activation, head="softmax", seed=0)
+        backends = []
+        try:
+            backends.append(bc.torch())
+        except bc.MissingDependencyError as e:
+            print(f"note: {e}; the torch backend is left out", file=sys.stderr)
+        backends.append(bc.numpy())
+        backends += [bc.native(order=o) for o in args.orders.split(",") if o]
+        res = bc.sweep(model, batch_sizes=[int(b) for b in args.batch_sizes.split(",")], backends=backends,
+                       rows=args.rows, repeats=args.repeats, out=args.out)
+    except bc.BatchcoreError as e:
+        print(f"batchcore: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    env = res.env
+    print(f"{model!r} on {env['cpu']} ({env['cpu_count']} cores, {env['simd']}), torch {env['torch']}, "
+          f"numpy {env['numpy']}, {len(res.points)} points\n")
+    print(res.table())
+    print("\nInvariance classes (batch sizes whose outputs have identical bits):")
+    print(res.classes())
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

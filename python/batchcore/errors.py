@@ -1,0 +1,34 @@
+"""batchcore's exceptions: one base class, one subclass per kind of problem.
+
+The classes are created by the compiled core (so C++ errors arrive as these very classes) and
+re-exported here. ``MissingDependencyError`` is raised by the Python layer when an optional package
+(torch, cupy, scipy) that a backend needs is not installed.
+"""
+
+from ._core import (  # noqa: F401  (re-exported)
+    BatchcoreError,
+    DeviceUnavailableError,
+    DTypeError,
+    NonFiniteError,
+    OrderError,
+    OutOfMemoryError,
+    ShapeError,
+    UnsupportedLayerError,
+)
+
+
+class MissingDependencyError(BatchcoreError, ImportError):
+    """An optional dependency that this feature needs is not installed."""
+
+
+__all__ = [
+    "BatchcoreError",
+    "DeviceUnavailableError",
+    "DTypeError",
+    "MissingDependencyError",
+    "NonFiniteError",
+    "OrderError",
+    "OutOfMemoryError",
+    "ShapeError",
+    "UnsupportedLayerError",
+]

@@ -1,0 +1,270 @@
+"""Models: a sequence of linear and row-wise layers that every backend can run.
+
+``mlp()`` builds one from sizes; ``from_torch()`` reads an ``nn.Sequential``. A :class:`Model` keeps its
+parameters as float32 numpy arrays, builds the native core model once, and knows the torch module to
+run (the very module given to ``from_torch``, or an equivalent one built for ``mlp``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from .errors import MissingDependencyError, ShapeError, UnsupportedLayerError
+
+ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
+LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
+
+
+@dataclass
+class Layer:
+    """One layer. ``params``: linear (weight N x K, bias N), layer_norm (weight, bias, eps),
+    batch_norm (scale, shift: eval mode folded to ``x * scale + shift``)."""
+
+    kind: str
+    params: dict = field(default_factory=dict)
+
+
+def _f32(a, what: str) -> np.ndarray:
+    arr = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+    if not np.isfinite(arr).all():
+        from .errors import NonFiniteError
+
+        raise NonFiniteError(f"{what} contains NaN or Inf")
+    return arr
+
+
+class Model:
+    """A feed-forward model. Build it with :func:`mlp` or :func:`from_torch`."""
+
+    def __init__(self, layers: list[Layer], input_width: int, torch_module=None, name: str = "model"):
+        if not layers:
+            raise ShapeError("a model needs at least one layer")
+        self.layers = layers
+        self.input_width = int(input_width)
+        self.name = name
+        self._torch_module = torch_module
+        self._native = None
+        width = self.input_width
+        for i, layer in enumerate(layers):
+            if layer.kind not in LAYER_KINDS:
+                raise UnsupportedLayerError(f"layer {i}: unknown kind {layer.kind!r}; known: {', '.join(LAYER_KINDS)}")
+            if layer.kind == "linear":
+                n, k = layer.params["weight"].shape
+                if k != width:
+                    raise ShapeError(f"layer {i} (linear {k}->{n}) follows a layer of width {width}")
+                width = n
+        self.output_width = width
+
+    # -- facts ----------------------------------------------------------------------------------------
+    @property
+    def flops_per_row(self) -> int:
+        """2 * sum of K * N over the linear layers: the FLOP count of one input row."""
+        return sum(2 * l.params["weight"].shape[0] * l.params["weight"].shape[1] for l in self.layers if l.kind == "linear")
+
+    def describe(self) -> str:
+        parts = [str(self.input_width)]
+        for l in self.layers:
+            parts.append(f"linear {l.params['weight'].shape[0]}" if l.kind == "linear" else l.kind)
+        return " -> ".join(parts)
+
+    def digest(self) -> str:
+        """A hash of the architecture and every parameter's bits (identifies the model in result files)."""
+        h = hashlib.sha256(self.describe().encode())
+        for l in self.layers:
+            for key in sorted(l.params):
+                v = l.params[key]
+                h.update(key.encode())
+                h.update(np.ascontiguousarray(v).tobytes() if isinstance(v, np.ndarray) else repr(v).encode())
+        return h.hexdigest()[:16]
+
+    def __repr__(self) -> str:
+        return f"<batchcore.Model {self.name}: {self.describe()}>"
+
+    # -- the native core's model (built once) ---------------------------------------------------------
+    def native_model(self) -> _core.Model:
+        if self._native is None:
+            m = _core.Model(self.input_width)
+            for l in self.layers:
+                p = l.params
+                if l.kind == "linear":
+                    m.add_linear(p["weight"], p["bias"])
+                elif l.kind in ACTIVATIONS:
+                    m.add_activation(l.kind)
+                elif l.kind == "softmax":
+                    m.add_softmax()
+                elif l.kind == "layer_norm":
+                    m.add_layer_norm(p["weight"], p["bias"], float(p["eps"]))
+                elif l.kind == "batch_norm":
+                    m.add_affine(p["scale"], p["shift"])
+            self._native = m
+        return self._native
+
+    # -- the torch module ------------------------------------------------------------------------------
+    def torch_module(self):
+        """The torch module this model runs as: the one given to ``from_torch``, or an equivalent
+        ``nn.Sequential`` built (once) from the parameters."""
+        if self._torch_module is None:
+            self._torch_module = _build_torch_module(self)
+        return self._torch_module
+
+
+def _import_torch():
+    try:
+        import torch
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise MissingDependencyError("torch is not installed; install it with: pip install torch==2.13.0") from e
+    return torch
+
+
+def mlp(sizes, activation: str = "relu", head: str | None = None, seed: int = 0, name: str | None = None) -> Model:
+    """A multilayer perceptron ``sizes[0] -> sizes[1] -> ... -> sizes[-1]``.
+
+    Linear layers are initialised as PyTorch does (weights and biases uniform in +-1/sqrt(K)) from a
+    numpy generator seeded with ``seed``; ``activation`` follows every hidden linear layer; ``head`` is
+    ``None`` or ``"softmax"``.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise ShapeError(f"mlp needs at least two positive sizes, got {sizes}")
+    if activation not in ACTIVATIONS:
+        raise UnsupportedLayerError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
+    if head not in (None, "softmax"):
+        raise UnsupportedLayerError(f"unknown head {head!r}; known: None, 'softmax'")
+    rng = np.random.default_rng(seed)
+    layers: list[Layer] = []
+    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+        bound = 1.0 / np.sqrt(k)
+        w = rng.uniform(-bound, bound, size=(n, k)).astype(np.float32)
+        b = rng.uniform(-bound, bound, size=n).astype(np.float32)
+        layers.append(Layer("linear", {"weight": w, "bias": b}))
+        if i < len(sizes) - 2:
+            layers.append(Layer(activation))
+    if head == "softmax":
+        layers.append(Layer("softmax"))
+    label = name or f"mlp{'-'.join(map(str, sizes))}"
+    return Model(layers, sizes[0], name=label)
+
+
+# --------------------------------------------------------------------------------------------------
+# torch interop
+# --------------------------------------------------------------------------------------------------
+
+_SUPPORTED_TORCH = "Linear, ReLU, GELU, SiLU, Tanh, Softmax, LayerNorm, BatchNorm1d, Flatten, Dropout, Identity"
+
+
+def _flatten_sequential(module, torch):
+    if isinstance(module, torch.nn.Sequential):
+        out = []
+        for child in module:
+            out.extend(_flatten_sequential(child, torch))
+        return out
+    return [module]
+
+
+def from_torch(module, name: str | None = None) -> Model:
+    """Read an ``nn.Sequential`` (or a single supported layer) into a :class:`Model`.
+
+    Supported: Linear, ReLU, GELU (exact erf form), SiLU, Tanh, Softmax over the last dimension,
+    LayerNorm over the last dimension, BatchNorm1d (eval: running statistics folded to scale and shift
+    in float64, then rounded to float32), Flatten and Dropout (no-ops on 2-D inputs in eval mode).
+    Anything else raises :class:`UnsupportedLayerError` naming the layer. The torch backend runs this
+    very module (in eval mode, without gradients).
+    """
+    torch = _import_torch()
+    nn = torch.nn
+    if not isinstance(module, nn.Module):
+        raise UnsupportedLayerError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    layers: list[Layer] = []
+    input_width = None
+
+    def need_width(w):
+        nonlocal input_width
+        if input_width is None:
+            input_width = int(w)
+
+    for i, m in enumerate(_flatten_sequential(module, torch)):
+        where = f"layer {i} ({type(m).__name__})"
+        if isinstance(m, nn.Linear):
+            need_width(m.in_features)
+            w = _f32(m.weight.detach().cpu().numpy(), f"{where} weight")
+            b = _f32(m.bias.detach().cpu().numpy(), f"{where} bias") if m.bias is not None else None
+            layers.append(Layer("linear", {"weight": w, "bias": b}))
+        elif isinstance(m, nn.ReLU):
+            layers.append(Layer("relu"))
+        elif isinstance(m, nn.GELU):
+            if m.approximate != "none":
+                raise UnsupportedLayerError(f"{where}: GELU(approximate={m.approximate!r}) is not supported, only 'none'")
+            layers.append(Layer("gelu"))
+        elif isinstance(m, nn.SiLU):
+            layers.append(Layer("silu"))
+        elif isinstance(m, nn.Tanh):
+            layers.append(Layer("tanh"))
+        elif isinstance(m, nn.Softmax):
+            if m.dim not in (-1, 1):
+                raise UnsupportedLayerError(f"{where}: Softmax(dim={m.dim}) is not supported, only the last dimension")
+            layers.append(Layer("softmax"))
+        elif isinstance(m, nn.LayerNorm):
+            if len(m.normalized_shape) != 1:
+                raise UnsupportedLayerError(f"{where}: LayerNorm over {tuple(m.normalized_shape)} is not supported")
+            n = m.normalized_shape[0]
+            need_width(n)
+            g = m.weight.detach().cpu().numpy() if m.weight is not None else np.ones(n)
+            b = m.bias.detach().cpu().numpy() if m.bias is not None else np.zeros(n)
+            layers.append(Layer("layer_norm", {"weight": _f32(g, where), "bias": _f32(b, where), "eps": float(m.eps)}))
+        elif isinstance(m, nn.BatchNorm1d):
+            if m.running_mean is None or m.running_var is None:
+                raise UnsupportedLayerError(f"{where}: BatchNorm1d without running statistics cannot run in eval mode")
+            need_width(m.num_features)
+            mean = m.running_mean.detach().cpu().double().numpy()
+            var = m.running_var.detach().cpu().double().numpy()
+            g = m.weight.detach().cpu().double().numpy() if m.weight is not None else np.ones_like(mean)
+            b = m.bias.detach().cpu().double().numpy() if m.bias is not None else np.zeros_like(mean)
+            scale = g / np.sqrt(var + m.eps)
+            layers.append(Layer("batch_norm", {"scale": _f32(scale, where), "shift": _f32(b - mean * scale, where)}))
+        elif isinstance(m, (nn.Flatten, nn.Dropout, nn.Identity)):
+            if isinstance(m, nn.Flatten) and (m.start_dim != 1 or m.end_dim != -1):
+                raise UnsupportedLayerError(f"{where}: only Flatten(start_dim=1) is supported")
+            continue
+        else:
+            raise UnsupportedLayerError(f"{where} is not supported; supported layers: {_SUPPORTED_TORCH}")
+    if input_width is None or not layers:
+        raise UnsupportedLayerError("the module has no layer that fixes the input width (Linear, LayerNorm, BatchNorm1d)")
+    return Model(layers, input_width, torch_module=module, name=name or type(module).__name__)
+
+
+def _build_torch_module(model: Model):
+    torch = _import_torch()
+    nn = torch.nn
+    mods = []
+    with torch.no_grad():
+        for l in model.layers:
+            p = l.params
+            if l.kind == "linear":
+                n, k = p["weight"].shape
+                lin = nn.Linear(k, n, bias=p["bias"] is not None)
+                lin.weight.copy_(torch.from_numpy(p["weight"]))
+                if p["bias"] is not None:
+                    lin.bias.copy_(torch.from_numpy(p["bias"]))
+                mods.append(lin)
+            elif l.kind in ACTIVATIONS:
+                mods.append({"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}[l.kind]())
+            elif l.kind == "softmax":
+                mods.append(nn.Softmax(dim=-1))
+            elif l.kind == "layer_norm":
+                ln = nn.LayerNorm(p["weight"].shape[0], eps=p["eps"])
+                ln.weight.copy_(torch.from_numpy(p["weight"]))
+                ln.bias.copy_(torch.from_numpy(p["bias"]))
+                mods.append(ln)
+            elif l.kind == "batch_norm":
+                n = p["scale"].shape[0]
+                bn = nn.BatchNorm1d(n, eps=0.0)
+                bn.weight.copy_(torch.from_numpy(p["scale"]))
+                bn.bias.copy_(torch.from_numpy(p["shift"]))
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1.0)
+                mods.append(bn)
+    return nn.Sequential(*mods).eval()

@@ -1,0 +1,143 @@
+"""Comparing float32 outputs bit by bit: ULP distance, bitwise agreement, fingerprints, invariance
+classes, argmax changes, accuracy, and the position / neighbour / run-to-run checks.
+
+Definitions are DESIGN.md's ("Metrics"). Everything is vectorised over elements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+
+
+def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.dtype != np.float32 or b.dtype != np.float32:
+        raise DTypeError(f"ULP comparisons are defined for float32, got {a.dtype} and {b.dtype}")
+    if a.shape != b.shape:
+        raise ShapeError(f"shapes differ: {a.shape} and {b.shape}")
+    return a, b
+
+
+def ordered_int(x) -> np.ndarray:
+    """Map float32 bit patterns to integers whose order is the floats' order (negatives reflected),
+    so that adjacent floats differ by 1 and +0 and -0 both map to 0. Returns int64."""
+    bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+
+
+def ulp_distance(a, b) -> np.ndarray:
+    """Element-wise ULP distance of two float32 arrays, as float64 (exact: distances are below 2^33).
+
+    +0 and -0 are 0 apart; NaN vs NaN is 0; NaN vs a number is NaN, never a number (count those with
+    :func:`nan_mismatch`).
+    """
+    a, b = _pair(a, b)
+    d = np.abs(ordered_int(a) - ordered_int(b)).astype(np.float64)
+    na, nb = np.isnan(a), np.isnan(b)
+    d[na & nb] = 0.0
+    d[na ^ nb] = np.nan
+    return d
+
+
+def nan_mismatch(a, b) -> np.ndarray:
+    """True where exactly one of the two is NaN."""
+    a, b = _pair(a, b)
+    return np.isnan(a) ^ np.isnan(b)
+
+
+def max_ulp(a, b) -> int:
+    """Largest ULP distance over elements that are not a NaN-vs-number mismatch (0 for none)."""
+    d = ulp_distance(a, b)
+    d = d[~np.isnan(d)]
+    return int(d.max()) if d.size else 0
+
+
+def bitwise_equal(a, b) -> np.ndarray:
+    """True where the two float32 elements have identical bits."""
+    a, b = _pair(a, b)
+    return a.view(np.uint32) == b.view(np.uint32)
+
+
+def bitwise_equal_frac(a, b) -> float:
+    """Fraction of elements with identical bits."""
+    return float(bitwise_equal(a, b).mean())
+
+
+def fingerprint(y) -> str:
+    """A short hash of all bits (and the shape) of a float32 array: equal fingerprints, equal outputs."""
+    y = np.ascontiguousarray(y)
+    if y.dtype != np.float32:
+        raise DTypeError(f"fingerprints are taken of float32 arrays, got {y.dtype}")
+    h = hashlib.sha256(repr(y.shape).encode())
+    h.update(y.astype("<f4", copy=False).tobytes())
+    return h.hexdigest()[:16]
+
+
+def invariance_classes(fingerprints: dict) -> list[list]:
+    """Group keys (batch sizes) whose fingerprints agree, classes in order of their first key.
+    One class means batch invariant."""
+    groups: dict[str, list] = {}
+    for key, fp in fingerprints.items():
+        groups.setdefault(fp, []).append(key)
+    return list(groups.values())
+
+
+def argmax_changed(a, b) -> int:
+    """Rows whose argmax differs between two (rows, classes) outputs."""
+    a, b = _pair(a, b)
+    return int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
+
+
+def accuracy(y, labels) -> float:
+    """Fraction of rows whose argmax equals the label."""
+    labels = np.asarray(labels)
+    if labels.shape != (y.shape[0],):
+        raise ShapeError(f"labels must have shape ({y.shape[0]},), got {labels.shape}")
+    return float((np.asarray(y).argmax(axis=1) == labels).mean())
+
+
+def relative_error(y, y_exact) -> np.ndarray:
+    """Per row: ||y - y_exact||_2 / ||y_exact||_2, in float64 (0 where both are 0)."""
+    y, y_exact = _pair(y, y_exact)
+    diff = np.linalg.norm(y.astype(np.float64) - y_exact.astype(np.float64), axis=-1)
+    ref = np.linalg.norm(y_exact.astype(np.float64), axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ref > 0, diff / np.where(ref > 0, ref, 1), np.where(diff > 0, np.inf, 0.0))
+
+
+# -- checks that run a forward pass -----------------------------------------------------------------
+
+Run = Callable[[np.ndarray], np.ndarray]
+
+
+def position_invariance(run: Run, row: np.ndarray, batch: np.ndarray) -> dict:
+    """Run ``row`` at positions 0, middle and last of ``batch`` (replacing that row) and alone.
+
+    Returns ``{"alone": fp, 0: equal_to_alone, mid: ..., last: ...}`` where each position maps to
+    whether that output row has the same bits as the row computed alone.
+    """
+    alone = run(row[None, :])[0]
+    out = {}
+    for pos in sorted({0, len(batch) // 2, len(batch) - 1}):
+        x = batch.copy()
+        x[pos] = row
+        out[pos] = bool(bitwise_equal(run(x)[pos], alone).all())
+    return out
+
+
+def neighbour_invariance(run: Run, row: np.ndarray, neighbours: list[np.ndarray]) -> int:
+    """Run ``row`` at position 0 next to each neighbour set; return the number of distinct output bit
+    patterns of that row (1 means its bits do not depend on its neighbours)."""
+    fps = {fingerprint(run(np.concatenate([row[None, :], nb]))[0]) for nb in neighbours}
+    return len(fps)
+
+
+def run_to_run(run: Run, x: np.ndarray, repeats: int = 5) -> int:
+    """Number of distinct output fingerprints over ``repeats`` identical runs (1 means deterministic)."""
+    return len({fingerprint(run(x)) for _ in range(repeats)})

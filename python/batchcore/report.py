@@ -1,0 +1,57 @@
+"""Rendering sweep results for people: the table and the invariance classes as plain text."""
+
+from __future__ import annotations
+
+import math
+
+
+def _fmt(v, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec)
+
+
+# (header, field or function, format)
+COLUMNS = [
+    ("backend", "backend", "s"),
+    ("B", "batch_size", "d"),
+    ("time ms", "time_ms", ".4g"),
+    ("[q1, q3]", lambda p: f"[{_fmt(p['time_ms_q1'], '.3g')}, {_fmt(p['time_ms_q3'], '.3g')}]", "s"),
+    ("rows/s", "samples_per_s", ".4g"),
+    ("GFLOP/s", "gflops", ".3g"),
+    ("peak MiB", lambda p: None if p["peak_bytes"] is None else p["peak_bytes"] / 2**20, ".3f"),
+    ("=B1 bits", "bitwise_equal_frac", ".4f"),
+    ("maxULP B1", "max_ulp_vs_b1", "d"),
+    ("argmax Δ", "argmax_changed", "d"),
+    ("acc", "accuracy", ".4f"),
+    ("maxULP exact", "max_ulp_vs_exact", "d"),
+    ("class", "class_id", "d"),
+]
+
+
+def format_table(points: list[dict]) -> str:
+    """One row per (backend, batch size), columns aligned."""
+    rows = [[h for h, _, _ in COLUMNS]]
+    for p in points:
+        rows.append([_fmt(f(p) if callable(f) else p.get(f), spec) for _, f, spec in COLUMNS])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = []
+    for j, r in enumerate(rows):
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class Classes(dict):
+    """``{backend label: [[batch sizes with identical output bits], ...]}``; one class = batch invariant."""
+
+    def __str__(self) -> str:
+        width = max((len(k) for k in self), default=0)
+        lines = []
+        for label, groups in self.items():
+            verdict = "batch invariant" if len(groups) == 1 else f"{len(groups)} classes"
+            body = "  ".join("{" + ", ".join(map(str, g)) + "}" for g in groups)
+            lines.append(f"{label.ljust(width)}  {verdict:>15}:  {body}")
+        return "\n".join(lines)

@@ -1,0 +1,272 @@
+"""``sweep()``: run one model through several backends, batch size by batch size, and compare.
+
+For every backend and batch size B the data are processed in consecutive batches of B rows (the last
+one shorter), exactly as a user's evaluation loop does, and the outputs are compared bit by bit with
+the same backend at B=1 and with the ``exact`` order (correctly rounded linear layers). One batch of
+exactly B rows is also timed. Each measured point is appended to a JSON-lines file as soon as it exists
+(``out=``), so an interrupted sweep loses nothing and a rerun resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import numerics
+from .backends import Backend, NativeBackend, check_input, native, numpy as numpy_backend
+from .errors import BatchcoreError, ShapeError
+from .info import info
+from .models import Model
+from .report import Classes, format_table
+
+# The fields every point carries (names fixed; later versions add more).
+POINT_FIELDS = (
+    "backend", "device", "precision", "order", "batch_size",
+    "time_ms", "time_ms_q1", "time_ms_q3", "samples", "samples_per_s", "gflops",
+    "peak_bytes", "predicted_bytes",
+    "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
+    "max_ulp_vs_exact", "max_rel_err_vs_exact", "fingerprint",
+)
+DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
+
+
+@dataclass
+class SweepResult:
+    """The measured points (``points``: list of dicts with POINT_FIELDS), the environment they were
+    measured in (``env``) and what was swept (``config``)."""
+
+    points: list[dict]
+    env: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def classes(self) -> Classes:
+        """Per backend, the batch sizes grouped by identical output bits (in order of first size)."""
+        out = Classes()
+        for label in dict.fromkeys(p["backend"] for p in self.points):
+            fps = {p["batch_size"]: p["fingerprint"] for p in self.points if p["backend"] == label}
+            out[label] = numerics.invariance_classes(dict(sorted(fps.items())))
+        return out
+
+    def table(self) -> str:
+        """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
+        class of the point within its backend (0 is the class of the smallest batch size)."""
+        classes = self.classes()
+        rows = []
+        for p in self.points:
+            groups = classes[p["backend"]]
+            rows.append({**p, "class_id": next(i for i, g in enumerate(groups) if p["batch_size"] in g)})
+        return format_table(rows)
+
+    def to_json(self, path) -> None:
+        """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place)."""
+        _atomic_write(path, json.dumps({"env": self.env, "config": self.config, "points": self.points},
+                                       indent=1, allow_nan=False))
+
+    @classmethod
+    def from_json(cls, path) -> "SweepResult":
+        """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``."""
+        with open(path) as f:
+            text = f.read()
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError:
+            d = None  # not one JSON document: a JSON-lines log
+        if isinstance(d, dict) and "points" in d:
+            return cls(d["points"], d.get("env", {}), d.get("config", {}))
+        header, points = _read_jsonl(path, repair=False)
+        return cls(points, header.get("env", {}), header.get("config", {}))
+
+    def to_csv(self, path) -> None:
+        """One row per point, the POINT_FIELDS as columns; written atomically."""
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=POINT_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for p in self.points:
+            w.writerow({k: ("" if p.get(k) is None else p.get(k)) for k in POINT_FIELDS})
+        _atomic_write(path, buf.getvalue())
+
+
+def _atomic_write(path, text: str) -> None:
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".batchcore-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _read_jsonl(path, repair: bool):
+    """Header and points of a JSON-lines result file. A torn last line (an interrupted write) is
+    dropped, and with ``repair`` cut from the file so that appends continue cleanly."""
+    header, points, good_end = {}, [], 0
+    with open(path, "rb") as f:
+        data = f.read()
+    pos = 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break  # no newline: the last write was interrupted
+        try:
+            rec = json.loads(data[pos:nl])
+        except json.JSONDecodeError:
+            break
+        if rec.get("type") == "header":
+            header = rec
+        elif rec.get("type") == "point":
+            points.append({k: v for k, v in rec.items() if k != "type"})
+        pos = good_end = nl + 1
+    if good_end < len(data):
+        if good_end < data.rfind(b"\n") + 1:
+            raise BatchcoreError(f"{path}: line after byte {good_end} is not valid JSON (not a torn last line)")
+        if repair:
+            with open(path, "r+b") as f:
+                f.truncate(good_end)
+    return header, points
+
+
+class _PointLog:
+    """Append-only JSON-lines log of a sweep: one header line, then one line per point, each flushed and
+    synced as it is written."""
+
+    def __init__(self, path, config: dict, env: dict):
+        self.path = os.fspath(path)
+        self.done: list[dict] = []
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            header, self.done = _read_jsonl(self.path, repair=True)
+            if header.get("config") != config:
+                raise BatchcoreError(f"{self.path} holds a different sweep (model, data or labels differ); "
+                                     "pass another out= path or remove the file")
+        else:
+            self._append({"type": "header", "config": config, "env": env})
+
+    def _append(self, rec: dict) -> None:
+        line = json.dumps(rec, allow_nan=False) + "\n"
+        with open(self.path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write(self, point: dict) -> None:
+        self._append({"type": "point", **point})
+
+
+def _digest(a) -> str | None:
+    return None if a is None else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+
+
+def _check_batch_sizes(batch_sizes) -> list[int]:
+    sizes = list(dict.fromkeys(batch_sizes))
+    if not sizes:
+        raise ShapeError("batch_sizes is empty")
+    for b in sizes:
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise ShapeError(f"batch sizes must be positive integers, got {b!r}")
+    return [int(b) for b in sizes]
+
+
+def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, timing) -> dict:
+    t = np.asarray(timing.times_ms, dtype=np.float64)
+    med = float(np.median(t)) if t.size else None
+    s = backend.settings()
+    return {
+        "backend": backend.label,
+        "device": s["device"],
+        "precision": s["precision"],
+        "order": s.get("policy") if s.get("policy") == "library-like" else s["order"],
+        "batch_size": B,
+        "time_ms": med,
+        "time_ms_q1": float(np.quantile(t, 0.25)) if t.size else None,
+        "time_ms_q3": float(np.quantile(t, 0.75)) if t.size else None,
+        "samples": int(t.size),
+        "samples_per_s": B / (med / 1e3) if med else None,
+        "gflops": model.flops_per_row * B / (med / 1e3) / 1e9 if med else None,
+        "peak_bytes": timing.peak_bytes,
+        "predicted_bytes": timing.predicted_bytes,
+        "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
+        "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
+        "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
+        "argmax_changed": numerics.argmax_changed(y, y_b1),
+        "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
+        "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
+        "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
+        "fingerprint": numerics.fingerprint(y),
+        "settings": s,
+    }
+
+
+def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int = 512,
+          repeats: int = 3, out=None, seed: int = 0) -> SweepResult:
+    """Measure what the batch size changes, per backend: bits, speed, memory.
+
+    model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
+    batch_sizes: batch sizes to measure (B=1 is always computed as the reference).
+    backends: list of backends (default: native seq, numpy, and torch when installed).
+    data: (rows, inputs) float32 array; default ``rows`` standard-normal rows drawn with ``seed``.
+    labels: optional integer class per row, for accuracy.
+    repeats: timed forward passes per point (after one warm-up); times are in milliseconds.
+    out: path of a JSON-lines file: each point is appended as soon as it is measured; an existing file
+    of the same sweep is resumed (its points are kept, not re-measured).
+    """
+    sizes = _check_batch_sizes(batch_sizes)
+    if backends is None:
+        backends = [native(), numpy_backend()]
+        try:
+            from .backends import torch as torch_backend
+
+            backends.insert(0, torch_backend())
+        except ImportError:
+            pass
+    if not backends:
+        raise ShapeError("backends is empty")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ShapeError(f"repeats must be a positive integer, got {repeats!r}")
+    if data is None:
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+            raise ShapeError(f"rows must be a positive integer, got {rows!r}")
+        data = np.random.default_rng(seed).standard_normal((rows, model.input_width), dtype=np.float32)
+    data = check_input(model, data)
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
+            raise ShapeError(f"labels must be integers of shape ({len(data)},), got {labels.dtype} {labels.shape}")
+
+    config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
+              "data_digest": _digest(data), "labels_digest": _digest(labels)}
+    env = info()
+    log = _PointLog(out, config, env) if out is not None else None
+    points = list(log.done) if log else []
+    done = {(p["backend"], p["batch_size"]) for p in points}
+
+    exact_cache: dict[str, np.ndarray] = {}
+    for backend in backends:
+        todo = [B for B in sizes if (backend.label, B) not in done]
+        if not todo:
+            continue
+        if backend.precision not in exact_cache:
+            exact = NativeBackend(order="exact", precision=backend.precision)
+            exact_cache[backend.precision] = exact.run_batched(model, data, len(data))
+        y_exact = exact_cache[backend.precision]
+        y_b1 = backend.run_batched(model, data, 1)
+        for B in todo:
+            y = y_b1 if B == 1 else backend.run_batched(model, data, B)
+            x_timed = np.ascontiguousarray(data[np.arange(B) % len(data)])
+            timing = backend.time(model, x_timed, repeats=repeats)
+            p = _point(backend, model, B, y, y_b1, y_exact, labels, timing)
+            points.append(p)
+            if log:
+                log.write(p)
+    return SweepResult(points, env, config)
