@@ -31,6 +31,8 @@ void translate_to_core_exceptions(std::exception_ptr p) {
   } catch (const ShapeError& e) { raise("ShapeError", e);
   } catch (const DTypeError& e) { raise("DTypeError", e);
   } catch (const OrderError& e) { raise("OrderError", e);
+  } catch (const NonFiniteError& e) { raise("NonFiniteError", e);
+  } catch (const UnsupportedLayerError& e) { raise("UnsupportedLayerError", e);
   } catch (const Error& e) { raise("BatchcoreError", e);
   }
 }
@@ -41,7 +43,7 @@ PYBIND11_MODULE(_cuda, m) {
   m.doc() = "batchcore's CUDA core (compiled where nvcc was found).";
   // Reuse _core's exception classes so that `except bc.BatchcoreError` catches GPU errors too.
   py::module_::import("batchcore._core");
-  py::register_exception_translator(&translate_to_core_exceptions);
+  py::register_local_exception_translator(&translate_to_core_exceptions);  // this module's calls only
 
   m.def("device_count", &cuda::device_count);
   m.def("device_name", &cuda::device_name, py::arg("device") = 0);
