@@ -12,7 +12,7 @@ enum class Activation : int { relu = 0, gelu, silu, tanh };
 BC_HD float activate(float x, Activation a) {
   switch (a) {
     case Activation::relu: return x > 0.0f ? x : 0.0f;
-    case Activation::gelu: return (0.5f * x) * bc_erfc(x * -0.70710678118654752f);  // x * Phi(x)
+    case Activation::gelu: return bc_gelu(x);
     case Activation::silu: return x / (1.0f + bc_exp(-x));
     case Activation::tanh: return bc_tanh(x);
   }

@@ -35,11 +35,10 @@ BC_HD float bc_exp(float x) {
   return p * pow2i(k);
 }
 
-// erfc with relative error about 1e-7 everywhere (Chebyshev fit of Numerical Recipes, erfcc), with
-// z^2 split exactly so that large arguments keep their accuracy.
-BC_HD float bc_erfc(float x) {
-  if (x != x) return x;
-  const float z = fabsf(x);
+// erfc(z) for z >= 0 with relative error about 1e-7 (Chebyshev fit of Numerical Recipes, erfcc), given z
+// and z^2 = z2_hi + z2_lo exactly, so that large arguments keep their accuracy: exp(-z^2) amplifies an
+// error in z^2 by z^2.
+BC_HD float erfc_nonnegative(float z, float z2_hi, float z2_lo) {
   const float t = 1.0f / fmaf(0.5f, z, 1.0f);
   float poly = 0.17087277f;
   poly = fmaf(poly, t, -0.82215223f);
@@ -51,12 +50,29 @@ BC_HD float bc_erfc(float x) {
   poly = fmaf(poly, t, 0.37409196f);
   poly = fmaf(poly, t, 1.00002368f);
   poly = fmaf(poly, t, -1.26551223f);
+  // exp(poly - z^2) as exp(-z2_hi) * exp(poly): the sum poly - z2_hi would round away bits.
+  float e = bc_exp(-z2_hi) * bc_exp(poly);
+  e = fmaf(-z2_lo, e, e);  // exp(-z2_lo) ~ 1 - z2_lo
+  return t * e;
+}
+
+BC_HD float bc_erfc(float x) {
+  if (x != x) return x;
+  const float z = fabsf(x);
   const float z2 = z * z;
-  const float z2_err = fmaf(z, z, -z2);  // z*z = z2 + z2_err exactly
-  float e = bc_exp(poly - z2);
-  e = fmaf(-z2_err, e, e);  // exp(-z2_err) ~ 1 - z2_err
-  const float ans = t * e;
+  const float ans = erfc_nonnegative(z, z2, fmaf(z, z, -z2));
   return x >= 0.0f ? ans : 2.0f - ans;
+}
+
+// GELU(x) = x * Phi(x) = 0.5 x erfc(-x / sqrt 2). The square (x/sqrt 2)^2 is taken as x*x/2, exactly,
+// instead of squaring the rounded quotient.
+BC_HD float bc_gelu(float x) {
+  if (x != x) return x;
+  const float w = x * -0.70710678118654752f;
+  const float x2 = x * x;
+  const float half_hi = 0.5f * x2, half_lo = 0.5f * fmaf(x, x, -x2);  // exact halvings (no underflow here)
+  const float e = erfc_nonnegative(fabsf(w), half_hi, half_lo);
+  return (0.5f * x) * (w >= 0.0f ? e : 2.0f - e);
 }
 
 BC_HD float bc_erf(float x) {
