@@ -1,0 +1,104 @@
+"""Bad input raises the batchcore exception that names the problem; nothing crashes."""
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+
+
+@pytest.fixture(scope="module")
+def model():
+    return bc.mlp([16, 8, 4], seed=0)
+
+
+def test_hierarchy():
+    for exc in (bc.ShapeError, bc.DTypeError, bc.NonFiniteError, bc.OrderError, bc.UnsupportedLayerError,
+                bc.DeviceUnavailableError, bc.OutOfMemoryError, bc.MissingDependencyError):
+        assert issubclass(exc, bc.BatchcoreError)
+
+
+@pytest.mark.parametrize("make_x, exc, words", [
+    (lambda: np.ones((3, 15), np.float32), bc.ShapeError, "columns"),
+    (lambda: np.ones(16, np.float32), bc.ShapeError, "2-D"),
+    (lambda: np.ones((0, 16), np.float32), bc.ShapeError, "empty"),
+    (lambda: np.ones((3, 16), np.float64), bc.DTypeError, "float32"),
+    (lambda: np.ones((3, 16), np.int32), bc.DTypeError, "float32"),
+    (lambda: np.asfortranarray(np.ones((3, 16), np.float32)), bc.DTypeError, "contiguous"),
+    (lambda: np.ones((3, 32), np.float32)[:, ::2], bc.DTypeError, "contiguous"),
+    (lambda: np.array([[np.nan] * 16], np.float32), bc.NonFiniteError, "NaN"),
+    (lambda: np.array([[1] * 15 + [np.inf]], np.float32), bc.NonFiniteError, "column 15"),
+    (lambda: [[1.0] * 16], bc.DTypeError, "numpy"),
+])
+@pytest.mark.parametrize("backend", ["native", "numpy", "torch"])
+def test_bad_inputs(model, make_x, exc, words, backend):
+    if backend == "torch":
+        pytest.importorskip("torch", reason="torch is not installed")
+    b = {"native": bc.native, "numpy": bc.numpy, "torch": bc.torch}[backend]()
+    with pytest.raises(exc, match=words):
+        b.run(model, make_x())
+
+
+def test_native_core_checks_without_the_python_layer(model):
+    core = model.native_model()
+    with pytest.raises(bc.NonFiniteError, match="row 1, column 2"):
+        x = np.ones((2, 16), np.float32)
+        x[1, 2] = np.nan
+        core.run(x)
+    with pytest.raises(bc.DTypeError):
+        core.run(np.ones((2, 16), np.float64))
+    with pytest.raises(bc.ShapeError):
+        core.run_batched(np.ones((2, 16), np.float32), 0)
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    (dict(order="splitk:0"), bc.OrderError),
+    (dict(order="lanes:3"), bc.OrderError),
+    (dict(order="chunk:-1"), bc.OrderError),
+    (dict(order="nonsense"), bc.OrderError),
+    (dict(precision="fp64"), bc.OrderError),
+    (dict(policy="fastest"), bc.OrderError),
+    (dict(threads=0), bc.ShapeError),
+    (dict(device="cuda"), bc.DeviceUnavailableError),
+    (dict(simd="neon"), bc.DeviceUnavailableError),
+])
+def test_bad_backend_settings(kwargs, exc):
+    with pytest.raises(exc):
+        bc.native(**kwargs)
+
+
+def test_bad_models():
+    with pytest.raises(bc.ShapeError):
+        bc.mlp([10])
+    with pytest.raises(bc.ShapeError):
+        bc.mlp([10, 0, 3])
+    with pytest.raises(bc.UnsupportedLayerError, match="swish"):
+        bc.mlp([10, 3], activation="swish")
+    with pytest.raises(bc.ShapeError, match="empty"):  # K = 0
+        from batchcore import _core
+
+        _core.Model(4).add_linear(np.ones((3, 0), np.float32).reshape(3, 0), None)
+
+
+def test_bad_sweep_arguments(model):
+    with pytest.raises(bc.ShapeError):
+        bc.sweep(model, [], [bc.native()])
+    with pytest.raises(bc.ShapeError):
+        bc.sweep(model, [0, 2], [bc.native()])
+    with pytest.raises(bc.ShapeError):
+        bc.sweep(model, [1], [bc.native()], labels=np.zeros(3, int), rows=4)
+    with pytest.raises(bc.NonFiniteError):
+        bc.sweep(model, [1], [bc.native()], data=np.full((4, 16), np.nan, np.float32))
+
+
+def test_absent_gpu_is_a_clear_error():
+    if bc.info()["gpus"]:
+        pytest.skip("a GPU is present")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        with pytest.raises(bc.DeviceUnavailableError):
+            bc.torch(device="cuda")
+    with pytest.raises((bc.DeviceUnavailableError, bc.MissingDependencyError)):
+        bc.cupy()

@@ -1,0 +1,41 @@
+"""Native memory: the tracked peak equals the planner's prediction, byte for byte, and both equal the
+DESIGN.md formula recomputed here; a byte budget turns into OutOfMemoryError with nothing leaked."""
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+
+
+def formula_bytes(sizes, M, order="seq", threads=1):
+    """weights (32-column panels, K x 32 floats + 32 bias floats each) + input copy + two activation
+    buffers of the widest layer + lanes workspace (threads x W x 32 floats)."""
+    panel_bytes = sum(-(-n // 32) * (k + 1) * 32 * 4 for k, n in zip(sizes[:-1], sizes[1:]))
+    workspace = threads * int(order.split(":")[1]) * 32 * 4 if order.startswith("lanes") else 0
+    return panel_bytes + M * sizes[0] * 4 + 2 * M * max(sizes[1:]) * 4 + workspace
+
+
+@pytest.mark.parametrize("sizes", [[784, 128, 10], [33, 1], [5, 100, 7, 64]])
+@pytest.mark.parametrize("M", [1, 3, 64, 257])
+@pytest.mark.parametrize("order", ["seq", "lanes:16"])
+def test_peak_equals_prediction_equals_formula(sizes, M, order):
+    model = bc.mlp(sizes, seed=1)
+    backend = bc.native(order=order, threads=2)
+    x = np.random.default_rng(0).standard_normal((M, sizes[0])).astype(np.float32)
+    t = backend.time(model, x, repeats=1)
+    assert t.peak_bytes == t.predicted_bytes == backend.plan_bytes(model, M) == formula_bytes(sizes, M, order, 2)
+
+
+def test_budget_raises_out_of_memory_and_frees_everything():
+    model = bc.mlp([256, 256], seed=0)
+    native = model.native_model()
+    backend = bc.native()
+    backend.run(model, np.ones((1, 256), np.float32))
+    resident = native.current_bytes  # the packed weights
+    native.memory_limit = backend.plan_bytes(model, 100)
+    backend.run(model, np.ones((100, 256), np.float32))  # fits exactly
+    with pytest.raises(bc.OutOfMemoryError, match="budget"):
+        backend.run(model, np.ones((101, 256), np.float32))
+    assert native.current_bytes == resident  # nothing leaked by the failed run
+    native.memory_limit = -1
+    backend.run(model, np.ones((101, 256), np.float32))
