@@ -1,0 +1,88 @@
+"""CPU linear-layer throughput: batchcore's native orders against torch (MKL) and NumPy (OpenBLAS).
+
+Interleaved measurement (native, torch, numpy, native, torch, ... per repeat) so that machine noise hits
+all contenders alike; medians of the repeats; every result is validated against the `exact` order (within
+a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
+
+    python benchmarks/cpu_gemm.py            # the full table (a few minutes)
+    python benchmarks/cpu_gemm.py --quick    # smoke test for CI (seconds; asserts nothing about speed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import batchcore as bc
+
+
+def gflops(flops, seconds):
+    return flops / seconds / 1e9
+
+
+def timed(fn, x):
+    t0 = time.perf_counter_ns()
+    fn(x)
+    return (time.perf_counter_ns() - t0) * 1e-9
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    import torch
+
+    threads = args.threads or bc.info()["cpu_count"]
+    torch.set_num_threads(threads)
+    shapes = [(64, 64)] if args.quick else [(1024, 1024), (4096, 4096)]
+    batch_sizes = [1, 8] if args.quick else [1, 2, 4, 8, 16, 64, 256, 1024]
+    orders = ["seq"] if args.quick else ["seq", "seq-nofma", "chunk:256", "splitk:4", "lanes:16", "f64", "pairwise",
+                                         "kahan", "dot2"]
+    repeats = 3 if args.quick else args.repeats
+    env = bc.info()
+    print(f"# {env['cpu']}, {env['cpu_count']} cores, {env['simd']}; torch {env['torch']} ({threads} threads), "
+          f"numpy {env['numpy']}, batchcore {env['batchcore']}; median of {repeats} interleaved repeats")
+    print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders)
+          + f" {'seq/torch':>9}   (GFLOP/s)")
+    for k, n in shapes:
+        model = bc.mlp([k, n], seed=0)
+        module = model.torch_module()
+        W = model.layers[0].params["weight"]
+        b = model.layers[0].params["bias"]
+        natives = {o: bc.native(order=o, threads=threads) for o in orders}
+        core = model.native_model()
+        for B in batch_sizes:
+            x = np.random.default_rng(B).standard_normal((B, k)).astype(np.float32)
+            xt = torch.from_numpy(x)
+            exact = bc.native(order="exact").run(model, x)
+            # Validate before timing: libraries within 1e-4 relative of exact, native orders bit-stable.
+            assert np.allclose(module(xt).detach().numpy(), exact, rtol=1e-4, atol=1e-4)
+            assert np.allclose(x @ W.T + b, exact, rtol=1e-4, atol=1e-4)
+            for o, nb in natives.items():
+                y = nb.run(model, x)
+                assert np.allclose(y, exact, rtol=1e-4, atol=1e-4), o
+                assert np.array_equal(nb.run(model, x[:1]), y[:1]), o
+
+            def native_call(o):
+                kw = dict(order=o, threads=threads)
+                return lambda v: core.run(v, repeats=1, **kw)[1][0] * 1e-9  # timed inside the core
+
+            samples = {name: [] for name in ["torch", "numpy", *orders]}
+            with torch.no_grad():
+                for _ in range(repeats):
+                    samples["torch"].append(timed(module, xt))
+                    samples["numpy"].append(timed(lambda v: v @ W.T + b, x))
+                    for o in orders:
+                        samples[o].append(native_call(o)(x))
+            flops = 2 * B * k * n
+            med = {name: gflops(flops, float(np.median(s))) for name, s in samples.items()}
+            print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
+                  + " ".join(f"{med[o]:10.1f}" for o in orders) + f" {med['seq'] / med['torch']:9.2f}")
+
+
+if __name__ == "__main__":
+    main()
