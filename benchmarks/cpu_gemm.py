@@ -11,7 +11,12 @@ a tolerance for the libraries, bit for bit across batch sizes for native) before
 from __future__ import annotations
 
 import argparse
+import os
 import time
+
+# torch's OpenMP threads spin after each call by default and would steal both cores from the contender
+# measured next in an interleaved run; make them wait passively, as batchcore's own pool does.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
@@ -33,12 +38,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--shapes", default="1024,4096", help="square layer sizes")
     args = ap.parse_args(argv)
     import torch
 
     threads = args.threads or bc.info()["cpu_count"]
     torch.set_num_threads(threads)
-    shapes = [(64, 64)] if args.quick else [(1024, 1024), (4096, 4096)]
+    shapes = [(64, 64)] if args.quick else [(int(s), int(s)) for s in args.shapes.split(",")]
     batch_sizes = [1, 8] if args.quick else [1, 2, 4, 8, 16, 64, 256, 1024]
     orders = ["seq"] if args.quick else ["seq", "seq-nofma", "chunk:256", "splitk:4", "lanes:16", "f64", "pairwise",
                                          "kahan", "dot2"]

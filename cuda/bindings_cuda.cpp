@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include "array_checks.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore_cuda.hpp"
 
@@ -10,15 +11,6 @@ namespace py = pybind11;
 using namespace batchcore;
 
 namespace {
-
-const float* require_f32(const py::array& a, int ndim, const char* name) {
-  if (!a.dtype().equal(py::dtype::of<float>()))
-    throw DTypeError(std::string(name) + " must be float32, got dtype " + std::string(py::str(a.dtype())));
-  if (a.ndim() != ndim) throw ShapeError(std::string(name) + " must have " + std::to_string(ndim) + " dimension(s)");
-  if (!(a.flags() & py::array::c_style)) throw DTypeError(std::string(name) + " must be C-contiguous");
-  if (a.size() == 0) throw ShapeError(std::string(name) + " is empty");
-  return static_cast<const float*>(a.data());
-}
 
 void translate_to_core_exceptions(std::exception_ptr p) {
   const auto raise = [](const char* name, const std::exception& e) {

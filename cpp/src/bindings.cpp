@@ -8,6 +8,7 @@
 
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
+#include "array_checks.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
@@ -17,19 +18,6 @@ namespace py = pybind11;
 using namespace batchcore;
 
 namespace {
-
-// A float32, C-contiguous, non-empty array of the given rank, or a batchcore exception saying why not.
-const float* require_f32(const py::array& a, int ndim, const char* name) {
-  if (!a.dtype().equal(py::dtype::of<float>()))
-    throw DTypeError(std::string(name) + " must be float32, got dtype " + std::string(py::str(a.dtype())));
-  if (a.ndim() != ndim)
-    throw ShapeError(std::string(name) + " must have " + std::to_string(ndim) + " dimension(s), got " +
-                     std::to_string(a.ndim()));
-  if (!(a.flags() & py::array::c_style))
-    throw DTypeError(std::string(name) + " must be C-contiguous (pass np.ascontiguousarray(...))");
-  if (a.size() == 0) throw ShapeError(std::string(name) + " is empty");
-  return static_cast<const float*>(a.data());
-}
 
 RunOptions make_options(const std::string& order, const std::string& precision, const std::string& policy,
                         int threads, const std::string& simd, int warmup, int repeats) {

@@ -11,6 +11,14 @@ namespace batchcore {
 // 2^n for integer n in [-126, 127], exactly.
 BC_HD float pow2i(int n) { return bits_float(uint32_t(n + 127) << 23); }
 
+// c[0] x^(N-1) + ... + c[N-1] by Horner's rule, one explicit fma per step, highest degree first.
+template <int N>
+BC_HD float horner(float x, const float (&c)[N]) {
+  float p = c[0];
+  for (int i = 1; i < N; ++i) p = fmaf(p, x, c[i]);
+  return p;
+}
+
 BC_HD float bc_exp(float x) {
   if (x != x) return x;
   if (x > 88.72283935546875f) return INFINITY;
@@ -20,15 +28,11 @@ BC_HD float bc_exp(float x) {
   float r = fmaf(-n, 0.693145751953125f, x);
   r = fmaf(-n, 1.428606765330187045e-06f, r);
   // Taylor polynomial of degree 8 for |r| <= ln2/2, Horner with explicit fma.
-  float p = 2.4801587301587302e-05f;  // 1/8!
-  p = fmaf(p, r, 1.9841269841269841e-04f);
-  p = fmaf(p, r, 1.3888888888888889e-03f);
-  p = fmaf(p, r, 8.3333333333333333e-03f);
-  p = fmaf(p, r, 4.1666666666666667e-02f);
-  p = fmaf(p, r, 1.6666666666666667e-01f);
-  p = fmaf(p, r, 0.5f);
-  p = fmaf(p, r, 1.0f);
-  p = fmaf(p, r, 1.0f);
+  // 1/8!, ..., 1/2, 1, 1
+  const float c[] = {2.4801587301587302e-05f, 1.9841269841269841e-04f, 1.3888888888888889e-03f,
+                     8.3333333333333333e-03f, 4.1666666666666667e-02f, 1.6666666666666667e-01f,
+                     0.5f, 1.0f, 1.0f};
+  float p = horner(r, c);
   const int k = int(n);
   if (k > 127) return (p * pow2i(127)) * pow2i(k - 127);
   if (k < -126) return (p * pow2i(k + 100)) * pow2i(-100);  // exact, then one rounding to subnormal
@@ -40,16 +44,9 @@ BC_HD float bc_exp(float x) {
 // error in z^2 by z^2.
 BC_HD float erfc_nonnegative(float z, float z2_hi, float z2_lo) {
   const float t = 1.0f / fmaf(0.5f, z, 1.0f);
-  float poly = 0.17087277f;
-  poly = fmaf(poly, t, -0.82215223f);
-  poly = fmaf(poly, t, 1.48851587f);
-  poly = fmaf(poly, t, -1.13520398f);
-  poly = fmaf(poly, t, 0.27886807f);
-  poly = fmaf(poly, t, -0.18628806f);
-  poly = fmaf(poly, t, 0.09678418f);
-  poly = fmaf(poly, t, 0.37409196f);
-  poly = fmaf(poly, t, 1.00002368f);
-  poly = fmaf(poly, t, -1.26551223f);
+  const float c[] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                     -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f};
+  float poly = horner(t, c);
   // exp(poly - z^2) as exp(-z2_hi) * exp(poly): the sum poly - z2_hi would round away bits.
   float e = bc_exp(-z2_hi) * bc_exp(poly);
   e = fmaf(-z2_lo, e, e);  // exp(-z2_lo) ~ 1 - z2_lo
@@ -81,13 +78,11 @@ BC_HD float bc_erf(float x) {
   if (z < 0.5f) {
     // 2/sqrt(pi) * x * sum_n (-1)^n x^(2n) / (n! (2n+1)), up to n = 6.
     const float x2 = x * x;
-    float p = 1.0683760683760684e-04f;  // 1/9360
-    p = fmaf(p, x2, -7.5757575757575758e-04f);
-    p = fmaf(p, x2, 4.6296296296296296e-03f);
-    p = fmaf(p, x2, -2.3809523809523810e-02f);
-    p = fmaf(p, x2, 1.0000000000000000e-01f);
-    p = fmaf(p, x2, -3.3333333333333333e-01f);
-    p = fmaf(p, x2, 1.0f);
+    // 1/9360 ... 1: Taylor terms of erf / (2x/sqrt(pi))
+    const float c[] = {1.0683760683760684e-04f, -7.5757575757575758e-04f, 4.6296296296296296e-03f,
+                       -2.3809523809523810e-02f, 1.0000000000000000e-01f, -3.3333333333333333e-01f,
+                       1.0f};
+    float p = horner(x2, c);
     return (x * 1.1283791670955126f) * p;
   }
   const float r = 1.0f - bc_erfc(z);
@@ -99,12 +94,10 @@ BC_HD float bc_tanh(float x) {
   const float z = fabsf(x);
   if (z < 0.3f) {
     const float x2 = x * x;
-    float p = 3.5921280365724810e-03f;  // 21844/6081075
-    p = fmaf(p, x2, -8.8632355299021966e-03f);
-    p = fmaf(p, x2, 2.1869488536155203e-02f);
-    p = fmaf(p, x2, -5.3968253968253968e-02f);
-    p = fmaf(p, x2, 1.3333333333333333e-01f);
-    p = fmaf(p, x2, -3.3333333333333333e-01f);
+    // 21844/6081075 ... -1/3: Taylor terms of (tanh x - x) / x^3
+    const float c[] = {3.5921280365724810e-03f, -8.8632355299021966e-03f, 2.1869488536155203e-02f,
+                       -5.3968253968253968e-02f, 1.3333333333333333e-01f, -3.3333333333333333e-01f};
+    float p = horner(x2, c);
     return fmaf(x * x2, p, x);
   }
   if (z > 9.1f) return x > 0.0f ? 1.0f : -1.0f;
