@@ -1,7 +1,9 @@
 """CPU linear-layer throughput: batchcore's native orders against torch (MKL) and NumPy (OpenBLAS).
 
-Interleaved measurement (native, torch, numpy, native, torch, ... per repeat) so that machine noise hits
-all contenders alike; medians of the repeats; every result is validated against the `exact` order (within
+Interleaved measurement (torch, numpy, each native order, torch, ... per repeat) so that machine noise
+hits all contenders alike. One sample is a block: one untimed call (it wakes the contender's threads and
+warms its caches after the previous contender ran), then calls timed together until the block lasts
+>= 10 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
 a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
 
     python benchmarks/cpu_gemm.py            # the full table (a few minutes)
@@ -11,12 +13,7 @@ a tolerance for the libraries, bit for bit across batch sizes for native) before
 from __future__ import annotations
 
 import argparse
-import os
 import time
-
-# torch's OpenMP threads spin after each call by default and would steal both cores from the contender
-# measured next in an interleaved run; make them wait passively, as batchcore's own pool does.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 
@@ -27,10 +24,16 @@ def gflops(flops, seconds):
     return flops / seconds / 1e9
 
 
-def timed(fn, x):
-    t0 = time.perf_counter_ns()
+def timed_block(fn, x, min_seconds=0.01):
+    """Seconds per call over a block of calls lasting at least min_seconds, after one untimed call."""
     fn(x)
-    return (time.perf_counter_ns() - t0) * 1e-9
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn(x)
+        calls += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_seconds:
+            return elapsed / calls
 
 
 def main(argv=None):
@@ -75,15 +78,15 @@ def main(argv=None):
 
             def native_call(o):
                 kw = dict(order=o, threads=threads)
-                return lambda v: core.run(v, repeats=1, **kw)[1][0] * 1e-9  # timed inside the core
+                return lambda v: core.run(v, **kw)
 
             samples = {name: [] for name in ["torch", "numpy", *orders]}
             with torch.no_grad():
                 for _ in range(repeats):
-                    samples["torch"].append(timed(module, xt))
-                    samples["numpy"].append(timed(lambda v: v @ W.T + b, x))
+                    samples["torch"].append(timed_block(module, xt))
+                    samples["numpy"].append(timed_block(lambda v: v @ W.T + b, x))
                     for o in orders:
-                        samples[o].append(native_call(o)(x))
+                        samples[o].append(timed_block(native_call(o), x))
             flops = 2 * B * k * n
             med = {name: gflops(flops, float(np.median(s))) for name, s in samples.items()}
             print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
