@@ -20,11 +20,11 @@ from .errors import (
     ShapeError,
     UnsupportedLayerError,
 )
-from .info import info
+from .info import _version, info
 from .models import Layer, Model, from_torch, mlp
 from .sweep import SweepResult, sweep
 
-__version__ = info()["batchcore"]
+__version__ = _version()  # not info(): that imports torch, too slow for import time
 
 __all__ = [
     "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
