@@ -9,9 +9,13 @@ import batchcore as bc
 
 def formula_bytes(sizes, M, order="seq", threads=1):
     """weights (32-column panels, K x 32 floats + 32 bias floats each) + input copy + two activation
-    buffers of the widest layer + lanes workspace (threads x W x 32 floats)."""
+    buffers of the widest layer + workspace: lanes:W, threads x W x 32 floats; seq-family orders, the
+    packed A of the widest linear input (M x max K floats)."""
     panel_bytes = sum(-(-n // 32) * (k + 1) * 32 * 4 for k, n in zip(sizes[:-1], sizes[1:]))
-    workspace = threads * int(order.split(":")[1]) * 32 * 4 if order.startswith("lanes") else 0
+    if order.startswith("lanes"):
+        workspace = threads * int(order.split(":")[1]) * 32 * 4
+    else:
+        workspace = M * max(sizes[:-1]) * 4
     return panel_bytes + M * sizes[0] * 4 + 2 * M * max(sizes[1:]) * 4 + workspace
 
 
@@ -39,3 +43,16 @@ def test_budget_raises_out_of_memory_and_frees_everything():
     assert native.current_bytes == resident  # nothing leaked by the failed run
     native.memory_limit = -1
     backend.run(model, np.ones((101, 256), np.float32))
+
+
+def test_freed_run_buffers_are_cached_for_the_next_run_and_can_be_released():
+    model = bc.mlp([300, 200], seed=0)
+    native, backend = model.native_model(), bc.native()
+    x = np.ones((50, 300), np.float32)
+    backend.run(model, x)
+    cached = native.cached_bytes
+    assert cached >= formula_bytes([300, 200], 50) - formula_bytes([300, 200], 0)  # input + activations
+    backend.run(model, x)
+    assert native.cached_bytes == cached  # the same blocks were reused, none added
+    native.release_cached()
+    assert native.cached_bytes == 0

@@ -184,5 +184,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property("memory_limit", [](Model& self) { return self.allocator().limit(); },
                     [](Model& self, int64_t v) { self.allocator().set_limit(v); },
                     "Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.")
-      .def_property_readonly("current_bytes", [](Model& self) { return self.allocator().current_bytes(); });
+      .def_property_readonly("current_bytes", [](Model& self) { return self.allocator().current_bytes(); },
+                             "Live tracked bytes (the packed weights between runs).")
+      .def_property_readonly("cached_bytes", [](Model& self) { return self.allocator().cached_bytes(); },
+                             "Freed bytes kept for reuse by the next run of the same shape.")
+      .def("release_cached", [](Model& self) { self.allocator().release_cached(); });
 }

@@ -117,6 +117,13 @@ std::string Model::describe() const {
   return s.str();
 }
 
+int64_t Model::widest_input() const {
+  int64_t w = 0;
+  for (const auto& l : layers_)
+    if (l.kind == Kind::linear) w = std::max(w, l.in);
+  return w;
+}
+
 int64_t Model::widest_activation() const {
   int64_t w = 0;
   for (const auto& l : layers_) w = std::max(w, l.out);
@@ -139,12 +146,13 @@ int64_t Model::plan_bytes(int64_t M, const RunOptions& opt) const {
   const Order order = resolve_order(opt.policy, opt.order, M);
   bytes += M * input_width_ * 4;                 // input copy (rounded in place for tf32/bf16/fp16)
   bytes += 2 * M * widest_activation() * 4;      // two activation buffers
-  bytes += scratch_floats(order, opt.threads) * 4;  // workspace
+  bytes += lanes_floats(order, opt.threads) * 4;            // workspace: lanes:W partial sums
+  bytes += packed_a_floats(order, M, widest_input()) * 4;   // workspace: packed A of the widest linear input
   return bytes;
 }
 
-void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1, float* scratch,
-                    const RunOptions& opt) {
+void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
+                    const GemmWorkspace& ws, const RunOptions& opt) {
   std::memcpy(in, x, size_t(M * input_width_) * sizeof(float));
   ThreadPool& pool = shared_pool(opt.threads);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
@@ -157,7 +165,7 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
         if (opt.precision != Precision::fp32)
           for (int64_t i = 0; i < M * w; ++i) cur[i] = round_to(cur[i], opt.precision);
         float* next = cur == act0 ? act1 : act0;
-        linear_forward(cur, M, packed_[linear_index++], next, scratch, gemm);
+        linear_forward(cur, M, packed_[linear_index++], next, ws, gemm);
         cur = next;
         break;
       }
@@ -192,8 +200,10 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
     const Order order = resolve_order(opt.policy, opt.order, M);
     TrackedBuffer in(alloc_, M * input_width_);
     TrackedBuffer act0(alloc_, M * widest_activation()), act1(alloc_, M * widest_activation());
-    TrackedBuffer scratch(alloc_, scratch_floats(order, opt.threads));
-    auto pass = [&] { forward(x, M, y, in.data(), act0.data(), act1.data(), scratch.data(), opt); };
+    TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
+    TrackedBuffer a_packed(alloc_, packed_a_floats(order, M, widest_input()));
+    const GemmWorkspace ws{lanes.data(), a_packed.data()};
+    auto pass = [&] { forward(x, M, y, in.data(), act0.data(), act1.data(), ws, opt); };
     if (opt.repeats <= 0 && opt.warmup <= 0) pass();
     else stats.times_ns = time_calls_ns(pass, opt.warmup, opt.repeats);
   }

@@ -17,12 +17,18 @@ struct GemmOptions {
   SimdLevel simd = SimdLevel::scalar;
 };
 
-// x: M x K row-major, already rounded to w.precision. y: M x N row-major. scratch: scratch_floats()
-// floats (may be null when that is 0).
-void linear_forward(const float* x, int64_t M, const PackedLinear& w, float* y, float* scratch,
+// Per-call workspace, from the caller's tracked buffers (either may be null where its size is 0).
+struct GemmWorkspace {
+  float* lanes = nullptr;     // lanes_floats(): threads x W x 32 partial sums for lanes:W
+  float* a_packed = nullptr;  // packed_a_floats(): x repacked k-major in row groups (BLIS's packed A)
+};
+
+// x: M x K row-major, already rounded to w.precision. y: M x N row-major.
+void linear_forward(const float* x, int64_t M, const PackedLinear& w, float* y, const GemmWorkspace& ws,
                     const GemmOptions& opt);
 
-// Per-call workspace the driver needs for `order` with `threads` threads, in floats.
-int64_t scratch_floats(Order order, int threads);
+// Workspace sizes in floats for `order`.
+int64_t lanes_floats(Order order, int threads);
+int64_t packed_a_floats(Order order, int64_t M, int64_t K);
 
 }  // namespace batchcore

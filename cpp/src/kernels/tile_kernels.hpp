@@ -8,12 +8,15 @@
 
 namespace batchcore {
 
-constexpr int kTileRows = 12;
+constexpr int kTileRows = 96;
 
 struct GemmTile {
   const float* a;      // first row of the tile, already rounded to the input precision
   int64_t lda;         // = K
-  int rows;            // 1..kTileRows
+  // The same rows packed for the seq-family kernels: groups of row_block() rows, group-major, each group
+  // k-major (group of n rows: element (r, k) at k*n + r); groups start every row_block()*K floats.
+  const float* a_packed;
+  int rows;            // 1..kTileRows, a multiple of row_block() except in the last tile
   const float* panel;  // K x kPanelWidth, see pack_weights.hpp
   const float* bias;   // kPanelWidth
   int64_t K;
@@ -23,9 +26,16 @@ struct GemmTile {
   float* scratch;      // kMaxLanes * kPanelWidth floats when the order is lanes:W, else unused
 };
 
-// Orders except `exact` (the driver runs exact through the scalar long accumulator).
-namespace isa_scalar { void run_tile(const GemmTile& t, Order o); }
-namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); }
-namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); }
+// Orders except `exact` (the driver runs exact through the scalar long accumulator). row_block(): rows
+// per micro-kernel call, the group size of the packed A.
+namespace isa_scalar { void run_tile(const GemmTile& t, Order o); int row_block(); }
+namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); int row_block(); }
+namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); int row_block(); }
+
+// Whether an order's kernel reads GemmTile::a_packed.
+inline bool uses_packed_a(Order o) {
+  return o.kind == OrderKind::seq || o.kind == OrderKind::seq_nofma || o.kind == OrderKind::chunk ||
+         o.kind == OrderKind::splitk;
+}
 
 }  // namespace batchcore

@@ -19,20 +19,23 @@ namespace {
 
 constexpr int NR = 32;                   // = kPanelWidth (static_assert in gemm.cpp)
 constexpr int MR = BC_ISA_ROW_BLOCK;     // rows that share one load of a weight vector
+constexpr int64_t KC = 256;              // K block: a 256 x 32 panel slice (32 KiB) stays in L1 across row blocks
 
 inline float fmaf_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 inline float absf_(float x) { return __builtin_fabsf(x); }
 
-// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j over k in [k0, k1).
+// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j over k in [k0, k1); `a` is a packed
+// group of R rows (a[k*R + r]). An instruction set may supply its own register-blocked micro-kernel
+// with the same contract (BC_ISA_MICROKERNEL).
 template <int R, bool Fused>
-void accumulate_rows(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, float* acc) {
+void accumulate_rows_lanes(const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
   float c[R][NR];
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NR; ++j) c[r][j] = acc[r * NR + j];
   for (int64_t k = k0; k < k1; ++k) {
     const float* b = panel + k * NR;
     for (int r = 0; r < R; ++r) {
-      const float x = a[r * lda + k];
+      const float x = a[k * R + r];
       for (int j = 0; j < NR; ++j) {
         if (Fused) {
           c[r][j] = fmaf_(x, b[j], c[r][j]);
@@ -47,11 +50,35 @@ void accumulate_rows(const float* a, int64_t lda, const float* panel, int64_t k0
     for (int j = 0; j < NR; ++j) acc[r * NR + j] = c[r][j];
 }
 
+template <int R, bool Fused>
+inline void accumulate_rows(const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
+#ifdef BC_ISA_MICROKERNEL
+  BC_ISA_MICROKERNEL<R, Fused>(a, panel, k0, k1, acc);
+#else
+  accumulate_rows_lanes<R, Fused>(a, panel, k0, k1, acc);
+#endif
+}
+
+// accumulate_rows for a run-time row count 1 <= n <= R.
+template <int R, bool Fused>
+void accumulate_n_rows(int n, const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
+  if constexpr (R > 1) {
+    if (n < R) return accumulate_n_rows<R - 1, Fused>(n, a, panel, k0, k1, acc);
+  }
+  accumulate_rows<R, Fused>(a, panel, k0, k1, acc);
+}
+
+// Continues every row's chain over [k0, k1) in K blocks of KC. The accumulators go back to `acc` between
+// blocks, so each element remains one chain in k order: blocking changes the speed, never the bits.
 template <bool Fused>
 void accumulate_tile(const GemmTile& t, int64_t k0, int64_t k1, float* acc) {
-  int r = 0;
-  for (; r + MR <= t.rows; r += MR) accumulate_rows<MR, Fused>(t.a + r * t.lda, t.lda, t.panel, k0, k1, acc + r * NR);
-  for (; r < t.rows; ++r) accumulate_rows<1, Fused>(t.a + r * t.lda, t.lda, t.panel, k0, k1, acc + r * NR);
+  for (int64_t kb = k0; kb < k1; kb += KC) {
+    const int64_t ke = kb + KC < k1 ? kb + KC : k1;
+    for (int r = 0; r < t.rows; r += MR) {
+      const int n = t.rows - r < MR ? t.rows - r : MR;
+      accumulate_n_rows<MR, Fused>(n, t.a_packed + r * t.K, t.panel, kb, ke, acc + r * NR);
+    }
+  }
 }
 
 void store_row(const GemmTile& t, int r, const float* sum) {
@@ -180,6 +207,8 @@ void tile_f64(const GemmTile& t) {
 }
 
 }  // namespace
+
+int row_block() { return MR; }
 
 void run_tile(const GemmTile& t, Order o) {
   switch (o.kind) {
