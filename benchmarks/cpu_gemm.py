@@ -1,7 +1,7 @@
 """CPU linear-layer throughput: batchcore's native orders against torch (MKL) and NumPy (OpenBLAS).
 
 Interleaved measurement (torch, numpy, each native order, torch, ... per repeat) so that machine noise
-hits all contenders alike. One sample is a block: one untimed call (it wakes the contender's threads and
+hits all contenders alike. One sample is a block: a 30 ms pause, one untimed call (it wakes the contender's threads and
 warms its caches after the previous contender ran), then calls timed together until the block lasts
 >= 10 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
 a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
@@ -24,8 +24,11 @@ def gflops(flops, seconds):
     return flops / seconds / 1e9
 
 
-def timed_block(fn, x, min_seconds=0.01):
-    """Seconds per call over a block of calls lasting at least min_seconds, after one untimed call."""
+def timed_block(fn, x, min_seconds=0.01, settle_seconds=0.03):
+    """Seconds per call over a block of calls lasting at least min_seconds, after a pause and one
+    untimed call. The pause lets the previous contender's worker threads stop spinning (OpenMP and
+    OpenBLAS busy-wait after a call and would otherwise steal the cores from this block)."""
+    time.sleep(settle_seconds)
     fn(x)
     calls, t0 = 0, time.perf_counter()
     while True:
@@ -53,10 +56,12 @@ def main(argv=None):
                                          "kahan", "dot2"]
     repeats = 3 if args.quick else args.repeats
     env = bc.info()
+    peak = bc.probe_peak(threads)["gflops"]
+    print(f"# measured fma peak {peak:.0f} GFLOP/s on {threads} threads; 'peak%' is seq's fraction of it")
     print(f"# {env['cpu']}, {env['cpu_count']} cores, {env['simd']}; torch {env['torch']} ({threads} threads), "
           f"numpy {env['numpy']}, batchcore {env['batchcore']}; median of {repeats} interleaved repeats")
     print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders)
-          + f" {'seq/torch':>9}   (GFLOP/s)")
+          + f" {'seq/torch':>9} {'peak%':>6}   (GFLOP/s)")
     for k, n in shapes:
         model = bc.mlp([k, n], seed=0)
         module = model.torch_module()
@@ -90,7 +95,8 @@ def main(argv=None):
             flops = 2 * B * k * n
             med = {name: gflops(flops, float(np.median(s))) for name, s in samples.items()}
             print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
-                  + " ".join(f"{med[o]:10.1f}" for o in orders) + f" {med['seq'] / med['torch']:9.2f}")
+                  + " ".join(f"{med[o]:10.1f}" for o in orders)
+                  + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include "batchcore/dot.hpp"
 #include "array_checks.hpp"
 #include "batchcore/errors.hpp"
+#include "batchcore/gemm.hpp"
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/thread_pool.hpp"
@@ -74,6 +75,17 @@ PYBIND11_MODULE(_core, m) {
     return out;
   });
   m.def("default_threads", &default_thread_count);
+  m.def(
+      "probe_fma_peak",
+      [](int threads, const std::string& simd, double seconds) {
+        if (threads < 0) throw ShapeError("threads must be >= 0 (0: all cores)");
+        const int t = threads == 0 ? default_thread_count() : threads;
+        const SimdLevel level = parse_simd_level(simd);
+        py::gil_scoped_release release;
+        return probe_fma_peak_gflops(t, level, seconds);
+      },
+      py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("seconds") = 0.5,
+      "FMA peak in GFLOP/s: a register-resident fma loop on every thread (best of 3 timed runs).");
 
   m.def(
       "dot",

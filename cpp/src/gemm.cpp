@@ -1,5 +1,8 @@
 #include "batchcore/gemm.hpp"
 
+#include <algorithm>
+#include <chrono>
+
 #include "batchcore/dot.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "kernels/tile_kernels.hpp"
@@ -13,15 +16,16 @@ namespace {
 struct Isa {
   void (*run_tile)(const GemmTile&, Order);
   int row_block;
+  float (*fma_probe)(int64_t);
 };
 
 Isa isa_for(SimdLevel level) {
 #if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return {isa_avx512::run_tile, isa_avx512::row_block()};
-  if (level == SimdLevel::avx2) return {isa_avx2::run_tile, isa_avx2::row_block()};
+  if (level == SimdLevel::avx512) return {isa_avx512::run_tile, isa_avx512::row_block(), isa_avx512::fma_probe};
+  if (level == SimdLevel::avx2) return {isa_avx2::run_tile, isa_avx2::row_block(), isa_avx2::fma_probe};
 #endif
   (void)level;
-  return {isa_scalar::run_tile, isa_scalar::row_block()};
+  return {isa_scalar::run_tile, isa_scalar::row_block(), isa_scalar::fma_probe};
 }
 
 // x (M x K rows) into groups of `group` rows, each group k-major: the micro-kernel then broadcasts
@@ -51,6 +55,26 @@ void exact_tile(const GemmTile& t) {
 }
 
 }  // namespace
+
+double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
+  const Isa isa = isa_for(simd);
+  ThreadPool& pool = shared_pool(threads);
+  volatile float sink = 0.0f;
+  const auto run = [&](int64_t iterations) {
+    const auto t0 = std::chrono::steady_clock::now();
+    pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + isa.fma_probe(iterations); });
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  int64_t iterations = 1 << 16;
+  double t = run(iterations);  // also the warm-up
+  while (t < seconds / 4) {
+    iterations *= 2;
+    t = run(iterations);
+  }
+  double best = t;
+  for (int i = 0; i < 3; ++i) best = std::min(best, run(iterations));
+  return double(threads) * double(iterations) * 768.0 / best / 1e9;
+}
 
 int64_t lanes_floats(Order order, int threads) {
   return order.kind == OrderKind::lanes ? int64_t(threads) * order.param * kPanelWidth : 0;

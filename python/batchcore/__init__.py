@@ -22,6 +22,7 @@ from .errors import (
 )
 from .info import _version, info
 from .models import Layer, Model, from_torch, mlp
+from .probe import probe_peak
 from .sweep import SweepResult, sweep
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
@@ -30,5 +31,5 @@ __all__ = [
     "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
     "Layer", "Model", "SweepResult", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy",
-    "orders", "sweep", "torch",
+    "orders", "probe_peak", "sweep", "torch",
 ]

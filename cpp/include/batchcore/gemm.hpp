@@ -27,6 +27,10 @@ struct GemmWorkspace {
 void linear_forward(const float* x, int64_t M, const PackedLinear& w, float* y, const GemmWorkspace& ws,
                     const GemmOptions& opt);
 
+// The machine's fma peak as this build reaches it: every thread runs a register-resident fma loop for
+// about `seconds`; returns GFLOP/s summed over threads.
+double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds);
+
 // Workspace sizes in floats for `order`.
 int64_t lanes_floats(Order order, int threads);
 int64_t packed_a_floats(Order order, int64_t M, int64_t K);

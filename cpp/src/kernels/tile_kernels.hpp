@@ -28,9 +28,10 @@ struct GemmTile {
 
 // Orders except `exact` (the driver runs exact through the scalar long accumulator). row_block(): rows
 // per micro-kernel call, the group size of the packed A.
-namespace isa_scalar { void run_tile(const GemmTile& t, Order o); int row_block(); }
-namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); int row_block(); }
-namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); int row_block(); }
+// fma_probe(n): n iterations of 24 x 16 independent fmas (768 flops each), for the peak probe.
+namespace isa_scalar { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
+namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
+namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
 
 // Whether an order's kernel reads GemmTile::a_packed.
 inline bool uses_packed_a(Order o) {

@@ -210,6 +210,26 @@ void tile_f64(const GemmTile& t) {
 
 int row_block() { return MR; }
 
+// The peak probe: 24 independent fma chains of 16 lanes each (768 flops per iteration), small enough to
+// stay in registers, long enough to hide fma latency. Returns a sum so that nothing is optimised away.
+float fma_probe(int64_t iterations) {
+  float acc[24][16];
+  for (int i = 0; i < 24; ++i)
+    for (int j = 0; j < 16; ++j) acc[i][j] = float(i + j);
+  const float x = 0.99999994f, y = 1e-7f;
+  for (int64_t n = 0; n < iterations; ++n) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) {
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) acc[i][j] = fmaf_(acc[i][j], x, y);
+    }
+  }
+  float sum = 0.0f;
+  for (int i = 0; i < 24; ++i)
+    for (int j = 0; j < 16; ++j) sum = sum + acc[i][j];
+  return sum;
+}
+
 void run_tile(const GemmTile& t, Order o) {
   switch (o.kind) {
     case OrderKind::seq: return tile_seq(t, true);
