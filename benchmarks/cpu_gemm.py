@@ -1,7 +1,7 @@
 """CPU linear-layer throughput: batchcore's native orders against torch (MKL) and NumPy (OpenBLAS).
 
 Interleaved measurement (torch, numpy, each native order, torch, ... per repeat) so that machine noise
-hits all contenders alike. One sample is a block: a 30 ms pause, one untimed call (it wakes the contender's threads and
+hits all contenders alike. One sample is a block: a 100 ms pause, one untimed call (it wakes the contender's threads and
 warms its caches after the previous contender ran), then calls timed together until the block lasts
 >= 10 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
 a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
@@ -24,7 +24,7 @@ def gflops(flops, seconds):
     return flops / seconds / 1e9
 
 
-def timed_block(fn, x, min_seconds=0.01, settle_seconds=0.03):
+def timed_block(fn, x, min_seconds=0.01, settle_seconds=0.1):
     """Seconds per call over a block of calls lasting at least min_seconds, after a pause and one
     untimed call. The pause lets the previous contender's worker threads stop spinning (OpenMP and
     OpenBLAS busy-wait after a call and would otherwise steal the cores from this block)."""
@@ -45,6 +45,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--shapes", default="1024,4096", help="square layer sizes")
+    ap.add_argument("--no-mlp", action="store_true", help="skip the whole-model (784-128-10 MLP) table")
     args = ap.parse_args(argv)
     import torch
 
@@ -97,6 +98,28 @@ def main(argv=None):
             print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
                   + " ".join(f"{med[o]:10.1f}" for o in orders)
                   + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}")
+    if not args.no_mlp:
+        mlp_table(batch_sizes, repeats, threads)
+
+
+def mlp_table(batch_sizes, repeats, threads):
+    """The whole 784-128-10 MLP (ReLU, softmax head): native seq against the same model in torch."""
+    import torch
+
+    model = bc.mlp([784, 128, 10], activation="relu", head="softmax", seed=0)
+    module, native = model.torch_module(), bc.native(order="seq", threads=threads)
+    core = model.native_model()
+    print(f"\n{'MLP 784-128-10':>16} {'B':>5} {'torch':>8} {'seq':>8} {'seq/torch':>9}   (GFLOP/s of the linear layers)")
+    for B in batch_sizes:
+        x = np.random.default_rng(B).standard_normal((B, 784)).astype(np.float32)
+        xt = torch.from_numpy(x)
+        with torch.no_grad():
+            assert np.allclose(module(xt).numpy(), native.run(model, x), rtol=1e-4, atol=1e-6)
+            t_torch = [timed_block(module, xt) for _ in range(repeats)]
+        t_seq = [timed_block(lambda v: core.run(v, order="seq", threads=threads), x) for _ in range(repeats)]
+        g_torch = gflops(model.flops_per_row * B, float(np.median(t_torch)))
+        g_seq = gflops(model.flops_per_row * B, float(np.median(t_seq)))
+        print(f"{'':>16} {B:>5} {g_torch:8.1f} {g_seq:8.1f} {g_seq / g_torch:9.2f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from batchcore import _core
 
 ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "pairwise", "kahan", "dot2", "f64",
           "exact"]
-SHAPES = [(1, 1, 1), (3, 33, 31), (17, 65, 100), (13, 32, 1000), (2, 97, 33)]  # (M, N, K), no tile multiples
+SHAPES = [(1, 1, 1), (3, 33, 31), (17, 65, 100), (13, 32, 1000), (2, 97, 33),  # (M, N, K), no tile multiples
+          (197, 45, 520)]  # crosses 96-row tiles, 12-row groups with a remainder, 256-long K blocks
 
 
 def linear_model(N, K, seed=0):
