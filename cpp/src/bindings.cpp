@@ -6,9 +6,9 @@
 
 #include <string>
 
+#include "array_checks.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
-#include "array_checks.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/gemm.hpp"
 #include "batchcore/model.hpp"

@@ -13,6 +13,13 @@ static_assert(kPanelWidth == 32, "tile_kernels.inl assumes 32-column panels");
 
 namespace {
 
+// Whether an order's tile kernel reads GemmTile::a_packed. (Kept out of tile_kernels.hpp: an inline
+// function there would also be compiled with an instruction-set file's flags.)
+bool uses_packed_a(Order o) {
+  return o.kind == OrderKind::seq || o.kind == OrderKind::seq_nofma || o.kind == OrderKind::chunk ||
+         o.kind == OrderKind::splitk;
+}
+
 struct Isa {
   void (*run_tile)(const GemmTile&, Order);
   int row_block;

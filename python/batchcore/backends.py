@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from .errors import DeviceUnavailableError, DTypeError, MissingDependencyError, ShapeError
+from .errors import DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError, ShapeError
 from .models import Model, _import_torch
 from .orders import check_precision, parse
 
@@ -44,8 +44,6 @@ def check_input(model: Model, x) -> np.ndarray:
     if not x.flags.c_contiguous:
         raise DTypeError("input must be C-contiguous (pass np.ascontiguousarray(x))")
     if not np.isfinite(x).all():
-        from .errors import NonFiniteError
-
         bad = np.argwhere(~np.isfinite(x))[0]
         raise NonFiniteError(f"input contains NaN or Inf at row {bad[0]}, column {bad[1]}")
     return x

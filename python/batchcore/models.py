@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from .errors import MissingDependencyError, ShapeError, UnsupportedLayerError
+from .errors import MissingDependencyError, NonFiniteError, ShapeError, UnsupportedLayerError
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
@@ -31,8 +31,6 @@ class Layer:
 def _f32(a, what: str) -> np.ndarray:
     arr = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
     if not np.isfinite(arr).all():
-        from .errors import NonFiniteError
-
         raise NonFiniteError(f"{what} contains NaN or Inf")
     return arr
 

@@ -1,7 +1,7 @@
 // The AVX-512 micro-kernel of the seq and seq-nofma orders: R rows x 32 columns held in 2R zmm
 // accumulators (R <= 12: 24 accumulators, 2 weight vectors, 1 broadcast, of 32 registers). Per k it
-// loads the two weight vectors of the packed panel once and broadcasts each row's a_k from the packed A. Every lane does
-// exactly acc = fma(a_k, w_k, acc) (or acc + a_k*w_k) in k order, the scalar definition of dot.hpp.
+// loads the two weight vectors of the packed panel once and broadcasts each row's a_k from the packed A.
+// Every lane does exactly acc = fma(a_k, w_k, acc) (or acc + a_k*w_k) in k order, as dot.hpp defines.
 // The only file with intrinsics; included by kernels_avx512.cpp alone.
 #pragma once
 #include <immintrin.h>

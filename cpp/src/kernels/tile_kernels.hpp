@@ -33,10 +33,5 @@ namespace isa_scalar { void run_tile(const GemmTile& t, Order o); int row_block(
 namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
 namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
 
-// Whether an order's kernel reads GemmTile::a_packed.
-inline bool uses_packed_a(Order o) {
-  return o.kind == OrderKind::seq || o.kind == OrderKind::seq_nofma || o.kind == OrderKind::chunk ||
-         o.kind == OrderKind::splitk;
-}
 
 }  // namespace batchcore
