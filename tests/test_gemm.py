@@ -7,10 +7,11 @@ import pytest
 import batchcore as bc
 from batchcore import _core
 
-ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "pairwise", "kahan", "dot2", "f64",
-          "exact"]
+ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "lanes:4", "lanes:1024", "pairwise",
+          "kahan", "dot2", "f64", "exact"]
 SHAPES = [(1, 1, 1), (3, 33, 31), (17, 65, 100), (13, 32, 1000), (2, 97, 33),  # (M, N, K), no tile multiples
-          (197, 45, 520)]  # crosses 96-row tiles, 12-row groups with a remainder, 256-long K blocks
+          (197, 45, 520),  # crosses 96-row tiles, 12-row groups with a remainder, 256-long K blocks
+          (1, 40, 1500)]  # one row, K over several K blocks and longer than every lane count but one
 
 
 def linear_model(N, K, seed=0):

@@ -7,19 +7,24 @@ import pytest
 import batchcore as bc
 
 
+def padded(width):
+    """Floats between rows in the core's buffers: whole 64-byte lines (16 floats), an odd count of them."""
+    lines = -(-width // 16)
+    return 16 * (lines if lines % 2 else lines + 1)
+
+
 def formula_bytes(sizes, M, order="seq", threads=1):
-    """weights (32-column panels, K x 32 floats + 32 bias floats each) + input copy + two activation
-    buffers of the widest layer + workspace: lanes:W, threads x W x 32 floats; seq-family orders, the
-    packed A of the widest linear input (M x max K floats)."""
+    """weights (32-column panels, K x 32 floats + 32 bias floats each) + input copy (fp32 models that
+    start with a linear layer read the caller's rows directly unless they are a multiple of 2 KiB
+    apart) + two activation buffers of the widest layer, rows padded + workspace: lanes:W, threads x W x
+    12 x 32 floats."""
     panel_bytes = sum(-(-n // 32) * (k + 1) * 32 * 4 for k, n in zip(sizes[:-1], sizes[1:]))
-    if order.startswith("lanes"):
-        workspace = threads * int(order.split(":")[1]) * 32 * 4
-    else:
-        workspace = M * max(sizes[:-1]) * 4
-    return panel_bytes + M * sizes[0] * 4 + 2 * M * max(sizes[1:]) * 4 + workspace
+    workspace = threads * int(order.split(":")[1]) * 12 * 32 * 4 if order.startswith("lanes") else 0
+    input_copy = M * padded(sizes[0]) * 4 if sizes[0] % 512 == 0 else 0
+    return panel_bytes + input_copy + 2 * M * padded(max(sizes[1:])) * 4 + workspace
 
 
-@pytest.mark.parametrize("sizes", [[784, 128, 10], [33, 1], [5, 100, 7, 64]])
+@pytest.mark.parametrize("sizes", [[784, 128, 10], [33, 1], [5, 100, 7, 64], [1024, 48]])
 @pytest.mark.parametrize("M", [1, 3, 64, 257])
 @pytest.mark.parametrize("order", ["seq", "lanes:16"])
 def test_peak_equals_prediction_equals_formula(sizes, M, order):

@@ -13,44 +13,23 @@ static_assert(kPanelWidth == 32, "tile_kernels.inl assumes 32-column panels");
 
 namespace {
 
-// Whether an order's tile kernel reads GemmTile::a_packed. (Kept out of tile_kernels.hpp: an inline
-// function there would also be compiled with an instruction-set file's flags.)
-bool uses_packed_a(Order o) {
-  return o.kind == OrderKind::seq || o.kind == OrderKind::seq_nofma || o.kind == OrderKind::chunk ||
-         o.kind == OrderKind::splitk;
-}
+// Below these amounts of work per worker, waking another thread costs more than it saves.
+constexpr int64_t kMinFlopsPerWorker = int64_t(1) << 18;
+
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 struct Isa {
   void (*run_tile)(const GemmTile&, Order);
-  int row_block;
   float (*fma_probe)(int64_t);
 };
 
 Isa isa_for(SimdLevel level) {
 #if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return {isa_avx512::run_tile, isa_avx512::row_block(), isa_avx512::fma_probe};
-  if (level == SimdLevel::avx2) return {isa_avx2::run_tile, isa_avx2::row_block(), isa_avx2::fma_probe};
+  if (level == SimdLevel::avx512) return {isa_avx512::run_tile, isa_avx512::fma_probe};
+  if (level == SimdLevel::avx2) return {isa_avx2::run_tile, isa_avx2::fma_probe};
 #endif
   (void)level;
-  return {isa_scalar::run_tile, isa_scalar::row_block(), isa_scalar::fma_probe};
-}
-
-// x (M x K rows) into groups of `group` rows, each group k-major: the micro-kernel then broadcasts
-// consecutive floats instead of reading `group` rows that lie K floats apart (4K-aliased when K*4 is
-// a multiple of 4096). Data movement only: the bits of the result do not depend on it.
-void pack_a(const float* x, int64_t M, int64_t K, int group, float* out, ThreadPool& pool) {
-  const int64_t groups = (M + group - 1) / group;
-  pool.parallel_for(groups, [&](int, int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) {
-      const int64_t r0 = g * group;
-      const int n = int(M - r0 < group ? M - r0 : group);
-      float* dst = out + r0 * K;
-      for (int r = 0; r < n; ++r) {
-        const float* src = x + (r0 + r) * K;
-        for (int64_t k = 0; k < K; ++k) dst[k * n + r] = src[k];
-      }
-    }
-  });
+  return {isa_scalar::run_tile, isa_scalar::fma_probe};
 }
 
 // `exact` goes through the scalar long accumulator of dot.hpp, element by element.
@@ -84,41 +63,42 @@ double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
 }
 
 int64_t lanes_floats(Order order, int threads) {
-  return order.kind == OrderKind::lanes ? int64_t(threads) * order.param * kPanelWidth : 0;
+  return order.kind == OrderKind::lanes ? int64_t(threads) * order.param * kMaxRowBlock * kPanelWidth : 0;
 }
 
-int64_t packed_a_floats(Order order, int64_t M, int64_t K) { return uses_packed_a(order) ? M * K : 0; }
+int64_t row_stride(int64_t width) {
+  constexpr int64_t line = 16;  // floats per 64-byte line
+  const int64_t lines = (width + line - 1) / line;
+  return (lines % 2 == 1 ? lines : lines + 1) * line;
+}
 
-void linear_forward(const float* x, int64_t M, const PackedLinear& w, float* y, const GemmWorkspace& ws,
-                    const GemmOptions& opt) {
+void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
+                    const GemmWorkspace& ws, const GemmOptions& opt) {
   const int64_t row_tiles = (M + kTileRows - 1) / kTileRows;
   const Isa isa = isa_for(opt.simd);
   ThreadPool& pool = shared_pool(opt.threads);
-  const bool packed = uses_packed_a(opt.order);
-  if (packed) pack_a(x, M, w.K, isa.row_block, ws.a_packed, pool);
   const bool exact = opt.order.kind == OrderKind::exact;
-  const int64_t scratch_per_worker = opt.order.kind == OrderKind::lanes ? opt.order.param * kPanelWidth : 0;
+  const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
   // Task = (panel, row tile), panel-major so that consecutive tasks of a worker reuse a panel in cache.
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t p = task / row_tiles, rt = task % row_tiles;
       const int64_t m0 = rt * kTileRows, n0 = p * kPanelWidth;
       GemmTile t;
-      t.a = x + m0 * w.K;
-      t.lda = w.K;
-      t.a_packed = packed ? ws.a_packed + m0 * w.K : nullptr;
+      t.a = x + m0 * ldx;
+      t.lda = ldx;
       t.rows = int(M - m0 < kTileRows ? M - m0 : kTileRows);
       t.panel = w.panel(p);
       t.bias = w.panel_bias(p);
       t.K = w.K;
-      t.y = y + m0 * w.N + n0;
-      t.ldy = w.N;
+      t.y = y + m0 * ldy + n0;
+      t.ldy = ldy;
       t.cols = int(w.N - n0 < kPanelWidth ? w.N - n0 : kPanelWidth);
       t.scratch = ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr;
       if (exact) exact_tile(t);
       else isa.run_tile(t, opt.order);
     }
-  });
+  }, ceil_div(kMinFlopsPerWorker, 2 * std::min<int64_t>(M, kTileRows) * w.K * kPanelWidth));
 }
 
 }  // namespace batchcore

@@ -13,6 +13,9 @@
 namespace batchcore {
 namespace {
 
+// Row-wise layers: below this many elements per worker, waking another thread costs more than it saves.
+constexpr int64_t kMinElementsPerWorker = 16384;
+
 void require_finite(const float* p, int64_t n, const char* what, int64_t row_width) {
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(p[i])) {
@@ -117,13 +120,6 @@ std::string Model::describe() const {
   return s.str();
 }
 
-int64_t Model::widest_input() const {
-  int64_t w = 0;
-  for (const auto& l : layers_)
-    if (l.kind == Kind::linear) w = std::max(w, l.in);
-  return w;
-}
-
 int64_t Model::widest_activation() const {
   int64_t w = 0;
   for (const auto& l : layers_) w = std::max(w, l.out);
@@ -139,40 +135,60 @@ void Model::ensure_packed(Precision p) {
   packed_valid_ = true;
 }
 
+bool Model::copies_input(Precision p) const {
+  if (p != Precision::fp32) return true;  // rounded in place before the first linear layer
+  if (!layers_.empty() && layers_.front().kind != Kind::linear) return true;  // a row layer writes in place
+  return input_width_ % 512 == 0;  // rows 2 KiB apart: 6 of a micro-kernel's 12 rows would share an L1 set
+}
+
 int64_t Model::plan_bytes(int64_t M, const RunOptions& opt) const {
   int64_t bytes = 0;
   for (const auto& l : layers_)
     if (l.kind == Kind::linear) bytes += PackedLinear::bytes_for(l.out, l.in);
   const Order order = resolve_order(opt.policy, opt.order, M);
-  bytes += M * input_width_ * 4;                 // input copy (rounded in place for tf32/bf16/fp16)
-  bytes += 2 * M * widest_activation() * 4;      // two activation buffers
-  bytes += lanes_floats(order, opt.threads) * 4;            // workspace: lanes:W partial sums
-  bytes += packed_a_floats(order, M, widest_input()) * 4;   // workspace: packed A of the widest linear input
+  if (copies_input(opt.precision)) bytes += M * row_stride(input_width_) * 4;  // input copy
+  bytes += 2 * M * row_stride(widest_activation()) * 4;  // two activation buffers
+  bytes += lanes_floats(order, opt.threads) * 4;      // workspace: lanes:W partial sums
   return bytes;
 }
 
 void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
                     const GemmWorkspace& ws, const RunOptions& opt) {
-  std::memcpy(in, x, size_t(M * input_width_) * sizeof(float));
+  // Rows live row_stride(width) floats apart in the run's buffers (see gemm.hpp).
+  const auto copy_rows = [M](const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t width) {
+    for (int64_t r = 0; r < M; ++r) std::memcpy(dst + r * ld_dst, src + r * ld_src, size_t(width) * sizeof(float));
+  };
+  int64_t ld = input_width_;
+  const float* cur_in = x;
+  if (in) {
+    ld = row_stride(input_width_);
+    copy_rows(x, input_width_, in, ld, input_width_);
+    cur_in = in;
+  }
   ThreadPool& pool = shared_pool(opt.threads);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
-  float* cur = in;
+  // The caller's x is only read; the first row-wise layer, if it comes before any linear layer, works
+  // on a copy (see copies_input).
+  float* cur = const_cast<float*>(cur_in);
   size_t linear_index = 0;
   for (const auto& l : layers_) {
     const int64_t w = l.in;
     switch (l.kind) {
       case Kind::linear: {
         if (opt.precision != Precision::fp32)
-          for (int64_t i = 0; i < M * w; ++i) cur[i] = round_to(cur[i], opt.precision);
+          for (int64_t r = 0; r < M; ++r)
+            for (int64_t i = 0; i < w; ++i) cur[r * ld + i] = round_to(cur[r * ld + i], opt.precision);
         float* next = cur == act0 ? act1 : act0;
-        linear_forward(cur, M, packed_[linear_index++], next, ws, gemm);
+        const int64_t ld_next = row_stride(l.out);
+        linear_forward(cur, ld, M, packed_[linear_index++], next, ld_next, ws, gemm);
         cur = next;
+        ld = ld_next;
         break;
       }
       default:
         pool.parallel_for(M, [&](int, int64_t r0, int64_t r1) {
           for (int64_t r = r0; r < r1; ++r) {
-            float* row = cur + r * w;
+            float* row = cur + r * ld;
             switch (l.kind) {
               case Kind::activation:
                 for (int64_t i = 0; i < w; ++i) row[i] = activate(row[i], l.activation);
@@ -183,10 +199,10 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
               case Kind::linear: break;
             }
           }
-        });
+        }, std::max<int64_t>(1, kMinElementsPerWorker / w));
     }
   }
-  std::memcpy(y, cur, size_t(M * width_) * sizeof(float));
+  copy_rows(cur, ld, y, width_, width_);
 }
 
 RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
@@ -198,11 +214,11 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
   RunStats stats;
   {
     const Order order = resolve_order(opt.policy, opt.order, M);
-    TrackedBuffer in(alloc_, M * input_width_);
-    TrackedBuffer act0(alloc_, M * widest_activation()), act1(alloc_, M * widest_activation());
+    TrackedBuffer in(alloc_, copies_input(opt.precision) ? M * row_stride(input_width_) : 0);
+    const int64_t act_floats = M * row_stride(widest_activation());
+    TrackedBuffer act0(alloc_, act_floats), act1(alloc_, act_floats);
     TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
-    TrackedBuffer a_packed(alloc_, packed_a_floats(order, M, widest_input()));
-    const GemmWorkspace ws{lanes.data(), a_packed.data()};
+    const GemmWorkspace ws{lanes.data()};
     auto pass = [&] { forward(x, M, y, in.data(), act0.data(), act1.data(), ws, opt); };
     if (opt.repeats <= 0 && opt.warmup <= 0) pass();
     else stats.times_ns = time_calls_ns(pass, opt.warmup, opt.repeats);

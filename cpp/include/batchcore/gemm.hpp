@@ -17,22 +17,25 @@ struct GemmOptions {
   SimdLevel simd = SimdLevel::scalar;
 };
 
-// Per-call workspace, from the caller's tracked buffers (either may be null where its size is 0).
+// Per-call workspace, from the caller's tracked buffers (null where its size is 0).
 struct GemmWorkspace {
-  float* lanes = nullptr;     // lanes_floats(): threads x W x 32 partial sums for lanes:W
-  float* a_packed = nullptr;  // packed_a_floats(): x repacked k-major in row groups (BLIS's packed A)
+  float* lanes = nullptr;  // lanes_floats(): per thread, W slots of partial sums for lanes:W
 };
 
-// x: M x K row-major, already rounded to w.precision. y: M x N row-major.
-void linear_forward(const float* x, int64_t M, const PackedLinear& w, float* y, const GemmWorkspace& ws,
-                    const GemmOptions& opt);
+// The row stride, in floats, that the forward pass gives rows of `width` floats: a whole and odd number
+// of 64-byte lines. The micro-kernel reads up to 12 rows at once; with an odd number of lines between
+// them they fall into 12 different L1 sets (rows 4 KiB apart would all compete for one set).
+int64_t row_stride(int64_t width);
+
+// x: M rows of w.K floats, ldx apart, already rounded to w.precision. y: M rows of w.N floats, ldy apart.
+void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
+                    const GemmWorkspace& ws, const GemmOptions& opt);
 
 // The machine's fma peak as this build reaches it: every thread runs a register-resident fma loop for
 // about `seconds`; returns GFLOP/s summed over threads.
 double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds);
 
-// Workspace sizes in floats for `order`.
+// Workspace size in floats for `order` (0 unless it is lanes:W).
 int64_t lanes_floats(Order order, int threads);
-int64_t packed_a_floats(Order order, int64_t M, int64_t K);
 
 }  // namespace batchcore

@@ -1,8 +1,8 @@
 // A feed-forward model (a sequence of linear and row-wise layers) and its forward pass on the CPU.
 // Weights are packed once per input precision; every byte of a run goes through the model's
 // TrackingAllocator, and the planner (plan_bytes) predicts the peak exactly:
-//   packed weights + input copy (M x K0) + two activation buffers (M x widest layer) + workspace
-//   (seq-family orders: A packed, M x widest linear input; lanes:W: threads x W x 32 partial sums).
+//   packed weights + input copy (M rows of row_stride(K0), only where copies_input()) + two activation buffers (M rows of
+//   row_stride(widest layer)) + workspace (lanes:W: threads x W x 12 x 32 partial sums).
 #pragma once
 #include <cstdint>
 #include <mutex>
@@ -83,10 +83,12 @@ class Model {
 
   void require_width(int64_t n, const char* what) const;
   void ensure_packed(Precision p);
+  // Whether a run copies its input into a padded buffer: when it must be rounded or changed in place,
+  // or when its rows lie a multiple of 2 KiB apart. Otherwise the first linear layer reads x directly.
+  bool copies_input(Precision p) const;
   void forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
                const GemmWorkspace& ws, const RunOptions& opt);
   int64_t widest_activation() const;
-  int64_t widest_input() const;  // largest K of a linear layer
 
   int64_t input_width_, width_;
   std::vector<Layer> layers_;

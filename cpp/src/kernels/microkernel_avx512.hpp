@@ -1,7 +1,9 @@
-// The AVX-512 micro-kernel of the seq and seq-nofma orders: R rows x 32 columns held in 2R zmm
-// accumulators (R <= 12: 24 accumulators, 2 weight vectors, 1 broadcast, of 32 registers). Per k it
-// loads the two weight vectors of the packed panel once and broadcasts each row's a_k from the packed A.
-// Every lane does exactly acc = fma(a_k, w_k, acc) (or acc + a_k*w_k) in k order, as dot.hpp defines.
+// The AVX-512 micro-kernel of the seq-family orders: R rows x 32 columns held in 2R zmm accumulators
+// (R <= 12: 24 accumulators, 2 weight vectors, 1 broadcast, of 32 registers); with V = 1 only the
+// first 16 columns (a last panel with <= 16 valid columns: half the work). Per k it loads the two
+// weight vectors of the packed panel once and broadcasts each row's a_k (rows lda floats apart).
+// Every lane does exactly acc = fma(a_k, w_k, acc) (or acc + a_k*w_k) for k = k0, k0+step, ... < k1,
+// in that order, as dot.hpp defines (step 1: seq; step W: one lane of lanes:W).
 // The only file with intrinsics; included by kernels_avx512.cpp alone.
 #pragma once
 #include <immintrin.h>
@@ -11,34 +13,36 @@
 namespace batchcore {
 namespace isa_avx512 {
 
-template <int R, bool Fused>
-inline void accumulate_rows_avx512(const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
+template <int R, bool Fused, int V>
+inline void accumulate_rows_avx512(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
+                                   int64_t step, float* acc) {
   static_assert(R >= 1 && R <= 12, "24 accumulators at most");
+  static_assert(V == 1 || V == 2, "V: the panel's first 16 columns only (a narrow last panel), or all 32");
   __m512 lo[R], hi[R];
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     lo[r] = _mm512_loadu_ps(acc + r * 32);
-    hi[r] = _mm512_loadu_ps(acc + r * 32 + 16);
+    if constexpr (V == 2) hi[r] = _mm512_loadu_ps(acc + r * 32 + 16);
   }
-  for (int64_t k = k0; k < k1; ++k) {
+  for (int64_t k = k0; k < k1; k += step) {
     const __m512 w_lo = _mm512_load_ps(panel + k * 32);  // panels are 64-byte aligned
-    const __m512 w_hi = _mm512_load_ps(panel + k * 32 + 16);
+    const __m512 w_hi = V == 2 ? _mm512_load_ps(panel + k * 32 + 16) : w_lo;
 #pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
-      const __m512 x = _mm512_set1_ps(a[k * R + r]);  // A packed k-major: one line holds all R rows
+      const __m512 x = _mm512_set1_ps(a[r * lda + k]);
       if constexpr (Fused) {
         lo[r] = _mm512_fmadd_ps(x, w_lo, lo[r]);
-        hi[r] = _mm512_fmadd_ps(x, w_hi, hi[r]);
+        if constexpr (V == 2) hi[r] = _mm512_fmadd_ps(x, w_hi, hi[r]);
       } else {
         lo[r] = _mm512_add_ps(lo[r], _mm512_mul_ps(x, w_lo));
-        hi[r] = _mm512_add_ps(hi[r], _mm512_mul_ps(x, w_hi));
+        if constexpr (V == 2) hi[r] = _mm512_add_ps(hi[r], _mm512_mul_ps(x, w_hi));
       }
     }
   }
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
     _mm512_storeu_ps(acc + r * 32, lo[r]);
-    _mm512_storeu_ps(acc + r * 32 + 16, hi[r]);
+    if constexpr (V == 2) _mm512_storeu_ps(acc + r * 32 + 16, hi[r]);
   }
 }
 

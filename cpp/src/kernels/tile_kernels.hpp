@@ -9,29 +9,27 @@
 namespace batchcore {
 
 constexpr int kTileRows = 96;
+constexpr int kMaxRowBlock = 12;  // the largest row_block() of any instruction set
+
 
 struct GemmTile {
   const float* a;      // first row of the tile, already rounded to the input precision
-  int64_t lda;         // = K
-  // The same rows packed for the seq-family kernels: groups of row_block() rows, group-major, each group
-  // k-major (group of n rows: element (r, k) at k*n + r); groups start every row_block()*K floats.
-  const float* a_packed;
-  int rows;            // 1..kTileRows, a multiple of row_block() except in the last tile
+  int64_t lda;         // row stride of a, >= K (see row_stride in gemm.hpp)
+  int rows;            // 1..kTileRows
   const float* panel;  // K x kPanelWidth, see pack_weights.hpp
   const float* bias;   // kPanelWidth
   int64_t K;
   float* y;            // first output element of the tile
   int64_t ldy;         // = N
   int cols;            // valid columns of the panel, 1..kPanelWidth
-  float* scratch;      // kMaxLanes * kPanelWidth floats when the order is lanes:W, else unused
+  float* scratch;      // W * kMaxRowBlock * kPanelWidth floats when the order is lanes:W, else unused
 };
 
-// Orders except `exact` (the driver runs exact through the scalar long accumulator). row_block(): rows
-// per micro-kernel call, the group size of the packed A.
+// Orders except `exact` (the driver runs exact through the scalar long accumulator).
 // fma_probe(n): n iterations of 24 x 16 independent fmas (768 flops each), for the peak probe.
-namespace isa_scalar { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
-namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
-namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); int row_block(); float fma_probe(int64_t n); }
+namespace isa_scalar { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
+namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
+namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
 
 
 }  // namespace batchcore

@@ -19,24 +19,27 @@ namespace {
 
 constexpr int NR = 32;                   // = kPanelWidth (static_assert in gemm.cpp)
 constexpr int MR = BC_ISA_ROW_BLOCK;     // rows that share one load of a weight vector
+static_assert(MR <= kMaxRowBlock, "the lanes:W scratch is sized for kMaxRowBlock rows");
 constexpr int64_t KC = 256;              // K block: a 256 x 32 panel slice (32 KiB) stays in L1 across row blocks
 
 inline float fmaf_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 inline float absf_(float x) { return __builtin_fabsf(x); }
 
-// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j over k in [k0, k1); `a` is a packed
-// group of R rows (a[k*R + r]). An instruction set may supply its own register-blocked micro-kernel
+// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j < 16*V over k = k0, k0+step, ... < k1;
+// row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An instruction set may supply its own register-blocked micro-kernel
 // with the same contract (BC_ISA_MICROKERNEL).
-template <int R, bool Fused>
-void accumulate_rows_lanes(const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
-  float c[R][NR];
+template <int R, bool Fused, int V>
+void accumulate_rows_lanes(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, int64_t step,
+                           float* acc) {
+  constexpr int cols = 16 * V;
+  float c[R][cols];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NR; ++j) c[r][j] = acc[r * NR + j];
-  for (int64_t k = k0; k < k1; ++k) {
+    for (int j = 0; j < cols; ++j) c[r][j] = acc[r * NR + j];
+  for (int64_t k = k0; k < k1; k += step) {
     const float* b = panel + k * NR;
     for (int r = 0; r < R; ++r) {
-      const float x = a[k * R + r];
-      for (int j = 0; j < NR; ++j) {
+      const float x = a[r * lda + k];
+      for (int j = 0; j < cols; ++j) {
         if (Fused) {
           c[r][j] = fmaf_(x, b[j], c[r][j]);
         } else {
@@ -47,26 +50,32 @@ void accumulate_rows_lanes(const float* a, const float* panel, int64_t k0, int64
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NR; ++j) acc[r * NR + j] = c[r][j];
+    for (int j = 0; j < cols; ++j) acc[r * NR + j] = c[r][j];
 }
 
-template <int R, bool Fused>
-inline void accumulate_rows(const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
+template <int R, bool Fused, int V>
+inline void accumulate_rows(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, int64_t step,
+                            float* acc) {
 #ifdef BC_ISA_MICROKERNEL
-  BC_ISA_MICROKERNEL<R, Fused>(a, panel, k0, k1, acc);
+  BC_ISA_MICROKERNEL<R, Fused, V>(a, lda, panel, k0, k1, step, acc);
 #else
-  accumulate_rows_lanes<R, Fused>(a, panel, k0, k1, acc);
+  accumulate_rows_lanes<R, Fused, V>(a, lda, panel, k0, k1, step, acc);
 #endif
 }
 
-// accumulate_rows for a run-time row count 1 <= n <= R.
+// accumulate_rows for a run-time row count 1 <= n <= R and a run-time column count: 16 * v columns.
 template <int R, bool Fused>
-void accumulate_n_rows(int n, const float* a, const float* panel, int64_t k0, int64_t k1, float* acc) {
+void accumulate_n_rows(int n, int v, const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
+                       int64_t step, float* acc) {
   if constexpr (R > 1) {
-    if (n < R) return accumulate_n_rows<R - 1, Fused>(n, a, panel, k0, k1, acc);
+    if (n < R) return accumulate_n_rows<R - 1, Fused>(n, v, a, lda, panel, k0, k1, step, acc);
   }
-  accumulate_rows<R, Fused>(a, panel, k0, k1, acc);
+  if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc);
+  else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc);
 }
+
+// 16-column vectors a tile needs: a last panel with <= 16 valid columns computes only those.
+inline int vectors_for(const GemmTile& t) { return t.cols <= 16 ? 1 : 2; }
 
 // Continues every row's chain over [k0, k1) in K blocks of KC. The accumulators go back to `acc` between
 // blocks, so each element remains one chain in k order: blocking changes the speed, never the bits.
@@ -76,7 +85,7 @@ void accumulate_tile(const GemmTile& t, int64_t k0, int64_t k1, float* acc) {
     const int64_t ke = kb + KC < k1 ? kb + KC : k1;
     for (int r = 0; r < t.rows; r += MR) {
       const int n = t.rows - r < MR ? t.rows - r : MR;
-      accumulate_n_rows<MR, Fused>(n, t.a_packed + r * t.K, t.panel, kb, ke, acc + r * NR);
+      accumulate_n_rows<MR, Fused>(n, vectors_for(t), t.a + r * t.lda, t.lda, t.panel, kb, ke, 1, acc + r * NR);
     }
   }
 }
@@ -109,22 +118,20 @@ void tile_chunks(const GemmTile& t, int64_t C) {
   for (int r = 0; r < t.rows; ++r) store_row(t, r, total + r * NR);
 }
 
+// lanes:W on a row block: lane l of every row and column is one seq chain over k = l, l+W, ...; the
+// micro-kernel runs it with step W into its own slot of the scratch, then the slots are added as a tree.
 void tile_lanes(const GemmTile& t, int64_t W) {
-  float* s = t.scratch;  // W x NR
-  for (int r = 0; r < t.rows; ++r) {
-    const float* a = t.a + r * t.lda;
-    for (int64_t l = 0; l < W; ++l) {
-      float acc[NR] = {};
-      for (int64_t k = l; k < t.K; k += W) {
-        const float* b = t.panel + k * NR;
-        for (int j = 0; j < NR; ++j) acc[j] = fmaf_(a[k], b[j], acc[j]);
-      }
-      for (int j = 0; j < NR; ++j) s[l * NR + j] = acc[j];
-    }
+  float* s = t.scratch;  // W slots of MR x NR
+  constexpr int slot = MR * NR;
+  for (int r0 = 0; r0 < t.rows; r0 += MR) {
+    const int n = t.rows - r0 < MR ? t.rows - r0 : MR;
+    for (int64_t i = 0; i < W * slot; ++i) s[i] = 0.0f;
+    for (int64_t l = 0; l < W; ++l)
+      accumulate_n_rows<MR, true>(n, vectors_for(t), t.a + r0 * t.lda, t.lda, t.panel, l, t.K, W, s + l * slot);
     for (int64_t h = W / 2; h >= 1; h /= 2)
       for (int64_t l = 0; l < h; ++l)
-        for (int j = 0; j < NR; ++j) s[l * NR + j] = s[l * NR + j] + s[(l + h) * NR + j];
-    store_row(t, r, s);
+        for (int i = 0; i < n * NR; ++i) s[l * slot + i] = s[l * slot + i] + s[(l + h) * slot + i];
+    for (int r = 0; r < n; ++r) store_row(t, r0 + r, s + r * NR);
   }
 }
 
@@ -207,8 +214,6 @@ void tile_f64(const GemmTile& t) {
 }
 
 }  // namespace
-
-int row_block() { return MR; }
 
 // The peak probe: 24 independent fma chains of 16 lanes each (768 flops per iteration), small enough to
 // stay in registers, long enough to hide fma latency. Returns a sum so that nothing is optimised away.
