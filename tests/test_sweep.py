@@ -90,7 +90,8 @@ def test_json_csv_roundtrip_and_environment(model, tmp_path):
     assert back.points == json.loads(json.dumps(res.points)) and back.classes() == res.classes()
     assert back.env["simd"] and back.env["numpy"] and "torch" in back.env
     res.to_csv(tmp_path / "r.csv")
-    rows = list(csv.DictReader(open(tmp_path / "r.csv")))
+    with open(tmp_path / "r.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     assert [int(r["batch_size"]) for r in rows] == [1, 2] and rows[0]["fingerprint"] == res.points[0]["fingerprint"]
     assert not list(tmp_path.glob(".batchcore-*"))  # no temporary file left behind
 
