@@ -11,7 +11,8 @@ ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "lan
           "kahan", "dot2", "f64", "exact"]
 SHAPES = [(1, 1, 1), (3, 33, 31), (17, 65, 100), (13, 32, 1000), (2, 97, 33),  # (M, N, K), no tile multiples
           (197, 45, 520),  # crosses 96-row tiles, 12-row groups with a remainder, 256-long K blocks
-          (1, 40, 1500)]  # one row, K over several K blocks and longer than every lane count but one
+          (1, 40, 1500),  # one row, K over several K blocks and longer than every lane count but one
+          (30, 33, 9000)]  # K so long that tiles shrink to 12 rows: three tiles, the last one short
 
 
 def linear_model(N, K, seed=0):

@@ -18,6 +18,13 @@ constexpr int64_t kMinFlopsPerWorker = int64_t(1) << 18;
 
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Rows per tile: as many as keep the tile's A (rows x K floats) within about 384 KiB, so that it stays
+// in L2 while every weight panel streams past it; a multiple of 12 (the AVX-512 row block).
+int64_t tile_rows_for(int64_t K) {
+  const int64_t rows = (int64_t(384) << 10) / (K * int64_t(sizeof(float))) / 12 * 12;
+  return std::clamp<int64_t>(rows, 12, kTileRows);
+}
+
 struct Isa {
   void (*run_tile)(const GemmTile&, Order);
   float (*fma_probe)(int64_t);
@@ -74,20 +81,22 @@ int64_t row_stride(int64_t width) {
 
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt) {
-  const int64_t row_tiles = (M + kTileRows - 1) / kTileRows;
+  const int64_t tile_rows = tile_rows_for(w.K);
+  const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
   const Isa isa = isa_for(opt.simd);
   ThreadPool& pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
-  // Task = (panel, row tile), panel-major so that consecutive tasks of a worker reuse a panel in cache.
+  // Task = (row tile, panel), row-tile-major: a worker keeps its 96-row tile of A in L2 while the packed
+  // panels stream past it (A is read from memory once; the weights once per row tile).
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t p = task / row_tiles, rt = task % row_tiles;
-      const int64_t m0 = rt * kTileRows, n0 = p * kPanelWidth;
+      const int64_t rt = task / w.panels, p = task % w.panels;
+      const int64_t m0 = rt * tile_rows, n0 = p * kPanelWidth;
       GemmTile t;
       t.a = x + m0 * ldx;
       t.lda = ldx;
-      t.rows = int(M - m0 < kTileRows ? M - m0 : kTileRows);
+      t.rows = int(M - m0 < tile_rows ? M - m0 : tile_rows);
       t.panel = w.panel(p);
       t.bias = w.panel_bias(p);
       t.K = w.K;
@@ -98,7 +107,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
       if (exact) exact_tile(t);
       else isa.run_tile(t, opt.order);
     }
-  }, ceil_div(kMinFlopsPerWorker, 2 * std::min<int64_t>(M, kTileRows) * w.K * kPanelWidth));
+  }, ceil_div(kMinFlopsPerWorker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
 }
 
 }  // namespace batchcore
