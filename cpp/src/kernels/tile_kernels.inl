@@ -23,7 +23,18 @@ static_assert(MR <= kMaxRowBlock, "the lanes:W scratch is sized for kMaxRowBlock
 constexpr int64_t KC = 256;              // K block: a 256 x 32 panel slice (32 KiB) stays in L1 across row blocks
 
 inline float fmaf_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
-inline float absf_(float x) { return __builtin_fabsf(x); }
+
+// a + b and a - b, bit for bit (a*1 and b*-1 are exact, then one rounding, as in an addition), issued to
+// the fma units: the compensated orders are additions almost only, and on cores with two adders and two
+// fma units (Zen 4/5) the adders are their bottleneck while the fma units idle. Without hardware fma
+// (the scalar build) fmaf would be a library call, so there they are plain operations.
+#if defined(__FMA__)
+inline float add_on_fma_unit(float a, float b) { return fmaf_(a, 1.0f, b); }
+inline float sub_on_fma_unit(float a, float b) { return fmaf_(b, -1.0f, a); }
+#else
+inline float add_on_fma_unit(float a, float b) { return a + b; }
+inline float sub_on_fma_unit(float a, float b) { return a - b; }
+#endif
 
 // acc[r][j] continues the seq (or seq-nofma) chain of row r, column j < 16*V over k = k0, k0+step, ... < k1;
 // row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An instruction set may supply its own register-blocked micro-kernel
@@ -135,82 +146,164 @@ void tile_lanes(const GemmTile& t, int64_t W) {
   }
 }
 
-void pairwise_sum(const float* a, const float* panel, int64_t lo, int64_t hi, float* out) {
-  if (hi - lo == 1) {
-    for (int j = 0; j < NR; ++j) out[j] = a[lo] * panel[lo * NR + j];
-    return;
+// Calls body(r0, Rows<R>{}) for consecutive blocks of up to RB rows of the tile; R is a compile-time
+// constant, so the per-row state of a block can live in registers.
+template <int N>
+struct Rows {
+  static constexpr int value = N;
+};
+
+template <int R, class Body>
+void with_row_count(int n, int r0, Body& body) {
+  if constexpr (R > 1) {
+    if (n < R) return with_row_count<R - 1>(n, r0, body);
   }
+  body(r0, Rows<R>{});
+}
+
+template <int RB, class Body>
+void for_row_blocks(const GemmTile& t, Body body) {
+  for (int r0 = 0; r0 < t.rows; r0 += RB) with_row_count<RB>(t.rows - r0 < RB ? t.rows - r0 : RB, r0, body);
+}
+
+// out = out + right, element-wise (restrict: the compiler cannot otherwise tell a recursion's partial sums
+// apart and would add them one float at a time).
+template <int R>
+inline void add_into(float (&__restrict out)[R][NR], const float (&__restrict right)[R][NR]) {
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NR; ++j) out[r][j] = out[r][j] + right[r][j];
+}
+
+// pairwise over k in [lo, lo + N) for R rows: the tree of dot.hpp (left half floor(N/2)) unrolled at
+// compile time; leaves are the rounded products.
+template <int N, int R>
+inline void pairwise_fixed(const float* a, int64_t lda, const float* panel, int64_t lo, float (&out)[R][NR]) {
+  if constexpr (N == 1) {
+    for (int r = 0; r < R; ++r)
+      for (int j = 0; j < NR; ++j) out[r][j] = a[r * lda + lo] * panel[lo * NR + j];
+  } else {
+    float right[R][NR];
+    pairwise_fixed<N / 2, R>(a, lda, panel, lo, out);
+    pairwise_fixed<N - N / 2, R>(a, lda, panel, lo + N / 2, right);
+    add_into<R>(out, right);
+  }
+}
+
+constexpr int64_t kPairwiseLeaf = 16;  // subtrees of up to this many products are unrolled
+
+template <int R, int N = 1>
+inline void pairwise_small(int64_t n, const float* a, int64_t lda, const float* panel, int64_t lo,
+                           float (&out)[R][NR]) {
+  if constexpr (N < kPairwiseLeaf) {
+    if (n != N) return pairwise_small<R, N + 1>(n, a, lda, panel, lo, out);
+  }
+  pairwise_fixed<N, R>(a, lda, panel, lo, out);
+}
+
+template <int R>
+void pairwise_rows(const float* a, int64_t lda, const float* panel, int64_t lo, int64_t hi, float (&out)[R][NR]) {
+  if (hi - lo <= kPairwiseLeaf) return pairwise_small<R>(hi - lo, a, lda, panel, lo, out);
   const int64_t m = lo + (hi - lo) / 2;
-  float right[NR];
-  pairwise_sum(a, panel, lo, m, out);
-  pairwise_sum(a, panel, m, hi, right);
-  for (int j = 0; j < NR; ++j) out[j] = out[j] + right[j];
+  float right[R][NR];
+  pairwise_rows<R>(a, lda, panel, lo, m, out);
+  pairwise_rows<R>(a, lda, panel, m, hi, right);
+  add_into<R>(out, right);
 }
 
 void tile_pairwise(const GemmTile& t) {
-  float sum[NR];
-  for (int r = 0; r < t.rows; ++r) {
-    pairwise_sum(t.a + r * t.lda, t.panel, 0, t.K, sum);
-    store_row(t, r, sum);
-  }
+  for_row_blocks<2>(t, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    float sum[R][NR];
+    pairwise_rows<R>(t.a + r0 * t.lda, t.lda, t.panel, 0, t.K, sum);
+    for (int r = 0; r < R; ++r) store_row(t, r0 + r, sum[r]);
+  });
 }
 
+// The compensated orders on blocks of rows: the rows of a block share each load of the panel, and every
+// lane runs dot.hpp's loop for its element, operation by operation.
+// kahan: Neumaier's compensation term is the exact rounding error of s + p, which either branch of
+// dot.hpp's comparison computes exactly (Fast2Sum with the larger operand first). Knuth's TwoSum computes
+// the same exact error without a comparison, hence the same bits, in fewer operations. (Where s + p
+// overflows, both forms end in NaN.)
 void tile_kahan(const GemmTile& t) {
-  for (int r = 0; r < t.rows; ++r) {
-    const float* a = t.a + r * t.lda;
-    float s[NR] = {}, comp[NR] = {};
+  for_row_blocks<2>(t, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    const float* a = t.a + r0 * t.lda;
+    float s[R][NR] = {}, comp[R][NR] = {};
     for (int64_t k = 0; k < t.K; ++k) {
       const float* b = t.panel + k * NR;
-      for (int j = 0; j < NR; ++j) {
-        const float p = a[k] * b[j];
-        const float sum = s[j] + p;
-        const float big_s = (s[j] - sum) + p, big_p = (p - sum) + s[j];
-        comp[j] = comp[j] + (absf_(s[j]) >= absf_(p) ? big_s : big_p);
-        s[j] = sum;
+      for (int r = 0; r < R; ++r) {
+        const float x = a[r * t.lda + k];
+        for (int j = 0; j < NR; ++j) {
+          const float p = x * b[j];
+          const float sum = s[r][j] + p;
+          const float z = sub_on_fma_unit(sum, s[r][j]);
+          const float err = sub_on_fma_unit(s[r][j], sum - z) + (p - z);
+          comp[r][j] = add_on_fma_unit(comp[r][j], err);
+          s[r][j] = sum;
+        }
       }
     }
-    for (int j = 0; j < NR; ++j) s[j] = s[j] + comp[j];
-    store_row(t, r, s);
-  }
+    for (int r = 0; r < R; ++r) {
+      for (int j = 0; j < NR; ++j) s[r][j] = s[r][j] + comp[r][j];
+      store_row(t, r0 + r, s[r]);
+    }
+  });
 }
 
 void tile_dot2(const GemmTile& t) {
-  for (int r = 0; r < t.rows; ++r) {
-    const float* a = t.a + r * t.lda;
-    float p[NR], s[NR];
-    for (int j = 0; j < NR; ++j) {
-      p[j] = a[0] * t.panel[j];
-      s[j] = fmaf_(a[0], t.panel[j], -p[j]);
+  for_row_blocks<2>(t, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    const float* a = t.a + r0 * t.lda;
+    float p[R][NR], s[R][NR];
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * t.lda];
+      for (int j = 0; j < NR; ++j) {
+        p[r][j] = x * t.panel[j];
+        s[r][j] = fmaf_(x, t.panel[j], -p[r][j]);
+      }
     }
     for (int64_t k = 1; k < t.K; ++k) {
       const float* b = t.panel + k * NR;
-      for (int j = 0; j < NR; ++j) {
-        const float h = a[k] * b[j];
-        const float err = fmaf_(a[k], b[j], -h);
-        const float sum = p[j] + h;
-        const float z = sum - p[j];
-        const float q = (p[j] - (sum - z)) + (h - z);
-        p[j] = sum;
-        s[j] = s[j] + (q + err);
+      for (int r = 0; r < R; ++r) {
+        const float x = a[r * t.lda + k];
+        for (int j = 0; j < NR; ++j) {
+          const float h = x * b[j];
+          const float err = fmaf_(x, b[j], -h);
+          const float sum = p[r][j] + h;
+          const float z = sub_on_fma_unit(sum, p[r][j]);
+          const float q = sub_on_fma_unit(p[r][j], sum - z) + (h - z);
+          p[r][j] = sum;
+          s[r][j] = add_on_fma_unit(s[r][j], q + err);
+        }
       }
     }
-    for (int j = 0; j < NR; ++j) p[j] = p[j] + s[j];
-    store_row(t, r, p);
-  }
+    for (int r = 0; r < R; ++r) {
+      for (int j = 0; j < NR; ++j) p[r][j] = p[r][j] + s[r][j];
+      store_row(t, r0 + r, p[r]);
+    }
+  });
 }
 
+// f64: s = s + double(a)*double(b) per dot.hpp. The product of two floats is exact in double (48 of 53
+// bits), so fma(a, b, s), which rounds once after the exact product, gives the same bits in one operation.
 void tile_f64(const GemmTile& t) {
-  for (int r = 0; r < t.rows; ++r) {
-    const float* a = t.a + r * t.lda;
-    double s[NR] = {};
+  for_row_blocks<4>(t, [&](int r0, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    const float* a = t.a + r0 * t.lda;
+    double s[R][NR] = {};
     for (int64_t k = 0; k < t.K; ++k) {
       const float* b = t.panel + k * NR;
-      const double x = a[k];
-      for (int j = 0; j < NR; ++j) s[j] = s[j] + x * double(b[j]);
+      for (int r = 0; r < R; ++r) {
+        const double x = a[r * t.lda + k];
+        for (int j = 0; j < NR; ++j) s[r][j] = __builtin_fma(x, double(b[j]), s[r][j]);
+      }
     }
-    float* y = t.y + r * t.ldy;
-    for (int j = 0; j < t.cols; ++j) y[j] = float(s[j] + double(t.bias[j]));
-  }
+    for (int r = 0; r < R; ++r) {
+      float* y = t.y + (r0 + r) * t.ldy;
+      for (int j = 0; j < t.cols; ++j) y[j] = float(s[r][j] + double(t.bias[j]));
+    }
+  });
 }
 
 }  // namespace
