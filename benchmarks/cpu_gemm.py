@@ -100,10 +100,12 @@ def main(argv=None):
                   + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}")
     if not args.no_mlp:
         mlp_table(batch_sizes, repeats, threads)
+    exact_table(64 if args.quick else 1024, [1] if args.quick else [1, 16], 3 if args.quick else 5, threads)
 
 
 def mlp_table(batch_sizes, repeats, threads):
-    """The whole 784-128-10 MLP (ReLU, softmax head): native seq against the same model in torch."""
+    """The whole 784-128-10 MLP (ReLU, softmax head): native seq against the same model in torch,
+    interleaved like the layer table."""
     import torch
 
     model = bc.mlp([784, 128, 10], activation="relu", head="softmax", seed=0)
@@ -113,13 +115,44 @@ def mlp_table(batch_sizes, repeats, threads):
     for B in batch_sizes:
         x = np.random.default_rng(B).standard_normal((B, 784)).astype(np.float32)
         xt = torch.from_numpy(x)
+        t_torch, t_seq = [], []
         with torch.no_grad():
             assert np.allclose(module(xt).numpy(), native.run(model, x), rtol=1e-4, atol=1e-6)
-            t_torch = [timed_block(module, xt) for _ in range(repeats)]
-        t_seq = [timed_block(lambda v: core.run(v, order="seq", threads=threads), x) for _ in range(repeats)]
+            for _ in range(repeats):
+                t_torch.append(timed_block(module, xt))
+                t_seq.append(timed_block(lambda v: core.run(v, order="seq", threads=threads), x))
         g_torch = gflops(model.flops_per_row * B, float(np.median(t_torch)))
         g_seq = gflops(model.flops_per_row * B, float(np.median(t_seq)))
         print(f"{'':>16} {B:>5} {g_torch:8.1f} {g_seq:8.1f} {g_seq / g_torch:9.2f}")
+
+
+def exact_table(n, batch_sizes, repeats, threads):
+    """`exact` against a float64 long-accumulator reference written naively: per output element,
+    math.fsum (Shewchuk's exactly rounded partials) of the float64 products, which are exact, plus the
+    bias; then one rounding to float32 (a double rounding: the reference is only a speed yardstick)."""
+    import math
+
+    model = bc.mlp([n, n], seed=0)
+    W = model.layers[0].params["weight"].astype(np.float64)
+    b = model.layers[0].params["bias"].astype(np.float64)
+    core = model.native_model()
+
+    def naive(x):
+        x64 = x.astype(np.float64)
+        return np.array([[math.fsum([*(row * w), bj]) for w, bj in zip(W, b)] for row in x64], np.float32)
+
+    print(f"\n{'exact ' + f'{n}x{n}':>16} {'B':>5} {'exact':>8} {'fsum ref':>8} {'ratio':>9}   (GFLOP/s)")
+    for B in batch_sizes:
+        x = np.random.default_rng(B).standard_normal((B, n)).astype(np.float32)
+        got, ref = core.run(x, order="exact", threads=threads)[0], naive(x)
+        assert np.all(np.abs(got - ref) <= np.spacing(np.abs(got)))  # equal but for the reference's double rounding
+        t_exact, t_ref = [], []
+        for _ in range(repeats):
+            t_exact.append(timed_block(lambda v: core.run(v, order="exact", threads=threads), x))
+            t_ref.append(timed_block(naive, x))
+        g_exact = gflops(2 * B * n * n, float(np.median(t_exact)))
+        g_ref = gflops(2 * B * n * n, float(np.median(t_ref)))
+        print(f"{'':>16} {B:>5} {g_exact:8.2f} {g_ref:8.2f} {g_exact / g_ref:9.1f}")
 
 
 if __name__ == "__main__":
