@@ -1,9 +1,9 @@
 """CPU linear-layer throughput: batchcore's native orders against torch (MKL) and NumPy (OpenBLAS).
 
 Interleaved measurement (torch, numpy, each native order, torch, ... per repeat) so that machine noise
-hits all contenders alike. One sample is a block: a 100 ms pause, one untimed call (it wakes the contender's threads and
-warms its caches after the previous contender ran), then calls timed together until the block lasts
->= 10 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
+hits all contenders alike. One sample is a block: a 120 ms pause, untimed calls for >= 25 ms (they wake
+the contender's threads, warm its caches and let the cores ramp up), then calls timed together until the
+block lasts >= 20 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
 a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
 
     python benchmarks/cpu_gemm.py            # the full table (a few minutes)
@@ -24,12 +24,17 @@ def gflops(flops, seconds):
     return flops / seconds / 1e9
 
 
-def timed_block(fn, x, min_seconds=0.01, settle_seconds=0.1):
-    """Seconds per call over a block of calls lasting at least min_seconds, after a pause and one
-    untimed call. The pause lets the previous contender's worker threads stop spinning (OpenMP and
-    OpenBLAS busy-wait after a call and would otherwise steal the cores from this block)."""
+def timed_block(fn, x, min_seconds=0.02, settle_seconds=0.12, warmup_seconds=0.025):
+    """Seconds per call over a block of calls lasting at least min_seconds. Before it: a pause, so that
+    the previous contender's worker threads stop spinning (OpenBLAS's busy-wait about 0.1 s after a
+    call and would steal the cores of whoever comes next), then untimed calls for at least
+    warmup_seconds: after an idle pause this VM's cores take ~20 ms to reach full speed again, and a
+    single warm-up call would charge that ramp to the contender measured first."""
     time.sleep(settle_seconds)
+    t0 = time.perf_counter()
     fn(x)
+    while time.perf_counter() - t0 < warmup_seconds:
+        fn(x)
     calls, t0 = 0, time.perf_counter()
     while True:
         fn(x)

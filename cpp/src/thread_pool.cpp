@@ -25,9 +25,13 @@ class StrictFloatEnv {
 };
 
 // Waking a thread blocked on a condition variable takes tens of microseconds on a VM, longer than a
-// small layer's whole GEMM, so waits spin this long before they block. A model's layers follow each
-// other within microseconds; after the last one the workers stop spinning within this budget, sooner
-// than OpenMP runtimes give their cores back.
+// small layer's whole GEMM, so waits spin before they block: first with pause only (a few microseconds:
+// the common case of a worker already running on its own core), then yielding the core between checks,
+// because when more threads are runnable than there are cores (another library's spinning workers, or
+// this pool's threads sharing a core) a pure spin would hold the core that the awaited thread needs.
+// A model's layers follow each other within microseconds; after the last one the workers stop spinning
+// within kSpin, sooner than OpenMP runtimes give their cores back.
+constexpr auto kSpinPause = std::chrono::microseconds(5);
 constexpr auto kSpin = std::chrono::microseconds(200);
 
 inline void cpu_relax() {
@@ -39,13 +43,15 @@ inline void cpu_relax() {
 // Spins until ready() or kSpin elapsed; returns ready().
 template <class Ready>
 bool spin_until(Ready ready) {
-  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (ready()) return true;
       cpu_relax();
     }
-    if (std::chrono::steady_clock::now() >= deadline) return ready();
+    const auto waited = std::chrono::steady_clock::now() - start;
+    if (waited >= kSpin) return ready();
+    if (waited >= kSpinPause) std::this_thread::yield();
   }
 }
 
