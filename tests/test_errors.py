@@ -44,6 +44,12 @@ def test_native_core_checks_without_the_python_layer(model):
         x = np.ones((2, 16), np.float32)
         x[1, 2] = np.nan
         core.run(x)
+    big = np.ones((20000, 16), np.float32)  # large enough for the check to run on several threads
+    for row, col, value in [(19999, 15, np.inf), (12345, 0, -np.inf), (9999, 7, np.nan)]:
+        x = big.copy()
+        x[row, col] = value
+        with pytest.raises(bc.NonFiniteError, match=f"row {row}, column {col}"):
+            core.run(x, threads=3)
     with pytest.raises(bc.DTypeError):
         core.run(np.ones((2, 16), np.float64))
     with pytest.raises(bc.ShapeError):

@@ -1,6 +1,7 @@
 #include "batchcore/model.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -16,7 +17,30 @@ namespace {
 // Row-wise layers: below this many elements per worker, waking another thread costs more than it saves.
 constexpr int64_t kMinElementsPerWorker = 16384;
 
-void require_finite(const float* p, int64_t n, const char* what, int64_t row_width) {
+// Whether p[0..n) holds an Inf or NaN (exponent field all ones): an OR over integers, which the compiler
+// vectorises (a branch per element would not; on a 1024 x 784 input that was half the MLP's time).
+bool any_non_finite(const float* p, int64_t n) {
+  uint32_t any = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, p + i, sizeof bits);
+    any |= (~bits & 0x7f800000u) == 0 ? 1u : 0u;
+  }
+  return any != 0;
+}
+
+// Throws NonFiniteError naming the first Inf or NaN; the scan runs on `pool` when given.
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool = nullptr) {
+  bool found = false;
+  if (pool) {
+    std::atomic<bool> any{false};
+    pool->parallel_for(n, [&](int, int64_t b, int64_t e) { if (any_non_finite(p + b, e - b)) any = true; },
+                       kMinElementsPerWorker * 4);
+    found = any;
+  } else {
+    found = any_non_finite(p, n);
+  }
+  if (!found) return;
   for (int64_t i = 0; i < n; ++i) {
     if (!std::isfinite(p[i])) {
       std::ostringstream s;
@@ -207,7 +231,7 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
 
 RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
   if (M <= 0) throw ShapeError("empty batch: a forward pass needs at least one row");
-  require_finite(x, M * input_width_, "input", input_width_);
+  require_finite(x, M * input_width_, "input", input_width_, &shared_pool(opt.threads));
   std::lock_guard<std::mutex> lock(run_mu_);
   ensure_packed(opt.precision);
   alloc_.reset_peak();

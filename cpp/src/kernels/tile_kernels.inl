@@ -131,14 +131,20 @@ void tile_chunks(const GemmTile& t, int64_t C) {
 
 // lanes:W on a row block: lane l of every row and column is one seq chain over k = l, l+W, ...; the
 // micro-kernel runs it with step W into its own slot of the scratch, then the slots are added as a tree.
+// K is blocked (KC, or W when W is longer) so that all lanes read a block of the panel while it is in L1;
+// each chain still runs in k order, continued from its slot.
 void tile_lanes(const GemmTile& t, int64_t W) {
   float* s = t.scratch;  // W slots of MR x NR
   constexpr int slot = MR * NR;
   for (int r0 = 0; r0 < t.rows; r0 += MR) {
     const int n = t.rows - r0 < MR ? t.rows - r0 : MR;
     for (int64_t i = 0; i < W * slot; ++i) s[i] = 0.0f;
-    for (int64_t l = 0; l < W; ++l)
-      accumulate_n_rows<MR, true>(n, vectors_for(t), t.a + r0 * t.lda, t.lda, t.panel, l, t.K, W, s + l * slot);
+    const int64_t block = W > KC ? W : KC;  // a multiple of W: both are powers of two
+    for (int64_t kb = 0; kb < t.K; kb += block) {
+      const int64_t ke = kb + block < t.K ? kb + block : t.K;
+      for (int64_t l = 0; l < W; ++l)
+        accumulate_n_rows<MR, true>(n, vectors_for(t), t.a + r0 * t.lda, t.lda, t.panel, kb + l, ke, W, s + l * slot);
+    }
     for (int64_t h = W / 2; h >= 1; h /= 2)
       for (int64_t l = 0; l < h; ++l)
         for (int i = 0; i < n * NR; ++i) s[l * slot + i] = s[l * slot + i] + s[(l + h) * slot + i];
