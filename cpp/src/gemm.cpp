@@ -87,7 +87,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   ThreadPool& pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
-  // Task = (row tile, panel), row-tile-major: a worker keeps its 96-row tile of A in L2 while the packed
+  // Task = (row tile, panel), row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the packed
   // panels stream past it (A is read from memory once; the weights once per row tile).
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
