@@ -34,6 +34,7 @@ void require_finite(const float* p, int64_t n, const char* what, int64_t row_wid
   bool found = false;
   if (pool) {
     std::atomic<bool> any{false};
+    // A scan is cheaper per element than a row layer, hence the larger grain.
     pool->parallel_for(n, [&](int, int64_t b, int64_t e) { if (any_non_finite(p + b, e - b)) any = true; },
                        kMinElementsPerWorker * 4);
     found = any;
@@ -204,18 +205,12 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
   const auto copy_rows = [M](const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t width) {
     for (int64_t r = 0; r < M; ++r) std::memcpy(dst + r * ld_dst, src + r * ld_src, size_t(width) * sizeof(float));
   };
-  int64_t ld = input_width_;
-  const float* cur_in = x;
-  if (in) {
-    ld = row_stride(input_width_);
-    copy_rows(x, input_width_, in, ld, input_width_);
-    cur_in = in;
-  }
+  // Without a copy (see copies_input) the first layer is linear and the caller's x is only read.
+  float* cur = in ? in : const_cast<float*>(x);
+  int64_t ld = in ? row_stride(input_width_) : input_width_;
+  if (in) copy_rows(x, input_width_, in, ld, input_width_);
   ThreadPool& pool = shared_pool(opt.threads);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
-  // The caller's x is only read; the first row-wise layer, if it comes before any linear layer, works
-  // on a copy (see copies_input).
-  float* cur = const_cast<float*>(cur_in);
   size_t linear_index = 0;
   for (const auto& l : layers_) {
     const int64_t w = l.in;

@@ -1,8 +1,8 @@
 // A feed-forward model (a sequence of linear and row-wise layers) and its forward pass on the CPU.
 // Weights are packed once per input precision; every byte of a run goes through the model's
 // TrackingAllocator, and the planner (plan_bytes) predicts the peak exactly:
-//   packed weights + input copy (M rows of row_stride(K0), only where copies_input()) + two activation buffers (M rows of
-//   row_stride(widest layer)) + workspace (lanes:W: threads x W x 12 x 32 partial sums).
+//   packed weights + input copy (M rows of row_stride(K0), only where copies_input()) + two activation
+//   buffers (M rows of row_stride(widest layer)) + workspace (lanes:W: threads x W x 12 x 32 partial sums).
 #pragma once
 #include <cstdint>
 #include <mutex>

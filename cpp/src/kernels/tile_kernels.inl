@@ -37,8 +37,9 @@ inline float sub_on_fma_unit(float a, float b) { return a - b; }
 #endif
 
 // acc[r][j] continues the seq (or seq-nofma) chain of row r, column j < 16*V over k = k0, k0+step, ... < k1;
-// row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An instruction set may supply its own register-blocked micro-kernel
-// with the same contract (BC_ISA_MICROKERNEL).
+// row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An
+// instruction set may supply its own register-blocked micro-kernel with the same contract
+// (BC_ISA_MICROKERNEL).
 template <int R, bool Fused, int V>
 void accumulate_rows_lanes(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, int64_t step,
                            float* acc) {
@@ -74,15 +75,36 @@ inline void accumulate_rows(const float* a, int64_t lda, const float* panel, int
 #endif
 }
 
-// accumulate_rows for a run-time row count 1 <= n <= R and a run-time column count: 16 * v columns.
-template <int R, bool Fused>
+// Calls body(r0, Rows<R>{}) for consecutive blocks of up to RB rows of the tile; R is a compile-time
+// constant, so the per-row state of a block can live in registers.
+template <int N>
+struct Rows {
+  static constexpr int value = N;
+};
+
+template <int R, class Body>
+void with_row_count(int n, int r0, Body& body) {
+  if constexpr (R > 1) {
+    if (n < R) return with_row_count<R - 1>(n, r0, body);
+  }
+  body(r0, Rows<R>{});
+}
+
+template <int RB, class Body>
+void for_row_blocks(const GemmTile& t, Body body) {
+  for (int r0 = 0; r0 < t.rows; r0 += RB) with_row_count<RB>(t.rows - r0 < RB ? t.rows - r0 : RB, r0, body);
+}
+
+// accumulate_rows for a run-time row count 1 <= n <= MR and a run-time column count: 16 * v columns.
+template <bool Fused>
 void accumulate_n_rows(int n, int v, const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
                        int64_t step, float* acc) {
-  if constexpr (R > 1) {
-    if (n < R) return accumulate_n_rows<R - 1, Fused>(n, v, a, lda, panel, k0, k1, step, acc);
-  }
-  if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc);
-  else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc);
+  auto call = [&](int, auto rows) {
+    constexpr int R = decltype(rows)::value;
+    if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc);
+    else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc);
+  };
+  with_row_count<MR>(n, 0, call);
 }
 
 // 16-column vectors a tile needs: a last panel with <= 16 valid columns computes only those.
@@ -96,7 +118,7 @@ void accumulate_tile(const GemmTile& t, int64_t k0, int64_t k1, float* acc) {
     const int64_t ke = kb + KC < k1 ? kb + KC : k1;
     for (int r = 0; r < t.rows; r += MR) {
       const int n = t.rows - r < MR ? t.rows - r : MR;
-      accumulate_n_rows<MR, Fused>(n, vectors_for(t), t.a + r * t.lda, t.lda, t.panel, kb, ke, 1, acc + r * NR);
+      accumulate_n_rows<Fused>(n, vectors_for(t), t.a + r * t.lda, t.lda, t.panel, kb, ke, 1, acc + r * NR);
     }
   }
 }
@@ -143,33 +165,13 @@ void tile_lanes(const GemmTile& t, int64_t W) {
     for (int64_t kb = 0; kb < t.K; kb += block) {
       const int64_t ke = kb + block < t.K ? kb + block : t.K;
       for (int64_t l = 0; l < W; ++l)
-        accumulate_n_rows<MR, true>(n, vectors_for(t), t.a + r0 * t.lda, t.lda, t.panel, kb + l, ke, W, s + l * slot);
+        accumulate_n_rows<true>(n, vectors_for(t), t.a + r0 * t.lda, t.lda, t.panel, kb + l, ke, W, s + l * slot);
     }
     for (int64_t h = W / 2; h >= 1; h /= 2)
       for (int64_t l = 0; l < h; ++l)
         for (int i = 0; i < n * NR; ++i) s[l * slot + i] = s[l * slot + i] + s[(l + h) * slot + i];
     for (int r = 0; r < n; ++r) store_row(t, r0 + r, s + r * NR);
   }
-}
-
-// Calls body(r0, Rows<R>{}) for consecutive blocks of up to RB rows of the tile; R is a compile-time
-// constant, so the per-row state of a block can live in registers.
-template <int N>
-struct Rows {
-  static constexpr int value = N;
-};
-
-template <int R, class Body>
-void with_row_count(int n, int r0, Body& body) {
-  if constexpr (R > 1) {
-    if (n < R) return with_row_count<R - 1>(n, r0, body);
-  }
-  body(r0, Rows<R>{});
-}
-
-template <int RB, class Body>
-void for_row_blocks(const GemmTile& t, Body body) {
-  for (int r0 = 0; r0 < t.rows; r0 += RB) with_row_count<RB>(t.rows - r0 < RB ? t.rows - r0 : RB, r0, body);
 }
 
 // out = out + right, element-wise (restrict: the compiler cannot otherwise tell a recursion's partial sums
