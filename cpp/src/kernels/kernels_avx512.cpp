@@ -4,4 +4,6 @@
 #define BC_ISA_NS isa_avx512
 #define BC_ISA_ROW_BLOCK 12
 #define BC_ISA_MICROKERNEL accumulate_rows_avx512
+#define BC_ISA_F64_ROWS 6
+#define BC_ISA_F64_MICROKERNEL accumulate_rows_f64_avx512
 #include "tile_kernels.inl"

@@ -10,6 +10,9 @@
 
 #include <cstdint>
 
+// GCC 12 flags _mm512_cvtps_pd's deliberately undefined pass-through operand.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace batchcore {
 namespace isa_avx512 {
 
@@ -44,6 +47,36 @@ inline void accumulate_rows_avx512(const float* a, int64_t lda, const float* pan
     _mm512_storeu_ps(acc + r * 32, lo[r]);
     if constexpr (V == 2) _mm512_storeu_ps(acc + r * 32 + 16, hi[r]);
   }
+}
+
+// The f64 order on R rows x 16 V columns: acc[r][j] (doubles, row stride 32) continues
+// s = fma(double(a_k), double(w_k), s) for k in [0, K) -- one rounding after the exact product, the same
+// bits as dot.hpp's s + double(a)*double(b) since a float product is exact in double. The float weights
+// and a_k are widened in registers (vcvtps2pd), the rows share each widened weight vector.
+template <int R, int V>
+inline void accumulate_rows_f64_avx512(const float* a, int64_t lda, const float* panel, int64_t K, double* acc) {
+  static_assert(R >= 1 && R <= 6, "24 accumulators at most");
+  constexpr int Q = 2 * V;  // 8-double vectors per row
+  __m512d s[R][Q];
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) s[r][q] = _mm512_loadu_pd(acc + r * 32 + 8 * q);
+  for (int64_t k = 0; k < K; ++k) {
+    __m512d w[Q];
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) w[q] = _mm512_cvtps_pd(_mm256_load_ps(panel + k * 32 + 8 * q));
+#pragma GCC unroll 6
+    for (int r = 0; r < R; ++r) {
+      const __m512d x = _mm512_cvtps_pd(_mm256_broadcast_ss(a + r * lda + k));
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) s[r][q] = _mm512_fmadd_pd(x, w[q], s[r][q]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int q = 0; q < Q; ++q) _mm512_storeu_pd(acc + r * 32 + 8 * q, s[r][q]);
 }
 
 }  // namespace isa_avx512

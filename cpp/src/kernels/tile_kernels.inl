@@ -7,6 +7,8 @@
 //
 // Only builtins are used here: no inline function shared with other translation units may be compiled
 // with this file's instruction-set flags (the linker could pick that copy for a generic caller).
+#include <type_traits>
+
 #include "tile_kernels.hpp"
 
 #ifndef BC_ISA_NS
@@ -23,6 +25,16 @@ static_assert(MR <= kMaxRowBlock, "the lanes:W scratch is sized for kMaxRowBlock
 constexpr int64_t KC = 256;              // K block: a 256 x 32 panel slice (32 KiB) stays in L1 across row blocks
 
 inline float fmaf_(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+
+typedef float vec16 __attribute__((vector_size(64)));
+// The portable and AVX2 builds pass vec16 in memory, which GCC warns about; it never crosses a
+// translation unit (everything here is in an anonymous namespace), so the ABI does not matter.
+#pragma GCC diagnostic ignored "-Wpsabi"
+inline vec16 load16(const float* p) {
+  vec16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
 
 // a + b and a - b, bit for bit (a*1 and b*-1 are exact, then one rounding, as in an addition), issued to
 // the fma units: the compensated orders are additions almost only, and on cores with two adders and two
@@ -75,24 +87,32 @@ inline void accumulate_rows(const float* a, int64_t lda, const float* panel, int
 #endif
 }
 
-// Calls body(r0, Rows<R>{}) for consecutive blocks of up to RB rows of the tile; R is a compile-time
-// constant, so the per-row state of a block can live in registers.
+// Compile-time constants passed as arguments (a row count, a vector count), so that the per-row state
+// of a block can live in registers.
 template <int N>
-struct Rows {
-  static constexpr int value = N;
-};
+using Int = std::integral_constant<int, N>;
 
+// Calls body(r0, Int<n>{}) with 1 <= n <= R.
 template <int R, class Body>
 void with_row_count(int n, int r0, Body& body) {
   if constexpr (R > 1) {
     if (n < R) return with_row_count<R - 1>(n, r0, body);
   }
-  body(r0, Rows<R>{});
+  body(r0, Int<R>{});
 }
 
+// 16-column vectors a tile needs: a last panel with <= 16 valid columns computes only those.
+inline int vectors_for(const GemmTile& t) { return t.cols <= 16 ? 1 : 2; }
+
+// Calls body(r0, Int<R>{}, Int<V>{}) for consecutive blocks of R <= RB rows of the tile, V = vectors_for.
 template <int RB, class Body>
 void for_row_blocks(const GemmTile& t, Body body) {
-  for (int r0 = 0; r0 < t.rows; r0 += RB) with_row_count<RB>(t.rows - r0 < RB ? t.rows - r0 : RB, r0, body);
+  auto with_vectors = [&](auto vectors) {
+    auto block = [&](int r0, auto rows) { body(r0, rows, vectors); };
+    for (int r0 = 0; r0 < t.rows; r0 += RB) with_row_count<RB>(t.rows - r0 < RB ? t.rows - r0 : RB, r0, block);
+  };
+  if (vectors_for(t) == 1) with_vectors(Int<1>{});
+  else with_vectors(Int<2>{});
 }
 
 // accumulate_rows for a run-time row count 1 <= n <= MR and a run-time column count: 16 * v columns.
@@ -100,15 +120,12 @@ template <bool Fused>
 void accumulate_n_rows(int n, int v, const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
                        int64_t step, float* acc) {
   auto call = [&](int, auto rows) {
-    constexpr int R = decltype(rows)::value;
+    constexpr int R = rows;
     if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc);
     else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc);
   };
   with_row_count<MR>(n, 0, call);
 }
-
-// 16-column vectors a tile needs: a last panel with <= 16 valid columns computes only those.
-inline int vectors_for(const GemmTile& t) { return t.cols <= 16 ? 1 : 2; }
 
 // Continues every row's chain over [k0, k1) in K blocks of KC. The accumulators go back to `acc` between
 // blocks, so each element remains one chain in k order: blocking changes the speed, never the bits.
@@ -174,56 +191,73 @@ void tile_lanes(const GemmTile& t, int64_t W) {
   }
 }
 
-// out = out + right, element-wise (restrict: the compiler cannot otherwise tell a recursion's partial sums
-// apart and would add them one float at a time).
-template <int R>
-inline void add_into(float (&__restrict out)[R][NR], const float (&__restrict right)[R][NR]) {
+// Row-block partial sums held in vectors of GCC's vector extension: element-wise arithmetic in the
+// source order (zmm registers on AVX-512, ymm pairs on AVX2, xmm on the portable build), which the
+// compiler keeps in registers across a compile-time tree, where float arrays would go through memory.
+template <int R, int V>
+struct RowVectors {
+  vec16 v[R][V];
+};
+
+template <int R, int V>
+[[gnu::always_inline]] inline RowVectors<R, V> operator+(const RowVectors<R, V>& x, const RowVectors<R, V>& y) {
+  RowVectors<R, V> sum;
+#pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < NR; ++j) out[r][j] = out[r][j] + right[r][j];
+#pragma GCC unroll 2
+    for (int h = 0; h < V; ++h) sum.v[r][h] = x.v[r][h] + y.v[r][h];
+  return sum;
 }
 
-// pairwise over k in [lo, lo + N) for R rows: the tree of dot.hpp (left half floor(N/2)) unrolled at
-// compile time; leaves are the rounded products.
-template <int N, int R>
-inline void pairwise_fixed(const float* a, int64_t lda, const float* panel, int64_t lo, float (&out)[R][NR]) {
+// pairwise over k in [lo, lo + N) for R rows and 16 * V columns: the tree of dot.hpp (left half
+// floor(N/2)) unrolled at compile time; leaves are the rounded products. Values, not references, so
+// that nothing the tree writes may alias the inputs and every node stays in registers.
+template <int N, int R, int V>
+[[gnu::always_inline]] inline RowVectors<R, V> pairwise_fixed(const float* a, int64_t lda, const float* panel,
+                                                              int64_t lo) {
   if constexpr (N == 1) {
+    RowVectors<R, V> p;
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r)
-      for (int j = 0; j < NR; ++j) out[r][j] = a[r * lda + lo] * panel[lo * NR + j];
+#pragma GCC unroll 2
+      for (int h = 0; h < V; ++h) p.v[r][h] = a[r * lda + lo] * load16(panel + lo * NR + 16 * h);
+    return p;
   } else {
-    float right[R][NR];
-    pairwise_fixed<N / 2, R>(a, lda, panel, lo, out);
-    pairwise_fixed<N - N / 2, R>(a, lda, panel, lo + N / 2, right);
-    add_into<R>(out, right);
+    const RowVectors<R, V> left = pairwise_fixed<N / 2, R, V>(a, lda, panel, lo);
+    return left + pairwise_fixed<N - N / 2, R, V>(a, lda, panel, lo + N / 2);
   }
 }
 
 constexpr int64_t kPairwiseLeaf = 16;  // subtrees of up to this many products are unrolled
 
-template <int R, int N = 1>
-inline void pairwise_small(int64_t n, const float* a, int64_t lda, const float* panel, int64_t lo,
-                           float (&out)[R][NR]) {
+template <int R, int V, int N = 1>
+RowVectors<R, V> pairwise_small(int64_t n, const float* a, int64_t lda, const float* panel, int64_t lo) {
   if constexpr (N < kPairwiseLeaf) {
-    if (n != N) return pairwise_small<R, N + 1>(n, a, lda, panel, lo, out);
+    if (n != N) return pairwise_small<R, V, N + 1>(n, a, lda, panel, lo);
   }
-  pairwise_fixed<N, R>(a, lda, panel, lo, out);
+  return pairwise_fixed<N, R, V>(a, lda, panel, lo);
 }
 
-template <int R>
-void pairwise_rows(const float* a, int64_t lda, const float* panel, int64_t lo, int64_t hi, float (&out)[R][NR]) {
-  if (hi - lo <= kPairwiseLeaf) return pairwise_small<R>(hi - lo, a, lda, panel, lo, out);
+template <int R, int V>
+RowVectors<R, V> pairwise_rows(const float* a, int64_t lda, const float* panel, int64_t lo, int64_t hi) {
+  if (hi - lo <= kPairwiseLeaf) return pairwise_small<R, V>(hi - lo, a, lda, panel, lo);
   const int64_t m = lo + (hi - lo) / 2;
-  float right[R][NR];
-  pairwise_rows<R>(a, lda, panel, lo, m, out);
-  pairwise_rows<R>(a, lda, panel, m, hi, right);
-  add_into<R>(out, right);
+  const RowVectors<R, V> left = pairwise_rows<R, V>(a, lda, panel, lo, m);
+  return left + pairwise_rows<R, V>(a, lda, panel, m, hi);
+}
+
+template <int R, int V>
+void store_rows(const GemmTile& t, int r0, const RowVectors<R, V>& sum) {
+  for (int r = 0; r < R; ++r) {
+    float row[NR];
+    __builtin_memcpy(row, &sum.v[r][0], sizeof(sum.v[r]));
+    store_row(t, r0 + r, row);
+  }
 }
 
 void tile_pairwise(const GemmTile& t) {
-  for_row_blocks<2>(t, [&](int r0, auto rows) {
-    constexpr int R = decltype(rows)::value;
-    float sum[R][NR];
-    pairwise_rows<R>(t.a + r0 * t.lda, t.lda, t.panel, 0, t.K, sum);
-    for (int r = 0; r < R; ++r) store_row(t, r0 + r, sum[r]);
+  for_row_blocks<2>(t, [&](int r0, auto rows, auto vectors) {
+    store_rows(t, r0, pairwise_rows<rows, vectors>(t.a + r0 * t.lda, t.lda, t.panel, 0, t.K));
   });
 }
 
@@ -233,83 +267,98 @@ void tile_pairwise(const GemmTile& t) {
 // dot.hpp's comparison computes exactly (Fast2Sum with the larger operand first). Knuth's TwoSum computes
 // the same exact error without a comparison, hence the same bits, in fewer operations. (Where s + p
 // overflows, both forms end in NaN.)
-void tile_kahan(const GemmTile& t) {
-  for_row_blocks<2>(t, [&](int r0, auto rows) {
-    constexpr int R = decltype(rows)::value;
-    const float* a = t.a + r0 * t.lda;
-    float s[R][NR] = {}, comp[R][NR] = {};
-    for (int64_t k = 0; k < t.K; ++k) {
-      const float* b = t.panel + k * NR;
-      for (int r = 0; r < R; ++r) {
-        const float x = a[r * t.lda + k];
-        for (int j = 0; j < NR; ++j) {
-          const float p = x * b[j];
-          const float sum = s[r][j] + p;
-          const float z = sub_on_fma_unit(sum, s[r][j]);
-          const float err = sub_on_fma_unit(s[r][j], sum - z) + (p - z);
-          comp[r][j] = add_on_fma_unit(comp[r][j], err);
-          s[r][j] = sum;
-        }
+template <int R, int V>
+void kahan_rows(const float* a, int64_t lda, const float* panel, int64_t K, float* out) {
+  float s[R][NR] = {}, comp[R][NR] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = panel + k * NR;
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * lda + k];
+      for (int j = 0; j < 16 * V; ++j) {
+        const float p = x * b[j];
+        const float sum = s[r][j] + p;
+        const float z = sub_on_fma_unit(sum, s[r][j]);
+        const float err = sub_on_fma_unit(s[r][j], sum - z) + (p - z);
+        comp[r][j] = add_on_fma_unit(comp[r][j], err);
+        s[r][j] = sum;
       }
     }
-    for (int r = 0; r < R; ++r) {
-      for (int j = 0; j < NR; ++j) s[r][j] = s[r][j] + comp[r][j];
-      store_row(t, r0 + r, s[r]);
-    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 16 * V; ++j) out[r * NR + j] = s[r][j] + comp[r][j];
+}
+
+void tile_kahan(const GemmTile& t) {
+  for_row_blocks<4>(t, [&](int r0, auto rows, auto vectors) {
+    float sum[rows * NR];
+    kahan_rows<rows, vectors>(t.a + r0 * t.lda, t.lda, t.panel, t.K, sum);
+    for (int r = 0; r < rows; ++r) store_row(t, r0 + r, sum + r * NR);
   });
 }
 
+template <int R, int V>
+void dot2_rows(const float* a, int64_t lda, const float* panel, int64_t K, float* out) {
+  float p[R][NR], s[R][NR];
+  for (int r = 0; r < R; ++r) {
+    const float x = a[r * lda];
+    for (int j = 0; j < 16 * V; ++j) {
+      p[r][j] = x * panel[j];
+      s[r][j] = fmaf_(x, panel[j], -p[r][j]);
+    }
+  }
+  for (int64_t k = 1; k < K; ++k) {
+    const float* b = panel + k * NR;
+    for (int r = 0; r < R; ++r) {
+      const float x = a[r * lda + k];
+      for (int j = 0; j < 16 * V; ++j) {
+        const float h = x * b[j];
+        const float err = fmaf_(x, b[j], -h);
+        const float sum = p[r][j] + h;
+        const float z = sub_on_fma_unit(sum, p[r][j]);
+        const float q = sub_on_fma_unit(p[r][j], sum - z) + (h - z);
+        p[r][j] = sum;
+        s[r][j] = add_on_fma_unit(s[r][j], q + err);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < 16 * V; ++j) out[r * NR + j] = p[r][j] + s[r][j];
+}
+
 void tile_dot2(const GemmTile& t) {
-  for_row_blocks<2>(t, [&](int r0, auto rows) {
-    constexpr int R = decltype(rows)::value;
-    const float* a = t.a + r0 * t.lda;
-    float p[R][NR], s[R][NR];
-    for (int r = 0; r < R; ++r) {
-      const float x = a[r * t.lda];
-      for (int j = 0; j < NR; ++j) {
-        p[r][j] = x * t.panel[j];
-        s[r][j] = fmaf_(x, t.panel[j], -p[r][j]);
-      }
-    }
-    for (int64_t k = 1; k < t.K; ++k) {
-      const float* b = t.panel + k * NR;
-      for (int r = 0; r < R; ++r) {
-        const float x = a[r * t.lda + k];
-        for (int j = 0; j < NR; ++j) {
-          const float h = x * b[j];
-          const float err = fmaf_(x, b[j], -h);
-          const float sum = p[r][j] + h;
-          const float z = sub_on_fma_unit(sum, p[r][j]);
-          const float q = sub_on_fma_unit(p[r][j], sum - z) + (h - z);
-          p[r][j] = sum;
-          s[r][j] = add_on_fma_unit(s[r][j], q + err);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int j = 0; j < NR; ++j) p[r][j] = p[r][j] + s[r][j];
-      store_row(t, r0 + r, p[r]);
-    }
+  for_row_blocks<3>(t, [&](int r0, auto rows, auto vectors) {
+    float sum[rows * NR];
+    dot2_rows<rows, vectors>(t.a + r0 * t.lda, t.lda, t.panel, t.K, sum);
+    for (int r = 0; r < rows; ++r) store_row(t, r0 + r, sum + r * NR);
   });
 }
 
 // f64: s = s + double(a)*double(b) per dot.hpp. The product of two floats is exact in double (48 of 53
 // bits), so fma(a, b, s), which rounds once after the exact product, gives the same bits in one operation.
-void tile_f64(const GemmTile& t) {
-  for_row_blocks<4>(t, [&](int r0, auto rows) {
-    constexpr int R = decltype(rows)::value;
-    const float* a = t.a + r0 * t.lda;
-    double s[R][NR] = {};
-    for (int64_t k = 0; k < t.K; ++k) {
-      const float* b = t.panel + k * NR;
-      for (int r = 0; r < R; ++r) {
-        const double x = a[r * t.lda + k];
-        for (int j = 0; j < NR; ++j) s[r][j] = __builtin_fma(x, double(b[j]), s[r][j]);
-      }
-    }
+// acc: R rows of 32 doubles, continued over k in [0, K) for the first 16 * V columns.
+template <int R, int V>
+void accumulate_rows_f64_lanes(const float* a, int64_t lda, const float* panel, int64_t K, double* acc) {
+  for (int64_t k = 0; k < K; ++k) {
+    const float* b = panel + k * NR;
     for (int r = 0; r < R; ++r) {
+      const double x = a[r * lda + k];
+      for (int j = 0; j < 16 * V; ++j) acc[r * NR + j] = __builtin_fma(x, double(b[j]), acc[r * NR + j]);
+    }
+  }
+}
+
+void tile_f64(const GemmTile& t) {
+  for_row_blocks<BC_ISA_F64_ROWS>(t, [&](int r0, auto rows, auto vectors) {
+    const float* a = t.a + r0 * t.lda;
+    double s[rows * NR] = {};
+#ifdef BC_ISA_F64_MICROKERNEL
+    BC_ISA_F64_MICROKERNEL<rows, vectors>(a, t.lda, t.panel, t.K, s);
+#else
+    accumulate_rows_f64_lanes<rows, vectors>(a, t.lda, t.panel, t.K, s);
+#endif
+    for (int r = 0; r < rows; ++r) {
       float* y = t.y + (r0 + r) * t.ldy;
-      for (int j = 0; j < t.cols; ++j) y[j] = float(s[r][j] + double(t.bias[j]));
+      for (int j = 0; j < t.cols; ++j) y[j] = float(s[r * NR + j] + double(t.bias[j]));
     }
   });
 }
