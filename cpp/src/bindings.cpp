@@ -14,6 +14,7 @@
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/thread_pool.hpp"
+#include "batchcore/timer.hpp"
 
 namespace py = pybind11;
 using namespace batchcore;
@@ -45,6 +46,39 @@ Activation parse_activation(const std::string& name) {
 
 py::array_t<float> output_array(int64_t rows, int64_t cols) { return py::array_t<float>({rows, cols}); }
 
+const float* require_model_input(const Model& self, const py::array& x) {
+  const float* px = require_f32(x, 2, "x");
+  if (x.shape(1) != self.input_width())
+    throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
+                     std::to_string(self.input_width()));
+  return px;
+}
+
+// A TimingSummary as a dict; durations in nanoseconds per call.
+py::dict summary_dict(const TimingSummary& s) {
+  py::dict d;
+  d["samples_ns"] = s.samples_ns;
+  d["calls_per_sample"] = s.calls_per_sample;
+  d["discarded"] = s.discarded;
+  d["target_met"] = s.target_met;
+  d["timed_out"] = s.timed_out;
+  d["warmup_s"] = s.warmup_s;
+  d["sampling_s"] = s.sampling_s;
+  d["clock_overhead_ns"] = s.clock_overhead_ns;
+  d["median_ns"] = s.median;
+  d["mean_ns"] = s.mean;
+  d["min_ns"] = s.min;
+  d["max_ns"] = s.max;
+  d["q1_ns"] = s.q1;
+  d["q3_ns"] = s.q3;
+  d["p90_ns"] = s.p90;
+  d["p99_ns"] = s.p99;
+  d["ci_low_ns"] = s.ci.low;
+  d["ci_high_ns"] = s.ci.high;
+  d["ci_rel_halfwidth"] = s.ci.rel_halfwidth;
+  return d;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -59,6 +93,36 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<UnsupportedLayerError>(m, "UnsupportedLayerError", base.ptr());
   py::register_exception<DeviceUnavailableError>(m, "DeviceUnavailableError", base.ptr());
   py::register_exception<OutOfMemoryError>(m, "OutOfMemoryError", base.ptr());
+  py::register_exception<ArgumentError>(m, "ArgumentError", base.ptr());
+
+  py::class_<TimerPolicy>(m, "TimerPolicy", "The timer's settings; see batchcore.Timer for their meaning.")
+      .def(py::init<>())
+      .def_readwrite("warmup_s", &TimerPolicy::warmup_s)
+      .def_readwrite("warmup_calls", &TimerPolicy::warmup_calls)
+      .def_readwrite("target", &TimerPolicy::target)
+      .def_readwrite("confidence", &TimerPolicy::confidence)
+      .def_readwrite("min_samples", &TimerPolicy::min_samples)
+      .def_readwrite("min_time_s", &TimerPolicy::min_time_s)
+      .def_readwrite("timeout_s", &TimerPolicy::timeout_s)
+      .def_readwrite("max_samples", &TimerPolicy::max_samples)
+      .def_readwrite("overhead_frac", &TimerPolicy::overhead_frac)
+      .def("check", &check_policy);
+  m.def(
+      "time_callable",
+      [](const py::function& fn, const TimerPolicy& p) {
+        check_policy(p);
+        SteadyClock clock;
+        auto call = [&] { fn(); };  // a Python call: the GIL stays held
+        return summary_dict(time_on_clock(p, clock, call));
+      },
+      py::arg("fn"), py::arg("policy"), "The timer around fn() (a Python callable, called with the GIL).");
+  m.def(
+      "timer_replay",
+      [](const TimerPolicy& p, const std::vector<double>& call_ns, double clock_read_ns,
+         const std::vector<bool>& rejected) { return summary_dict(replay_timer(p, call_ns, clock_read_ns, rejected)); },
+      py::arg("policy"), py::arg("call_ns"), py::arg("clock_read_ns") = 0.0,
+      py::arg("rejected") = std::vector<bool>{},
+      "The timer on planted call durations and a fake clock (for tests).");
 
   m.def("parse_order", [](const std::string& s) { return format_order(parse_order(s)); },
         "Canonical spelling of an order string; raises OrderError when it is malformed.");
@@ -149,10 +213,7 @@ PYBIND11_MODULE(_core, m) {
           "run",
           [](Model& self, const py::array& x, const std::string& order, const std::string& precision,
              const std::string& policy, int threads, const std::string& simd, int warmup, int repeats) {
-            const float* px = require_f32(x, 2, "x");
-            if (x.shape(1) != self.input_width())
-              throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
-                               std::to_string(self.input_width()));
+            const float* px = require_model_input(self, x);
             const RunOptions opt = make_options(order, precision, policy, threads, simd, warmup, repeats);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
@@ -167,13 +228,30 @@ PYBIND11_MODULE(_core, m) {
           py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("warmup") = 0, py::arg("repeats") = 0,
           "Forward pass of x (M x input_width). Returns (y, times_ns, peak_bytes, predicted_bytes).")
       .def(
+          "measure",
+          [](Model& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
+             const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
+            const float* px = require_model_input(self, x);
+            check_policy(timer);
+            RunOptions opt = make_options(order, precision, policy, threads, simd, 0, 0);
+            opt.timer = &timer;
+            auto y = output_array(x.shape(0), self.output_width());
+            float* py_ = y.mutable_data();
+            RunStats stats;
+            {
+              py::gil_scoped_release release;
+              stats = self.run(px, x.shape(0), py_, opt);
+            }
+            return py::make_tuple(y, summary_dict(stats.timing), stats.peak_bytes, stats.predicted_bytes);
+          },
+          py::arg("x"), py::arg("timer"), py::arg("order") = "seq", py::arg("precision") = "fp32",
+          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto",
+          "Forward passes of x timed by the timer policy. Returns (y, summary, peak_bytes, predicted_bytes).")
+      .def(
           "run_batched",
           [](Model& self, const py::array& x, int64_t batch_size, const std::string& order,
              const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
-            const float* px = require_f32(x, 2, "x");
-            if (x.shape(1) != self.input_width())
-              throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
-                               std::to_string(self.input_width()));
+            const float* px = require_model_input(self, x);
             const RunOptions opt = make_options(order, precision, policy, threads, simd, 0, 0);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();

@@ -250,8 +250,14 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
     TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
     const GemmWorkspace ws{lanes.data()};
     auto pass = [&] { forward(x, M, y, in.data(), act0.data(), act1.data(), ws, opt); };
-    if (opt.repeats <= 0 && opt.warmup <= 0) pass();
-    else stats.times_ns = time_calls_ns(pass, opt.warmup, opt.repeats);
+    if (opt.timer) {
+      SteadyClock clock;
+      stats.timing = time_on_clock(*opt.timer, clock, pass);
+    } else if (opt.repeats <= 0 && opt.warmup <= 0) {
+      pass();
+    } else {
+      stats.times_ns = time_calls_ns(pass, opt.warmup, opt.repeats);
+    }
   }
   stats.peak_bytes = alloc_.peak_bytes();
   stats.predicted_bytes = plan_bytes(M, opt);

@@ -10,6 +10,7 @@
 from . import numerics, orders
 from .backends import cupy, native, numpy, torch
 from .errors import (
+    ArgumentError,
     BatchcoreError,
     DeviceUnavailableError,
     DTypeError,
@@ -24,12 +25,13 @@ from .info import _version, info
 from .models import Layer, Model, from_torch, mlp
 from .probe import probe_peak
 from .sweep import SweepResult, sweep
+from .timing import Measurement, Timer
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 
 __all__ = [
-    "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
+    "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
-    "Layer", "Model", "SweepResult", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy",
+    "Layer", "Measurement", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy",
     "orders", "probe_peak", "sweep", "torch",
 ]

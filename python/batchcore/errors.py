@@ -6,6 +6,7 @@ re-exported here. ``MissingDependencyError`` is raised by the Python layer when 
 """
 
 from ._core import (  # noqa: F401  (re-exported)
+    ArgumentError,
     BatchcoreError,
     DeviceUnavailableError,
     DTypeError,
@@ -22,6 +23,7 @@ class MissingDependencyError(BatchcoreError, ImportError):
 
 
 __all__ = [
+    "ArgumentError",
     "BatchcoreError",
     "DeviceUnavailableError",
     "DTypeError",

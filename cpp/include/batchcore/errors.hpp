@@ -15,5 +15,6 @@ struct OrderError : Error { using Error::Error; };            // unknown or malf
 struct UnsupportedLayerError : Error { using Error::Error; };
 struct DeviceUnavailableError : Error { using Error::Error; };
 struct OutOfMemoryError : Error { using Error::Error; };
+struct ArgumentError : Error { using Error::Error; };         // a setting outside its documented range
 
 }  // namespace batchcore

@@ -14,6 +14,7 @@
 #include "batchcore/layers.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/pack_weights.hpp"
+#include "batchcore/timer.hpp"
 #include "batchcore/tracking_allocator.hpp"
 
 namespace batchcore {
@@ -33,10 +34,12 @@ struct RunOptions {
   SimdLevel simd = SimdLevel::scalar;
   int warmup = 0;
   int repeats = 0;  // 0: one untimed forward pass
+  const TimerPolicy* timer = nullptr;  // when set, the pass is timed by this policy (warmup/repeats unused)
 };
 
 struct RunStats {
-  std::vector<double> times_ns;  // one per timed forward pass
+  std::vector<double> times_ns;  // one per timed forward pass (fixed warmup/repeats)
+  TimingSummary timing;          // RunOptions::timer's result
   int64_t peak_bytes = 0;        // tracked peak during the call, packed weights included
   int64_t predicted_bytes = 0;   // plan_bytes(M, options)
 };

@@ -1,0 +1,118 @@
+"""The timer's stopping rule, statistics, block sizing and discard count, on planted call durations and a
+fake clock (exact expectations computed here, independently), plus a real measurement."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import batchcore as bc
+from batchcore.timing import Timer
+
+
+def median_ci_reference(samples, confidence=0.95):
+    """[x_(j), x_(n+1-j)] with j the largest index such that P(Binomial(n, 1/2) <= j - 1) <= alpha / 2."""
+    x, n = np.sort(samples), len(samples)
+    tail = (1 - confidence) / 2
+    j = max((j for j in range(1, n // 2 + 1) if stats.binom.cdf(j - 1, n, 0.5) <= tail), default=0)
+    return (x[0], x[-1]) if j == 0 else (x[j - 1], x[n - j])
+
+
+def test_constant_calls_stop_once_min_time_is_spent():
+    # 2 ms per call, free clock: the interval is a point from 6 samples on, so the rule waits for
+    # min_time_s: 0.099 s / 2 ms -> 50 samples, checked at every sample below 64. (The fake clock counts
+    # seconds in doubles, hence approx below.)
+    m = Timer(min_time_s=0.099, min_samples=10).replay([2e6])
+    assert m.target_met and not m.timed_out
+    assert m.samples == 50 and m.calls_per_sample == 1
+    for v in (m.median_ms, m.ci_low_ms, m.ci_high_ms, m.min_ms, m.max_ms):
+        assert v == pytest.approx(2.0, rel=1e-9)
+    assert m.ci_rel_halfwidth == pytest.approx(0.0, abs=1e-9) and not m.noisy
+
+
+def test_min_samples_is_honoured_when_time_is_not_the_limit():
+    m = Timer(min_time_s=0.0, min_samples=37).replay([5e6])
+    assert m.target_met and m.samples == 37
+
+
+def test_wide_samples_time_out_and_statistics_match_numpy():
+    # Alternating 1 ms / 3 ms after two warm-up calls (1, 3): the interval never narrows to 1 %, so the
+    # timeout ends it at the sample that brings the sampling time past 0.199 s: 100 samples, 50 of each.
+    m = Timer(timeout_s=0.199, min_time_s=0.05, warmup_s=0.0, warmup_calls=2).replay([1e6, 3e6])
+    assert m.timed_out and not m.target_met
+    assert m.samples == 100
+    x = np.array(m.samples_ms)
+    assert np.allclose(np.sort(x), [1.0] * 50 + [3.0] * 50, rtol=1e-9)
+    for q, got in [(0.25, m.q1_ms), (0.5, m.median_ms), (0.75, m.q3_ms), (0.9, m.p90_ms), (0.99, m.p99_ms)]:
+        assert got == pytest.approx(np.quantile(x, q), rel=1e-12)
+    assert m.mean_ms == pytest.approx(np.mean(x), rel=1e-12)
+    assert (m.min_ms, m.max_ms) == (x.min(), x.max())
+    assert m.noisy  # IQR / median = 1
+
+
+@pytest.mark.parametrize("n", [6, 10, 37, 100, 1001])
+def test_median_interval_is_the_order_statistic_interval(n):
+    # Planted distinct durations; one warm-up call, min_samples = max_samples = n: the n samples are the
+    # planted ones, rotated by one.
+    rng = np.random.default_rng(n)
+    planted = rng.uniform(1e6, 2e6, n)
+    m = Timer(min_samples=n, max_samples=n, min_time_s=0.0, target=1e-9, warmup_s=0.0).replay(planted)
+    assert m.samples == n and not m.target_met  # a 1e-9 target cannot be met by distinct samples
+    assert np.allclose(m.samples_ms, np.roll(planted, -1) / 1e6, rtol=1e-9)
+    low, high = median_ci_reference(np.array(m.samples_ms))
+    assert (m.ci_low_ms, m.ci_high_ms) == (low, high)
+    med = np.median(m.samples_ms)
+    assert m.ci_rel_halfwidth == pytest.approx(max(med - low, high - med) / med, rel=1e-12)
+
+
+def test_too_few_samples_have_no_interval():
+    m = Timer(min_samples=5, max_samples=5, min_time_s=0.0, warmup_s=0.0).replay([1e6, 2e6, 3e6, 4e6, 5e6])
+    assert m.samples == 5 and math.isinf(m.ci_rel_halfwidth) and not m.target_met
+    assert m.to_dict()["ci_rel_halfwidth"] is None
+
+
+def test_blocks_make_clock_overhead_negligible():
+    # A clock read costs 50 ns and a call 1000 ns: a block must last >= 50 ns / 1e-4 = 0.5 ms. The last
+    # warm-up call measures 1050 ns (the second clock read included), so a block is ceil(5e5 / 1050)
+    # = 477 calls, and each sample is (477 calls + one clock read) / 477.
+    m = Timer(min_time_s=0.01, min_samples=10).replay([1000.0], clock_read_ns=50.0)
+    assert m.clock_overhead_ns == pytest.approx(50.0)
+    assert m.calls_per_sample == 477
+    assert m.median_ms == pytest.approx((477 * 1000 + 50) / 477 / 1e6, rel=1e-6)
+    assert m.target_met
+
+
+def test_rejected_samples_are_counted_not_kept():
+    # Every third sample rejected (e.g. a GPU clock below 75 %): the kept samples still reach the
+    # count the rule needs, and the rejected ones are all counted.
+    m = Timer(min_time_s=0.0, min_samples=20).replay([1e6], rejected=[False, False, True])
+    assert m.samples == 20 and m.discarded == 9  # 29 taken: 20 kept, rejects at positions 3, 6, ..., 27
+    assert m.target_met
+
+
+def test_all_samples_rejected_ends_at_the_timeout_with_nothing_claimed():
+    m = Timer(timeout_s=0.0495).replay([1e6], rejected=[True])
+    assert m.timed_out and not m.target_met and m.samples == 0 and m.discarded == 50
+    assert math.isnan(m.median_ms)
+
+
+@pytest.mark.parametrize("bad", [dict(target=0), dict(target=-1), dict(confidence=1.0), dict(min_samples=0),
+                                 dict(timeout_s=0), dict(warmup_s=-1), dict(warmup_calls=0),
+                                 dict(max_samples=3, min_samples=10), dict(min_time_s=float("nan")),
+                                 dict(min_samples="ten")])
+def test_bad_settings_raise_naming_the_setting(bad):
+    with pytest.raises(bc.ArgumentError, match=next(iter(bad))):
+        Timer(**bad).policy()
+
+
+def test_real_measurement_of_a_native_forward_pass():
+    model = bc.mlp([64, 32, 10], seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
+    t = Timer(min_time_s=0.05, timeout_s=2.0)
+    y, summary, peak, predicted = model.native_model().measure(x, t.policy(), order="seq", threads=1)
+    assert np.array_equal(y, bc.native(threads=1).run(model, x))
+    assert summary["median_ns"] > 0 and len(summary["samples_ns"]) >= 10
+    assert summary["calls_per_sample"] >= 1 and peak == predicted
+    m = t.measure(lambda: model.native_model().run(x, threads=1))
+    assert m.samples >= 10 and m.min_ms <= m.median_ms <= m.max_ms and m.sampling_s >= 0.05
