@@ -72,12 +72,13 @@ struct SteadyClock {
   }
 };
 
-// Runs the policy. call() is one untimed call (warm-up); sample(calls) takes one sample of `calls`
+// Runs the policy (checked first: ArgumentError). call() is one untimed call (warm-up); sample(calls) takes one sample of `calls`
 // calls and measures it (the CPU sampler reads `clock` around the block, the CUDA one records events).
 // The CI is re-evaluated after each of the first samples, then every n/32 samples (sorting costs
 // n log n; this keeps the total near-linear while stopping within ~3 % of the earliest possible sample).
 template <class Clock, class Call, class Sampler>
 TimingSummary run_timer(const TimerPolicy& p, Clock& clock, Call&& call, Sampler&& sample) {
+  check_policy(p);
   TimingSummary s;
   // The clock's own cost: the median of a few back-to-back reads.
   {
@@ -86,9 +87,8 @@ TimingSummary run_timer(const TimerPolicy& p, Clock& clock, Call&& call, Sampler
       const double a = clock.now_s(), b = clock.now_s();
       reads.push_back((b - a) * 1e9);
     }
-    std::vector<double> sorted = reads;
-    std::sort(sorted.begin(), sorted.end());
-    s.clock_overhead_ns = quantile_sorted(sorted, 0.5);
+    std::sort(reads.begin(), reads.end());
+    s.clock_overhead_ns = quantile_sorted(reads, 0.5);
   }
   // Warm-up: at least warmup_calls calls and warmup_s seconds; the last calls' mean gives the block size.
   const double w0 = clock.now_s();
