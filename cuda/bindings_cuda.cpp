@@ -2,10 +2,14 @@
 // cpp/src/bindings.cpp: check, release the GIL, call, translate. Exceptions are _core's classes.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include "array_checks.hpp"
 #include "batchcore/errors.hpp"
+#include "batchcore/model.hpp"
 #include "batchcore_cuda.hpp"
+#include "device_model.hpp"
+#include "timing_dict.hpp"
 
 namespace py = pybind11;
 using namespace batchcore;
@@ -27,6 +31,37 @@ void translate_to_core_exceptions(std::exception_ptr p) {
   } catch (const UnsupportedLayerError& e) { raise("UnsupportedLayerError", e);
   } catch (const Error& e) { raise("BatchcoreError", e);
   }
+}
+
+cuda::DeviceRunOptions make_options(const std::string& order, const std::string& precision,
+                                   const std::string& policy) {
+  cuda::DeviceRunOptions o;
+  o.order = parse_order(order);
+  o.precision = parse_precision(precision);
+  o.policy = parse_policy(policy);
+  return o;
+}
+
+const float* require_input(const cuda::DeviceModel& self, const py::array& x) {
+  const float* px = require_f32(x, 2, "x");
+  if (x.shape(1) != self.input_width())
+    throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
+                     std::to_string(self.input_width()));
+  return px;
+}
+
+// Runs the device model on x; returns (y, summary or None, peak_bytes, predicted_bytes).
+py::tuple run_device(cuda::DeviceModel& self, const py::array& x, const cuda::DeviceRunOptions& opt) {
+  const float* px = require_input(self, x);
+  py::array_t<float> y({x.shape(0), py::ssize_t(self.output_width())});
+  float* py_ = y.mutable_data();
+  cuda::DeviceRunStats stats;
+  {
+    py::gil_scoped_release release;
+    stats = self.run(px, x.shape(0), py_, opt);
+  }
+  py::object summary = opt.timer ? py::object(summary_dict(stats.timing)) : py::object(py::none());
+  return py::make_tuple(y, summary, stats.peak_bytes, stats.predicted_bytes);
 }
 
 }  // namespace
@@ -61,4 +96,65 @@ PYBIND11_MODULE(_cuda, m) {
       },
       py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("order") = "seq", py::arg("precision") = "fp32",
       py::arg("device") = 0);
+
+  m.def(
+      "dot",
+      [](const py::array& a, const py::array& b, float c, const std::string& order, const std::string& precision,
+         int device) {
+        const float* pa = require_f32(a, 1, "a");
+        const float* pb = require_f32(b, 1, "b");
+        if (a.size() != b.size()) throw ShapeError("a and b differ in length");
+        const Order o = parse_order(order);
+        const Precision p = parse_precision(precision);
+        float y = 0;
+        {
+          py::gil_scoped_release release;
+          cuda::linear_reference(pa, pb, &c, &y, 1, 1, a.size(), o, p, device);
+        }
+        return y;
+      },
+      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = "seq", py::arg("precision") = "fp32",
+      py::arg("device") = 0, "dot(a, b) + c in a named order, computed by one GPU thread.");
+
+  py::class_<cuda::DeviceModel>(m, "DeviceModel", "A batchcore._core.Model's forward pass on a CUDA device.")
+      .def(py::init<const Model&, int>(), py::arg("model"), py::arg("device") = 0)
+      .def_property_readonly("device", &cuda::DeviceModel::device)
+      .def_property_readonly("input_width", &cuda::DeviceModel::input_width)
+      .def_property_readonly("output_width", &cuda::DeviceModel::output_width)
+      .def_property_readonly("l2_flush_bytes", &cuda::DeviceModel::l2_flush_bytes)
+      .def(
+          "run",
+          [](cuda::DeviceModel& self, const py::array& x, const std::string& order, const std::string& precision,
+             const std::string& policy) { return run_device(self, x, make_options(order, precision, policy)); },
+          py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          "Forward pass of x (M x input_width). Returns (y, None, peak_bytes, predicted_bytes).")
+      .def(
+          "measure",
+          [](cuda::DeviceModel& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
+             const std::string& precision, const std::string& policy, bool cold) {
+            cuda::DeviceRunOptions opt = make_options(order, precision, policy);
+            opt.timer = &timer;
+            opt.cold = cold;
+            return run_device(self, x, opt);
+          },
+          py::arg("x"), py::arg("timer"), py::arg("order") = "seq", py::arg("precision") = "fp32",
+          py::arg("policy") = "fixed", py::arg("cold") = false,
+          "Forward passes timed with CUDA events. Returns (y, summary, peak_bytes, predicted_bytes).")
+      .def(
+          "plan_bytes",
+          [](const cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,
+             const std::string& policy, bool cold, bool timed) {
+            if (M <= 0) throw ShapeError("batch size must be positive");
+            TimerPolicy any;
+            cuda::DeviceRunOptions opt = make_options(order, precision, policy);
+            opt.cold = cold;
+            opt.timer = timed ? &any : nullptr;
+            return self.plan_bytes(M, opt);
+          },
+          py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          py::arg("cold") = false, py::arg("timed") = false)
+      .def_property("memory_limit", [](cuda::DeviceModel& self) { return self.allocator().limit(); },
+                    [](cuda::DeviceModel& self, int64_t v) { self.allocator().set_limit(v); },
+                    "Byte budget of the device allocator (-1: none); past it a run raises OutOfMemoryError.")
+      .def_property_readonly("current_bytes", [](cuda::DeviceModel& self) { return self.allocator().current_bytes(); });
 }

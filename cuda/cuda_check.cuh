@@ -5,6 +5,7 @@
 #include <string>
 
 #include "batchcore/errors.hpp"
+#include "batchcore_cuda.hpp"
 
 namespace batchcore::cuda {
 
@@ -15,6 +16,15 @@ inline void check(cudaError_t e, const char* what) {
   if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInvalidDevice)
     throw DeviceUnavailableError(msg);
   throw Error(msg);
+}
+
+// Makes `device` current; DeviceUnavailableError when there is no such device (or no GPU at all).
+inline void use_device(int device) {
+  const int n = device_count();
+  if (device < 0 || device >= n)
+    throw DeviceUnavailableError("no CUDA device " + std::to_string(device) + " is available (found " +
+                                 std::to_string(n) + ")");
+  check(cudaSetDevice(device), "cudaSetDevice");
 }
 
 // An owning device buffer; freed on every path out of a scope.

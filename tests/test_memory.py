@@ -31,7 +31,7 @@ def test_peak_equals_prediction_equals_formula(sizes, M, order):
     model = bc.mlp(sizes, seed=1)
     backend = bc.native(order=order, threads=2)
     x = np.random.default_rng(0).standard_normal((M, sizes[0])).astype(np.float32)
-    t = backend.time(model, x, repeats=1)
+    t = backend.measure(model, x, bc.Timer(min_samples=1, min_time_s=0, warmup_s=0))
     assert t.peak_bytes == t.predicted_bytes == backend.plan_bytes(model, M) == formula_bytes(sizes, M, order, 2)
 
 

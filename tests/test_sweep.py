@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
+
+FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)  # a sweep's speed is not under test here
 from batchcore import numerics as nm
 
 ROWS = 300
@@ -19,19 +21,21 @@ def model():
 
 
 def test_native_orders_are_batch_invariant(model):
-    res = bc.sweep(model, [1, 2, 3, 8, 64, 300], [bc.native(order="seq"), bc.native(order="splitk:4")], rows=ROWS)
+    res = bc.sweep(model, [1, 2, 3, 8, 64, 300], [bc.native(order="seq"), bc.native(order="splitk:4")], rows=ROWS,
+                   timer=FAST)
     for label, groups in res.classes().items():
         assert groups == [[1, 2, 3, 8, 64, 300]], label
     for p in res.points:
         assert p["bitwise_equal_frac"] == 1.0 and p["max_ulp_vs_b1"] == 0 and p["argmax_changed"] == 0
         assert p["peak_bytes"] == p["predicted_bytes"] > 0
-        assert p["samples"] == 3 and p["time_ms"] > 0
+        assert p["samples"] >= 3 and p["time_ms"] > 0 and p["timer"]["min_samples"] == 3
+        assert p["time_ms_min"] <= p["time_ms"] <= p["time_ms_p99"]
         assert p["gflops"] == pytest.approx(model.flops_per_row * p["batch_size"] / p["time_ms"] / 1e6)
 
 
 def test_library_like_policy_yields_exactly_the_planted_classes(model):
     sizes = [1, 2, 3, 8, 100, 127, 128, 129, 150, 256, 300]
-    res = bc.sweep(model, sizes, [bc.native(policy="library-like")], rows=ROWS, repeats=1)
+    res = bc.sweep(model, sizes, [bc.native(policy="library-like")], rows=ROWS, timer=FAST)
 
     # Expected, derived from the documented boundaries alone: a batch of m rows runs lanes:16 if m == 1,
     # seq if 2 <= m <= 127, splitk:4 otherwise. A sweep at B runs batches of B and a last, shorter one.
@@ -52,7 +56,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed")
 
 def test_torch_figures_equal_plain_torch_loops(model):
     sizes = [1, 2, 5, 16, 64, 300]
-    res = bc.sweep(model, sizes, [bc.torch()], rows=ROWS, repeats=1)
+    res = bc.sweep(model, sizes, [bc.torch()], rows=ROWS, timer=FAST)
     data = np.random.default_rng(0).standard_normal((ROWS, 64), dtype=np.float32)  # the sweep's default data
     module = model.torch_module()
     x = torch.from_numpy(data)
@@ -75,7 +79,7 @@ def test_torch_figures_equal_plain_torch_loops(model):
 def test_accuracy_and_exact_error_use_labels_and_exact_order(model):
     data = np.random.default_rng(7).standard_normal((50, 64)).astype(np.float32)
     labels = np.random.default_rng(8).integers(0, 10, 50)
-    res = bc.sweep(model, [1, 4], [bc.native(order="exact"), bc.native()], data=data, labels=labels, repeats=1)
+    res = bc.sweep(model, [1, 4], [bc.native(order="exact"), bc.native()], data=data, labels=labels, timer=FAST)
     y = bc.native().run(model, data)
     for p in res.points:
         assert p["accuracy"] == float((y.argmax(1) == labels).mean())
@@ -84,7 +88,7 @@ def test_accuracy_and_exact_error_use_labels_and_exact_order(model):
 
 
 def test_json_csv_roundtrip_and_environment(model, tmp_path):
-    res = bc.sweep(model, [1, 2], [bc.native()], rows=20, repeats=1)
+    res = bc.sweep(model, [1, 2], [bc.native()], rows=20, timer=FAST)
     res.to_json(tmp_path / "r.json")
     back = bc.SweepResult.from_json(tmp_path / "r.json")
     assert back.points == json.loads(json.dumps(res.points)) and back.classes() == res.classes()
@@ -98,24 +102,24 @@ def test_json_csv_roundtrip_and_environment(model, tmp_path):
 
 def test_out_file_appends_as_measured_and_resumes(model, tmp_path):
     out = tmp_path / "sweep.jsonl"
-    first = bc.sweep(model, [1, 2], [bc.native()], rows=40, repeats=1, out=out)
+    first = bc.sweep(model, [1, 2], [bc.native()], rows=40, timer=FAST, out=out)
     lines = out.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["type"] == "header"
     # Simulate an interruption in the middle of writing a third point.
     with open(out, "a") as f:
         f.write('{"type": "point", "backend": "native[seq]", "batch_si')
-    second = bc.sweep(model, [1, 2, 3], [bc.native()], rows=40, repeats=1, out=out)
+    second = bc.sweep(model, [1, 2, 3], [bc.native()], rows=40, timer=FAST, out=out)
     assert [p["batch_size"] for p in second.points] == [1, 2, 3]
     assert second.points[:2] == json.loads(json.dumps(first.points))  # resumed, not re-measured
     assert len(out.read_text().splitlines()) == 4
     assert [p["batch_size"] for p in bc.SweepResult.from_json(out).points] == [1, 2, 3]
     # A different sweep refuses to append to this file.
     with pytest.raises(bc.BatchcoreError, match="different sweep"):
-        bc.sweep(model, [1], [bc.native()], rows=41, repeats=1, out=out)
+        bc.sweep(model, [1], [bc.native()], rows=41, timer=FAST, out=out)
 
 
 def test_table_and_classes_render(model):
-    res = bc.sweep(model, [1, 3], [bc.native(), bc.numpy()], rows=30, repeats=1)
+    res = bc.sweep(model, [1, 3], [bc.native(), bc.numpy()], rows=30, timer=FAST)
     table = res.table()
     assert "native[seq]" in table and "numpy" in table and "GFLOP/s" in table
     assert len(table.splitlines()) == 2 + 4
@@ -124,7 +128,7 @@ def test_table_and_classes_render(model):
 
 def test_numpy_matches_nm_definitions(model):
     data = np.random.default_rng(3).standard_normal((64, 64)).astype(np.float32)
-    res = bc.sweep(model, [1, 8], [bc.numpy()], data=data, repeats=1)
+    res = bc.sweep(model, [1, 8], [bc.numpy()], data=data, timer=FAST)
     nb = bc.numpy()
     b1, b8 = nb.run_batched(model, data, 1), nb.run_batched(model, data, 8)
     p8 = [p for p in res.points if p["batch_size"] == 8][0]

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "array_checks.hpp"
+#include "timing_dict.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
 #include "batchcore/errors.hpp"
@@ -54,31 +55,6 @@ const float* require_model_input(const Model& self, const py::array& x) {
   return px;
 }
 
-// A TimingSummary as a dict; durations in nanoseconds per call.
-py::dict summary_dict(const TimingSummary& s) {
-  py::dict d;
-  d["samples_ns"] = s.samples_ns;
-  d["calls_per_sample"] = s.calls_per_sample;
-  d["discarded"] = s.discarded;
-  d["target_met"] = s.target_met;
-  d["timed_out"] = s.timed_out;
-  d["warmup_s"] = s.warmup_s;
-  d["sampling_s"] = s.sampling_s;
-  d["clock_overhead_ns"] = s.clock_overhead_ns;
-  d["median_ns"] = s.median;
-  d["mean_ns"] = s.mean;
-  d["min_ns"] = s.min;
-  d["max_ns"] = s.max;
-  d["q1_ns"] = s.q1;
-  d["q3_ns"] = s.q3;
-  d["p90_ns"] = s.p90;
-  d["p99_ns"] = s.p99;
-  d["ci_low_ns"] = s.ci.low;
-  d["ci_high_ns"] = s.ci.high;
-  d["ci_rel_halfwidth"] = s.ci.rel_halfwidth;
-  return d;
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -109,12 +85,24 @@ PYBIND11_MODULE(_core, m) {
       .def("check", &check_policy);
   m.def(
       "time_callable",
-      [](const py::function& fn, const TimerPolicy& p) {
+      [](const py::function& fn, const TimerPolicy& p, const py::object& sample) {
         SteadyClock clock;
         auto call = [&] { fn(); };  // a Python call: the GIL stays held
-        return summary_dict(time_on_clock(p, clock, call));
+        if (sample.is_none()) return summary_dict(time_on_clock(p, clock, call));
+        // A caller's own sampler (CUDA events of torch or CuPy): ns of `calls` calls, or (ns, rejected).
+        auto sampler = [&](int64_t calls) {
+          const py::object r = sample(calls);
+          if (py::isinstance<py::tuple>(r)) {
+            const auto t = r.cast<py::tuple>();
+            return Sample{t[0].cast<double>(), t[1].cast<bool>()};
+          }
+          return Sample{r.cast<double>(), false};
+        };
+        return summary_dict(run_timer(p, clock, call, sampler));
       },
-      py::arg("fn"), py::arg("policy"), "The timer around fn() (a Python callable, called with the GIL).");
+      py::arg("fn"), py::arg("policy"), py::arg("sample") = py::none(),
+      "The timer around fn() (a Python callable, called with the GIL); sample(calls), when given, times a "
+      "block of calls itself and returns its nanoseconds, or (ns, rejected).");
   m.def(
       "timer_replay",
       [](const TimerPolicy& p, const std::vector<double>& call_ns, double clock_read_ns,

@@ -29,8 +29,9 @@ bool any_non_finite(const float* p, int64_t n) {
   return any != 0;
 }
 
-// Throws NonFiniteError naming the first Inf or NaN; the scan runs on `pool` when given.
-void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool = nullptr) {
+}  // namespace
+
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool) {
   bool found = false;
   if (pool) {
     std::atomic<bool> any{false};
@@ -51,8 +52,6 @@ void require_finite(const float* p, int64_t n, const char* what, int64_t row_wid
     }
   }
 }
-
-}  // namespace
 
 Policy parse_policy(const std::string& text) {
   if (text == "fixed") return Policy::fixed;

@@ -13,12 +13,7 @@ size_t rounded(size_t bytes) { return (bytes + 63) / 64 * 64; }
 }  // namespace
 
 void* TrackingAllocator::allocate(size_t bytes) {
-  const int64_t after = current_.fetch_add(int64_t(bytes)) + int64_t(bytes);
-  if (limit_ >= 0 && after > limit_) {
-    current_.fetch_sub(int64_t(bytes));
-    throw OutOfMemoryError("allocation of " + std::to_string(bytes) + " bytes would exceed the budget of " +
-                           std::to_string(limit_) + " bytes");
-  }
+  const int64_t after = bytes_.reserve(bytes, "host");
   const size_t size = rounded(bytes);
   void* p = nullptr;
   {
@@ -36,17 +31,15 @@ void* TrackingAllocator::allocate(size_t bytes) {
     p = std::aligned_alloc(64, size);
   }
   if (!p) {
-    current_.fetch_sub(int64_t(bytes));
+    bytes_.release(bytes);
     throw OutOfMemoryError("host allocation of " + std::to_string(bytes) + " bytes failed");
   }
-  int64_t seen = peak_.load();
-  while (after > seen && !peak_.compare_exchange_weak(seen, after)) {
-  }
+  bytes_.commit(after);
   return p;
 }
 
 void TrackingAllocator::deallocate(void* p, size_t bytes) noexcept {
-  current_.fetch_sub(int64_t(bytes));
+  bytes_.release(bytes);
   const size_t size = rounded(bytes);
   {
     std::lock_guard<std::mutex> lock(cache_mu_);

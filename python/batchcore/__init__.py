@@ -7,7 +7,7 @@
     print(res.table()); print(res.classes())
 """
 
-from . import numerics, orders
+from . import devices, numerics, orders
 from .backends import cupy, native, numpy, torch
 from .errors import (
     ArgumentError,
@@ -32,6 +32,6 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
-    "Layer", "Measurement", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy",
+    "Layer", "Measurement", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
     "orders", "probe_peak", "sweep", "torch",
 ]

@@ -2,31 +2,37 @@
 
 Each backend has ``run(model, x)`` (one forward pass of the rows of ``x``, float32 ``(B, outputs)``),
 ``run_batched(model, data, batch_size)`` (consecutive batches, as an evaluation loop runs them),
-``time(model, x, repeats)`` and a readable ``label``. ``native`` runs batchcore's C++ core and is timed
-inside it; ``torch`` and ``numpy`` are timed with a monotonic clock around the library call.
+``measure(model, x, timer)`` (the timer policy of :mod:`batchcore.timing` applied to one batch, with the
+memory the pass held) and a readable ``label``. ``native`` is timed inside the core (a monotonic clock on
+the CPU, CUDA events on the GPU); ``torch`` and ``cupy`` on a GPU with their own CUDA events around the
+library call (input already on the device); ``torch`` and ``numpy`` on the CPU with the core's clock
+around the Python call.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
+from . import _core, devices
 from .errors import DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError, ShapeError
 from .models import Model, _import_torch
 from .orders import check_precision, parse
+from .timing import Measurement, Timer
 
 
 @dataclass
-class Timing:
-    """Wall times of repeated forward passes of one batch, in milliseconds, and memory in bytes."""
+class Measured:
+    """A timed batch: the timer's statistics, the memory the forward pass held at its peak (bytes, or
+    None where it cannot be measured honestly), the planner's prediction (native only) and how both the
+    time and the memory were measured."""
 
-    times_ms: list[float]
+    timing: Measurement
     peak_bytes: int | None = None
     predicted_bytes: int | None = None
     clock: str = "steady_clock in the C++ core"
+    memory: str | None = None
 
 
 def check_input(model: Model, x) -> np.ndarray:
@@ -78,16 +84,15 @@ class Backend:
         b = _check_batch_size(batch_size)
         return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
 
-    def time(self, model: Model, x: np.ndarray, repeats: int = 3, warmup: int = 1) -> Timing:
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False) -> Measured:
+        """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: evict
+        the caches before every pass (GPU backends only in this version)."""
         x = check_input(model, x)
-        for _ in range(warmup):
-            self._forward(model, x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter_ns()
-            self._forward(model, x)
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-        return Timing(times, clock="perf_counter around the Python call")
+        timer = timer or Timer()
+        if cold:
+            raise DeviceUnavailableError(f"{self.label}: cold-cache timing is available on GPU backends only")
+        return Measured(timer.measure(lambda: self._forward(model, x)),
+                        clock="steady_clock in the core around the Python call")
 
     def settings(self) -> dict:
         """What identifies this backend's configuration in a result record."""
@@ -109,44 +114,67 @@ class NativeBackend(Backend):
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ShapeError(f"threads must be a positive integer or None (all cores), got {threads!r}")
         self.threads = threads or _core.default_threads()
-        if device not in ("cpu", "auto"):
-            raise DeviceUnavailableError(f"the native backend runs on the CPU in this version, not {device!r}")
-        self.device = "cpu"
+        self._device = devices.parse(device)
+        self.device = str(self._device)
         if simd != "auto" and simd not in _core.simd_levels():
             raise DeviceUnavailableError(f"SIMD level {simd!r} is not available here; available: {_core.simd_levels()}")
         self.simd = simd
 
     @property
+    def on_gpu(self) -> bool:
+        return self._device.kind == "cuda"
+
+    @property
     def label(self) -> str:
         what = "library-like" if self.policy == "library-like" else self.order
         extra = "" if self.precision == "fp32" else f",{self.precision}"
-        return f"native[{what}{extra}]"
+        where = f"{self.device}:" if self.on_gpu else ""
+        return f"native[{where}{what}{extra}]"
 
     def settings(self) -> dict:
         s = super().settings()
-        s.update(policy=self.policy, threads=self.threads, simd=_core.simd_level() if self.simd == "auto" else self.simd)
+        s.update(policy=self.policy)
+        if not self.on_gpu:
+            s.update(threads=self.threads, simd=_core.simd_level() if self.simd == "auto" else self.simd)
         return s
 
     def _kw(self):
-        return dict(order=self.order, precision=self.precision, policy=self.policy, threads=self.threads, simd=self.simd)
+        kw = dict(order=self.order, precision=self.precision, policy=self.policy)
+        if not self.on_gpu:
+            kw.update(threads=self.threads, simd=self.simd)
+        return kw
+
+    def _core_model(self, model: Model):
+        return model.cuda_model(self._device.index) if self.on_gpu else model.native_model()
 
     def _forward(self, model, x):
-        return model.native_model().run(x, **self._kw())[0]
+        return self._core_model(model).run(x, **self._kw())[0]
 
     def run_batched(self, model, data, batch_size):
+        if self.on_gpu:  # one device call per batch, each a whole forward pass
+            return super().run_batched(model, data, batch_size)
         data = check_input(model, data)
         return model.native_model().run_batched(data, _check_batch_size(batch_size), **self._kw())
 
-    def time(self, model, x, repeats=3, warmup=1):
+    def measure(self, model, x, timer=None, cold=False):
         x = check_input(model, x)
-        _, times_ns, peak, predicted = model.native_model().run(x, warmup=warmup, repeats=repeats, **self._kw())
-        return Timing([t / 1e6 for t in times_ns], peak, predicted)
+        timer = timer or Timer()
+        if cold and not self.on_gpu:
+            raise DeviceUnavailableError("native on the CPU: cold-cache timing is not implemented in this version")
+        extra = dict(cold=cold) if self.on_gpu else {}
+        _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
+        clock = "CUDA events on the core's stream" if self.on_gpu else "steady_clock in the C++ core"
+        return Measured(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")
 
     def plan_bytes(self, model: Model, batch_size: int) -> int:
         """Exact bytes a forward pass of ``batch_size`` rows holds at its peak (weights included)."""
         kw = self._kw()
-        kw.pop("simd")
-        return model.native_model().plan_bytes(_check_batch_size(batch_size), **kw)
+        kw.pop("simd", None)
+        return self._core_model(model).plan_bytes(_check_batch_size(batch_size), **kw)
+
+    def memory_limit(self, model: Model, budget_bytes: int) -> None:
+        """Set (or with -1 lift) the byte budget past which this backend's runs raise OutOfMemoryError."""
+        self._core_model(model).memory_limit = int(budget_bytes)
 
 
 class TorchBackend(Backend):
@@ -156,18 +184,27 @@ class TorchBackend(Backend):
     order = "library"
 
     def __init__(self, device="cpu", tf32=False):
-        self._torch = _import_torch()
+        torch = self._torch = _import_torch()
         if device == "auto":
-            device = "cuda" if self._torch.cuda.is_available() else "cpu"
-        if device not in ("cpu", "cuda"):
-            raise DeviceUnavailableError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
-        if device == "cuda" and not self._torch.cuda.is_available():
-            raise DeviceUnavailableError("torch sees no CUDA device (torch.cuda.is_available() is False)")
-        if tf32 and device != "cuda":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        kind, _, index = str(device).partition(":")
+        if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
+            raise DeviceUnavailableError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
+        if kind == "cuda":
+            if not torch.cuda.is_available():
+                raise DeviceUnavailableError("torch sees no CUDA device (torch.cuda.is_available() is False)")
+            if int(index or 0) >= torch.cuda.device_count():
+                raise DeviceUnavailableError(f"{device} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
+            device = f"cuda:{int(index or 0)}"
+        if tf32 and kind != "cuda":
             raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
         self.device = device
         self.tf32 = bool(tf32)
         self.precision = "tf32" if tf32 else "fp32"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device != "cpu"
 
     @property
     def label(self) -> str:
@@ -175,27 +212,76 @@ class TorchBackend(Backend):
 
     def settings(self) -> dict:
         s = super().settings()
-        s.update(torch_version=self._torch.__version__, torch_threads=self._torch.get_num_threads())
+        torch = self._torch
+        s.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads())
+        if self.on_gpu:
+            s.update(allow_tf32=self.tf32, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                     reduced_precision_reduction=torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+                     torch_cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(self.device))
         return s
 
-    def _forward(self, model, x):
+    def _device_forward(self, module, xd):
+        """One forward pass of a tensor already on the device; the result stays there."""
         torch = self._torch
-        module = model.torch_module()
+        if self.on_gpu:
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32  # a process-wide flag: set before every pass
+        with torch.no_grad():
+            return module(xd)
+
+    def _forward(self, model, x):
+        module = model.torch_module(self.device)
         was_training = module.training
         module.eval()
         try:
-            with torch.no_grad():
-                if self.device == "cuda":
-                    torch.backends.cuda.matmul.allow_tf32 = self.tf32
-                    out = module(torch.from_numpy(x).to("cuda")).cpu()
-                else:
-                    out = module(torch.from_numpy(x))
+            out = self._device_forward(module, self._torch.from_numpy(x).to(self.device))
         finally:
             module.train(was_training)
-        y = out.numpy()
+        y = out.cpu().numpy()
         if y.dtype != np.float32:
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)
+
+    def measure(self, model, x, timer=None, cold=False):
+        if not self.on_gpu:
+            return super().measure(model, x, timer, cold)
+        torch, x = self._torch, check_input(model, x)
+        timer = timer or Timer()
+        module = model.torch_module(self.device).eval()
+        xd = torch.from_numpy(x).to(self.device)
+        flush = _l2_flush_tensor(torch, self.device) if cold else None
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def call():
+            self._device_forward(module, xd)
+            torch.cuda.synchronize(self.device)
+
+        def sample(calls):
+            total_ms = 0.0
+            for _ in range(1 if flush is None else calls):
+                if flush is not None:
+                    flush.add_(1)
+                start.record()
+                for _ in range(calls if flush is None else 1):
+                    self._device_forward(module, xd)
+                end.record()
+                end.synchronize()
+                total_ms += start.elapsed_time(end)
+            return total_ms * 1e6
+
+        measurement = timer.measure(call, sample=sample)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._device_forward(module, xd)
+        torch.cuda.synchronize(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device)
+        return Measured(measurement, peak, None, "torch.cuda.Event around the module call",
+                        "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
+
+
+def _l2_flush_tensor(torch, device):
+    """A tensor twice the GPU's L2: writing it before a pass evicts the pass's data from the L2."""
+    l2 = torch.cuda.get_device_properties(device).L2_cache_size
+    return torch.zeros(max(2 * l2 // 4, 1), dtype=torch.float32, device=device)
 
 
 class NumpyBackend(Backend):
@@ -209,7 +295,8 @@ class NumpyBackend(Backend):
 
 
 class CupyBackend(NumpyBackend):
-    """CuPy on the GPU (``cupy.matmul``, cuBLAS). Needs cupy and a CUDA device."""
+    """CuPy on the GPU (``cupy.matmul``, cuBLAS). Needs cupy and a CUDA device. Parameters are copied to
+    the device once per model."""
 
     name = "cupy"
     device = "cuda"
@@ -226,9 +313,56 @@ class CupyBackend(NumpyBackend):
         if n == 0:
             raise DeviceUnavailableError("cupy sees no CUDA device")
         self._cp = cupy
+        self._params: dict = {}  # id(model) -> (model, device copies of its parameters)
+
+    def settings(self) -> dict:
+        s = super().settings()
+        s.update(cupy_version=self._cp.__version__, cuda_runtime=self._cp.cuda.runtime.runtimeGetVersion())
+        return s
+
+    def _device_params(self, model):
+        entry = self._params.get(id(model))
+        if entry is None or entry[0] is not model:
+            cp = self._cp
+            entry = (model, [{k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in l.params.items()}
+                             for l in model.layers])
+            self._params[id(model)] = entry
+        return entry[1]
 
     def _forward(self, model, x):
-        return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x)))
+        return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
+
+    def measure(self, model, x, timer=None, cold=False):
+        cp, x = self._cp, check_input(model, x)
+        timer = timer or Timer()
+        params, xd = self._device_params(model), cp.asarray(x)
+        flush = cp.zeros(max(2 * cp.cuda.Device().attributes["L2CacheSize"] // 4, 1), cp.float32) if cold else None
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+
+        def call():
+            array_forward(cp, model, xd, params)
+            cp.cuda.get_current_stream().synchronize()
+
+        def sample(calls):
+            total_ms = 0.0
+            for _ in range(1 if flush is None else calls):
+                if flush is not None:
+                    flush += 1
+                start.record()
+                for _ in range(calls if flush is None else 1):
+                    array_forward(cp, model, xd, params)
+                end.record()
+                end.synchronize()
+                total_ms += cp.cuda.get_elapsed_time(start, end)
+            return total_ms * 1e6
+
+        measurement = timer.measure(call, sample=sample)
+        pool = cp.get_default_memory_pool()
+        pool.free_all_blocks()
+        array_forward(cp, model, xd, params)
+        cp.cuda.get_current_stream().synchronize()
+        return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls",
+                        "cupy default memory pool total after one pass (input, parameters and intermediates)")
 
 
 def _erf(xp):
@@ -243,11 +377,12 @@ def _erf(xp):
     return erf
 
 
-def array_forward(xp, model: Model, x):
-    """The model's forward pass written with array operations of ``xp`` (numpy or cupy), float32 throughout."""
+def array_forward(xp, model: Model, x, params=None):
+    """The model's forward pass written with array operations of ``xp`` (numpy or cupy), float32
+    throughout; ``params``: per layer, the parameters as ``xp`` arrays (default: the model's own)."""
     f32 = xp.float32
-    for l in model.layers:
-        p = l.params
+    for i, l in enumerate(model.layers):
+        p = l.params if params is None else params[i]
         if l.kind == "linear":
             x = x @ xp.asarray(p["weight"]).T
             if p["bias"] is not None:
@@ -279,12 +414,13 @@ def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu
     """batchcore's own core. ``order``: an accumulation order (see ``bc.orders.names()``);
     ``precision``: fp32, tf32, bf16 or fp16 inputs; ``policy``: None (the order at every batch size) or
     ``"library-like"`` (lanes:16 at B=1, seq for 2..127, splitk:4 from 128); ``threads``: None for all
-    cores; ``simd``: auto, scalar, avx2 or avx512 (all give the same bits)."""
+    cores; ``device``: "cpu", "cuda", "cuda:N" or "auto" (the GPU when the core sees one; the bits are
+    the same everywhere); ``simd``: auto, scalar, avx2 or avx512 (CPU only; all give the same bits)."""
     return NativeBackend(order, precision, policy, threads, device, simd)
 
 
 def torch(device="cpu", tf32=False) -> TorchBackend:
-    """PyTorch on ``device`` ("cpu", "cuda" or "auto"); ``tf32`` allows TF32 matmuls on CUDA."""
+    """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA."""
     return TorchBackend(device, tf32)
 
 

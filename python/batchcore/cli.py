@@ -16,7 +16,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-sizes", default="1,2,3,8,64,256,1024")
     ap.add_argument("--orders", default="seq,splitk:4", help="native orders to include")
     ap.add_argument("--rows", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
+    ap.add_argument("--target", type=float, default=0.01, help="relative CI half-width of each median (default 0.01)")
+    ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
+    ap.add_argument("--min-time", type=float, default=0.5, help="seconds of samples at least per point (default 0.5)")
     ap.add_argument("--out", default=None, help="JSON-lines file: points appended as measured, reruns resume")
     ap.add_argument("--info", action="store_true", help="print the environment and exit")
     args = ap.parse_args(argv)
@@ -26,15 +29,18 @@ def main(argv=None) -> int:
         return 0
     try:
         model = bc.mlp([int(s) for s in args.sizes.split(",")], activation=args.activation, head="softmax", seed=0)
+        device = str(bc.devices.parse(args.device))
         backends = []
         try:
-            backends.append(bc.torch())
+            backends.append(bc.torch(device=device))
         except bc.MissingDependencyError as e:
             print(f"note: {e}; the torch backend is left out", file=sys.stderr)
-        backends.append(bc.numpy())
-        backends += [bc.native(order=o) for o in args.orders.split(",") if o]
+        if device == "cpu":
+            backends.append(bc.numpy())
+        backends += [bc.native(order=o, device=device) for o in args.orders.split(",") if o]
+        timer = bc.Timer(target=args.target, timeout_s=args.timeout, min_time_s=args.min_time)
         res = bc.sweep(model, batch_sizes=[int(b) for b in args.batch_sizes.split(",")], backends=backends,
-                       rows=args.rows, repeats=args.repeats, out=args.out)
+                       rows=args.rows, timer=timer, out=args.out)
     except bc.BatchcoreError as e:
         print(f"batchcore: {type(e).__name__}: {e}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from .errors import MissingDependencyError, NonFiniteError, ShapeError, UnsupportedLayerError
+from .errors import DeviceUnavailableError, MissingDependencyError, NonFiniteError, ShapeError, UnsupportedLayerError
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
@@ -46,6 +46,7 @@ class Model:
         self.name = name
         self._torch_module = torch_module
         self._native = None
+        self._device_copies: dict = {}  # ("cuda", index) -> DeviceModel, ("torch", device) -> module
         width = self.input_width
         for i, layer in enumerate(layers):
             if layer.kind not in LAYER_KINDS:
@@ -101,13 +102,32 @@ class Model:
             self._native = m
         return self._native
 
+    def cuda_model(self, index: int = 0):
+        """The native model's copy on CUDA device ``index`` (built once; DeviceUnavailableError without it)."""
+        key = ("cuda", index)
+        if key not in self._device_copies:
+            from .info import cuda_module
+
+            cu = cuda_module()
+            if cu is None:
+                raise DeviceUnavailableError("batchcore was built without CUDA: no GPU model can be made")
+            self._device_copies[key] = cu.DeviceModel(self.native_model(), index)
+        return self._device_copies[key]
+
     # -- the torch module ------------------------------------------------------------------------------
-    def torch_module(self):
+    def torch_module(self, device: str = "cpu"):
         """The torch module this model runs as: the one given to ``from_torch``, or an equivalent
-        ``nn.Sequential`` built (once) from the parameters."""
+        ``nn.Sequential`` built (once) from the parameters; on another device, a copy moved there once."""
         if self._torch_module is None:
             self._torch_module = _build_torch_module(self)
-        return self._torch_module
+        if device == "cpu":
+            return self._torch_module
+        key = ("torch", device)
+        if key not in self._device_copies:
+            import copy
+
+            self._device_copies[key] = copy.deepcopy(self._torch_module).to(device).eval()
+        return self._device_copies[key]
 
 
 def _import_torch():

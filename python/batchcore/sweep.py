@@ -12,24 +12,29 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import numerics
-from .backends import Backend, NativeBackend, check_input, native, numpy as numpy_backend
-from .errors import BatchcoreError, ShapeError
+from . import devices, numerics
+from .backends import Backend, Measured, NativeBackend, check_input, cupy as cupy_backend, native
+from .backends import numpy as numpy_backend, torch as torch_backend
+from .errors import ArgumentError, BatchcoreError, DeviceUnavailableError, ShapeError
 from .info import info
 from .models import Model
 from .report import Classes, format_table
+from .timing import Timer
 
 # The fields every point carries (names fixed; later versions add more).
 POINT_FIELDS = (
     "backend", "device", "precision", "order", "batch_size",
-    "time_ms", "time_ms_q1", "time_ms_q3", "samples", "samples_per_s", "gflops",
-    "peak_bytes", "predicted_bytes",
+    "time_ms", "time_ms_ci_low", "time_ms_ci_high", "ci_rel_halfwidth", "target_met", "noisy",
+    "time_ms_q1", "time_ms_q3", "time_ms_p90", "time_ms_p99", "time_ms_mean", "time_ms_min",
+    "samples", "discarded", "samples_per_s", "gflops",
+    "peak_bytes", "predicted_bytes", "memory_method", "clock",
     "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
     "max_ulp_vs_exact", "max_rel_err_vs_exact", "fingerprint",
 )
@@ -178,9 +183,9 @@ def _check_batch_sizes(batch_sizes) -> list[int]:
     return [int(b) for b in sizes]
 
 
-def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, timing) -> dict:
-    t = np.asarray(timing.times_ms, dtype=np.float64)
-    med = float(np.median(t)) if t.size else None
+def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured) -> dict:
+    t = measured.timing
+    med = t.median_ms
     s = backend.settings()
     return {
         "backend": backend.label,
@@ -189,13 +194,25 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, tim
         "order": s.get("policy") if s.get("policy") == "library-like" else s["order"],
         "batch_size": B,
         "time_ms": med,
-        "time_ms_q1": float(np.quantile(t, 0.25)) if t.size else None,
-        "time_ms_q3": float(np.quantile(t, 0.75)) if t.size else None,
-        "samples": int(t.size),
+        "time_ms_ci_low": t.ci_low_ms if math.isfinite(t.ci_low_ms) else None,
+        "time_ms_ci_high": t.ci_high_ms if math.isfinite(t.ci_high_ms) else None,
+        "ci_rel_halfwidth": t.ci_rel_halfwidth if math.isfinite(t.ci_rel_halfwidth) else None,
+        "target_met": t.target_met,
+        "noisy": t.noisy,
+        "time_ms_q1": t.q1_ms,
+        "time_ms_q3": t.q3_ms,
+        "time_ms_p90": t.p90_ms,
+        "time_ms_p99": t.p99_ms,
+        "time_ms_mean": t.mean_ms,
+        "time_ms_min": t.min_ms,
+        "samples": t.samples,
+        "discarded": t.discarded,
         "samples_per_s": B / (med / 1e3) if med else None,
         "gflops": model.flops_per_row * B / (med / 1e3) / 1e9 if med else None,
-        "peak_bytes": timing.peak_bytes,
-        "predicted_bytes": timing.predicted_bytes,
+        "peak_bytes": measured.peak_bytes,
+        "predicted_bytes": measured.predicted_bytes,
+        "memory_method": measured.memory,
+        "clock": measured.clock,
         "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
         "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
         "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
@@ -204,36 +221,59 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, tim
         "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
         "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
         "fingerprint": numerics.fingerprint(y),
+        "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
+                   "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns},
+        "timer": t.timer,
         "settings": s,
     }
 
 
+def default_backends(device="auto") -> list[Backend]:
+    """native seq, numpy and torch (when installed) on the CPU; on a GPU native seq, torch and cupy
+    (those installed) on that GPU."""
+    dev = devices.parse(device)
+    if dev.kind == "cuda":
+        found = [native(device=str(dev))]
+        for make in (lambda: torch_backend(device=str(dev)), cupy_backend):
+            try:
+                found.append(make())
+            except (ImportError, DeviceUnavailableError):
+                pass
+        return found
+    found = [native(), numpy_backend()]
+    try:
+        found.insert(0, torch_backend())
+    except ImportError:
+        pass
+    return found
+
+
 def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int = 512,
-          repeats: int = 3, out=None, seed: int = 0) -> SweepResult:
+          timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
     batch_sizes: batch sizes to measure (B=1 is always computed as the reference).
-    backends: list of backends (default: native seq, numpy, and torch when installed).
+    backends: list of backends (default: :func:`default_backends` on ``device``).
     data: (rows, inputs) float32 array; default ``rows`` standard-normal rows drawn with ``seed``.
     labels: optional integer class per row, for accuracy.
-    repeats: timed forward passes per point (after one warm-up); times are in milliseconds.
+    timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum);
+    times are in milliseconds.
+    device: where the default backends run ("auto": the GPU when the core sees one).
+    cold: flush the caches before every timed pass (GPU backends).
     out: path of a JSON-lines file: each point is appended as soon as it is measured; an existing file
     of the same sweep is resumed (its points are kept, not re-measured).
     """
     sizes = _check_batch_sizes(batch_sizes)
     if backends is None:
-        backends = [native(), numpy_backend()]
-        try:
-            from .backends import torch as torch_backend
-
-            backends.insert(0, torch_backend())
-        except ImportError:
-            pass
+        backends = default_backends(device)
     if not backends:
         raise ShapeError("backends is empty")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ShapeError(f"repeats must be a positive integer, got {repeats!r}")
+    if timer is None:
+        timer = Timer()
+    if not isinstance(timer, Timer):
+        raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
+    timer.policy()  # checks the settings before anything runs
     if data is None:
         if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
             raise ShapeError(f"rows must be a positive integer, got {rows!r}")
@@ -264,8 +304,8 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
         for B in todo:
             y = y_b1 if B == 1 else backend.run_batched(model, data, B)
             x_timed = np.ascontiguousarray(data[np.arange(B) % len(data)])
-            timing = backend.time(model, x_timed, repeats=repeats)
-            p = _point(backend, model, B, y, y_b1, y_exact, labels, timing)
+            measured = backend.measure(model, x_timed, timer, cold=cold)
+            p = _point(backend, model, B, y, y_b1, y_exact, labels, measured)
             points.append(p)
             if log:
                 log.write(p)

@@ -43,9 +43,12 @@ class Timer:
         p.check()
         return p
 
-    def measure(self, fn) -> "Measurement":
-        """Time ``fn()`` (a callable without arguments) under this policy."""
-        return Measurement.from_summary(_core.time_callable(fn, self.policy()), self)
+    def measure(self, fn, sample=None) -> "Measurement":
+        """Time ``fn()`` (a callable without arguments) under this policy. ``fn`` also serves the
+        warm-up; by default a sample is the core's monotonic clock around a block of calls. A device
+        backend passes ``sample(calls)``, which runs a block of ``calls`` calls and returns its duration
+        in nanoseconds (e.g. from CUDA events), or ``(ns, rejected)`` to have the sample discarded."""
+        return Measurement.from_summary(_core.time_callable(fn, self.policy(), sample), self)
 
     def replay(self, call_ns, clock_read_ns: float = 0.0, rejected=()) -> "Measurement":
         """This policy on planted call durations (ns, used cyclically) and a fake clock whose every

@@ -19,6 +19,10 @@
 
 namespace batchcore {
 
+class ThreadPool;
+// Throws NonFiniteError naming the first Inf or NaN of p[0..n) (rows of `row_width`); scans on `pool` if given.
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool = nullptr);
+
 // "fixed": the given order at every batch size. "library_like": the order depends on the number of rows
 // of the call, as vendor libraries choose kernels: lanes:16 at M = 1, seq for 2 <= M <= 127, splitk:4 from
 // M = 128 on. It plants a batch-size variance whose boundaries are known in advance.
@@ -67,15 +71,19 @@ class Model {
 
   TrackingAllocator& allocator() { return alloc_; }
 
- private:
+  // The layers as built (the CUDA core reads them to build its device copy).
   enum class Kind { linear, activation, softmax, layer_norm, affine };
   struct Layer {
     Kind kind;
     int64_t in = 0, out = 0;
     Activation activation = Activation::relu;
-    std::vector<float> p0, p1;  // linear: W, b; layer norm: gamma, beta; affine: scale, shift
+    std::vector<float> p0, p1;  // linear: W (out x in), b; layer norm: gamma, beta; affine: scale, shift
     float eps = 0.0f;
   };
+  const std::vector<Layer>& layers() const { return layers_; }
+  int64_t widest_activation() const;  // the widest layer output: the activation buffers' row width
+
+ private:
   static Layer make_layer(Kind kind, int64_t in, int64_t out) {
     Layer l;
     l.kind = kind;
@@ -83,7 +91,6 @@ class Model {
     l.out = out;
     return l;
   }
-
   void require_width(int64_t n, const char* what) const;
   static void apply_row_layer(const Layer& l, float* rows, int64_t n, int64_t ld);  // n rows, ld floats apart
   void ensure_packed(Precision p);
@@ -92,7 +99,6 @@ class Model {
   bool copies_input(Precision p) const;
   void forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
                const GemmWorkspace& ws, const RunOptions& opt);
-  int64_t widest_activation() const;
 
   int64_t input_width_, width_;
   std::vector<Layer> layers_;
