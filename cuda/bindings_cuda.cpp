@@ -153,6 +153,18 @@ PYBIND11_MODULE(_cuda, m) {
           },
           py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
           py::arg("cold") = false, py::arg("timed") = false)
+      .def(
+          "run_zeros",
+          [](cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,
+             const std::string& policy) {
+            if (M <= 0) throw ShapeError("batch size must be positive");
+            const cuda::DeviceRunOptions opt = make_options(order, precision, policy);
+            py::gil_scoped_release release;
+            return self.run(nullptr, M, nullptr, opt).peak_bytes;
+          },
+          py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          "A forward pass of batch_size zero rows made on the device (no host array); returns the peak bytes. "
+          "Raises OutOfMemoryError (everything freed) when it does not fit.")
       .def_property("memory_limit", [](cuda::DeviceModel& self) { return self.allocator().limit(); },
                     [](cuda::DeviceModel& self, int64_t v) { self.allocator().set_limit(v); },
                     "Byte budget of the device allocator (-1: none); past it a run raises OutOfMemoryError.")

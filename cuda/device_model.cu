@@ -143,7 +143,7 @@ int64_t DeviceModel::plan_bytes(int64_t M, const DeviceRunOptions& opt) const {
 DeviceRunStats DeviceModel::run(const float* x, int64_t M, float* y, const DeviceRunOptions& opt) {
   Impl& m = *impl_;
   if (M <= 0) throw ShapeError("empty batch: a forward pass needs at least one row");
-  require_finite(x, M * m.input_width, "input", m.input_width);
+  if (x) require_finite(x, M * m.input_width, "input", m.input_width);
   std::lock_guard<std::mutex> lock(m.run_mu);
   use_device(m.device);
   const Order order = resolve_order(opt.policy, opt.order, M);
@@ -159,12 +159,13 @@ DeviceRunStats DeviceModel::run(const float* x, int64_t M, float* y, const Devic
     DeviceTrackedBuffer act0(m.alloc, M * m.widest), act1(m.alloc, M * m.widest);
     const bool cold = opt.cold && opt.timer;
     DeviceTrackedBuffer flush(m.alloc, cold ? l2_flush_bytes() / 4 : 0);
-    check(cudaMemcpyAsync(in.data(), x, size_t(in.bytes()), cudaMemcpyHostToDevice, m.stream), "copy x");
+    if (x) check(cudaMemcpyAsync(in.data(), x, size_t(in.bytes()), cudaMemcpyHostToDevice, m.stream), "copy x");
+    else check(cudaMemsetAsync(in.data(), 0, size_t(in.bytes()), m.stream), "zero x");
     float* out = nullptr;
     const auto pass = [&] { out = m.forward(in.data(), act0.data(), act1.data(), M, order, opt.precision); };
     if (opt.timer) stats.timing = time_with_events(*opt.timer, m.stream, pass, flush.data(), size_t(flush.bytes()));
     else pass();
-    check(cudaMemcpyAsync(y, out, size_t(M * m.output_width) * 4, cudaMemcpyDeviceToHost, m.stream), "copy y");
+    if (y) check(cudaMemcpyAsync(y, out, size_t(M * m.output_width) * 4, cudaMemcpyDeviceToHost, m.stream), "copy y");
     check(cudaStreamSynchronize(m.stream), "forward pass");
   }
   stats.peak_bytes = m.alloc.peak_bytes();

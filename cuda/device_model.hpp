@@ -38,6 +38,8 @@ class DeviceModel {
   DeviceModel& operator=(const DeviceModel&) = delete;
 
   // y (M x output width, host) = forward(x (M x input width, host)); x must be finite.
+  // x == nullptr: a zero input made on the device, and y may be nullptr (nothing copied back): how the
+  // search for the largest batch probes M without a host array of M rows.
   DeviceRunStats run(const float* x, int64_t M, float* y, const DeviceRunOptions& opt);
   int64_t plan_bytes(int64_t M, const DeviceRunOptions& opt) const;
   int64_t l2_flush_bytes() const;  // the cold mode's flush buffer: twice the device's L2

@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float as[kSlice][kTile + 4];  // x slice, k-major; padded against bank conflicts on store
   __shared__ float bs[kSlice][kTile];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int64_t m0 = int64_t(blockIdx.y) * kTile, n0 = int64_t(blockIdx.x) * kTile;
+  const int64_t m0 = int64_t(blockIdx.x) * kTile, n0 = int64_t(blockIdx.y) * kTile;  // x: up to 2^31 - 1 tiles
   Chain<Fma> acc[kPerThread][kPerThread];
   ChunkClock clock(C);
   for (int64_t k0 = 0; k0 < K; k0 += kSlice) {
@@ -156,8 +156,8 @@ void launch_chain(const float* x, int64_t M, int64_t K, const float* wt, const f
     const int64_t blocks = (N + kSmallThreads - 1) / kSmallThreads;
     small_m_kernel<Fma, Chunked><<<unsigned(blocks), kSmallThreads, 0, stream>>>(x, M, K, wt, bias, N, y, C);
   } else {
-    const dim3 grid(unsigned((N + kTile - 1) / kTile), unsigned((M + kTile - 1) / kTile));
-    if (grid.y > 65535) throw ShapeError("batch too large for one launch (over 8 million rows)");
+    const dim3 grid(unsigned((M + kTile - 1) / kTile), unsigned((N + kTile - 1) / kTile));
+    if (grid.y > 65535) throw ShapeError("layer too wide for one launch (over 8 million outputs)");
     tiled_kernel<Fma, Chunked><<<grid, kThreads, 0, stream>>>(x, M, K, wt, bias, N, y, C);
   }
   check(cudaGetLastError(), "launch chain GEMM");

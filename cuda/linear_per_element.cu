@@ -24,6 +24,7 @@ void launch_linear_per_element(const float* x, const float* w, int64_t w_step_n,
                                Precision precision, cudaStream_t stream) {
   constexpr int kThreads = 128;
   const int64_t blocks = (M * N + kThreads - 1) / kThreads;
+  if (blocks > 0x7fffffff) throw ShapeError("too many output elements for one launch");
   linear_per_element_kernel<<<unsigned(blocks), kThreads, 0, stream>>>(x, w, w_step_n, w_step_k, bias, y, M, N,
                                                                       K, order, precision);
   check(cudaGetLastError(), "launch linear_per_element_kernel");

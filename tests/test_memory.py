@@ -61,3 +61,66 @@ def test_freed_run_buffers_are_cached_for_the_next_run_and_can_be_released():
     assert native.cached_bytes == cached  # the same blocks were reused, none added
     native.release_cached()
     assert native.cached_bytes == 0
+
+
+# -- the largest batch that fits ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sizes, budget", [([784, 128, 10], 10_000_000), ([33, 1], 200_000), ([512, 64], 3_000_000)])
+def test_largest_batch_under_a_budget_is_the_formulas_largest(sizes, budget):
+    model, backend = bc.mlp(sizes, seed=0), bc.native(threads=1)
+    # formula_bytes is affine in M: solve it for the budget directly.
+    fixed, per_row = formula_bytes(sizes, 0), formula_bytes(sizes, 1) - formula_bytes(sizes, 0)
+    expected = (budget - fixed) // per_row
+    assert formula_bytes(sizes, expected) <= budget < formula_bytes(sizes, expected + 1)
+    backend.run(model, np.ones((1, sizes[0]), np.float32))
+    resident = model.native_model().current_bytes
+    res = bc.largest_batch(model, backend, budget_bytes=budget)
+    assert res.batch_size == expected and res.peak_bytes == formula_bytes(sizes, expected) and not res.capped
+    failed = [b for b, ok, _ in res.probes if not ok]
+    assert failed and min(failed) == expected + 1  # out-of-memory runs were caught and the search went on
+    assert len(res.probes) <= 2 * int(np.ceil(np.log2(expected + 1))) + 2
+    assert model.native_model().current_bytes == resident and model.native_model().memory_limit == -1
+
+
+def test_largest_batch_stops_at_max_batch_and_refuses_what_it_cannot_bound():
+    model = bc.mlp([16, 8], seed=0)
+    res = bc.largest_batch(model, bc.native(), budget_bytes=10**9, max_batch=100)
+    assert res.batch_size == 100 and res.capped
+    with pytest.raises(bc.OutOfMemoryError, match="not even 1"):
+        bc.largest_batch(model, bc.native(), budget_bytes=16)
+    with pytest.raises(bc.ArgumentError, match="budget_bytes"):
+        bc.largest_batch(model, bc.native())
+    with pytest.raises(bc.ArgumentError, match="cannot bound"):
+        bc.largest_batch(model, bc.numpy(), budget_bytes=10**6)
+    with pytest.raises(bc.ArgumentError):
+        bc.largest_batch(model, bc.native(), budget_bytes=10**6, start=0)
+
+
+class PlantedOom(bc.backends.Backend):
+    """A device whose passes run out of memory above `limit` rows (raised inside the pass, as a real
+    out-of-memory error is), counting how many passes it saw."""
+
+    name = "planted"
+
+    def __init__(self, limit):
+        self.limit, self.passes = limit, []
+
+    def fits(self, model, batch_size, budget_bytes=None):
+        self.passes.append(batch_size)
+        try:
+            if batch_size > self.limit:
+                raise bc.OutOfMemoryError(f"{batch_size} rows")
+            return 1000 * batch_size
+        except bc.OutOfMemoryError:
+            return None
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 37, 64, 1000, 4097])
+def test_largest_batch_search_finds_a_planted_limit(limit):
+    dev = PlantedOom(limit)
+    res = bc.largest_batch(bc.mlp([4, 2]), dev)
+    assert res.batch_size == limit and res.peak_bytes == 1000 * limit
+    doublings = int(np.floor(np.log2(limit))) + 2  # 1, 2, 4, ... past the limit
+    assert dev.passes[:doublings] == [2**i for i in range(doublings)]
+    assert len(dev.passes) <= 2 * doublings

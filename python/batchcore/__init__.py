@@ -22,6 +22,7 @@ from .errors import (
     UnsupportedLayerError,
 )
 from .info import _version, info
+from .memory import LargestBatch, largest_batch
 from .models import Layer, Model, from_torch, mlp
 from .probe import probe_peak
 from .sweep import SweepResult, sweep
@@ -32,6 +33,6 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
-    "Layer", "Measurement", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
+    "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
     "orders", "probe_peak", "sweep", "torch",
 ]

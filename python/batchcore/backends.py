@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core, devices
-from .errors import DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError, ShapeError
+from .errors import (ArgumentError, DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError,
+                     OutOfMemoryError, ShapeError)
 from .models import Model, _import_torch
 from .orders import check_precision, parse
 from .timing import Measurement, Timer
@@ -93,6 +94,12 @@ class Backend:
             raise DeviceUnavailableError(f"{self.label}: cold-cache timing is available on GPU backends only")
         return Measured(timer.measure(lambda: self._forward(model, x)),
                         clock="steady_clock in the core around the Python call")
+
+    def fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+        """Whether one forward pass of ``batch_size`` rows fits: its peak bytes, or None after an
+        out-of-memory error (everything freed). Backends that cannot bound their memory refuse."""
+        raise ArgumentError(f"{self.label} cannot bound or catch its memory use; largest_batch() supports "
+                            "bc.native() (CPU with a budget, or GPU), and torch and cupy on a GPU")
 
     def settings(self) -> dict:
         """What identifies this backend's configuration in a result record."""
@@ -172,9 +179,21 @@ class NativeBackend(Backend):
         kw.pop("simd", None)
         return self._core_model(model).plan_bytes(_check_batch_size(batch_size), **kw)
 
-    def memory_limit(self, model: Model, budget_bytes: int) -> None:
-        """Set (or with -1 lift) the byte budget past which this backend's runs raise OutOfMemoryError."""
-        self._core_model(model).memory_limit = int(budget_bytes)
+    def fits(self, model, batch_size, budget_bytes=None):
+        if budget_bytes is None and not self.on_gpu:
+            raise ArgumentError("native on the CPU: largest_batch() needs budget_bytes (the search does not "
+                                "exhaust the machine's memory)")
+        core = self._core_model(model)
+        B = _check_batch_size(batch_size)
+        core.memory_limit = -1 if budget_bytes is None else int(budget_bytes)
+        try:
+            if self.on_gpu:
+                return core.run_zeros(B, **self._kw())
+            return core.run(np.zeros((B, model.input_width), np.float32), **self._kw())[2]
+        except OutOfMemoryError:
+            return None
+        finally:
+            core.memory_limit = -1
 
 
 class TorchBackend(Backend):
@@ -278,6 +297,24 @@ class TorchBackend(Backend):
                         "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
 
+    def fits(self, model, batch_size, budget_bytes=None):
+        if not self.on_gpu:
+            return super().fits(model, batch_size, budget_bytes)
+        torch, B = self._torch, _check_batch_size(batch_size)
+        module = model.torch_module(self.device).eval()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            self._device_forward(module, torch.zeros((B, model.input_width), device=self.device))
+            torch.cuda.synchronize(self.device)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device)
+        torch.cuda.empty_cache()
+        return None if budget_bytes is not None and peak > budget_bytes else peak
+
+
 def _l2_flush_tensor(torch, device):
     """A tensor twice the GPU's L2: writing it before a pass evicts the pass's data from the L2."""
     l2 = torch.cuda.get_device_properties(device).L2_cache_size
@@ -363,6 +400,20 @@ class CupyBackend(NumpyBackend):
         cp.cuda.get_current_stream().synchronize()
         return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls",
                         "cupy default memory pool total after one pass (input, parameters and intermediates)")
+
+    def fits(self, model, batch_size, budget_bytes=None):
+        cp, B = self._cp, _check_batch_size(batch_size)
+        params, pool = self._device_params(model), cp.get_default_memory_pool()
+        pool.free_all_blocks()
+        try:
+            array_forward(cp, model, cp.zeros((B, model.input_width), cp.float32), params)
+            cp.cuda.get_current_stream().synchronize()
+        except cp.cuda.memory.OutOfMemoryError:
+            pool.free_all_blocks()
+            return None
+        peak = pool.total_bytes()
+        pool.free_all_blocks()
+        return None if budget_bytes is not None and peak > budget_bytes else peak
 
 
 def _erf(xp):

@@ -1,0 +1,82 @@
+"""The largest batch that fits: doubling, then bisection, each probe a real forward pass.
+
+A probe runs one forward pass of B rows and catches ``OutOfMemoryError`` (the backend frees everything
+and the search goes on in the same process). On the CPU the search takes a byte budget, enforced by the
+native core's tracking allocator, instead of exhausting the machine; on a GPU it runs against the real
+device memory (a budget, when given, is enforced as well). Probes assume that a batch that fits implies
+that every smaller one fits (memory grows with B).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import ArgumentError, OutOfMemoryError
+
+
+@dataclass
+class LargestBatch:
+    """The result of :func:`largest_batch`: ``batch_size`` (the largest B that fit), its peak bytes,
+    the budget (None: the device's real memory), every probe as ``(B, fitted, peak_bytes)`` in the order
+    run, and ``capped`` when ``max_batch`` fitted (the true limit may be larger)."""
+
+    batch_size: int
+    peak_bytes: int | None
+    budget_bytes: int | None
+    backend: str
+    probes: list = field(default_factory=list)
+    capped: bool = False
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 1,
+                  max_batch: int = 1 << 24) -> LargestBatch:
+    """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
+    fails, then bisecting between the last fit and the first failure (about 2 log2(B) passes).
+
+    backend: a backend with a ``fits`` method: ``bc.native()`` on the CPU (needs ``budget_bytes``) or on
+    a GPU; ``bc.torch(device="cuda")``; ``bc.cupy()``.
+    budget_bytes: bytes the pass may hold at its peak (weights included); required on the CPU.
+    Raises OutOfMemoryError when not even ``start`` rows fit.
+    """
+    start = _positive_int(start, "start")
+    max_batch = _positive_int(max_batch, "max_batch")
+    if budget_bytes is not None:
+        budget_bytes = _positive_int(budget_bytes, "budget_bytes")
+    if start > max_batch:
+        raise ArgumentError(f"start ({start}) exceeds max_batch ({max_batch})")
+    probes = []
+
+    def fits(B: int) -> bool:
+        peak = backend.fits(model, B, budget_bytes)
+        probes.append((B, peak is not None, peak))
+        return peak is not None
+
+    good, bad, B = 0, None, start
+    while bad is None:
+        if fits(B):
+            good = B
+            if B == max_batch:
+                break
+            B = min(2 * B, max_batch)
+        else:
+            bad = B
+    if good == 0:
+        where = f"a budget of {budget_bytes} bytes" if budget_bytes else "the device memory"
+        raise OutOfMemoryError(f"{backend.label}: not even {start} row(s) fit in {where}")
+    if bad is not None:
+        lo = good
+        while bad - lo > 1:
+            mid = (lo + bad) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                bad = mid
+        good = lo
+    peak = next(p for b, ok, p in reversed(probes) if ok and b == good)
+    return LargestBatch(good, peak, budget_bytes, backend.label, probes, capped=bad is None)
