@@ -16,7 +16,10 @@ COLUMNS = [
     ("backend", "backend", "s"),
     ("B", "batch_size", "d"),
     ("time ms", "time_ms", ".4g"),
-    ("[q1, q3]", lambda p: f"[{_fmt(p['time_ms_q1'], '.3g')}, {_fmt(p['time_ms_q3'], '.3g')}]", "s"),
+    ("95% CI", lambda p: f"[{_fmt(p.get('time_ms_ci_low'), '.4g')}, {_fmt(p.get('time_ms_ci_high'), '.4g')}]", "s"),
+    ("n", "samples", "d"),
+    # "yes": the CI met the timer's target; "no": it timed out first; "!" marks IQR/median > 10 %.
+    ("target", lambda p: ("yes" if p.get("target_met") else "no") + ("!" if p.get("noisy") else ""), "s"),
     ("rows/s", "samples_per_s", ".4g"),
     ("GFLOP/s", "gflops", ".3g"),
     ("peak MiB", lambda p: None if p["peak_bytes"] is None else p["peak_bytes"] / 2**20, ".3f"),
