@@ -7,7 +7,8 @@
     print(res.table()); print(res.classes())
 """
 
-from . import devices, numerics, orders
+from . import decisions, devices, numerics, orders
+from .decisions import compare
 from .backends import cupy, native, numpy, torch
 from .errors import (
     ArgumentError,
@@ -33,6 +34,6 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
-    "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
+    "compare", "decisions", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
     "orders", "probe_peak", "sweep", "torch",
 ]

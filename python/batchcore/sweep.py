@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import devices, numerics
+from . import decisions, devices, numerics
 from .backends import Backend, Measured, NativeBackend, check_input, cupy as cupy_backend, native
 from .backends import numpy as numpy_backend, torch as torch_backend
 from .errors import ArgumentError, BatchcoreError, DeviceUnavailableError, ShapeError
@@ -57,6 +57,15 @@ class SweepResult:
             fps = {p["batch_size"]: p["fingerprint"] for p in self.points if p["backend"] == label}
             out[label] = numerics.invariance_classes(dict(sorted(fps.items())))
         return out
+
+    def best_batch(self, latency_ms: float, metric: str = "p99", backend: str | None = None):
+        """The B with the highest throughput whose ``metric`` (median, mean, p90, p99) latency is within
+        ``latency_ms``, and how sure that is (see :class:`batchcore.decisions.BestBatch`)."""
+        return decisions.best_batch(self.points, latency_ms, metric, backend)
+
+    def knee(self, gain: float = 0.05, backend: str | None = None):
+        """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.decisions.Knee`)."""
+        return decisions.knee(self.points, gain, backend)
 
     def table(self) -> str:
         """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
