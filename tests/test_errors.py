@@ -108,3 +108,10 @@ def test_absent_gpu_is_a_clear_error():
             bc.torch(device="cuda")
     with pytest.raises((bc.DeviceUnavailableError, bc.MissingDependencyError)):
         bc.cupy()
+
+
+def test_cold_cache_timing_is_refused_where_it_is_not_implemented(model):
+    x = np.ones((2, 16), np.float32)
+    for backend in (bc.native(), bc.numpy()):
+        with pytest.raises(bc.ArgumentError, match="cold"):
+            backend.measure(model, x, cold=True)

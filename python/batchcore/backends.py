@@ -91,7 +91,7 @@ class Backend:
         x = check_input(model, x)
         timer = timer or Timer()
         if cold:
-            raise DeviceUnavailableError(f"{self.label}: cold-cache timing is available on GPU backends only")
+            raise ArgumentError(f"{self.label}: cold-cache timing is available on GPU backends only")
         return Measured(timer.measure(lambda: self._forward(model, x)),
                         clock="steady_clock in the core around the Python call")
 
@@ -167,7 +167,7 @@ class NativeBackend(Backend):
         x = check_input(model, x)
         timer = timer or Timer()
         if cold and not self.on_gpu:
-            raise DeviceUnavailableError("native on the CPU: cold-cache timing is not implemented in this version")
+            raise ArgumentError("native on the CPU: cold-cache timing is not implemented in this version")
         extra = dict(cold=cold) if self.on_gpu else {}
         _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
         clock = "CUDA events on the core's stream" if self.on_gpu else "steady_clock in the C++ core"

@@ -9,6 +9,7 @@ that every smaller one fits (memory grows with B).
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 
 from .errors import ArgumentError, OutOfMemoryError
@@ -29,9 +30,9 @@ class LargestBatch:
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return value
+    return int(value)
 
 
 def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 1,
