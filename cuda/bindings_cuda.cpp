@@ -50,7 +50,7 @@ const float* require_input(const cuda::DeviceModel& self, const py::array& x) {
   return px;
 }
 
-// Runs the device model on x; returns (y, summary or None, peak_bytes, predicted_bytes).
+// Runs the device model on x: (y, peak_bytes, predicted_bytes), with the timing summary second when timed.
 py::tuple run_device(cuda::DeviceModel& self, const py::array& x, const cuda::DeviceRunOptions& opt) {
   const float* px = require_input(self, x);
   py::array_t<float> y({x.shape(0), py::ssize_t(self.output_width())});
@@ -60,8 +60,8 @@ py::tuple run_device(cuda::DeviceModel& self, const py::array& x, const cuda::De
     py::gil_scoped_release release;
     stats = self.run(px, x.shape(0), py_, opt);
   }
-  py::object summary = opt.timer ? py::object(summary_dict(stats.timing)) : py::object(py::none());
-  return py::make_tuple(y, summary, stats.peak_bytes, stats.predicted_bytes);
+  if (opt.timer) return py::make_tuple(y, summary_dict(stats.timing), stats.peak_bytes, stats.predicted_bytes);
+  return py::make_tuple(y, stats.peak_bytes, stats.predicted_bytes);
 }
 
 }  // namespace
@@ -127,7 +127,7 @@ PYBIND11_MODULE(_cuda, m) {
           [](cuda::DeviceModel& self, const py::array& x, const std::string& order, const std::string& precision,
              const std::string& policy) { return run_device(self, x, make_options(order, precision, policy)); },
           py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-          "Forward pass of x (M x input_width). Returns (y, None, peak_bytes, predicted_bytes).")
+          "Forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
           [](cuda::DeviceModel& self, const py::array& x, const TimerPolicy& timer, const std::string& order,

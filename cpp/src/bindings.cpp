@@ -23,7 +23,7 @@ using namespace batchcore;
 namespace {
 
 RunOptions make_options(const std::string& order, const std::string& precision, const std::string& policy,
-                        int threads, const std::string& simd, int warmup, int repeats) {
+                        int threads, const std::string& simd) {
   RunOptions o;
   o.order = parse_order(order);
   o.precision = parse_precision(precision);
@@ -31,9 +31,6 @@ RunOptions make_options(const std::string& order, const std::string& precision, 
   if (threads < 0) throw ShapeError("threads must be >= 1 (or 0 for all cores), got " + std::to_string(threads));
   o.threads = threads == 0 ? default_thread_count() : threads;
   o.simd = parse_simd_level(simd);
-  if (warmup < 0 || repeats < 0) throw ShapeError("warmup and repeats must be >= 0");
-  o.warmup = warmup;
-  o.repeats = repeats;
   return o;
 }
 
@@ -199,9 +196,9 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "run",
           [](Model& self, const py::array& x, const std::string& order, const std::string& precision,
-             const std::string& policy, int threads, const std::string& simd, int warmup, int repeats) {
+             const std::string& policy, int threads, const std::string& simd) {
             const float* px = require_model_input(self, x);
-            const RunOptions opt = make_options(order, precision, policy, threads, simd, warmup, repeats);
+            const RunOptions opt = make_options(order, precision, policy, threads, simd);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             RunStats stats;
@@ -209,17 +206,17 @@ PYBIND11_MODULE(_core, m) {
               py::gil_scoped_release release;
               stats = self.run(px, x.shape(0), py_, opt);
             }
-            return py::make_tuple(y, stats.times_ns, stats.peak_bytes, stats.predicted_bytes);
+            return py::make_tuple(y, stats.peak_bytes, stats.predicted_bytes);
           },
           py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-          py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("warmup") = 0, py::arg("repeats") = 0,
-          "Forward pass of x (M x input_width). Returns (y, times_ns, peak_bytes, predicted_bytes).")
+          py::arg("threads") = 0, py::arg("simd") = "auto",
+          "One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
           [](Model& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
              const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
             const float* px = require_model_input(self, x);
-            RunOptions opt = make_options(order, precision, policy, threads, simd, 0, 0);
+            RunOptions opt = make_options(order, precision, policy, threads, simd);
             opt.timer = &timer;
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
@@ -238,7 +235,7 @@ PYBIND11_MODULE(_core, m) {
           [](Model& self, const py::array& x, int64_t batch_size, const std::string& order,
              const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
             const float* px = require_model_input(self, x);
-            const RunOptions opt = make_options(order, precision, policy, threads, simd, 0, 0);
+            const RunOptions opt = make_options(order, precision, policy, threads, simd);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             {
@@ -253,7 +250,7 @@ PYBIND11_MODULE(_core, m) {
       .def("plan_bytes",
            [](const Model& self, int64_t M, const std::string& order, const std::string& precision,
               const std::string& policy, int threads) {
-             return self.plan_bytes(M, make_options(order, precision, policy, threads, "scalar", 0, 0));
+             return self.plan_bytes(M, make_options(order, precision, policy, threads, "scalar"));
            },
            py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
            py::arg("policy") = "fixed", py::arg("threads") = 0)

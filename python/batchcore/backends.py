@@ -189,7 +189,7 @@ class NativeBackend(Backend):
         try:
             if self.on_gpu:
                 return core.run_zeros(B, **self._kw())
-            return core.run(np.zeros((B, model.input_width), np.float32), **self._kw())[2]
+            return core.run(np.zeros((B, model.input_width), np.float32), **self._kw())[1]
         except OutOfMemoryError:
             return None
         finally:

@@ -36,13 +36,10 @@ struct RunOptions {
   Policy policy = Policy::fixed;
   int threads = 1;
   SimdLevel simd = SimdLevel::scalar;
-  int warmup = 0;
-  int repeats = 0;  // 0: one untimed forward pass
-  const TimerPolicy* timer = nullptr;  // when set, the pass is timed by this policy (warmup/repeats unused)
+  const TimerPolicy* timer = nullptr;  // when set, the pass is timed by this policy; else run once
 };
 
 struct RunStats {
-  std::vector<double> times_ns;  // one per timed forward pass (fixed warmup/repeats)
   TimingSummary timing;          // RunOptions::timer's result
   int64_t peak_bytes = 0;        // tracked peak during the call, packed weights included
   int64_t predicted_bytes = 0;   // plan_bytes(M, options)

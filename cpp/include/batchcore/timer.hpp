@@ -152,19 +152,4 @@ TimingSummary time_on_clock(const TimerPolicy& p, Clock& clock, Call&& call) {
 TimingSummary replay_timer(const TimerPolicy& p, const std::vector<double>& call_ns, double clock_read_ns,
                            const std::vector<bool>& rejected);
 
-// Fixed-count timing (`warmup` untimed calls, then `repeats` timed ones), for callers that ask for it.
-template <class Fn>
-std::vector<double> time_calls_ns(Fn&& fn, int warmup, int repeats) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> samples;
-  samples.reserve(repeats > 0 ? repeats : 0);
-  for (int i = 0; i < repeats; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    fn();
-    const auto t1 = std::chrono::steady_clock::now();
-    samples.push_back(std::chrono::duration<double, std::nano>(t1 - t0).count());
-  }
-  return samples;
-}
-
 }  // namespace batchcore
