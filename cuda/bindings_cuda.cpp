@@ -143,16 +143,14 @@ PYBIND11_MODULE(_cuda, m) {
       .def(
           "plan_bytes",
           [](const cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,
-             const std::string& policy, bool cold, bool timed) {
+             const std::string& policy, bool cold) {
             if (M <= 0) throw ShapeError("batch size must be positive");
-            TimerPolicy any;
             cuda::DeviceRunOptions opt = make_options(order, precision, policy);
             opt.cold = cold;
-            opt.timer = timed ? &any : nullptr;
             return self.plan_bytes(M, opt);
           },
           py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-          py::arg("cold") = false, py::arg("timed") = false)
+          py::arg("cold") = false)
       .def(
           "run_zeros",
           [](cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,

@@ -136,7 +136,7 @@ int64_t DeviceModel::plan_bytes(int64_t M, const DeviceRunOptions& opt) const {
   for (const auto& l : impl_->host_layers) bytes += int64_t(l.p0.size() + l.p1.size()) * 4;  // empty for row-only
   bytes += M * impl_->input_width * 4;
   bytes += 2 * M * impl_->widest * 4;
-  if (opt.cold && opt.timer) bytes += l2_flush_bytes();
+  if (opt.cold) bytes += l2_flush_bytes();
   return bytes;
 }
 
@@ -157,8 +157,7 @@ DeviceRunStats DeviceModel::run(const float* x, int64_t M, float* y, const Devic
   {
     DeviceTrackedBuffer in(m.alloc, M * m.input_width);
     DeviceTrackedBuffer act0(m.alloc, M * m.widest), act1(m.alloc, M * m.widest);
-    const bool cold = opt.cold && opt.timer;
-    DeviceTrackedBuffer flush(m.alloc, cold ? l2_flush_bytes() / 4 : 0);
+    DeviceTrackedBuffer flush(m.alloc, opt.cold ? l2_flush_bytes() / 4 : 0);
     if (x) check(cudaMemcpyAsync(in.data(), x, size_t(in.bytes()), cudaMemcpyHostToDevice, m.stream), "copy x");
     else check(cudaMemsetAsync(in.data(), 0, size_t(in.bytes()), m.stream), "zero x");
     float* out = nullptr;

@@ -20,7 +20,7 @@ struct DeviceRunOptions {
   Precision precision = Precision::fp32;
   Policy policy = Policy::fixed;
   const TimerPolicy* timer = nullptr;  // when set, the pass is timed with CUDA events by this policy
-  bool cold = false;                   // flush the L2 before every timed pass
+  bool cold = false;                   // flush the L2 before every timed pass (its buffer is planned)
 };
 
 struct DeviceRunStats {

@@ -116,3 +116,36 @@ def test_real_measurement_of_a_native_forward_pass():
     assert summary["calls_per_sample"] >= 1 and peak == predicted
     m = t.measure(lambda: model.native_model().run(x, threads=1))
     assert m.samples >= 10 and m.min_ms <= m.median_ms <= m.max_ms and m.sampling_s >= 0.05
+
+
+class FakeEvent:
+    """A CUDA event on a fake device clock: record() stamps the clock's time."""
+
+    def __init__(self, clock):
+        self.clock, self.t = clock, None
+
+    def record(self):
+        self.t = self.clock["ms"]
+
+    def synchronize(self):
+        pass
+
+
+def test_event_sampler_times_blocks_hot_and_calls_alone_cold():
+    from batchcore.backends import event_sampler
+
+    clock = {"ms": 0.0}
+    start, end = FakeEvent(clock), FakeEvent(clock)
+
+    def run():  # a pass takes 2 ms of device time
+        clock["ms"] += 2.0
+
+    def evict():  # an eviction takes 5 ms, which no sample may include
+        clock["ms"] += 5.0
+        evictions.append(1)
+
+    evictions = []
+    hot = event_sampler(run, start, end, lambda e: e.t - start.t)
+    assert hot(7) == 14e6 and evictions == []
+    cold = event_sampler(run, start, end, lambda e: e.t - start.t, evict)
+    assert cold(3) == 6e6 and len(evictions) == 3

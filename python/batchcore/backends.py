@@ -204,20 +204,15 @@ class TorchBackend(Backend):
 
     def __init__(self, device="cpu", tf32=False):
         torch = self._torch = _import_torch()
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        kind, _, index = str(device).partition(":")
-        if kind not in ("cpu", "cuda") or (kind == "cpu" and index) or (index and not index.isdigit()):
-            raise DeviceUnavailableError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-        if kind == "cuda":
+        dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if dev.kind == "cuda":
             if not torch.cuda.is_available():
                 raise DeviceUnavailableError("torch sees no CUDA device (torch.cuda.is_available() is False)")
-            if int(index or 0) >= torch.cuda.device_count():
-                raise DeviceUnavailableError(f"{device} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
-            device = f"cuda:{int(index or 0)}"
-        if tf32 and kind != "cuda":
+            if dev.index >= torch.cuda.device_count():
+                raise DeviceUnavailableError(f"{dev} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
+        elif tf32:
             raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
-        self.device = device
+        self.device = str(dev)
         self.tf32 = bool(tf32)
         self.precision = "tf32" if tf32 else "fp32"
 
@@ -274,19 +269,8 @@ class TorchBackend(Backend):
             self._device_forward(module, xd)
             torch.cuda.synchronize(self.device)
 
-        def sample(calls):
-            total_ms = 0.0
-            for _ in range(1 if flush is None else calls):
-                if flush is not None:
-                    flush.add_(1)
-                start.record()
-                for _ in range(calls if flush is None else 1):
-                    self._device_forward(module, xd)
-                end.record()
-                end.synchronize()
-                total_ms += start.elapsed_time(end)
-            return total_ms * 1e6
-
+        sample = event_sampler(lambda: self._device_forward(module, xd), start, end, start.elapsed_time,
+                               None if flush is None else lambda: flush.add_(1))
         measurement = timer.measure(call, sample=sample)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
@@ -313,6 +297,28 @@ class TorchBackend(Backend):
         peak = torch.cuda.max_memory_allocated(self.device)
         torch.cuda.empty_cache()
         return None if budget_bytes is not None and peak > budget_bytes else peak
+
+
+def event_sampler(run, start, end, elapsed_ms, evict=None):
+    """A Timer sampler from a pair of CUDA events (torch's or CuPy's: ``record()``, ``synchronize()``;
+    ``elapsed_ms(end)`` gives the ms since ``start``). Hot (``evict`` None): one event pair around a block
+    of back-to-back ``run()`` calls. Cold: ``evict()`` (a write of twice the L2) before every call, each
+    call timed by its own pair so the eviction is never part of a sample. Returns ns of the block."""
+
+    def sample(calls):
+        total_ms = 0.0
+        for _ in range(1 if evict is None else calls):
+            if evict is not None:
+                evict()
+            start.record()
+            for _ in range(calls if evict is None else 1):
+                run()
+            end.record()
+            end.synchronize()
+            total_ms += elapsed_ms(end)
+        return total_ms * 1e6
+
+    return sample
 
 
 def _l2_flush_tensor(torch, device):
@@ -380,19 +386,9 @@ class CupyBackend(NumpyBackend):
             array_forward(cp, model, xd, params)
             cp.cuda.get_current_stream().synchronize()
 
-        def sample(calls):
-            total_ms = 0.0
-            for _ in range(1 if flush is None else calls):
-                if flush is not None:
-                    flush += 1
-                start.record()
-                for _ in range(calls if flush is None else 1):
-                    array_forward(cp, model, xd, params)
-                end.record()
-                end.synchronize()
-                total_ms += cp.cuda.get_elapsed_time(start, end)
-            return total_ms * 1e6
-
+        sample = event_sampler(lambda: array_forward(cp, model, xd, params), start, end,
+                               lambda e: cp.cuda.get_elapsed_time(start, e),
+                               None if flush is None else lambda: cp.add(flush, 1, out=flush))
         measurement = timer.measure(call, sample=sample)
         pool = cp.get_default_memory_pool()
         pool.free_all_blocks()

@@ -25,22 +25,29 @@ def gpu_count() -> int:
     return 0 if cu is None else cu.device_count()
 
 
-def parse(device) -> Device:
-    """The device named by ``device``; raises DeviceUnavailableError for a malformed or absent one."""
+def spell(device, gpus: int) -> Device:
+    """The device a string names, by its spelling alone; ``"auto"`` is the first GPU when ``gpus`` > 0.
+    Raises DeviceUnavailableError for a malformed name. Availability is the caller's to check (batchcore's
+    core and torch each see GPUs their own way)."""
     if isinstance(device, Device):
-        text = str(device)
-    elif isinstance(device, str):
-        text = device.strip().lower()
-    else:
+        return device
+    if not isinstance(device, str):
         raise DeviceUnavailableError(f"device must be a string such as 'cpu', 'cuda', 'cuda:1' or 'auto', got {device!r}")
+    text = device.strip().lower()
     if text == "cpu":
         return Device("cpu")
     if text == "auto":
-        return Device("cuda", 0) if gpu_count() > 0 else Device("cpu")
+        return Device("cuda", 0) if gpus > 0 else Device("cpu")
     kind, _, index = text.partition(":")
     if kind != "cuda" or (index and not index.isdigit()):
         raise DeviceUnavailableError(f"unknown device {device!r}; use 'cpu', 'cuda', 'cuda:N' or 'auto'")
-    dev = Device("cuda", int(index or 0))
+    return Device("cuda", int(index or 0))
+
+
+def parse(device) -> Device:
+    """The device named by ``device`` as batchcore's core sees it; raises DeviceUnavailableError for a
+    malformed or absent one."""
+    dev = spell(device, gpu_count())
     require(dev)
     return dev
 
