@@ -62,7 +62,7 @@ def main(argv=None):
                                          "kahan", "dot2"]
     repeats = 3 if args.quick else args.repeats
     env = bc.info()
-    peak = bc.probe_peak(threads)["gflops"]
+    peak = bc.probe(threads=threads).peak_gflops
     print(f"# measured fma peak {peak:.0f} GFLOP/s on {threads} threads; 'peak%' is seq's fraction of it")
     print(f"# {env['cpu']}, {env['cpu_count']} cores, {env['simd']}; torch {env['torch']} ({threads} threads), "
           f"numpy {env['numpy']}, batchcore {env['batchcore']}; median of {repeats} interleaved repeats")

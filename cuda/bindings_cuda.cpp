@@ -9,6 +9,7 @@
 #include "batchcore/model.hpp"
 #include "batchcore_cuda.hpp"
 #include "device_model.hpp"
+#include "sm_clock.hpp"
 #include "timing_dict.hpp"
 
 namespace py = pybind11;
@@ -75,6 +76,37 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_count", &cuda::device_count);
   m.def("device_name", &cuda::device_name, py::arg("device") = 0);
   m.def("runtime_version", &cuda::runtime_version);
+  m.def("driver_version", &cuda::driver_version, "The driver's CUDA version as an integer (13000 = 13.0; 0: none).");
+  m.def("l2_cache_bytes", &cuda::l2_cache_bytes, py::arg("device"));
+  m.def(
+      "probe_fma_peak",
+      [](int device) {
+        py::gil_scoped_release release;
+        return cuda::probe_fma_peak_gflops(device);
+      },
+      py::arg("device"), "fp32 fma peak in GFLOP/s (register-resident kernel on every SM, best of 3).");
+  m.def(
+      "probe_copy",
+      [](int device) {
+        py::gil_scoped_release release;
+        return cuda::probe_copy_gbytes_per_s(device);
+      },
+      py::arg("device"), "Device-to-device copy bandwidth in GB/s (read + write, best of 10).");
+  // Streams cross from torch and CuPy as integers (torch: Stream.cuda_stream, CuPy: Stream.ptr).
+  const auto as_stream = [](uintptr_t handle) { return reinterpret_cast<void*>(handle); };
+  py::class_<cuda::SmClock>(m, "SmClock", "SM 0's clock over a stretch of a stream's work (nvbench's throttle check).")
+      .def(py::init<int>(), py::arg("device"))
+      .def("mark_start", [as_stream](cuda::SmClock& c, uintptr_t s) { c.mark_start(as_stream(s)); }, py::arg("stream"))
+      .def("mark_stop", [as_stream](cuda::SmClock& c, uintptr_t s) { c.mark_stop(as_stream(s)); }, py::arg("stream"))
+      .def("ghz", [as_stream](cuda::SmClock& c, uintptr_t s) {
+            py::gil_scoped_release release;
+            return c.ghz(as_stream(s));
+          }, py::arg("stream"))
+      .def("throttled", [as_stream](cuda::SmClock& c, uintptr_t s) {
+            py::gil_scoped_release release;
+            return c.throttled(as_stream(s));
+          }, py::arg("stream"))
+      .def_property_readonly("default_ghz", &cuda::SmClock::default_ghz);
   m.def(
       "linear_reference",
       [](const py::array& x, const py::array& W, const py::array& b, const std::string& order,

@@ -162,8 +162,12 @@ DeviceRunStats DeviceModel::run(const float* x, int64_t M, float* y, const Devic
     else check(cudaMemsetAsync(in.data(), 0, size_t(in.bytes()), m.stream), "zero x");
     float* out = nullptr;
     const auto pass = [&] { out = m.forward(in.data(), act0.data(), act1.data(), M, order, opt.precision); };
-    if (opt.timer) stats.timing = time_with_events(*opt.timer, m.stream, pass, flush.data(), size_t(flush.bytes()));
-    else pass();
+    if (opt.timer) {
+      SmClock clock(m.device);
+      stats.timing = time_with_events(*opt.timer, m.stream, pass, flush.data(), size_t(flush.bytes()), &clock);
+    } else {
+      pass();
+    }
     if (y) check(cudaMemcpyAsync(y, out, size_t(M * m.output_width) * 4, cudaMemcpyDeviceToHost, m.stream), "copy y");
     check(cudaStreamSynchronize(m.stream), "forward pass");
   }

@@ -26,7 +26,7 @@ double elapsed_ns(const Event& a, const Event& b) {
 }  // namespace
 
 TimingSummary time_with_events(const TimerPolicy& policy, cudaStream_t stream, const std::function<void()>& pass,
-                               void* flush, size_t flush_bytes) {
+                               void* flush, size_t flush_bytes, SmClock* sm_clock) {
   Event start, stop;
   int flushes = 0;
   const auto evict_l2 = [&] {
@@ -40,6 +40,7 @@ TimingSummary time_with_events(const TimerPolicy& policy, cudaStream_t stream, c
   };
   const auto sample = [&](int64_t calls) {
     double ns = 0;
+    if (sm_clock) sm_clock->mark_start(stream);
     if (flush) {
       for (int64_t i = 0; i < calls; ++i) {
         evict_l2();
@@ -54,10 +55,11 @@ TimingSummary time_with_events(const TimerPolicy& policy, cudaStream_t stream, c
       check(cudaEventRecord(stop.get(), stream), "cudaEventRecord");
       ns = elapsed_ns(start, stop);
     }
-    return Sample{ns, false};
+    if (sm_clock) sm_clock->mark_stop(stream);
+    return Sample{ns, sm_clock != nullptr && sm_clock->throttled(stream)};
   };
-  SteadyClock clock;
-  return run_timer(policy, clock, call, sample);
+  SteadyClock host_clock;
+  return run_timer(policy, host_clock, call, sample);
 }
 
 }  // namespace batchcore::cuda

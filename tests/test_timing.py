@@ -146,6 +146,47 @@ def test_event_sampler_times_blocks_hot_and_calls_alone_cold():
 
     evictions = []
     hot = event_sampler(run, start, end, lambda e: e.t - start.t)
-    assert hot(7) == 14e6 and evictions == []
+    assert hot(7) == (14e6, False) and evictions == []
     cold = event_sampler(run, start, end, lambda e: e.t - start.t, evict)
-    assert cold(3) == 6e6 and len(evictions) == 3
+    assert cold(3) == (6e6, False) and len(evictions) == 3
+
+
+class FakeSmClock:
+    """SM 0's clock as the core reads it, planted: the sample bracketed by marks number j is throttled
+    when ``plan[j]`` (cyclically)."""
+
+    def __init__(self, plan):
+        self.plan, self.marks, self.stops = plan, [], 0
+
+    def mark_start(self):
+        self.marks.append("start")
+
+    def mark_stop(self):
+        self.marks.append("stop")
+        self.stops += 1
+
+    def throttled(self):
+        return self.plan[(self.stops - 1) % len(self.plan)]
+
+
+def test_event_sampler_discards_throttled_samples_through_the_timer():
+    from batchcore.backends import event_sampler
+
+    clock = {"ms": 0.0}
+    start, end = FakeEvent(clock), FakeEvent(clock)
+
+    def run():
+        clock["ms"] += 1.0
+
+    sm = FakeSmClock([False, True, True])  # two of every three samples ran throttled
+    sample = event_sampler(run, start, end, lambda e: e.t - start.t, sm_clock=sm)
+    assert sample(4) == (4e6, False) and sample(4) == (4e6, True)
+    assert sm.marks == ["start", "stop", "start", "stop"]  # one bracket per sample, around the whole block
+
+    m = Timer(min_samples=10, min_time_s=0.0, warmup_s=0.0).measure(run, sample=sample)
+    taken = m.samples + m.discarded
+    assert m.samples >= 10 and m.discarded > 0
+    # The clock's plan continues from the two samples above: of `taken` samples, those at plan positions
+    # 1 and 2 (mod 3) are the throttled ones, every one of them discarded.
+    assert m.discarded == sum(1 for j in range(2, 2 + taken) if j % 3 != 0)
+    assert all(s == 1.0 for s in m.samples_ms)  # per call: 1 ms; no throttled sample in the statistics

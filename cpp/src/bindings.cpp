@@ -14,6 +14,7 @@
 #include "batchcore/gemm.hpp"
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
+#include "batchcore/probes.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "batchcore/timer.hpp"
 
@@ -134,6 +135,27 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("seconds") = 0.5,
       "FMA peak in GFLOP/s: a register-resident fma loop on every thread (best of 3 timed runs).");
+  m.def(
+      "probe_clock_ghz",
+      [](int threads, double seconds) {
+        if (threads < 1) throw ShapeError("threads must be >= 1");
+        py::gil_scoped_release release;
+        return probe_clock_ghz(threads, seconds);
+      },
+      py::arg("threads"), py::arg("seconds") = 0.2,
+      "Effective core clock in GHz with `threads` threads busy (dependent integer adds, one cycle each).");
+  m.def(
+      "probe_triad",
+      [](int threads, int64_t elements, int repeats) {
+        if (threads < 1) throw ShapeError("threads must be >= 1");
+        py::gil_scoped_release release;
+        const TriadProbe t = probe_triad(threads, elements, repeats);
+        py::gil_scoped_acquire acquire;
+        return py::dict(py::arg("gbytes_per_s") = t.gbytes_per_s, py::arg("elements") = t.elements,
+                        py::arg("repeats") = t.repeats);
+      },
+      py::arg("threads"), py::arg("elements"), py::arg("repeats") = 10,
+      "STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.");
 
   m.def(
       "dot",

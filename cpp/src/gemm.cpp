@@ -1,7 +1,6 @@
 #include "batchcore/gemm.hpp"
 
 #include <algorithm>
-#include <chrono>
 
 #include "batchcore/dot.hpp"
 #include "batchcore/thread_pool.hpp"
@@ -25,18 +24,15 @@ int64_t tile_rows_for(int64_t K) {
   return std::clamp<int64_t>(rows, 12, kTileRows);
 }
 
-struct Isa {
-  void (*run_tile)(const GemmTile&, Order);
-  float (*fma_probe)(int64_t);
-};
+using RunTile = void (*)(const GemmTile&, Order);
 
-Isa isa_for(SimdLevel level) {
+RunTile run_tile_for(SimdLevel level) {
 #if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return {isa_avx512::run_tile, isa_avx512::fma_probe};
-  if (level == SimdLevel::avx2) return {isa_avx2::run_tile, isa_avx2::fma_probe};
+  if (level == SimdLevel::avx512) return isa_avx512::run_tile;
+  if (level == SimdLevel::avx2) return isa_avx2::run_tile;
 #endif
   (void)level;
-  return {isa_scalar::run_tile, isa_scalar::fma_probe};
+  return isa_scalar::run_tile;
 }
 
 // `exact` goes through the scalar long accumulator of dot.hpp, element by element.
@@ -48,26 +44,6 @@ void exact_tile(const GemmTile& t) {
 }
 
 }  // namespace
-
-double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
-  const Isa isa = isa_for(simd);
-  ThreadPool& pool = shared_pool(threads);
-  volatile float sink = 0.0f;
-  const auto run = [&](int64_t iterations) {
-    const auto t0 = std::chrono::steady_clock::now();
-    pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + isa.fma_probe(iterations); });
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
-  int64_t iterations = 1 << 16;
-  double t = run(iterations);  // also the warm-up
-  while (t < seconds / 4) {
-    iterations *= 2;
-    t = run(iterations);
-  }
-  double best = t;
-  for (int i = 0; i < 3; ++i) best = std::min(best, run(iterations));
-  return double(threads) * double(iterations) * 768.0 / best / 1e9;
-}
 
 int64_t lanes_floats(Order order, int threads) {
   return order.kind == OrderKind::lanes ? int64_t(threads) * order.param * kMaxRowBlock * kPanelWidth : 0;
@@ -83,7 +59,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
                     const GemmWorkspace& ws, const GemmOptions& opt) {
   const int64_t tile_rows = tile_rows_for(w.K);
   const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
-  const Isa isa = isa_for(opt.simd);
+  const RunTile run_tile = run_tile_for(opt.simd);
   ThreadPool& pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
@@ -105,7 +81,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
       t.cols = int(w.N - n0 < kPanelWidth ? w.N - n0 : kPanelWidth);
       t.scratch = ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr;
       if (exact) exact_tile(t);
-      else isa.run_tile(t, opt.order);
+      else run_tile(t, opt.order);
     }
   }, ceil_div(kMinFlopsPerWorker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
 }

@@ -25,7 +25,7 @@ from .errors import (
 from .info import _version, info
 from .memory import LargestBatch, largest_batch
 from .models import Layer, Model, from_torch, mlp
-from .probe import probe_peak
+from .probe import Probe, probe
 from .sweep import SweepResult, sweep
 from .timing import Measurement, Timer
 
@@ -35,5 +35,5 @@ __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
     "compare", "decisions", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
-    "orders", "probe_peak", "sweep", "torch",
+    "orders", "Probe", "probe", "sweep", "torch",
 ]

@@ -170,7 +170,8 @@ class NativeBackend(Backend):
             raise ArgumentError("native on the CPU: cold-cache timing is not implemented in this version")
         extra = dict(cold=cold) if self.on_gpu else {}
         _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
-        clock = "CUDA events on the core's stream" if self.on_gpu else "steady_clock in the C++ core"
+        clock = ("CUDA events on the core's stream; samples under 75 % of the default SM clock discarded"
+                 if self.on_gpu else "steady_clock in the C++ core")
         return Measured(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")
 
     def plan_bytes(self, model: Model, batch_size: int) -> int:
@@ -269,15 +270,16 @@ class TorchBackend(Backend):
             self._device_forward(module, xd)
             torch.cuda.synchronize(self.device)
 
+        sm_clock = _sm_clock_for(torch.device(self.device).index or 0, torch.cuda.current_stream(self.device).cuda_stream)
         sample = event_sampler(lambda: self._device_forward(module, xd), start, end, start.elapsed_time,
-                               None if flush is None else lambda: flush.add_(1))
+                               None if flush is None else lambda: flush.add_(1), sm_clock)
         measurement = timer.measure(call, sample=sample)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         self._device_forward(module, xd)
         torch.cuda.synchronize(self.device)
         peak = torch.cuda.max_memory_allocated(self.device)
-        return Measured(measurement, peak, None, "torch.cuda.Event around the module call",
+        return Measured(measurement, peak, None, "torch.cuda.Event around the module call" + _clock_note(sm_clock),
                         "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
 
@@ -299,14 +301,18 @@ class TorchBackend(Backend):
         return None if budget_bytes is not None and peak > budget_bytes else peak
 
 
-def event_sampler(run, start, end, elapsed_ms, evict=None):
+def event_sampler(run, start, end, elapsed_ms, evict=None, sm_clock=None):
     """A Timer sampler from a pair of CUDA events (torch's or CuPy's: ``record()``, ``synchronize()``;
     ``elapsed_ms(end)`` gives the ms since ``start``). Hot (``evict`` None): one event pair around a block
     of back-to-back ``run()`` calls. Cold: ``evict()`` (a write of twice the L2) before every call, each
-    call timed by its own pair so the eviction is never part of a sample. Returns ns of the block."""
+    call timed by its own pair so the eviction is never part of a sample. ``sm_clock`` (``mark_start()``,
+    ``mark_stop()``, ``throttled()``, e.g. :func:`stream_sm_clock`) brackets each sample; a sample it
+    finds throttled is returned as rejected. Returns ``(ns of the block, rejected)``."""
 
     def sample(calls):
         total_ms = 0.0
+        if sm_clock is not None:
+            sm_clock.mark_start()
         for _ in range(1 if evict is None else calls):
             if evict is not None:
                 evict()
@@ -316,9 +322,45 @@ def event_sampler(run, start, end, elapsed_ms, evict=None):
             end.record()
             end.synchronize()
             total_ms += elapsed_ms(end)
-        return total_ms * 1e6
+        if sm_clock is None:
+            return total_ms * 1e6, False
+        sm_clock.mark_stop()
+        return total_ms * 1e6, bool(sm_clock.throttled())
 
     return sample
+
+
+class stream_sm_clock:
+    """The core's SM-clock check (``_cuda.SmClock``: SM 0's cycles over global nanoseconds, read by a tiny
+    kernel at each end of a sample) on another library's stream, given as its integer handle."""
+
+    def __init__(self, index: int, stream_handle: int):
+        from .info import cuda_module
+
+        self._clock = cuda_module().SmClock(index)
+        self._stream = int(stream_handle)
+
+    def mark_start(self):
+        self._clock.mark_start(self._stream)
+
+    def mark_stop(self):
+        self._clock.mark_stop(self._stream)
+
+    def throttled(self) -> bool:
+        return self._clock.throttled(self._stream)
+
+
+def _sm_clock_for(index: int, stream_handle: int):
+    """A throttle check on the stream when batchcore's CUDA core is built, else None (then the record's
+    clock field says that samples were not checked)."""
+    from .info import cuda_module
+
+    return stream_sm_clock(index, stream_handle) if cuda_module() is not None else None
+
+
+def _clock_note(sm_clock) -> str:
+    return ("; samples under 75 % of the default SM clock discarded" if sm_clock is not None
+            else "; SM clock not checked (batchcore built without CUDA)")
 
 
 def _l2_flush_tensor(torch, device):
@@ -386,15 +428,16 @@ class CupyBackend(NumpyBackend):
             array_forward(cp, model, xd, params)
             cp.cuda.get_current_stream().synchronize()
 
+        sm_clock = _sm_clock_for(cp.cuda.Device().id, cp.cuda.get_current_stream().ptr)
         sample = event_sampler(lambda: array_forward(cp, model, xd, params), start, end,
                                lambda e: cp.cuda.get_elapsed_time(start, e),
-                               None if flush is None else lambda: cp.add(flush, 1, out=flush))
+                               None if flush is None else lambda: cp.add(flush, 1, out=flush), sm_clock)
         measurement = timer.measure(call, sample=sample)
         pool = cp.get_default_memory_pool()
         pool.free_all_blocks()
         array_forward(cp, model, xd, params)
         cp.cuda.get_current_stream().synchronize()
-        return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls",
+        return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
                         "cupy default memory pool total after one pass (input, parameters and intermediates)")
 
     def fits(self, model, batch_size, budget_bytes=None):

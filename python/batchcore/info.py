@@ -19,7 +19,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -61,7 +61,7 @@ def info() -> dict:
         "cuda_compiled": cu is not None,
         "cuda_runtime": cu.runtime_version() if cu is not None else None,
         "gpus": gpus(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "simd": _core.simd_level(),
         "native_threads_default": _core.default_threads(),

@@ -64,6 +64,14 @@ class Model:
         """2 * sum of K * N over the linear layers: the FLOP count of one input row."""
         return sum(2 * l.params["weight"].shape[0] * l.params["weight"].shape[1] for l in self.layers if l.kind == "linear")
 
+    def min_traffic_bytes(self, batch_size: int) -> int:
+        """The fewest bytes a forward pass of ``batch_size`` rows can move to and from memory: every
+        parameter read once, the input read once, the output written once (float32). Activations between
+        layers are assumed to stay in cache, so this is a lower bound and the roofline built on it an
+        upper bound."""
+        params = sum(v.size for l in self.layers for v in l.params.values() if isinstance(v, np.ndarray))
+        return 4 * (params + batch_size * (self.input_width + self.output_width))
+
     def describe(self) -> str:
         parts = [str(self.input_width)]
         for l in self.layers:

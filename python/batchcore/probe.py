@@ -1,21 +1,200 @@
-"""Peak probes: what this machine can do at most, to put measured GFLOP/s in proportion."""
+"""Peak probes: what this machine can do at most, to put a sweep's GFLOP/s in proportion.
+
+``bc.probe()`` measures, on the CPU, the fma peak (a register-resident fma loop on every thread), the
+effective core clock (a chain of dependent integer adds, one cycle each) and the memory bandwidth
+(STREAM's triad over arrays 4x the last-level cache); on a GPU, the fma peak of a register-resident
+kernel and the bandwidth of a device-to-device copy. Results are cached per machine on disk (the
+probes take a few seconds): in ``$BATCHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/batchcore``, else
+``~/.cache/batchcore``; ``refresh=True`` measures again.
+
+The roofline of a forward pass of B rows is ``min(peak, bandwidth x intensity)`` with intensity = FLOPs
+/ :meth:`Model.min_traffic_bytes` (flop per byte): below the ridge point ``peak / bandwidth`` a pass
+is bound by memory, above it by arithmetic.
+"""
 
 from __future__ import annotations
 
+import datetime
 import functools
+import glob
+import hashlib
+import json
+import os
+import platform
+import warnings
+from dataclasses import asdict, dataclass
 
-from . import _core
+from . import _core, devices
+from .errors import ArgumentError, ShapeError
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Measured ceilings of one device. Rates in GFLOP/s and GB/s (1e9), clock in GHz, sizes in bytes."""
+
+    device: str                 # "cpu" or "cuda:N"
+    threads: int | None         # CPU threads that ran the probes (None on a GPU)
+    simd: str | None            # CPU instruction set of the fma loop
+    peak_gflops: float          # fma peak, all threads (CPU) or the whole device (GPU)
+    bandwidth_gbs: float        # triad (CPU: 12 bytes per element) or device copy (GPU: read + write)
+    clock_ghz: float | None     # CPU: effective clock while every probed thread is busy
+    last_level_cache_bytes: int | None
+    machine: str                # what the cache is keyed on: host, CPU or GPU model
+    measured_at: str            # ISO 8601, UTC
+    source: str = "measured"    # "measured", or the cache file it was read from
+
+    @property
+    def flops_per_cycle(self) -> float | None:
+        """fma peak per thread and cycle (e.g. 32 for a core with one 512-bit or two 256-bit fma pipes)."""
+        if self.clock_ghz is None or not self.threads:
+            return None
+        return self.peak_gflops / (self.threads * self.clock_ghz)
+
+    @property
+    def ridge_intensity(self) -> float:
+        """The arithmetic intensity (flop/byte) above which a pass can be compute bound."""
+        return self.peak_gflops / self.bandwidth_gbs
+
+    def roofline_gflops(self, intensity: float) -> float:
+        """The attainable GFLOP/s at ``intensity`` flop/byte: min(peak, bandwidth x intensity)."""
+        return min(self.peak_gflops, self.bandwidth_gbs * intensity)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "flops_per_cycle": self.flops_per_cycle, "ridge_intensity": self.ridge_intensity}
+
+
+def cache_dir() -> str:
+    """Where probes are cached (see the module's docstring)."""
+    if os.environ.get("BATCHCORE_CACHE_DIR"):
+        return os.environ["BATCHCORE_CACHE_DIR"]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "batchcore")
+
+
+def last_level_cache_bytes() -> int | None:
+    """Total last-level cache of the online CPUs: each distinct L3 (or the deepest level) counted once."""
+    caches: dict[tuple, int] = {}
+    for index in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cache/index[0-9]*"):
+        try:
+            with open(os.path.join(index, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(index, "size")) as f:
+                size = f.read().strip()
+            with open(os.path.join(index, "shared_cpu_list")) as f:
+                shared = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        nbytes = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+        caches[(level, shared)] = nbytes
+    if not caches:
+        return None
+    deepest = max(level for level, _ in caches)
+    return sum(n for (level, _), n in caches.items() if level == deepest)
+
+
+def _cpu_identity() -> str:
+    from .info import cpu_model
+
+    return f"{platform.node()} | {cpu_model()} | {os.cpu_count()} cpus"
+
+
+def _cache_path(key: dict) -> str:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(), f"probe-{key['device'].replace(':', '')}-{digest}.json")
+
+
+def _load(path: str) -> Probe | None:
+    try:
+        with open(path) as f:
+            d = json.load(f)
+        d.pop("flops_per_cycle", None)
+        d.pop("ridge_intensity", None)
+        d["source"] = path
+        return Probe(**d)
+    except (OSError, ValueError, TypeError):
+        return None  # absent or unreadable: measure again
+
+
+def _store(path: str, probe: Probe) -> None:
+    from .sweep import _atomic_write
+
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _atomic_write(path, json.dumps(probe.to_dict(), indent=1))
+    except OSError as e:
+        warnings.warn(f"batchcore: could not cache the probe in {path} ({e}); it will be measured again",
+                      stacklevel=3)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _probe_cpu(threads: int, simd: str, machine: str) -> Probe:
+    llc = last_level_cache_bytes()
+    elements = max(4 * (llc or 0), 64 << 20) // 4  # per array: the triad streams 3 x 4x the cache
+    return Probe(
+        device="cpu", threads=threads, simd=simd,
+        peak_gflops=_core.probe_fma_peak(threads, simd, 0.4),
+        bandwidth_gbs=_core.probe_triad(threads, elements, 10)["gbytes_per_s"],
+        clock_ghz=_core.probe_clock_ghz(threads, 0.2),
+        last_level_cache_bytes=llc, machine=machine, measured_at=_now())
+
+
+def _probe_gpu(index: int, machine: str) -> Probe:
+    from .info import cuda_module
+
+    cu = cuda_module()
+    return Probe(
+        device=f"cuda:{index}", threads=None, simd=None,
+        peak_gflops=cu.probe_fma_peak(index), bandwidth_gbs=cu.probe_copy(index),
+        clock_ghz=None, last_level_cache_bytes=cu.l2_cache_bytes(index), machine=machine, measured_at=_now())
 
 
 @functools.lru_cache(maxsize=None)
-def probe_peak(threads: int | None = None, simd: str = "auto", seconds: float = 0.5) -> dict:
-    """The CPU's fma peak as this build reaches it: a register-resident loop of 24 independent fma chains
-    on every thread (``threads=None``: all cores), best of 3 timed runs of about ``seconds / 4`` or more.
+def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Probe:
+    from . import _version
+    from .info import gpus
 
-    Returns ``{"gflops": GFLOP/s over all threads, "threads": ..., "simd": ...}``; cached per process.
+    if dev.kind == "cuda":
+        machine = f"{platform.node()} | {gpus()[dev.index]}"
+        key = {"device": str(dev), "machine": machine, "batchcore": _version()}
+        measure = lambda: _probe_gpu(dev.index, machine)  # noqa: E731
+    else:
+        simd = _core.simd_level()
+        machine = _cpu_identity()
+        key = {"device": "cpu", "machine": machine, "threads": threads, "simd": simd, "batchcore": _version()}
+        measure = lambda: _probe_cpu(threads, simd, machine)  # noqa: E731
+    path = _cache_path(key)
+    if not refresh:
+        cached = _load(path)
+        if cached is not None:
+            return cached
+    probe = measure()
+    _store(path, probe)
+    return probe
+
+
+def probe(device="cpu", threads: int | None = None, refresh: bool = False) -> Probe:
+    """This machine's measured ceilings on ``device`` ("cpu", "cuda", "cuda:N"): see :class:`Probe`.
+
+    threads: CPU threads the probes run on (default: all cores, the core's default thread count).
+    refresh: measure again instead of reading the cache (the new result replaces the cached one).
+    Cached in memory for the process and on disk per machine (:func:`cache_dir`).
     """
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise _core.ShapeError(f"threads must be a positive integer or None, got {threads!r}")
-    t = threads or _core.default_threads()
-    level = _core.simd_level() if simd == "auto" else simd
-    return {"gflops": _core.probe_fma_peak(t, simd, seconds), "threads": t, "simd": level}
+        raise ShapeError(f"threads must be a positive integer or None, got {threads!r}")
+    if not isinstance(refresh, bool):
+        raise ArgumentError(f"refresh must be True or False, got {refresh!r}")
+    dev = devices.parse(device)
+    if dev.kind == "cuda":
+        if threads is not None:
+            raise ArgumentError("threads applies to the CPU probe only")
+        threads = None
+    else:
+        threads = threads or _core.default_threads()
+    if refresh:
+        _probe_cached.cache_clear()
+    return _probe_cached(dev, threads, refresh)
+

@@ -31,10 +31,6 @@ int64_t row_stride(int64_t width);
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt);
 
-// The machine's fma peak as this build reaches it: every thread runs a register-resident fma loop for
-// about `seconds`; returns GFLOP/s summed over threads.
-double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds);
-
 // Workspace size in floats for `order` (0 unless it is lanes:W).
 int64_t lanes_floats(Order order, int threads);
 

@@ -1,0 +1,125 @@
+#include "batchcore/probes.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <new>
+#include <string>
+
+#include "batchcore/errors.hpp"
+#include "batchcore/thread_pool.hpp"
+#include "kernels/tile_kernels.hpp"
+
+namespace batchcore {
+
+namespace {
+
+using FmaProbe = float (*)(int64_t);
+
+FmaProbe fma_probe_for(SimdLevel level) {
+#if defined(BC_HAVE_X86_KERNELS)
+  if (level == SimdLevel::avx512) return isa_avx512::fma_probe;
+  if (level == SimdLevel::avx2) return isa_avx2::fma_probe;
+#endif
+  (void)level;
+  return isa_scalar::fma_probe;
+}
+
+double seconds_of(const std::function<void()>& fn) {
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Doubles `iterations` until one run of `run(iterations)` lasts `seconds / 4`, then returns the best of
+// three more runs and the iteration count they used. The first runs are the warm-up.
+std::pair<double, int64_t> best_run(const std::function<void(int64_t)>& run, double seconds) {
+  int64_t iterations = 1 << 12;
+  double t = seconds_of([&] { run(iterations); });
+  while (t < seconds / 4 && iterations < (int64_t(1) << 40)) {
+    iterations *= 2;
+    t = seconds_of([&] { run(iterations); });
+  }
+  double best = t;
+  for (int i = 0; i < 3; ++i) best = std::min(best, seconds_of([&] { run(iterations); }));
+  return {best, iterations};
+}
+
+// 16 dependent adds per iteration. The empty asm says "x may have changed", so the compiler can neither
+// fold the adds into one nor drop them; it emits one add per line.
+uint64_t dependent_adds(int64_t iterations) {
+  uint64_t x = 0;
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) {
+      x += 1;
+      asm volatile("" : "+r"(x));
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
+  const FmaProbe fma_probe = fma_probe_for(simd);
+  ThreadPool& pool = shared_pool(threads);
+  volatile float sink = 0.0f;
+  const auto [best, iterations] = best_run([&](int64_t n) {
+    pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + fma_probe(n); });
+  }, seconds);
+  return double(threads) * double(iterations) * 768.0 / best / 1e9;
+}
+
+double probe_clock_ghz(int threads, double seconds) {
+  ThreadPool& pool = shared_pool(threads);
+  volatile uint64_t sink = 0;
+  const auto [best, iterations] = best_run([&](int64_t n) {
+    pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + dependent_adds(n); });
+  }, seconds);
+  return 16.0 * double(iterations) / best / 1e9;
+}
+
+TriadProbe probe_triad(int threads, int64_t elements, int repeats) {
+  if (elements < 1 || repeats < 1) throw ShapeError("probe_triad: elements and repeats must be positive");
+  std::unique_ptr<float[]> a, b, c;
+  try {
+    a.reset(new float[elements]);
+    b.reset(new float[elements]);
+    c.reset(new float[elements]);
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemoryError("probe_triad: three arrays of " + std::to_string(elements) + " floats do not fit");
+  }
+  ThreadPool& pool = shared_pool(threads);
+  // The same static partition for initialisation and every pass: each thread streams the pages it touched.
+  const auto over_parts = [&](const std::function<void(int64_t, int64_t)>& body) {
+    pool.parallel_for(threads, [&](int, int64_t begin, int64_t end) {
+      body(elements * begin / threads, elements * end / threads);
+    });
+  };
+  over_parts([&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      a[i] = 0.0f;
+      b[i] = float(i % 1024);
+      c[i] = float(i % 7);
+    }
+  });
+  const float s = 3.0f;
+  float* pa = a.get();
+  const float* pb = b.get();
+  const float* pc = c.get();
+  const auto pass = [&] {
+    over_parts([&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) pa[i] = pb[i] + s * pc[i];
+    });
+  };
+  pass();  // warm-up (page tables, pool wake-up)
+  double best = 1e300;
+  for (int r = 0; r < repeats; ++r) best = std::min(best, seconds_of(pass));
+  for (int64_t i = 0; i < elements; i += 4099)
+    if (a[i] != float(i % 1024) + 3.0f * float(i % 7)) throw Error("probe_triad: wrong result at " + std::to_string(i));
+  return {3.0 * sizeof(float) * double(elements) / best / 1e9, elements, repeats};
+}
+
+}  // namespace batchcore
