@@ -184,3 +184,45 @@ def test_gpu_sweep_with_every_gpu_backend():
     for p in res.points:
         assert p["peak_bytes"] > 0 and p["time_ms"] > 0 and p["max_ulp_vs_exact"] is not None
     assert bc.largest_batch(model, bc.torch(device="cuda"), budget_bytes=50_000_000).batch_size > 1
+
+
+@needs_gpu
+def test_gpu_probe_is_a_ceiling_for_a_device_gemm_and_copy():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    ceiling = bc.probe("cuda:0", refresh=True)
+    assert ceiling.peak_gflops > 0 and ceiling.bandwidth_gbs > 0 and ceiling.last_level_cache_bytes > 0
+    torch.backends.cuda.matmul.allow_tf32 = False
+    a = torch.randn(4096, 4096, device="cuda")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a @ a
+    start.record()
+    for _ in range(5):
+        a @ a
+    end.record()
+    end.synchronize()
+    cublas = 5 * 2 * 4096**3 / (start.elapsed_time(end) * 1e-3) / 1e9
+    assert cublas < 1.2 * ceiling.peak_gflops  # fp32 cuBLAS cannot beat the fp32 fma peak
+    big = torch.empty(1 << 28, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(big)
+    dst.copy_(big)
+    start.record()
+    dst.copy_(big)
+    end.record()
+    end.synchronize()
+    assert 2 * big.numel() / (start.elapsed_time(end) * 1e-3) / 1e9 < 1.2 * ceiling.bandwidth_gbs
+
+
+@needs_gpu
+def test_sm_clock_reads_a_clock_near_the_default_during_work():
+    model = bc.mlp([1024, 1024], seed=0)
+    core = model.cuda_model(0)
+    clock = cu.SmClock(0)
+    assert 0.3 < clock.default_ghz < 4.0
+    clock.mark_start(0)
+    for _ in range(50):
+        core.run_zeros(4096)
+    clock.mark_stop(0)
+    ghz = clock.ghz(0)
+    assert 0.2 * clock.default_ghz < ghz < 1.5 * clock.default_ghz

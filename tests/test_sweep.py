@@ -134,3 +134,26 @@ def test_numpy_matches_nm_definitions(model):
     p8 = [p for p in res.points if p["batch_size"] == 8][0]
     assert p8["bitwise_equal_frac"] == nm.bitwise_equal_frac(b8, b1)
     assert p8["max_ulp_vs_b1"] == int(np.max(np.abs(b8.view(np.int32).astype(np.int64) - b1.view(np.int32))))
+
+
+def test_points_carry_peak_and_roofline_fractions_of_their_own_probe(model):
+    res = bc.sweep(model, [1, 64], [bc.native(threads=1), bc.native(order="splitk:4")], rows=64, timer=FAST)
+    linear = 64 * 48 + 48 * 10
+    params = linear + 48 + 10
+    for p in res.points:
+        ceiling = res.env["probes"][p["backend"]]
+        assert ceiling["threads"] == (1 if p["backend"] == "native[seq]" else bc._core.default_threads())
+        B = p["batch_size"]
+        gflops = 2 * B * linear / (p["time_ms"] * 1e-3) / 1e9
+        traffic = 4 * (params + B * (64 + 10))
+        fits = traffic <= ceiling["last_level_cache_bytes"] // 2
+        bandwidth = ceiling["cache_bandwidth_gbs"] if fits else ceiling["bandwidth_gbs"]
+        assert p["intensity"] == pytest.approx(2 * B * linear / traffic)
+        assert p["peak_frac"] == pytest.approx(gflops / ceiling["peak_gflops"])
+        assert p["roofline_frac"] == pytest.approx(gflops / min(ceiling["peak_gflops"], bandwidth * p["intensity"]))
+    assert "%peak" in res.table() and "%roof" in res.table()
+
+
+def test_probe_false_leaves_the_fractions_empty(model):
+    res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, probe=False)
+    assert res.env["probes"] == {} and res.points[0]["peak_frac"] is None and res.points[0]["roofline_frac"] is None

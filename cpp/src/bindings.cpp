@@ -146,15 +146,16 @@ PYBIND11_MODULE(_core, m) {
       "Effective core clock in GHz with `threads` threads busy (dependent integer adds, one cycle each).");
   m.def(
       "probe_triad",
-      [](int threads, int64_t elements, int repeats) {
+      [](int threads, int64_t elements, int repeats, const std::string& simd) {
         if (threads < 1) throw ShapeError("threads must be >= 1");
+        const SimdLevel level = parse_simd_level(simd);
         py::gil_scoped_release release;
-        const TriadProbe t = probe_triad(threads, elements, repeats);
+        const TriadProbe t = probe_triad(threads, level, elements, repeats);
         py::gil_scoped_acquire acquire;
         return py::dict(py::arg("gbytes_per_s") = t.gbytes_per_s, py::arg("elements") = t.elements,
                         py::arg("repeats") = t.repeats);
       },
-      py::arg("threads"), py::arg("elements"), py::arg("repeats") = 10,
+      py::arg("threads"), py::arg("elements"), py::arg("repeats") = 10, py::arg("simd") = "auto",
       "STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.");
 
   m.def(

@@ -15,15 +15,18 @@ namespace batchcore {
 
 namespace {
 
-using FmaProbe = float (*)(int64_t);
+struct ProbeLoops {
+  float (*fma)(int64_t);
+  void (*triad)(float*, const float*, const float*, float, int64_t);
+};
 
-FmaProbe fma_probe_for(SimdLevel level) {
+ProbeLoops loops_for(SimdLevel level) {
 #if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return isa_avx512::fma_probe;
-  if (level == SimdLevel::avx2) return isa_avx2::fma_probe;
+  if (level == SimdLevel::avx512) return {isa_avx512::fma_probe, isa_avx512::triad};
+  if (level == SimdLevel::avx2) return {isa_avx2::fma_probe, isa_avx2::triad};
 #endif
   (void)level;
-  return isa_scalar::fma_probe;
+  return {isa_scalar::fma_probe, isa_scalar::triad};
 }
 
 double seconds_of(const std::function<void()>& fn) {
@@ -63,7 +66,7 @@ uint64_t dependent_adds(int64_t iterations) {
 }  // namespace
 
 double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
-  const FmaProbe fma_probe = fma_probe_for(simd);
+  const auto fma_probe = loops_for(simd).fma;
   ThreadPool& pool = shared_pool(threads);
   volatile float sink = 0.0f;
   const auto [best, iterations] = best_run([&](int64_t n) {
@@ -81,7 +84,7 @@ double probe_clock_ghz(int threads, double seconds) {
   return 16.0 * double(iterations) / best / 1e9;
 }
 
-TriadProbe probe_triad(int threads, int64_t elements, int repeats) {
+TriadProbe probe_triad(int threads, SimdLevel simd, int64_t elements, int repeats) {
   if (elements < 1 || repeats < 1) throw ShapeError("probe_triad: elements and repeats must be positive");
   std::unique_ptr<float[]> a, b, c;
   try {
@@ -109,11 +112,8 @@ TriadProbe probe_triad(int threads, int64_t elements, int repeats) {
   float* pa = a.get();
   const float* pb = b.get();
   const float* pc = c.get();
-  const auto pass = [&] {
-    over_parts([&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) pa[i] = pb[i] + s * pc[i];
-    });
-  };
+  const auto triad = loops_for(simd).triad;
+  const auto pass = [&] { over_parts([&](int64_t i0, int64_t i1) { triad(pa + i0, pb + i0, pc + i0, s, i1 - i0); }); };
   pass();  // warm-up (page tables, pool wake-up)
   double best = 1e300;
   for (int r = 0; r < repeats; ++r) best = std::min(best, seconds_of(pass));

@@ -203,7 +203,7 @@ class TorchBackend(Backend):
     name = "torch"
     order = "library"
 
-    def __init__(self, device="cpu", tf32=False):
+    def __init__(self, device="cpu", tf32=False, threads=None):
         torch = self._torch = _import_torch()
         dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
         if dev.kind == "cuda":
@@ -213,7 +213,14 @@ class TorchBackend(Backend):
                 raise DeviceUnavailableError(f"{dev} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
         elif tf32:
             raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ShapeError(f"threads must be a positive integer or None, got {threads!r}")
+        if dev.kind == "cuda" and threads is not None:
+            raise ArgumentError("threads applies to torch on the CPU")
         self.device = str(dev)
+        # Set explicitly before every CPU pass: torch's own default (physical cores, or 1 inside
+        # torch.utils.benchmark) differs from the core's; both are recorded.
+        self.threads = None if dev.kind == "cuda" else (threads or _core.default_threads())
         self.tf32 = bool(tf32)
         self.precision = "tf32" if tf32 else "fp32"
 
@@ -228,7 +235,7 @@ class TorchBackend(Backend):
     def settings(self) -> dict:
         s = super().settings()
         torch = self._torch
-        s.update(torch_version=torch.__version__, torch_threads=torch.get_num_threads())
+        s.update(torch_version=torch.__version__, threads=self.threads)
         if self.on_gpu:
             s.update(allow_tf32=self.tf32, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
                      reduced_precision_reduction=torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
@@ -240,6 +247,8 @@ class TorchBackend(Backend):
         torch = self._torch
         if self.on_gpu:
             torch.backends.cuda.matmul.allow_tf32 = self.tf32  # a process-wide flag: set before every pass
+        elif torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # process-wide too
         with torch.no_grad():
             return module(xd)
 
@@ -509,9 +518,10 @@ def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu
     return NativeBackend(order, precision, policy, threads, device, simd)
 
 
-def torch(device="cpu", tf32=False) -> TorchBackend:
-    """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA."""
-    return TorchBackend(device, tf32)
+def torch(device="cpu", tf32=False, threads=None) -> TorchBackend:
+    """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
+    ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core)."""
+    return TorchBackend(device, tf32, threads)
 
 
 def numpy() -> NumpyBackend:

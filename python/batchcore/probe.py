@@ -2,14 +2,17 @@
 
 ``bc.probe()`` measures, on the CPU, the fma peak (a register-resident fma loop on every thread), the
 effective core clock (a chain of dependent integer adds, one cycle each) and the memory bandwidth
-(STREAM's triad over arrays 4x the last-level cache); on a GPU, the fma peak of a register-resident
+(STREAM's triad over arrays 4x the last-level cache) and the last-level cache's (the same over a
+quarter of it); on a GPU, the fma peak of a register-resident
 kernel and the bandwidth of a device-to-device copy. Results are cached per machine on disk (the
 probes take a few seconds): in ``$BATCHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/batchcore``, else
 ``~/.cache/batchcore``; ``refresh=True`` measures again.
 
 The roofline of a forward pass of B rows is ``min(peak, bandwidth x intensity)`` with intensity = FLOPs
-/ :meth:`Model.min_traffic_bytes` (flop per byte): below the ridge point ``peak / bandwidth`` a pass
-is bound by memory, above it by arithmetic.
+/ :meth:`Model.min_traffic_bytes` (flop per byte), and the cache's bandwidth when those bytes fit in half
+the last-level cache (a hot pass finds them there): below the ridge point ``peak / bandwidth`` a pass is
+bound by memory, above it by arithmetic. A fraction over 1 means the data came from a nearer cache
+still (L1/L2).
 """
 
 from __future__ import annotations
@@ -34,9 +37,11 @@ class Probe:
 
     device: str                 # "cpu" or "cuda:N"
     threads: int | None         # CPU threads that ran the probes (None on a GPU)
-    simd: str | None            # CPU instruction set of the fma loop
+    simd: str | None            # CPU instruction set of the fma and triad loops
     peak_gflops: float          # fma peak, all threads (CPU) or the whole device (GPU)
-    bandwidth_gbs: float        # triad (CPU: 12 bytes per element) or device copy (GPU: read + write)
+    bandwidth_gbs: float        # memory: triad over 4x the last-level cache (CPU, 12 bytes per element),
+                                # device copy (GPU, read + write)
+    cache_bandwidth_gbs: float | None  # CPU: triad over arrays of a quarter of the last-level cache
     clock_ghz: float | None     # CPU: effective clock while every probed thread is busy
     last_level_cache_bytes: int | None
     machine: str                # what the cache is keyed on: host, CPU or GPU model
@@ -52,12 +57,22 @@ class Probe:
 
     @property
     def ridge_intensity(self) -> float:
-        """The arithmetic intensity (flop/byte) above which a pass can be compute bound."""
+        """The arithmetic intensity (flop/byte) above which a pass can be compute bound (from memory)."""
         return self.peak_gflops / self.bandwidth_gbs
 
-    def roofline_gflops(self, intensity: float) -> float:
-        """The attainable GFLOP/s at ``intensity`` flop/byte: min(peak, bandwidth x intensity)."""
-        return min(self.peak_gflops, self.bandwidth_gbs * intensity)
+    def roofline_gflops(self, intensity: float, working_set_bytes: int | None = None) -> float:
+        """The attainable GFLOP/s at ``intensity`` flop/byte: min(peak, bandwidth x intensity), with the
+        last-level cache's bandwidth when a working set of ``working_set_bytes`` fits in half of it
+        (hot passes find it there), else the memory's."""
+        return min(self.peak_gflops, self.bandwidth_for(working_set_bytes) * intensity)
+
+    def bandwidth_for(self, working_set_bytes: int | None) -> float:
+        """The bandwidth a working set of this size streams at: the cache's when it fits in half the
+        last-level cache, else the memory's (GB/s)."""
+        if (working_set_bytes is not None and self.cache_bandwidth_gbs and self.last_level_cache_bytes
+                and working_set_bytes <= self.last_level_cache_bytes // 2):
+            return self.cache_bandwidth_gbs
+        return self.bandwidth_gbs
 
     def to_dict(self) -> dict:
         return {**asdict(self), "flops_per_cycle": self.flops_per_cycle, "ridge_intensity": self.ridge_intensity}
@@ -133,11 +148,12 @@ def _now() -> str:
 
 def _probe_cpu(threads: int, simd: str, machine: str) -> Probe:
     llc = last_level_cache_bytes()
-    elements = max(4 * (llc or 0), 64 << 20) // 4  # per array: the triad streams 3 x 4x the cache
+    memory = max(4 * (llc or 0), 64 << 20) // 12  # elements per array: 3 arrays, 4x the cache in all
     return Probe(
         device="cpu", threads=threads, simd=simd,
         peak_gflops=_core.probe_fma_peak(threads, simd, 0.4),
-        bandwidth_gbs=_core.probe_triad(threads, elements, 10)["gbytes_per_s"],
+        bandwidth_gbs=_core.probe_triad(threads, memory, 10, simd)["gbytes_per_s"],
+        cache_bandwidth_gbs=_core.probe_triad(threads, llc // 48, 200, simd)["gbytes_per_s"] if llc else None,
         clock_ghz=_core.probe_clock_ghz(threads, 0.2),
         last_level_cache_bytes=llc, machine=machine, measured_at=_now())
 
@@ -148,7 +164,7 @@ def _probe_gpu(index: int, machine: str) -> Probe:
     cu = cuda_module()
     return Probe(
         device=f"cuda:{index}", threads=None, simd=None,
-        peak_gflops=cu.probe_fma_peak(index), bandwidth_gbs=cu.probe_copy(index),
+        peak_gflops=cu.probe_fma_peak(index), bandwidth_gbs=cu.probe_copy(index), cache_bandwidth_gbs=None,
         clock_ghz=None, last_level_cache_bytes=cu.l2_cache_bytes(index), machine=machine, measured_at=_now())
 
 

@@ -22,6 +22,9 @@ COLUMNS = [
     ("target", lambda p: ("yes" if p.get("target_met") else "no") + ("!" if p.get("noisy") else ""), "s"),
     ("rows/s", "samples_per_s", ".4g"),
     ("GFLOP/s", "gflops", ".3g"),
+    # of the measured fma peak, and of the roofline min(peak, bandwidth x intensity): who bounds the point
+    ("%peak", lambda p: None if p.get("peak_frac") is None else 100 * p["peak_frac"], ".0f"),
+    ("%roof", lambda p: None if p.get("roofline_frac") is None else 100 * p["roofline_frac"], ".0f"),
     ("peak MiB", lambda p: None if p["peak_bytes"] is None else p["peak_bytes"] / 2**20, ".3f"),
     ("=B1 bits", "bitwise_equal_frac", ".4f"),
     ("maxULP B1", "max_ulp_vs_b1", "d"),

@@ -25,6 +25,7 @@ from .backends import numpy as numpy_backend, torch as torch_backend
 from .errors import ArgumentError, BatchcoreError, DeviceUnavailableError, ShapeError
 from .info import info
 from .models import Model
+from .probe import Probe, probe as probe_device
 from .report import Classes, format_table
 from .timing import Timer
 
@@ -33,7 +34,7 @@ POINT_FIELDS = (
     "backend", "device", "precision", "order", "batch_size",
     "time_ms", "time_ms_ci_low", "time_ms_ci_high", "ci_rel_halfwidth", "target_met", "noisy",
     "time_ms_q1", "time_ms_q3", "time_ms_p90", "time_ms_p99", "time_ms_mean", "time_ms_min",
-    "samples", "discarded", "samples_per_s", "gflops",
+    "samples", "discarded", "samples_per_s", "gflops", "intensity", "peak_frac", "roofline_frac",
     "peak_bytes", "predicted_bytes", "memory_method", "clock",
     "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
     "max_ulp_vs_exact", "max_rel_err_vs_exact", "fingerprint",
@@ -192,10 +193,13 @@ def _check_batch_sizes(batch_sizes) -> list[int]:
     return [int(b) for b in sizes]
 
 
-def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured) -> dict:
+def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured,
+           ceiling: Probe | None) -> dict:
     t = measured.timing
     med = t.median_ms
     s = backend.settings()
+    gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
+    intensity = model.flops_per_row * B / model.min_traffic_bytes(B)
     return {
         "backend": backend.label,
         "device": s["device"],
@@ -217,7 +221,11 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
         "samples": t.samples,
         "discarded": t.discarded,
         "samples_per_s": B / (med / 1e3) if med else None,
-        "gflops": model.flops_per_row * B / (med / 1e3) / 1e9 if med else None,
+        "gflops": gflops,
+        "intensity": intensity,
+        "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
+        "roofline_frac": (gflops / ceiling.roofline_gflops(intensity, model.min_traffic_bytes(B))
+                          if ceiling and gflops else None),
         "peak_bytes": measured.peak_bytes,
         "predicted_bytes": measured.predicted_bytes,
         "memory_method": measured.memory,
@@ -235,6 +243,14 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
         "timer": t.timer,
         "settings": s,
     }
+
+
+def _ceiling(backend: Backend) -> Probe:
+    """The probe a backend's points are held against: its GPU, or the CPU at its own thread count."""
+    s = backend.settings()
+    if s["device"] != "cpu":
+        return probe_device(s["device"])
+    return probe_device("cpu", threads=s.get("threads"))
 
 
 def default_backends(device="auto") -> list[Backend]:
@@ -258,7 +274,8 @@ def default_backends(device="auto") -> list[Backend]:
 
 
 def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int = 512,
-          timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False) -> SweepResult:
+          timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False,
+          probe: bool = True) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
@@ -270,6 +287,10 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     times are in milliseconds.
     device: where the default backends run ("auto": the GPU when the core sees one).
     cold: flush the caches before every timed pass (GPU backends).
+    probe: put every point's GFLOP/s in proportion to the device's measured ceilings (:func:`batchcore.probe`,
+    cached per machine): ``peak_frac`` (of the fma peak) and ``roofline_frac`` (of min(peak, bandwidth x
+    intensity), intensity in flop per byte of :meth:`Model.min_traffic_bytes`). The probes used are in
+    ``env["probes"]``.
     out: path of a JSON-lines file: each point is appended as soon as it is measured; an existing file
     of the same sweep is resumed (its points are kept, not re-measured).
     """
@@ -296,6 +317,8 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
               "data_digest": _digest(data), "labels_digest": _digest(labels)}
     env = info()
+    ceilings = {b.label: _ceiling(b) for b in backends} if probe else {}
+    env["probes"] = {label: c.to_dict() for label, c in ceilings.items()}
     log = _PointLog(out, config, env) if out is not None else None
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
@@ -314,7 +337,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
             y = y_b1 if B == 1 else backend.run_batched(model, data, B)
             x_timed = np.ascontiguousarray(data[np.arange(B) % len(data)])
             measured = backend.measure(model, x_timed, timer, cold=cold)
-            p = _point(backend, model, B, y, y_b1, y_exact, labels, measured)
+            p = _point(backend, model, B, y, y_b1, y_exact, labels, measured, ceilings.get(backend.label))
             points.append(p)
             if log:
                 log.write(p)

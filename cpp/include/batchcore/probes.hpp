@@ -24,9 +24,9 @@ struct TriadProbe {
 };
 
 // STREAM's triad a[i] = b[i] + s * c[i] over three arrays of `elements` floats, split statically over
-// `threads` (each thread first touches the part it later streams). Arrays much larger than the last-level
-// cache make this the sustainable memory bandwidth. Throws OutOfMemoryError when the arrays do not fit,
+// `threads` (each thread first touches the part it later streams), vectorised at `simd`. Arrays much
+// larger than the last-level cache measure the memory's bandwidth; arrays that fit in it, the cache's. Throws OutOfMemoryError when the arrays do not fit,
 // Error when a result is wrong.
-TriadProbe probe_triad(int threads, int64_t elements, int repeats);
+TriadProbe probe_triad(int threads, SimdLevel simd, int64_t elements, int repeats);
 
 }  // namespace batchcore

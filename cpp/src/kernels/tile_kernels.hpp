@@ -26,10 +26,16 @@ struct GemmTile {
 };
 
 // Orders except `exact` (the driver runs exact through the scalar long accumulator).
-// fma_probe(n): n iterations of 24 x 16 independent fmas (768 flops each), for the peak probe.
-namespace isa_scalar { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
-namespace isa_avx2 { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
-namespace isa_avx512 { void run_tile(const GemmTile& t, Order o); float fma_probe(int64_t n); }
+// fma_probe(n): n iterations of 24 x 16 independent fmas (768 flops each), for the peak probe;
+// triad: a[i] = b[i] + s * c[i] (multiply, then add), for the bandwidth probe.
+#define BC_ISA_ENTRY_POINTS                                                    \
+  void run_tile(const GemmTile& t, Order o);                                   \
+  float fma_probe(int64_t n);                                                  \
+  void triad(float* a, const float* b, const float* c, float s, int64_t n);
+namespace isa_scalar { BC_ISA_ENTRY_POINTS }
+namespace isa_avx2 { BC_ISA_ENTRY_POINTS }
+namespace isa_avx512 { BC_ISA_ENTRY_POINTS }
+#undef BC_ISA_ENTRY_POINTS
 
 
 }  // namespace batchcore
