@@ -14,6 +14,7 @@ std::string device_name(int device);
 std::string runtime_version();      // e.g. "13.0"
 int driver_version();               // e.g. 13000 (0 without a driver)
 int64_t l2_cache_bytes(int device);
+double default_clock_ghz(int device);  // cudaDevAttrClockRate
 
 // The device's ceilings (probes.cu): fp32 fma peak of a register-resident kernel on every SM, in GFLOP/s;
 // device-to-device copy bandwidth over buffers >= 8x the L2, in GB/s counting the read and the write.

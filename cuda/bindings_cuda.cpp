@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include "array_checks.hpp"
+#include "batchcore_build_info.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/model.hpp"
 #include "batchcore_cuda.hpp"
@@ -78,6 +79,11 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("runtime_version", &cuda::runtime_version);
   m.def("driver_version", &cuda::driver_version, "The driver's CUDA version as an integer (13000 = 13.0; 0: none).");
   m.def("l2_cache_bytes", &cuda::l2_cache_bytes, py::arg("device"));
+  m.def("clock_ghz", &cuda::default_clock_ghz, py::arg("device"), "The device's default (peak) SM clock in GHz.");
+  m.def("build_info", [] {
+    return py::dict(py::arg("cuda_compiler") = build::cuda_compiler, py::arg("cuda_flags") = build::cuda_flags,
+                    py::arg("cuda_architectures") = build::cuda_architectures);
+  }, "How the CUDA core was compiled.");
   m.def(
       "probe_fma_peak",
       [](int device) {

@@ -68,6 +68,13 @@ int64_t l2_cache_bytes(int device) {
   return l2;
 }
 
+double default_clock_ghz(int device) {
+  use_device(device);
+  int khz = 0;
+  check(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device), "clock rate");
+  return khz / 1e6;
+}
+
 double probe_fma_peak_gflops(int device) {
   use_device(device);
   int sms = 0;

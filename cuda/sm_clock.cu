@@ -1,5 +1,6 @@
 #include <cmath>
 
+#include "batchcore_cuda.hpp"
 #include "cuda_check.cuh"
 #include "sm_clock.hpp"
 
@@ -37,10 +38,8 @@ struct SmClock::Impl {
 SmClock::SmClock(int device) : impl_(std::make_unique<Impl>()) {
   use_device(device);
   impl_->device = device;
-  int khz = 0;
   check(cudaDeviceGetAttribute(&impl_->sms, cudaDevAttrMultiProcessorCount, device), "SM count");
-  check(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device), "clock rate");
-  impl_->default_ghz = khz / 1e6;
+  impl_->default_ghz = default_clock_ghz(device);
   void* host = nullptr;
   check(cudaHostAlloc(&host, 6 * sizeof(unsigned long long), cudaHostAllocMapped), "cudaHostAlloc (SM clock)");
   impl_->host = static_cast<unsigned long long*>(host);

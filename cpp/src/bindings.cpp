@@ -7,6 +7,7 @@
 #include <string>
 
 #include "array_checks.hpp"
+#include "batchcore_build_info.hpp"
 #include "timing_dict.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
@@ -124,6 +125,10 @@ PYBIND11_MODULE(_core, m) {
     return out;
   });
   m.def("default_threads", &default_thread_count);
+  m.def("build_info", [] {
+    return py::dict(py::arg("cxx_compiler") = build::cxx_compiler, py::arg("cxx_flags") = build::cxx_flags,
+                    py::arg("isa_flags") = build::isa_flags, py::arg("build_type") = build::build_type);
+  }, "How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.");
   m.def(
       "probe_fma_peak",
       [](int threads, const std::string& simd, double seconds) {

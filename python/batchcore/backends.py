@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, devices
+from . import _core, devices, rss
 from .errors import (ArgumentError, DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError,
                      OutOfMemoryError, ShapeError)
 from .models import Model, _import_torch
@@ -203,7 +203,7 @@ class TorchBackend(Backend):
     name = "torch"
     order = "library"
 
-    def __init__(self, device="cpu", tf32=False, threads=None):
+    def __init__(self, device="cpu", tf32=False, threads=None, measure_memory=True):
         torch = self._torch = _import_torch()
         dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
         if dev.kind == "cuda":
@@ -223,6 +223,9 @@ class TorchBackend(Backend):
         self.threads = None if dev.kind == "cuda" else (threads or _core.default_threads())
         self.tf32 = bool(tf32)
         self.precision = "tf32" if tf32 else "fp32"
+        if not isinstance(measure_memory, bool):
+            raise ArgumentError(f"measure_memory must be True or False, got {measure_memory!r}")
+        self.measure_memory = measure_memory
 
     @property
     def on_gpu(self) -> bool:
@@ -267,7 +270,14 @@ class TorchBackend(Backend):
 
     def measure(self, model, x, timer=None, cold=False):
         if not self.on_gpu:
-            return super().measure(model, x, timer, cold)
+            timed = super().measure(model, x, timer, cold)
+            if not self.measure_memory:
+                timed.memory = "not measured (measure_memory=False)"
+            elif not rss.supported():
+                timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
+            else:
+                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads), rss.METHOD
+            return timed
         torch, x = self._torch, check_input(model, x)
         timer = timer or Timer()
         module = model.torch_module(self.device).eval()
@@ -518,10 +528,12 @@ def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu
     return NativeBackend(order, precision, policy, threads, device, simd)
 
 
-def torch(device="cpu", tf32=False, threads=None) -> TorchBackend:
+def torch(device="cpu", tf32=False, threads=None, measure_memory=True) -> TorchBackend:
     """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
-    ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core)."""
-    return TorchBackend(device, tf32, threads)
+    ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core).
+    ``measure_memory`` (CPU): each measured point also runs one pass in a fresh process to read its peak
+    RSS growth (:mod:`batchcore.rss`, about a second per point); on a GPU torch's own peak counter is used."""
+    return TorchBackend(device, tf32, threads, measure_memory)
 
 
 def numpy() -> NumpyBackend:

@@ -47,28 +47,70 @@ def gpus() -> list[str]:
     return [cu.device_name(i) for i in range(cu.device_count())]
 
 
-def info() -> dict:
-    """A dict describing this installation and machine; every sweep result carries it."""
+def _torch_info() -> dict:
     try:
         import torch
-
-        torch_version, torch_threads = torch.__version__, torch.get_num_threads()
     except ImportError:
-        torch_version = torch_threads = None
+        return {"torch": None}
+    d = {
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),  # at the time of the record; torch backends set their own
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "torch_cuda": torch.version.cuda,
+        "torch_allow_tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "torch_allow_tf32_cudnn": torch.backends.cudnn.allow_tf32,
+        "torch_fp16_reduced_precision_reduction": torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        "torch_bf16_reduced_precision_reduction": torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction,
+        "torch_float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+    return d
+
+
+def _cupy_version() -> str | None:
+    try:
+        import cupy
+    except Exception:  # absent, or present without a usable CUDA: either way not part of this record
+        return None
+    return cupy.__version__
+
+
+def _numpy_blas() -> str | None:
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # numpy < 2 or a build without the record: leave it out rather than guess
+        return None
+
+
+def _gpu_info(cu) -> list[dict]:
+    if cu is None:
+        return []
+    return [{"index": i, "name": cu.device_name(i), "default_sm_clock_ghz": cu.clock_ghz(i),
+             "l2_bytes": cu.l2_cache_bytes(i)} for i in range(cu.device_count())]
+
+
+def info() -> dict:
+    """A dict describing this installation and machine; every sweep result carries it: versions
+    (batchcore, numpy and its BLAS, torch, CuPy, CUDA runtime and driver), how the core was compiled,
+    the CPU and its SIMD level, thread counts, the GPUs with their default SM clocks, and torch's TF32
+    and reduced-precision-reduction flags."""
     cu = cuda_module()
+    driver = cu.driver_version() if cu is not None else 0
     return {
         "batchcore": _version(),
-        "cuda_compiled": cu is not None,
-        "cuda_runtime": cu.runtime_version() if cu is not None else None,
-        "gpus": gpus(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "numpy_blas": _numpy_blas(),
+        **_torch_info(),
+        "cupy": _cupy_version(),
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "simd": _core.simd_level(),
         "native_threads_default": _core.default_threads(),
-        "torch": torch_version,
-        "torch_threads": torch_threads,
-        "numpy": np.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "compile_flags": "C++: -O3 -ffp-contract=off -fno-fast-math; CUDA: --fmad=false",
+        "build": {**_core.build_info(), **(cu.build_info() if cu is not None else {})},
+        "cuda_compiled": cu is not None,
+        "cuda_runtime": cu.runtime_version() if cu is not None else None,
+        "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}" if driver else None,
+        "gpus": _gpu_info(cu),
     }

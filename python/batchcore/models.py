@@ -58,6 +58,13 @@ class Model:
                 width = n
         self.output_width = width
 
+    def __getstate__(self):
+        # Layers and the torch module travel (e.g. to a measuring child process); the core's and the
+        # devices' copies are rebuilt where they are needed.
+        state = dict(self.__dict__)
+        state["_native"], state["_device_copies"] = None, {}
+        return state
+
     # -- facts ----------------------------------------------------------------------------------------
     @property
     def flops_per_row(self) -> int:

@@ -25,7 +25,10 @@ COLUMNS = [
     # of the measured fma peak, and of the roofline min(peak, bandwidth x intensity): who bounds the point
     ("%peak", lambda p: None if p.get("peak_frac") is None else 100 * p["peak_frac"], ".0f"),
     ("%roof", lambda p: None if p.get("roofline_frac") is None else 100 * p["roofline_frac"], ".0f"),
-    ("peak MiB", lambda p: None if p["peak_bytes"] is None else p["peak_bytes"] / 2**20, ".3f"),
+    # exact where the core's tracking allocator counted it; "~" marks memory read from outside (torch's
+    # counters on a GPU, RSS growth on the CPU: see the point's memory_method)
+    ("peak MiB", lambda p: None if p["peak_bytes"] is None else
+        ("" if (p.get("memory_method") or "").endswith("(exact)") else "~") + format(p["peak_bytes"] / 2**20, ".3f"), "s"),
     ("=B1 bits", "bitwise_equal_frac", ".4f"),
     ("maxULP B1", "max_ulp_vs_b1", "d"),
     ("argmax Δ", "argmax_changed", "d"),
