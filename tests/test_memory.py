@@ -143,3 +143,36 @@ def test_torch_cpu_memory_is_rss_growth_that_sees_the_activations():
     assert 0.9 * activations < large.peak_bytes - small.peak_bytes < 1.5 * activations
     off = bc.torch(threads=1, measure_memory=False).measure(model, x_small, quick)
     assert off.peak_bytes is None and "not measured" in off.memory
+
+
+@pytest.mark.parametrize("M, K", [(1, 784), (64, 784), (3000, 512)])
+def test_cold_cpu_runs_rotate_tracked_copies_of_the_input_and_keep_the_bits(M, K):
+    from batchcore.probes import last_level_cache_bytes
+
+    llc = last_level_cache_bytes()
+    if not llc:
+        pytest.skip("the system does not report its last-level cache")
+    model = bc.mlp([K, 128, 10], seed=1)
+    core = model.native_model()
+    x = np.random.default_rng(M).standard_normal((M, K)).astype(np.float32)
+    quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5).policy()
+    y_hot, _, peak_hot, planned_hot = core.measure(x, quick)
+    y_cold, summary, peak_cold, planned_cold = core.measure(x, quick, cold_bytes=2 * llc)
+    assert np.array_equal(y_hot.view(np.uint32), y_cold.view(np.uint32))
+    copies = max(2, -(-2 * llc // (M * K * 4)))  # enough copies of x to hold twice the cache, at least 2
+    assert peak_hot == planned_hot and peak_cold == planned_cold == planned_hot + copies * M * K * 4
+    assert copies * M * K * 4 >= 2 * llc
+    assert core.plan_bytes(M, cold_bytes=2 * llc) == planned_cold
+
+
+def test_cold_timing_through_the_backends_and_sweep():
+    model = bc.mlp([32, 16], seed=0)
+    quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+    seen = []
+    numpy_backend = bc.numpy()
+    forward = numpy_backend._forward
+    numpy_backend._forward = lambda m, x: (seen.append(x.ctypes.data), forward(m, x))[1]
+    m = numpy_backend.measure(model, np.ones((4, 32), np.float32), quick, cold=True)
+    assert "cold" in m.clock and len(set(seen)) >= 2  # the passes read different copies
+    res = bc.sweep(model, [1, 4], [bc.native()], rows=8, timer=quick, cold=True, probe=False)
+    assert all(p["peak_bytes"] == p["predicted_bytes"] for p in res.points)

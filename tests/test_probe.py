@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.probe import Probe, cache_dir, last_level_cache_bytes
+from batchcore.probes import Probe, cache_dir, last_level_cache_bytes
 
 
 @pytest.fixture(scope="module")

@@ -157,3 +157,16 @@ def test_points_carry_peak_and_roofline_fractions_of_their_own_probe(model):
 def test_probe_false_leaves_the_fractions_empty(model):
     res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, probe=False)
     assert res.env["probes"] == {} and res.points[0]["peak_frac"] is None and res.points[0]["roofline_frac"] is None
+
+
+def test_environment_records_the_build_and_torch_settings(model):
+    torch = pytest.importorskip("torch")
+    res = bc.sweep(model, [4], [bc.torch(threads=1, measure_memory=False)], rows=8, timer=FAST, probe=False)
+    env, settings = res.env, res.points[0]["settings"]
+    assert "-ffp-contract=off" in env["build"]["cxx_flags"] and env["build"]["cxx_compiler"]
+    if env["cuda_compiled"]:
+        assert "--fmad=false" in env["build"]["cuda_flags"]
+    assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
+    for flag in ("torch_allow_tf32_matmul", "torch_fp16_reduced_precision_reduction", "torch_bf16_reduced_precision_reduction"):
+        assert isinstance(env[flag], bool)
+    assert settings["threads"] == 1 and torch.get_num_threads() == 1  # set explicitly by the backend

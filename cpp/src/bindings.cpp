@@ -242,10 +242,13 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "measure",
           [](Model& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
-             const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
+             const std::string& precision, const std::string& policy, int threads, const std::string& simd,
+             int64_t cold_bytes) {
             const float* px = require_model_input(self, x);
             RunOptions opt = make_options(order, precision, policy, threads, simd);
             opt.timer = &timer;
+            if (cold_bytes < 0) throw ShapeError("cold_bytes must be >= 0");
+            opt.cold_bytes = cold_bytes;
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             RunStats stats;
@@ -256,8 +259,9 @@ PYBIND11_MODULE(_core, m) {
             return py::make_tuple(y, summary_dict(stats.timing), stats.peak_bytes, stats.predicted_bytes);
           },
           py::arg("x"), py::arg("timer"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto",
-          "Forward passes of x timed by the timer policy. Returns (y, summary, peak_bytes, predicted_bytes).")
+          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("cold_bytes") = 0,
+          "Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x "
+          "holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).")
       .def(
           "run_batched",
           [](Model& self, const py::array& x, int64_t batch_size, const std::string& order,
@@ -277,11 +281,13 @@ PYBIND11_MODULE(_core, m) {
           "Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.")
       .def("plan_bytes",
            [](const Model& self, int64_t M, const std::string& order, const std::string& precision,
-              const std::string& policy, int threads) {
-             return self.plan_bytes(M, make_options(order, precision, policy, threads, "scalar"));
+              const std::string& policy, int threads, int64_t cold_bytes) {
+             RunOptions opt = make_options(order, precision, policy, threads, "scalar");
+             opt.cold_bytes = cold_bytes;
+             return self.plan_bytes(M, opt);
            },
            py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-           py::arg("policy") = "fixed", py::arg("threads") = 0)
+           py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("cold_bytes") = 0)
       .def_property("memory_limit", [](Model& self) { return self.allocator().limit(); },
                     [](Model& self, int64_t v) { self.allocator().set_limit(v); },
                     "Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.")

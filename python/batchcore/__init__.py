@@ -25,7 +25,7 @@ from .errors import (
 from .info import _version, info
 from .memory import LargestBatch, largest_batch
 from .models import Layer, Model, from_torch, mlp
-from .probe import Probe, probe
+from .probes import Probe, probe
 from .sweep import SweepResult, sweep
 from .timing import Measurement, Timer
 

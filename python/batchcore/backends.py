@@ -11,6 +11,7 @@ around the Python call.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,23 @@ class Measured:
     predicted_bytes: int | None = None
     clock: str = "steady_clock in the C++ core"
     memory: str | None = None
+
+
+def cold_input_bytes() -> int:
+    """Bytes of input copies a cold CPU measurement rotates through: twice the last-level cache."""
+    from .probes import last_level_cache_bytes
+
+    llc = last_level_cache_bytes()
+    if not llc:
+        raise ArgumentError("cold timing on the CPU needs the last-level cache's size, which this system "
+                            "does not report (/sys/devices/system/cpu/cpu*/cache)")
+    return 2 * llc
+
+
+def cold_copies(input_bytes: int) -> int:
+    """Copies of an input of ``input_bytes`` that hold :func:`cold_input_bytes` (at least 2); the core's
+    Model.cold_copies counts the same way."""
+    return max(2, -(-cold_input_bytes() // input_bytes))
 
 
 def check_input(model: Model, x) -> np.ndarray:
@@ -86,14 +104,17 @@ class Backend:
         return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
 
     def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False) -> Measured:
-        """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: evict
-        the caches before every pass (GPU backends only in this version)."""
+        """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
+        pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
+        hold twice the last-level cache; GPU: the L2 is flushed before every pass)."""
         x = check_input(model, x)
         timer = timer or Timer()
-        if cold:
-            raise ArgumentError(f"{self.label}: cold-cache timing is available on GPU backends only")
-        return Measured(timer.measure(lambda: self._forward(model, x)),
-                        clock="steady_clock in the core around the Python call")
+        if not cold:
+            return Measured(timer.measure(lambda: self._forward(model, x)),
+                            clock="steady_clock in the core around the Python call")
+        copies = itertools.cycle([x.copy() for _ in range(cold_copies(x.nbytes))])
+        return Measured(timer.measure(lambda: self._forward(model, next(copies))),
+                        clock="steady_clock in the core around the Python call; inputs rotated (cold)")
 
     def fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
         """Whether one forward pass of ``batch_size`` rows fits: its peak bytes, or None after an
@@ -166,9 +187,7 @@ class NativeBackend(Backend):
     def measure(self, model, x, timer=None, cold=False):
         x = check_input(model, x)
         timer = timer or Timer()
-        if cold and not self.on_gpu:
-            raise ArgumentError("native on the CPU: cold-cache timing is not implemented in this version")
-        extra = dict(cold=cold) if self.on_gpu else {}
+        extra = dict(cold=cold) if self.on_gpu else dict(cold_bytes=cold_input_bytes() if cold else 0)
         _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
         clock = ("CUDA events on the core's stream; samples under 75 % of the default SM clock discarded"
                  if self.on_gpu else "steady_clock in the C++ core")

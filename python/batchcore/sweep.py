@@ -25,7 +25,7 @@ from .backends import numpy as numpy_backend, torch as torch_backend
 from .errors import ArgumentError, BatchcoreError, DeviceUnavailableError, ShapeError
 from .info import info
 from .models import Model
-from .probe import Probe, probe as probe_device
+from .probes import Probe, probe as probe_device
 from .report import Classes, format_table
 from .timing import Timer
 

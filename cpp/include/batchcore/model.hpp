@@ -37,6 +37,10 @@ struct RunOptions {
   int threads = 1;
   SimdLevel simd = SimdLevel::scalar;
   const TimerPolicy* timer = nullptr;  // when set, the pass is timed by this policy; else run once
+  // Cold mode (> 0): every pass reads its input from the next of cold_copies() copies of x, which
+  // together hold at least this many bytes (the caller passes >= 2x the last-level cache), so no pass
+  // finds its input in a cache. The copies are tracked and planned.
+  int64_t cold_bytes = 0;
 };
 
 struct RunStats {
@@ -65,6 +69,8 @@ class Model {
   // Consecutive batches of B rows (the last one shorter), as an evaluation loop runs them.
   void run_batched(const float* x, int64_t rows, int64_t B, float* y, const RunOptions& opt);
   int64_t plan_bytes(int64_t M, const RunOptions& opt) const;
+  // Input copies a cold run of M rows rotates through: enough to hold opt.cold_bytes, at least 2 (0 when hot).
+  int64_t cold_copies(int64_t M, const RunOptions& opt) const;
 
   TrackingAllocator& allocator() { return alloc_; }
 
