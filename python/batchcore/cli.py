@@ -20,6 +20,10 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=0.01, help="relative CI half-width of each median (default 0.01)")
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds of samples at least per point (default 0.5)")
+    ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (see README)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads of native and torch (default: all cores)")
+    ap.add_argument("--no-torch-memory", action="store_true",
+                    help="skip torch's CPU memory (peak RSS growth of a fresh process, ~1 s per point)")
     ap.add_argument("--out", default=None, help="JSON-lines file: points appended as measured, reruns resume")
     ap.add_argument("--info", action="store_true", help="print the environment and exit")
     args = ap.parse_args(argv)
@@ -32,21 +36,29 @@ def main(argv=None) -> int:
         device = str(bc.devices.parse(args.device))
         backends = []
         try:
-            backends.append(bc.torch(device=device))
+            backends.append(bc.torch(device=device, threads=args.threads if device == "cpu" else None,
+                                     measure_memory=not args.no_torch_memory))
         except bc.MissingDependencyError as e:
             print(f"note: {e}; the torch backend is left out", file=sys.stderr)
         if device == "cpu":
             backends.append(bc.numpy())
-        backends += [bc.native(order=o, device=device) for o in args.orders.split(",") if o]
+        threads = dict(threads=args.threads) if device == "cpu" else {}
+        backends += [bc.native(order=o, device=device, **threads) for o in args.orders.split(",") if o]
         timer = bc.Timer(target=args.target, timeout_s=args.timeout, min_time_s=args.min_time)
         res = bc.sweep(model, batch_sizes=[int(b) for b in args.batch_sizes.split(",")], backends=backends,
-                       rows=args.rows, timer=timer, out=args.out)
+                       rows=args.rows, timer=timer, out=args.out, cold=args.cold)
     except bc.BatchcoreError as e:
         print(f"batchcore: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
     env = res.env
     print(f"{model!r} on {env['cpu']} ({env['cpu_count']} cores, {env['simd']}), torch {env['torch']}, "
-          f"numpy {env['numpy']}, {len(res.points)} points\n")
+          f"numpy {env['numpy']}, {len(res.points)} points{', cold' if args.cold else ''}")
+    ceilings = {(c["device"], c["threads"]): c for c in env["probes"].values()}
+    for (device, threads), c in ceilings.items():
+        where = f"{device}, {threads} threads" if threads else device
+        print(f"  ceilings ({where}): fma peak {c['peak_gflops']:.0f} GFLOP/s, memory {c['bandwidth_gbs']:.0f} GB/s"
+              + (f", last-level cache {c['cache_bandwidth_gbs']:.0f} GB/s" if c["cache_bandwidth_gbs"] else ""))
+    print()
     print(res.table())
     print("\nInvariance classes (batch sizes whose outputs have identical bits):")
     print(res.classes())
