@@ -170,3 +170,15 @@ def test_environment_records_the_build_and_torch_settings(model):
     for flag in ("torch_allow_tf32_matmul", "torch_fp16_reduced_precision_reduction", "torch_bf16_reduced_precision_reduction"):
         assert isinstance(env[flag], bool)
     assert settings["threads"] == 1 and torch.get_num_threads() == 1  # set explicitly by the backend
+
+
+def test_a_backend_without_a_probe_keeps_its_points_and_says_why(model, monkeypatch):
+    import sys
+
+    def unavailable(backend):
+        raise bc.DeviceUnavailableError("no probe for this device here")
+
+    monkeypatch.setattr(sys.modules["batchcore.sweep"], "_ceiling", unavailable)  # the module, not bc.sweep
+    res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST)
+    assert res.env["probes"]["native[seq]"] == {"unavailable": "no probe for this device here"}
+    assert res.points[0]["peak_frac"] is None and res.points[0]["time_ms"] > 0

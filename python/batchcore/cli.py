@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     env = res.env
     print(f"{model!r} on {env['cpu']} ({env['cpu_count']} cores, {env['simd']}), torch {env['torch']}, "
           f"numpy {env['numpy']}, {len(res.points)} points{', cold' if args.cold else ''}")
-    ceilings = {(c["device"], c["threads"]): c for c in env["probes"].values()}
+    ceilings = {(c["device"], c["threads"]): c for c in env["probes"].values() if "unavailable" not in c}
     for (device, threads), c in ceilings.items():
         where = f"{device}, {threads} threads" if threads else device
         print(f"  ceilings ({where}): fma peak {c['peak_gflops']:.0f} GFLOP/s, memory {c['bandwidth_gbs']:.0f} GB/s"

@@ -317,8 +317,13 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
               "data_digest": _digest(data), "labels_digest": _digest(labels)}
     env = info()
-    ceilings = {b.label: _ceiling(b) for b in backends} if probe else {}
-    env["probes"] = {label: c.to_dict() for label, c in ceilings.items()}
+    ceilings, env["probes"] = {}, {}
+    for b in backends if probe else []:
+        try:
+            ceilings[b.label] = _ceiling(b)
+            env["probes"][b.label] = ceilings[b.label].to_dict()
+        except DeviceUnavailableError as e:  # e.g. torch on a GPU in a build without batchcore's CUDA core
+            env["probes"][b.label] = {"unavailable": str(e)}
     log = _PointLog(out, config, env) if out is not None else None
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
