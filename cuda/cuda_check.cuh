@@ -40,4 +40,17 @@ class DeviceBuffer {
   void* p_ = nullptr;
 };
 
+// An owning CUDA event (timing enabled); destroyed on every path out of a scope.
+class Event {
+ public:
+  Event() { check(cudaEventCreate(&e_), "cudaEventCreate"); }
+  ~Event() { cudaEventDestroy(e_); }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
 }  // namespace batchcore::cuda

@@ -4,18 +4,6 @@
 namespace batchcore::cuda {
 namespace {
 
-class Event {
- public:
-  Event() { check(cudaEventCreate(&e_), "cudaEventCreate"); }
-  ~Event() { cudaEventDestroy(e_); }
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  cudaEvent_t get() const { return e_; }
-
- private:
-  cudaEvent_t e_ = nullptr;
-};
-
 double elapsed_ns(const Event& a, const Event& b) {
   check(cudaEventSynchronize(b.get()), "cudaEventSynchronize");
   float ms = 0;

@@ -31,31 +31,19 @@ __global__ void fma_loop(float* out, int64_t iterations, int write) {
 
 // Best of `runs` event-timed calls of `enqueue` (after one untimed call), in seconds.
 double best_seconds(const std::function<void()>& enqueue, int runs) {
-  cudaEvent_t start, stop;
-  check(cudaEventCreate(&start), "cudaEventCreate");
-  const cudaError_t e = cudaEventCreate(&stop);
-  if (e != cudaSuccess) cudaEventDestroy(start);
-  check(e, "cudaEventCreate");
+  Event start, stop;
+  enqueue();
+  check(cudaDeviceSynchronize(), "probe warm-up");
   double best = 1e300;
-  try {
+  for (int r = 0; r < runs; ++r) {
+    check(cudaEventRecord(start.get()), "cudaEventRecord");
     enqueue();
-    check(cudaDeviceSynchronize(), "probe warm-up");
-    for (int r = 0; r < runs; ++r) {
-      check(cudaEventRecord(start), "cudaEventRecord");
-      enqueue();
-      check(cudaEventRecord(stop), "cudaEventRecord");
-      check(cudaEventSynchronize(stop), "cudaEventSynchronize");
-      float ms = 0;
-      check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
-      best = std::min(best, double(ms) * 1e-3);
-    }
-  } catch (...) {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    throw;
+    check(cudaEventRecord(stop.get()), "cudaEventRecord");
+    check(cudaEventSynchronize(stop.get()), "cudaEventSynchronize");
+    float ms = 0;
+    check(cudaEventElapsedTime(&ms, start.get(), stop.get()), "cudaEventElapsedTime");
+    best = std::min(best, double(ms) * 1e-3);
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
   return best;
 }
 
