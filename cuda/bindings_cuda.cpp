@@ -84,20 +84,11 @@ PYBIND11_MODULE(_cuda, m) {
     return py::dict(py::arg("cuda_compiler") = build::cuda_compiler, py::arg("cuda_flags") = build::cuda_flags,
                     py::arg("cuda_architectures") = build::cuda_architectures);
   }, "How the CUDA core was compiled.");
-  m.def(
-      "probe_fma_peak",
-      [](int device) {
-        py::gil_scoped_release release;
-        return cuda::probe_fma_peak_gflops(device);
-      },
-      py::arg("device"), "fp32 fma peak in GFLOP/s (register-resident kernel on every SM, best of 3).");
-  m.def(
-      "probe_copy",
-      [](int device) {
-        py::gil_scoped_release release;
-        return cuda::probe_copy_gbytes_per_s(device);
-      },
-      py::arg("device"), "Device-to-device copy bandwidth in GB/s (read + write, best of 10).");
+  // The probes run for a second or more: pybind11's call guard releases the GIL around them.
+  m.def("probe_fma_peak", &cuda::probe_fma_peak_gflops, py::arg("device"), py::call_guard<py::gil_scoped_release>(),
+        "fp32 fma peak in GFLOP/s (register-resident kernel on every SM, best of 3).");
+  m.def("probe_copy", &cuda::probe_copy_gbytes_per_s, py::arg("device"), py::call_guard<py::gil_scoped_release>(),
+        "Device-to-device copy bandwidth in GB/s (read + write, best of 10).");
   // Streams cross from torch and CuPy as integers (torch: Stream.cuda_stream, CuPy: Stream.ptr).
   const auto as_stream = [](uintptr_t handle) { return reinterpret_cast<void*>(handle); };
   py::class_<cuda::SmClock>(m, "SmClock", "SM 0's clock over a stretch of a stream's work (nvbench's throttle check).")

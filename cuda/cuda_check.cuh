@@ -40,6 +40,19 @@ class DeviceBuffer {
   void* p_ = nullptr;
 };
 
+// An owning non-blocking CUDA stream (it never waits on the legacy default stream).
+class Stream {
+ public:
+  Stream() { check(cudaStreamCreateWithFlags(&s_, cudaStreamNonBlocking), "cudaStreamCreate"); }
+  ~Stream() { cudaStreamDestroy(s_); }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  operator cudaStream_t() const { return s_; }
+
+ private:
+  cudaStream_t s_ = nullptr;
+};
+
 // An owning CUDA event (timing enabled); destroyed on every path out of a scope.
 class Event {
  public:

@@ -199,7 +199,8 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
     med = t.median_ms
     s = backend.settings()
     gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
-    intensity = model.flops_per_row * B / model.min_traffic_bytes(B)
+    traffic = model.min_traffic_bytes(B)
+    intensity = model.flops_per_row * B / traffic
     return {
         "backend": backend.label,
         "device": s["device"],
@@ -224,8 +225,7 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
         "gflops": gflops,
         "intensity": intensity,
         "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
-        "roofline_frac": (gflops / ceiling.roofline_gflops(intensity, model.min_traffic_bytes(B))
-                          if ceiling and gflops else None),
+        "roofline_frac": gflops / ceiling.roofline_gflops(intensity, traffic) if ceiling and gflops else None,
         "peak_bytes": measured.peak_bytes,
         "predicted_bytes": measured.predicted_bytes,
         "memory_method": measured.memory,
