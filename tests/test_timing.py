@@ -92,7 +92,7 @@ def test_rejected_samples_are_counted_not_kept():
 
 
 def test_all_samples_rejected_ends_at_the_timeout_with_nothing_claimed():
-    m = Timer(timeout_s=0.0495).replay([1e6], rejected=[True])
+    m = Timer(timeout_s=0.0495, min_time_s=0.01).replay([1e6], rejected=[True])
     assert m.timed_out and not m.target_met and m.samples == 0 and m.discarded == 50
     assert math.isnan(m.median_ms)
 
@@ -100,7 +100,9 @@ def test_all_samples_rejected_ends_at_the_timeout_with_nothing_claimed():
 @pytest.mark.parametrize("bad", [dict(target=0), dict(target=-1), dict(confidence=1.0), dict(min_samples=0),
                                  dict(timeout_s=0), dict(warmup_s=-1), dict(warmup_calls=0),
                                  dict(max_samples=3, min_samples=10), dict(min_time_s=float("nan")),
-                                 dict(min_samples="ten")])
+                                 dict(min_samples="ten"), dict(overhead_frac=1e-300), dict(overhead_frac=1e-12),
+                                 dict(warmup_s=1e9, timeout_s=1), dict(min_time_s=20, timeout_s=15),
+                                 dict(max_samples=10**8), dict(warmup_calls=2**40)])
 def test_bad_settings_raise_naming_the_setting(bad):
     with pytest.raises(bc.ArgumentError, match=next(iter(bad))):
         Timer(**bad).policy()
@@ -190,3 +192,17 @@ def test_event_sampler_discards_throttled_samples_through_the_timer():
     # 1 and 2 (mod 3) are the throttled ones, every one of them discarded.
     assert m.discarded == sum(1 for j in range(2, 2 + taken) if j % 3 != 0)
     assert all(s == 1.0 for s in m.samples_ms)  # per call: 1 ms; no throttled sample in the statistics
+
+
+def test_a_block_never_outlasts_a_tenth_of_the_timeout():
+    # 1 us calls, a 30 ns clock and overhead_frac 1e-7 ask for 0.3 s blocks; timeout_s / min_samples caps
+    # a block at 0.1 s: 1e5 calls, 10 samples, and sampling ends by the timeout plus one block.
+    m = Timer(overhead_frac=1e-7, timeout_s=1.0, min_time_s=0.0, warmup_s=0.0).replay([1000.0], clock_read_ns=30.0)
+    assert 0.1 / 1.03e-6 - 1 <= m.calls_per_sample <= 100_001  # the last warm-up call includes a clock read
+    assert m.median_ms > 0 and m.sampling_s <= 1.0 + 0.1 + 1e-6
+
+
+def test_a_warm_up_longer_than_the_timeout_ends_at_the_timeout():
+    # warmup_calls asks for a million 1 ms calls (1000 s); the warm-up stops at the 0.05 s timeout.
+    m = Timer(warmup_calls=10**6, timeout_s=0.05, min_time_s=0.0).replay([1e6])
+    assert m.warmup_s <= 0.05 + 1e-3 + 1e-9 and m.samples >= 1

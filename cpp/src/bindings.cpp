@@ -32,6 +32,7 @@ RunOptions make_options(const std::string& order, const std::string& precision, 
   o.policy = parse_policy(policy);
   if (threads < 0) throw ShapeError("threads must be >= 1 (or 0 for all cores), got " + std::to_string(threads));
   o.threads = threads == 0 ? default_thread_count() : threads;
+  check_thread_count(o.threads);
   o.simd = parse_simd_level(simd);
   return o;
 }
@@ -134,6 +135,7 @@ PYBIND11_MODULE(_core, m) {
       [](int threads, const std::string& simd, double seconds) {
         if (threads < 0) throw ShapeError("threads must be >= 0 (0: all cores)");
         const int t = threads == 0 ? default_thread_count() : threads;
+        check_thread_count(t);
         const SimdLevel level = parse_simd_level(simd);
         py::gil_scoped_release release;
         return probe_fma_peak_gflops(t, level, seconds);

@@ -60,7 +60,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   const int64_t tile_rows = tile_rows_for(w.K);
   const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
   const RunTile run_tile = run_tile_for(opt.simd);
-  ThreadPool& pool = shared_pool(opt.threads);
+  const PoolView pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
   // Task = (row tile, panel), row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the packed

@@ -31,7 +31,7 @@ bool any_non_finite(const float* p, int64_t n) {
 
 }  // namespace
 
-void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool) {
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, const PoolView* pool) {
   bool found = false;
   if (pool) {
     std::atomic<bool> any{false};
@@ -215,7 +215,7 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
   float* cur = in ? in : const_cast<float*>(x);
   int64_t ld = in ? row_stride(input_width_) : input_width_;
   if (in) copy_rows(x, input_width_, in, ld, input_width_);
-  ThreadPool& pool = shared_pool(opt.threads);
+  const PoolView pool = shared_pool(opt.threads);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
   size_t linear_index = 0;
   for (const auto& l : layers_) {
@@ -243,7 +243,8 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
 
 RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
   if (M <= 0) throw ShapeError("empty batch: a forward pass needs at least one row");
-  require_finite(x, M * input_width_, "input", input_width_, &shared_pool(opt.threads));
+  const PoolView pool = shared_pool(opt.threads);
+  require_finite(x, M * input_width_, "input", input_width_, &pool);
   std::lock_guard<std::mutex> lock(run_mu_);
   ensure_packed(opt.precision);
   alloc_.reset_peak();

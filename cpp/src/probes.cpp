@@ -49,15 +49,23 @@ std::pair<double, int64_t> best_run(const std::function<void(int64_t)>& run, dou
   return {best, iterations};
 }
 
-// 16 dependent adds per iteration. The empty asm says "x may have changed", so the compiler can neither
-// fold the adds into one nor drop them; it emits one add per line.
+// 16 dependent register-to-register adds per iteration. Not `x += 1`: some cores (Intel's Golden Cove
+// family) execute chains of add-immediate at rename, several per cycle, which made this clock read
+// 8-15 GHz there. A register operand the compiler cannot see through keeps one add per cycle wherever
+// an integer add has one cycle of latency; where it does not, the Python layer finds the clock
+// inconsistent with the fma width and reports it as unknown.
 uint64_t dependent_adds(int64_t iterations) {
-  uint64_t x = 0;
+  uint64_t x = 0, step = 1;
+  asm volatile("" : "+r"(step));
   for (int64_t i = 0; i < iterations; ++i) {
 #pragma GCC unroll 16
     for (int k = 0; k < 16; ++k) {
-      x += 1;
+#if defined(__x86_64__)
+      asm volatile("addq %1, %0" : "+r"(x) : "r"(step));
+#else
+      x += step;
       asm volatile("" : "+r"(x));
+#endif
     }
   }
   return x;
@@ -67,7 +75,7 @@ uint64_t dependent_adds(int64_t iterations) {
 
 double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
   const auto fma_probe = loops_for(simd).fma;
-  ThreadPool& pool = shared_pool(threads);
+  const PoolView pool = shared_pool(threads);
   volatile float sink = 0.0f;
   const auto [best, iterations] = best_run([&](int64_t n) {
     pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + fma_probe(n); });
@@ -76,7 +84,7 @@ double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
 }
 
 double probe_clock_ghz(int threads, double seconds) {
-  ThreadPool& pool = shared_pool(threads);
+  const PoolView pool = shared_pool(threads);
   volatile uint64_t sink = 0;
   const auto [best, iterations] = best_run([&](int64_t n) {
     pool.parallel_for(threads, [&](int, int64_t, int64_t) { sink = sink + dependent_adds(n); });
@@ -94,7 +102,7 @@ TriadProbe probe_triad(int threads, SimdLevel simd, int64_t elements, int repeat
   } catch (const std::bad_alloc&) {
     throw OutOfMemoryError("probe_triad: three arrays of " + std::to_string(elements) + " floats do not fit");
   }
-  ThreadPool& pool = shared_pool(threads);
+  const PoolView pool = shared_pool(threads);
   // The same static partition for initialisation and every pass: each thread streams the pages it touched.
   const auto over_parts = [&](const std::function<void(int64_t, int64_t)>& body) {
     pool.parallel_for(threads, [&](int, int64_t begin, int64_t end) {

@@ -1,8 +1,9 @@
 #include "batchcore/thread_pool.hpp"
 
 #include <chrono>
-#include <map>
-#include <memory>
+#include <string>
+
+#include "batchcore/errors.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -60,17 +61,56 @@ constexpr int active_of(uint64_t ticket) { return int(ticket & 0xffff); }
 
 }  // namespace
 
-ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : (threads > 0xffff ? 0xffff : threads)) {
-  for (int w = 1; w < threads_; ++w) workers_.emplace_back([this, w] { worker_loop(w); });
+void check_thread_count(int threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    throw ArgumentError("threads must lie in 1.." + std::to_string(kMaxThreads) + ", got " + std::to_string(threads));
 }
 
-ThreadPool::~ThreadPool() {
+ThreadPool::ThreadPool(int threads) : threads_(1) {
+  check_thread_count(threads);
+  try {
+    start_workers(threads);
+  } catch (...) {
+    stop_and_join();  // the workers that did start wait on this object's condition variables
+    throw;
+  }
+}
+
+ThreadPool::~ThreadPool() { stop_and_join(); }
+
+void ThreadPool::stop_and_join() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
+  workers_.clear();
+}
+
+// Called with no call in flight (the constructor, or reserve() under call_mu_): a new worker starts at
+// the current generation, so it never mistakes the last call's ticket for a new one.
+void ThreadPool::start_workers(int threads) {
+  const uint64_t generation = generation_of(ticket_.load(std::memory_order_acquire));
+  workers_.reserve(size_t(threads));
+  while (threads_.load(std::memory_order_relaxed) < threads) {
+    const int w = threads_.load(std::memory_order_relaxed);
+    try {
+      workers_.emplace_back([this, w, generation] { worker_loop(w, generation); });
+    } catch (const std::exception& e) {  // std::system_error (EAGAIN: pid or memory limits), bad_alloc
+      throw OutOfMemoryError("could not start worker thread " + std::to_string(w + 1) + " of " +
+                             std::to_string(threads) + " (" + e.what() + "); " + std::to_string(w) +
+                             " thread(s) are running; ask for fewer threads");
+    }
+    threads_.store(w + 1, std::memory_order_release);
+  }
+}
+
+void ThreadPool::reserve(int threads) {
+  check_thread_count(threads);
+  if (threads <= threads_.load(std::memory_order_acquire)) return;  // no lock: callable from inside a body
+  std::lock_guard<std::mutex> call(call_mu_);
+  if (threads > threads_.load(std::memory_order_relaxed)) start_workers(threads);
 }
 
 void ThreadPool::run_share(int worker, int active) {
@@ -96,8 +136,8 @@ uint64_t ThreadPool::wait_for_ticket(uint64_t seen_generation) {
   return ticket_.load(std::memory_order_acquire);
 }
 
-void ThreadPool::worker_loop(int worker) {
-  uint64_t seen = 0;
+void ThreadPool::worker_loop(int worker, uint64_t seen_generation) {
+  uint64_t seen = seen_generation;
   for (;;) {
     const uint64_t ticket = wait_for_ticket(seen);
     if (stop_.load(std::memory_order_acquire)) return;
@@ -119,11 +159,13 @@ void ThreadPool::wait_until_done() {
   done_cv_.wait(lock, done);
 }
 
-void ThreadPool::parallel_for(int64_t n, const Body& body, int64_t grain) {
+void ThreadPool::parallel_for(int64_t n, const Body& body, int64_t grain, int max_workers) {
   if (n <= 0) return;
   std::lock_guard<std::mutex> call(call_mu_);
   const int64_t by_grain = grain > 1 ? n / grain : n;
-  const int active = int(by_grain < 1 ? 1 : (by_grain < threads_ ? by_grain : threads_));
+  const int size = threads_.load(std::memory_order_relaxed);
+  const int most = max_workers < size ? (max_workers < 1 ? 1 : max_workers) : size;
+  const int active = int(by_grain < 1 ? 1 : (by_grain < most ? by_grain : most));
   body_ = &body;
   n_ = n;
   error_ = nullptr;
@@ -147,18 +189,18 @@ void ThreadPool::parallel_for(int64_t n, const Body& body, int64_t grain) {
   if (error) std::rethrow_exception(error);
 }
 
-ThreadPool& shared_pool(int threads) {
-  static std::mutex mu;
-  static std::map<int, std::unique_ptr<ThreadPool>> pools;
-  std::lock_guard<std::mutex> lock(mu);
-  auto& pool = pools[threads];
-  if (!pool) pool = std::make_unique<ThreadPool>(threads);
-  return *pool;
+PoolView shared_pool(int threads) {
+  check_thread_count(threads);
+  // Created on first use and never destroyed before exit; grown, never replaced, so a reference held by
+  // a call in flight on another thread stays valid.
+  static ThreadPool pool(1);
+  pool.reserve(threads);
+  return PoolView(pool, threads);
 }
 
 int default_thread_count() {
   const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : int(n);
+  return n == 0 ? 1 : (n > unsigned(kMaxThreads) ? kMaxThreads : int(n));
 }
 
 }  // namespace batchcore

@@ -19,7 +19,19 @@ void check_policy(const TimerPolicy& p) {
   require(p.min_time_s >= 0 && std::isfinite(p.min_time_s), "min_time_s must be a finite number >= 0");
   require(p.timeout_s > 0 && std::isfinite(p.timeout_s), "timeout_s must be a finite number > 0");
   require(p.max_samples >= p.min_samples, "max_samples must be >= min_samples");
-  require(p.overhead_frac > 0 && p.overhead_frac < 1, "overhead_frac must lie strictly between 0 and 1");
+  require(p.max_samples <= kMaxSamples, "max_samples must be <= 10,000,000");
+  require(p.overhead_frac >= kMinOverheadFrac && p.overhead_frac < 1,
+          "overhead_frac must lie in [1e-7, 1) (a block of calls is clock_read / overhead_frac long)");
+  require(p.warmup_s <= p.timeout_s, "warmup_s must not exceed timeout_s (the warm-up ends at the timeout)");
+  require(p.min_time_s <= p.timeout_s, "min_time_s must not exceed timeout_s (the target could never be met)");
+}
+
+int64_t calls_per_block(double call_s, double min_block_s, double max_block_s) {
+  const double block_s = std::min(min_block_s, max_block_s);
+  if (!(call_s > 0) || !(call_s < block_s)) return 1;
+  const double calls = std::ceil(block_s / call_s);
+  constexpr double kMaxCalls = double(int64_t(1) << 40);
+  return calls < kMaxCalls ? int64_t(calls) : int64_t(1) << 40;
 }
 
 double quantile_sorted(const std::vector<double>& sorted, double p) {

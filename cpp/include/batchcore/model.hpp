@@ -19,9 +19,9 @@
 
 namespace batchcore {
 
-class ThreadPool;
+class PoolView;
 // Throws NonFiniteError naming the first Inf or NaN of p[0..n) (rows of `row_width`); scans on `pool` if given.
-void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, ThreadPool* pool = nullptr);
+void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, const PoolView* pool = nullptr);
 
 // "fixed": the given order at every batch size. "library_like": the order depends on the number of rows
 // of the call, as vendor libraries choose kernels: lanes:16 at M = 1, seq for 2 <= M <= 127, splitk:4 from

@@ -20,12 +20,24 @@ struct TimerPolicy {
   int min_samples = 10;         // ... with at least this many samples ...
   double min_time_s = 0.5;      // ... and this much time spent sampling,
   double timeout_s = 15.0;      // or stop here, target not met
-  int64_t max_samples = 100000; // or here (memory bound), target judged on what was taken
+  int64_t max_samples = 100000; // or here (memory bound, at most kMaxSamples), target judged on what was taken
   // A CPU sample is a block of calls long enough that reading the clock costs < overhead_frac of it.
   double overhead_frac = 1e-4;
 };
 
-// Throws ArgumentError naming the first setting outside its range.
+// The smallest overhead_frac accepted: with a 30 ns clock read, blocks of 0.3 s.
+constexpr double kMinOverheadFrac = 1e-7;
+// The most samples a measurement may keep (8 bytes each).
+constexpr int64_t kMaxSamples = 10000000;
+
+// Throws ArgumentError naming the first setting outside its range (or settings that contradict each
+// other: a warm-up or a minimum sampling time longer than the timeout).
+void check_policy(const TimerPolicy& p);
+
+// Calls per sample: enough that a block lasts min_block_s given one call's duration, at most a block of
+// max_block_s (so that one sample never outlasts the timeout), computed in double and clamped before the
+// conversion (a float-to-integer overflow would be undefined).
+int64_t calls_per_block(double call_s, double min_block_s, double max_block_s);
 void check_policy(const TimerPolicy& p);
 
 // Order-statistic confidence interval of the median: [x_(j), x_(n+1-j)] of the sorted samples (1-based)
@@ -90,7 +102,8 @@ TimingSummary run_timer(const TimerPolicy& p, Clock& clock, Call&& call, Sampler
     std::sort(reads.begin(), reads.end());
     s.clock_overhead_ns = quantile_sorted(reads, 0.5);
   }
-  // Warm-up: at least warmup_calls calls and warmup_s seconds; the last calls' mean gives the block size.
+  // Warm-up: at least warmup_calls calls and warmup_s seconds, ended by the timeout in any case; the
+  // last call's duration (or the mean, when the clock did not see it) gives the block size.
   const double w0 = clock.now_s();
   int64_t calls = 0;
   double last_call_s = 0;
@@ -100,12 +113,12 @@ TimingSummary run_timer(const TimerPolicy& p, Clock& clock, Call&& call, Sampler
     const double c1 = clock.now_s();
     last_call_s = c1 - c0;
     ++calls;
-    if (calls >= p.warmup_calls && c1 - w0 >= p.warmup_s) break;
+    if ((calls >= p.warmup_calls && c1 - w0 >= p.warmup_s) || c1 - w0 >= p.timeout_s) break;
   }
   s.warmup_s = clock.now_s() - w0;
-  const double min_block_s = s.clock_overhead_ns * 1e-9 / p.overhead_frac;
-  if (last_call_s > 0 && last_call_s < min_block_s)
-    s.calls_per_sample = int64_t(std::ceil(min_block_s / last_call_s));
+  if (!(last_call_s > 0)) last_call_s = s.warmup_s / double(calls);
+  s.calls_per_sample = calls_per_block(last_call_s, s.clock_overhead_ns * 1e-9 / p.overhead_frac,
+                                       p.timeout_s / double(p.min_samples));
 
   const double t0 = clock.now_s();
   int64_t next_check = 1;
