@@ -63,7 +63,7 @@ def test_native_core_checks_without_the_python_layer(model):
     (dict(order="nonsense"), bc.OrderError),
     (dict(precision="fp64"), bc.OrderError),
     (dict(policy="fastest"), bc.OrderError),
-    (dict(threads=0), bc.ShapeError),
+    (dict(threads=0), bc.ArgumentError),
     (dict(device="cuda"), bc.DeviceUnavailableError),
     (dict(simd="neon"), bc.DeviceUnavailableError),
 ])

@@ -28,23 +28,41 @@ def test_fma_peak_is_a_ceiling_for_the_gemm(one_thread):
     assert 0 < gemm < 1.5 * one_thread.peak_gflops  # generous for a shared machine, never 2x the ceiling
 
 
-def test_peak_over_clock_is_a_whole_fma_width(one_thread):
-    # Two independent probes: fma throughput and the clock from dependent adds. Their ratio is the flops
-    # a core retires per cycle, which hardware makes a power of two (scalar 2 ... AVX-512 x 2 pipes 64).
-    assert 0.5 < one_thread.clock_ghz < 7.0
-    fpc = one_thread.flops_per_cycle
-    nearest = 2 ** round(np.log2(fpc))
-    assert abs(fpc - nearest) / nearest < 0.15, f"{fpc:.1f} flop/cycle is not near a power of two"
+def test_the_clock_is_consistent_with_the_fma_width_or_unknown_with_the_reason(one_thread):
+    # Two independent probes: fma throughput and a dependent-add chain. Where the chain runs one add a
+    # cycle their ratio is a whole fma width (a power of two); where it does not (cores that run add
+    # chains faster), the clock must be reported unknown with the reason, never as a number.
+    if one_thread.clock_ghz is None:
+        assert one_thread.clock_note and "unknown" in one_thread.clock_note
+        assert one_thread.flops_per_cycle is None
+    else:
+        fpc = one_thread.flops_per_cycle
+        nearest = 2 ** round(np.log2(fpc))
+        assert abs(fpc - nearest) / nearest <= 0.15 and one_thread.clock_note is None
 
 
-def test_triad_bandwidth_is_a_ceiling_for_a_copy(one_thread):
-    # One thread copying arrays 4x the last-level cache cannot move bytes much faster than the triad
-    # probe's bandwidth on the same thread count (the copy is counted as read + write, as the triad).
+@pytest.mark.parametrize("peak, threads, adds, clock", [
+    (230.0, 1, 3.6, 3.6),     # 64 flop/cycle: two 512-bit fma pipes
+    (115.8, 1, 3.6, 3.6),     # 32: AVX-512 as two 256-bit halves
+    (452.0, 2, 3.46, 3.46),   # 65.3 per thread-cycle, within 15 % of 64
+    (174.0, 1, 8.9, None),    # 19.6 flop/cycle: an add chain faster than the clock
+    (345.0, 2, 7.6, None),    # 22.7
+    (100.0, 1, 0.0, None),    # the chain did not run
+])
+def test_derive_clock_accepts_only_whole_fma_widths(peak, threads, adds, clock):
+    got, note = bc.probes.derive_clock(peak, threads, adds)
+    assert got == clock and (note is None) == (clock is not None)
+
+
+def test_triad_bandwidth_is_the_order_of_a_numpy_copy(one_thread):
+    # What holds on every CPU: a copy and a triad over arrays 4x the last-level cache both stream from
+    # memory, so their rates agree within a small factor (not which is faster: a copy with non-temporal
+    # stores moves fewer bytes than it is credited with, a triad's write-allocate more).
     n = max(4 * (last_level_cache_bytes() or 0), 64 << 20) // 4
     src, dst = np.ones(n, np.float32), np.empty(n, np.float32)
     np.copyto(dst, src)
     best = min(_seconds(lambda: np.copyto(dst, src)) for _ in range(5))
-    assert 0 < 8 * n / best / 1e9 < 1.5 * one_thread.bandwidth_gbs
+    assert 0.2 < (8 * n / best / 1e9) / one_thread.bandwidth_gbs < 5
 
 
 def _seconds(fn):
@@ -64,8 +82,10 @@ def test_roofline_is_the_lower_of_peak_and_bandwidth_times_intensity():
     assert p.flops_per_cycle == pytest.approx(200 / 6)
 
 
-def test_cache_bandwidth_exceeds_memory_bandwidth(one_thread):
-    assert one_thread.cache_bandwidth_gbs > one_thread.bandwidth_gbs
+def test_cache_bandwidth_is_not_far_below_memory_bandwidth(one_thread):
+    # A quarter of the last-level cache streams from that cache where it fits; where the system reports
+    # a cache larger than this VM's share (a host's L3), it streams from memory: never much slower.
+    assert one_thread.cache_bandwidth_gbs > 0.7 * one_thread.bandwidth_gbs
 
 
 def test_min_traffic_bytes_counts_parameters_input_and_output_once():
@@ -109,7 +129,7 @@ def test_refresh_measures_again(one_thread):
 
 
 @pytest.mark.parametrize("kw, error", [
-    (dict(threads=0), bc.ShapeError), (dict(threads=True), bc.ShapeError), (dict(refresh="yes"), bc.ArgumentError),
+    (dict(threads=0), bc.ArgumentError), (dict(threads=True), bc.ArgumentError), (dict(refresh="yes"), bc.ArgumentError),
     (dict(device="tpu"), bc.DeviceUnavailableError),
 ])
 def test_bad_probe_arguments_are_named(kw, error):
@@ -122,3 +142,47 @@ def test_gpu_probe_without_a_gpu_says_why():
         pytest.skip("a GPU is visible")
     with pytest.raises(bc.DeviceUnavailableError):
         bc.probe("cuda")
+
+
+def test_a_cache_from_another_cpu_kind_or_build_is_not_read(tmp_path, monkeypatch):
+    import importlib
+
+    from batchcore import probes
+
+    info = importlib.import_module("batchcore.info")
+
+    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+
+    def fresh():
+        probes._probe_cached.cache_clear()
+        return bc.probe(threads=1).source
+
+    assert fresh() == "measured"
+    assert fresh().startswith(str(tmp_path))  # the same machine and build: read back
+    real = info.cpu_identity()
+    monkeypatch.setattr(info, "cpu_identity", lambda: {**real, "model": "another"})
+    assert fresh() == "measured"  # another CPU kind behind the same host name and model name
+    monkeypatch.setattr(info, "cpu_identity", lambda: real)
+    real_build = bc._core.build_info()
+    monkeypatch.setattr(bc._core, "build_info", lambda: {**real_build, "cxx_flags": "-O0"})
+    assert fresh() == "measured"
+    probes._probe_cached.cache_clear()
+
+
+def test_a_sweep_over_the_cached_peak_measures_the_probe_again(tmp_path, monkeypatch):
+    from batchcore import probes
+
+    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+    probes._probe_cached.cache_clear()
+    bc.probe(threads=1)
+    (cached,) = tmp_path.glob("probe-cpu-*.json")
+    stale = json.loads(cached.read_text())
+    stale["peak_gflops"] = 1e-3  # a cache from a throttled moment: every point would be far over 100 %
+    cached.write_text(json.dumps(stale))
+    probes._probe_cached.cache_clear()
+    quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+    res = bc.sweep(bc.mlp([256, 256], seed=0), [64], [bc.native(threads=1)], timer=quick)
+    assert res.env["probes"]["native[seq]"]["source"] == "measured"
+    assert res.points[0]["peak_frac"] < 1.5
+    assert json.loads(cached.read_text())["peak_gflops"] > 1  # the fresh probe replaced the stale one
+    probes._probe_cached.cache_clear()

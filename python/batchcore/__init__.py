@@ -19,6 +19,7 @@ from .errors import (
     NonFiniteError,
     OrderError,
     OutOfMemoryError,
+    ResultFileError,
     ShapeError,
     UnsupportedLayerError,
 )
@@ -33,7 +34,7 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
-    "OrderError", "OutOfMemoryError", "ShapeError", "UnsupportedLayerError",
+    "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "compare", "decisions", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
     "orders", "Probe", "probe", "sweep", "torch",
 ]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core, devices, rss
+from . import _core, checks, devices, rss
 from .errors import (ArgumentError, DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError,
-                     OutOfMemoryError, ShapeError)
+                     OrderError, OutOfMemoryError, ShapeError)
 from .models import Model, _import_torch
 from .orders import check_precision, parse
 from .timing import Measurement, Timer
@@ -56,6 +56,8 @@ def cold_copies(input_bytes: int) -> int:
 
 def check_input(model: Model, x) -> np.ndarray:
     """``x`` as a validated (B, model.input_width) float32 C-contiguous array with finite values."""
+    if not isinstance(model, Model):
+        raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
     if not isinstance(x, np.ndarray):
         raise DTypeError(f"input must be a numpy float32 array, got {type(x).__name__}")
     if x.dtype != np.float32:
@@ -75,9 +77,15 @@ def check_input(model: Model, x) -> np.ndarray:
 
 
 def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ShapeError(f"batch size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+    return checks.positive_int(batch_size, "batch size", ShapeError)
+
+
+def _check_timer(timer) -> Timer:
+    if timer is None:
+        return Timer()
+    if not isinstance(timer, Timer):
+        raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
+    return timer
 
 
 class Backend:
@@ -108,7 +116,8 @@ class Backend:
         pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
         hold twice the last-level cache; GPU: the L2 is flushed before every pass)."""
         x = check_input(model, x)
-        timer = timer or Timer()
+        timer = _check_timer(timer)
+        checks.flag(cold, "cold")
         if not cold:
             return Measured(timer.measure(lambda: self._forward(model, x)),
                             clock="steady_clock in the core around the Python call")
@@ -138,13 +147,13 @@ class NativeBackend(Backend):
     def __init__(self, order="seq", precision="fp32", policy=None, threads=None, device="cpu", simd="auto"):
         self.order = parse(order)
         self.precision = check_precision(precision)
+        if policy is not None and not isinstance(policy, str):
+            raise OrderError(f"policy must be None or 'library-like', got {policy!r}")
         self.policy = "fixed" if policy is None else _core.parse_policy(policy)
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ShapeError(f"threads must be a positive integer or None (all cores), got {threads!r}")
-        self.threads = threads or _core.default_threads()
+        self.threads = checks.threads(threads) or _core.default_threads()
         self._device = devices.parse(device)
         self.device = str(self._device)
-        if simd != "auto" and simd not in _core.simd_levels():
+        if not isinstance(simd, str) or (simd != "auto" and simd not in _core.simd_levels()):
             raise DeviceUnavailableError(f"SIMD level {simd!r} is not available here; available: {_core.simd_levels()}")
         self.simd = simd
 
@@ -186,7 +195,8 @@ class NativeBackend(Backend):
 
     def measure(self, model, x, timer=None, cold=False):
         x = check_input(model, x)
-        timer = timer or Timer()
+        timer = _check_timer(timer)
+        checks.flag(cold, "cold")
         extra = dict(cold=cold) if self.on_gpu else dict(cold_bytes=cold_input_bytes() if cold else 0)
         _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
         clock = ("CUDA events on the core's stream; samples under 75 % of the default SM clock discarded"
@@ -209,6 +219,11 @@ class NativeBackend(Backend):
         try:
             if self.on_gpu:
                 return core.run_zeros(B, **self._kw())
+            # The zero input is only made once the plan fits the budget: at B = 2**40 the plan says no
+            # before numpy is asked for terabytes.
+            if budget_bytes is not None and self.plan_bytes(model, B) > budget_bytes:
+                return None
+            checks.require_allocatable(4 * B * model.input_width, f"a probe batch of {B} rows")
             return core.run(np.zeros((B, model.input_width), np.float32), **self._kw())[1]
         except OutOfMemoryError:
             return None
@@ -232,8 +247,8 @@ class TorchBackend(Backend):
                 raise DeviceUnavailableError(f"{dev} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
         elif tf32:
             raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ShapeError(f"threads must be a positive integer or None, got {threads!r}")
+        threads = checks.threads(threads)
+        checks.flag(tf32, "tf32")
         if dev.kind == "cuda" and threads is not None:
             raise ArgumentError("threads applies to torch on the CPU")
         self.device = str(dev)
@@ -242,9 +257,7 @@ class TorchBackend(Backend):
         self.threads = None if dev.kind == "cuda" else (threads or _core.default_threads())
         self.tf32 = bool(tf32)
         self.precision = "tf32" if tf32 else "fp32"
-        if not isinstance(measure_memory, bool):
-            raise ArgumentError(f"measure_memory must be True or False, got {measure_memory!r}")
-        self.measure_memory = measure_memory
+        self.measure_memory = checks.flag(measure_memory, "measure_memory")
 
     @property
     def on_gpu(self) -> bool:
@@ -298,7 +311,7 @@ class TorchBackend(Backend):
                 timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads), rss.METHOD
             return timed
         torch, x = self._torch, check_input(model, x)
-        timer = timer or Timer()
+        timer = _check_timer(timer)
         module = model.torch_module(self.device).eval()
         xd = torch.from_numpy(x).to(self.device)
         flush = _l2_flush_tensor(torch, self.device) if cold else None
@@ -408,7 +421,7 @@ def _l2_flush_tensor(torch, device):
 
 
 class NumpyBackend(Backend):
-    """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU needs scipy)."""
+    """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU: scipy's erf)."""
 
     name = "numpy"
     order = "library"
@@ -457,7 +470,7 @@ class CupyBackend(NumpyBackend):
 
     def measure(self, model, x, timer=None, cold=False):
         cp, x = self._cp, check_input(model, x)
-        timer = timer or Timer()
+        timer = _check_timer(timer)
         params, xd = self._device_params(model), cp.asarray(x)
         flush = cp.zeros(max(2 * cp.cuda.Device().attributes["L2CacheSize"] // 4, 1), cp.float32) if cold else None
         start, end = cp.cuda.Event(), cp.cuda.Event()
@@ -495,10 +508,8 @@ class CupyBackend(NumpyBackend):
 
 def _erf(xp):
     if xp is np:
-        try:
-            from scipy.special import erf
-        except ImportError as e:
-            raise MissingDependencyError("the numpy backend needs scipy for GELU (pip install scipy)") from e
+        from scipy.special import erf  # a declared dependency
+
         return erf
     from cupyx.scipy.special import erf  # pragma: no cover - GPU only
 

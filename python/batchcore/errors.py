@@ -2,7 +2,7 @@
 
 The classes are created by the compiled core (so C++ errors arrive as these very classes) and
 re-exported here. ``MissingDependencyError`` is raised by the Python layer when an optional package
-(torch, cupy, scipy) that a backend needs is not installed.
+(torch, cupy) that a backend needs is not installed.
 """
 
 from ._core import (  # noqa: F401  (re-exported)
@@ -22,6 +22,11 @@ class MissingDependencyError(BatchcoreError, ImportError):
     """An optional dependency that this feature needs is not installed."""
 
 
+class ResultFileError(BatchcoreError):
+    """A result file (JSON, JSON lines, CSV) that cannot be read or written: missing, a directory, not
+    batchcore's format, or damaged beyond a torn last line. The message names the path and the problem."""
+
+
 __all__ = [
     "ArgumentError",
     "BatchcoreError",
@@ -31,6 +36,7 @@ __all__ = [
     "NonFiniteError",
     "OrderError",
     "OutOfMemoryError",
+    "ResultFileError",
     "ShapeError",
     "UnsupportedLayerError",
 ]

@@ -30,6 +30,29 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_identity() -> dict:
+    """What tells one CPU kind from another: vendor, family, model, stepping, model name, and a digest of
+    the feature flags (two "AMD EPYC" VMs of different generations differ in family and model)."""
+    import hashlib
+
+    fields = {"vendor_id": None, "cpu family": None, "model": None, "stepping": None, "model name": None, "flags": None}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key in fields and fields[key] is None:
+                    fields[key] = value.strip()
+                if not line.strip() and all(v is not None for v in fields.values()):
+                    break  # the first processor is enough
+    except OSError:
+        pass
+    flags = fields.pop("flags")
+    fields["flags_digest"] = hashlib.sha256(flags.encode()).hexdigest()[:12] if flags else None
+    fields["model name"] = fields["model name"] or cpu_model()
+    return fields
+
+
 def cuda_module():
     """The compiled ``_cuda`` extension, or None where it was not built."""
     try:

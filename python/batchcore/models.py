@@ -8,12 +8,15 @@ run (the very module given to ``from_torch``, or an equivalent one built for ``m
 from __future__ import annotations
 
 import hashlib
+import itertools
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
-from .errors import DeviceUnavailableError, MissingDependencyError, NonFiniteError, ShapeError, UnsupportedLayerError
+from . import _core, checks
+from .errors import (ArgumentError, DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError,
+                     ShapeError, UnsupportedLayerError)
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
@@ -160,14 +163,23 @@ def mlp(sizes, activation: str = "relu", head: str | None = None, seed: int = 0,
     numpy generator seeded with ``seed``; ``activation`` follows every hidden linear layer; ``head`` is
     ``None`` or ``"softmax"``.
     """
-    sizes = [int(s) for s in sizes]
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise ShapeError(f"mlp needs at least two positive sizes, got {sizes}")
-    if activation not in ACTIVATIONS:
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__iter__"):
+        raise ShapeError(f"mlp needs a list of at least two layer widths, got {sizes!r}")
+    sizes = [checks.positive_int(s, "every mlp size", ShapeError) for s in sizes]
+    if len(sizes) < 2:
+        raise ShapeError(f"mlp needs at least two sizes (inputs and outputs), got {sizes}")
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise UnsupportedLayerError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
     if head not in (None, "softmax"):
         raise UnsupportedLayerError(f"unknown head {head!r}; known: None, 'softmax'")
-    rng = np.random.default_rng(seed)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    if name is not None and not isinstance(name, str):
+        raise ArgumentError(f"name must be a string, got {name!r}")
+    params = sum(k * n + n for k, n in zip(sizes[:-1], sizes[1:]))
+    # Twice: the float64 draw and its float32 copy exist at once for the largest layer.
+    checks.require_allocatable(8 * params, f"an mlp of {params:,} parameters")
+    rng = np.random.default_rng(int(seed))
     layers: list[Layer] = []
     for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
         bound = 1.0 / np.sqrt(k)
@@ -211,6 +223,11 @@ def from_torch(module, name: str | None = None) -> Model:
     nn = torch.nn
     if not isinstance(module, nn.Module):
         raise UnsupportedLayerError(f"from_torch needs a torch.nn.Module, got {type(module).__name__}")
+    for pname, tensor in itertools.chain(module.named_parameters(), module.named_buffers()):
+        if tensor.is_floating_point() and tensor.dtype != torch.float32:
+            # The torch backend runs this very module on float32 inputs: a float16 or float64 module
+            # would fail there (or compute in another precision than every other backend).
+            raise DTypeError(f"{pname} is {tensor.dtype}; batchcore runs float32 models: pass module.float()")
     layers: list[Layer] = []
     input_width = None
 

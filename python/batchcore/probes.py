@@ -1,7 +1,8 @@
 """Peak probes: what this machine can do at most, to put a sweep's GFLOP/s in proportion.
 
 ``bc.probe()`` measures, on the CPU, the fma peak (a register-resident fma loop on every thread), the
-effective core clock (a chain of dependent integer adds, one cycle each) and the memory bandwidth
+effective core clock (a chain of dependent integer adds, one cycle each, when that is consistent
+with the fma width; else the clock is reported unknown, with the reason) and the memory bandwidth
 (STREAM's triad over arrays 4x the last-level cache) and the last-level cache's (the same over a
 quarter of it); on a GPU, the fma peak of a register-resident
 kernel and the bandwidth of a device-to-device copy. Results are cached per machine on disk (the
@@ -27,8 +28,8 @@ import platform
 import warnings
 from dataclasses import asdict, dataclass
 
-from . import _core, devices
-from .errors import ArgumentError, ShapeError
+from . import _core, checks, devices
+from .errors import ArgumentError, ResultFileError
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,12 @@ class Probe:
     bandwidth_gbs: float        # memory: triad over 4x the last-level cache (CPU, 12 bytes per element),
                                 # device copy (GPU, read + write)
     cache_bandwidth_gbs: float | None  # CPU: triad over arrays of a quarter of the last-level cache
-    clock_ghz: float | None     # CPU: effective clock while every probed thread is busy
+    clock_ghz: float | None     # CPU: effective clock while every probed thread is busy; None: unknown
     last_level_cache_bytes: int | None
     machine: str                # what the cache is keyed on: host, CPU or GPU model
     measured_at: str            # ISO 8601, UTC
     source: str = "measured"    # "measured", or the cache file it was read from
+    clock_note: str | None = None  # why clock_ghz is None, when it is
 
     @property
     def flops_per_cycle(self) -> float | None:
@@ -114,6 +116,26 @@ def _cpu_identity() -> str:
     return f"{platform.node()} | {cpu_model()} | {os.cpu_count()} cpus"
 
 
+# A core retires a power of two of fp32 flop per cycle: 2 (one scalar fma) ... 64 (two 512-bit fma pipes).
+FMA_WIDTHS = tuple(2**i for i in range(1, 8))
+
+
+def derive_clock(peak_gflops: float, threads: int, add_rate_ghz: float) -> tuple[float | None, str | None]:
+    """The clock (GHz) from a dependent-add chain's rate, when it is consistent with the fma peak: peak /
+    (threads x rate) must be within 15 % of a whole fma width (a power of two from 2 to 128 flop per
+    cycle). Else ``(None, reason)``: some cores run dependent adds faster than one a cycle (Intel's Golden
+    Cove family executes add-immediate chains at rename), and a number derived from them would be wrong."""
+    if not (add_rate_ghz > 0 and peak_gflops > 0 and threads >= 1):
+        return None, "the dependent-add chain or the fma peak did not run"
+    fpc = peak_gflops / (threads * add_rate_ghz)
+    nearest = min(FMA_WIDTHS, key=lambda w: abs(w - fpc))
+    if abs(fpc - nearest) / nearest <= 0.15:
+        return add_rate_ghz, None
+    return None, (f"unknown: a dependent-add chain ran at {add_rate_ghz:.2f} G adds/s per thread, which with the "
+                  f"fma peak gives {fpc:.1f} flop/cycle, no whole fma width; this core does not run one "
+                  "dependent add per cycle, so its clock cannot be derived from them")
+
+
 def _cache_path(key: dict) -> str:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     return os.path.join(cache_dir(), f"probe-{key['device'].replace(':', '')}-{digest}.json")
@@ -132,12 +154,12 @@ def _load(path: str) -> Probe | None:
 
 
 def _store(path: str, probe: Probe) -> None:
-    from .sweep import _atomic_write
+    from .resultfile import atomic_write
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _atomic_write(path, json.dumps(probe.to_dict(), indent=1))
-    except OSError as e:
+        atomic_write(path, json.dumps(probe.to_dict(), indent=1))
+    except (OSError, ResultFileError) as e:
         warnings.warn(f"batchcore: could not cache the probe in {path} ({e}); it will be measured again",
                       stacklevel=3)
 
@@ -149,12 +171,13 @@ def _now() -> str:
 def _probe_cpu(threads: int, simd: str, machine: str) -> Probe:
     llc = last_level_cache_bytes()
     memory = max(4 * (llc or 0), 64 << 20) // 12  # elements per array: 3 arrays, 4x the cache in all
+    peak = _core.probe_fma_peak(threads, simd, 0.4)
+    clock, note = derive_clock(peak, threads, _core.probe_clock_ghz(threads, 0.2))
     return Probe(
-        device="cpu", threads=threads, simd=simd,
-        peak_gflops=_core.probe_fma_peak(threads, simd, 0.4),
+        device="cpu", threads=threads, simd=simd, peak_gflops=peak,
         bandwidth_gbs=_core.probe_triad(threads, memory, 10, simd)["gbytes_per_s"],
         cache_bandwidth_gbs=_core.probe_triad(threads, llc // 48, 200, simd)["gbytes_per_s"] if llc else None,
-        clock_ghz=_core.probe_clock_ghz(threads, 0.2),
+        clock_ghz=clock, clock_note=note,
         last_level_cache_bytes=llc, machine=machine, measured_at=_now())
 
 
@@ -174,13 +197,21 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Pr
     from .info import gpus
 
     if dev.kind == "cuda":
+        from .info import cuda_module
+
+        cu = cuda_module()
         machine = f"{platform.node()} | {gpus()[dev.index]}"
-        key = {"device": str(dev), "machine": machine, "batchcore": _version()}
+        key = {"device": str(dev), "machine": machine, "batchcore": _version(), "build": cu.build_info()}
         measure = lambda: _probe_gpu(dev.index, machine)  # noqa: E731
     else:
+        from .info import cpu_identity
+
         simd = _core.simd_level()
         machine = _cpu_identity()
-        key = {"device": "cpu", "machine": machine, "threads": threads, "simd": simd, "batchcore": _version()}
+        # The same machine and build only: the CPU's kind (family, model, stepping, flags), the host, and
+        # the core's compiler and flags; a cache from another machine sharing this home is never read.
+        key = {"device": "cpu", "machine": machine, "cpu": cpu_identity(), "threads": threads, "simd": simd,
+               "batchcore": _version(), "build": _core.build_info()}
         measure = lambda: _probe_cpu(threads, simd, machine)  # noqa: E731
     path = _cache_path(key)
     if not refresh:
@@ -199,10 +230,8 @@ def probe(device="cpu", threads: int | None = None, refresh: bool = False) -> Pr
     refresh: measure again instead of reading the cache (the new result replaces the cached one).
     Cached in memory for the process and on disk per machine (:func:`cache_dir`).
     """
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ShapeError(f"threads must be a positive integer or None, got {threads!r}")
-    if not isinstance(refresh, bool):
-        raise ArgumentError(f"refresh must be True or False, got {refresh!r}")
+    threads = checks.threads(threads)
+    checks.flag(refresh, "refresh")
     dev = devices.parse(device)
     if dev.kind == "cuda":
         if threads is not None:

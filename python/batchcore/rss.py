@@ -2,18 +2,29 @@
 process, as the growth of its peak resident set over one pass.
 
 PyTorch on the CPU keeps no byte counter of its own (its allocator is the C library's), so batchcore
-reads the kernel's: the child builds the module and the input, resets its peak RSS to the current RSS
-(``/proc/self/clear_refs``), runs one forward pass of B rows, and reports ``VmHWM - VmRSS before``.
+reads the kernel's. The parent saves the model's layers to a temporary ``.npz`` file (on disk, in
+``tempfile.gettempdir()``: never in shared memory, and the user's tensors are never pickled or moved)
+and runs ``python -m batchcore._rss_child`` on it: batchcore's own module, so the user's ``__main__``
+is never imported again (a script without an ``if __name__ == "__main__":`` guard, ``python - < file``,
+``python -c`` and notebooks all work). The child builds an equivalent ``nn.Sequential`` (the same layer
+types and parameters, so the same allocations), resets its peak RSS to the current RSS
+(``/proc/self/clear_refs``), runs one forward pass of B zero rows and prints ``VmHWM - VmRSS before``.
+
 What is counted: every page the pass touched for the first time (activations, the output, the BLAS
-library's packing buffers, and on the first pass torch's thread pool stacks). What is not: memory
-already resident before the pass (weights, input, the interpreter), and pages the C library had kept
-from earlier frees (there are none: the process is fresh). Resolution: a page (4 KiB); Linux only.
+library's packing buffers, and on the first pass torch's thread pool stacks). What is not: memory already
+resident before the pass (weights, input, the interpreter), and pages the C library kept from earlier
+frees (there are none: the process is fresh). Resolution: a page (4 KiB); Linux only.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
 import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
 
 from .errors import ArgumentError, BatchcoreError
 
@@ -26,32 +37,34 @@ def supported() -> bool:
     return os.path.exists("/proc/self/clear_refs") and os.path.exists("/proc/self/status")
 
 
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise BatchcoreError(f"/proc/self/status has no {field}")
+def save_layers(model, path: str) -> None:
+    """The model's layers as an ``.npz``: ``spec`` (JSON: kind, width, scalar parameters per layer) and
+    each array parameter as ``<layer>.<name>``."""
+    arrays, spec = {}, []
+    for i, layer in enumerate(model.layers):
+        scalars = {}
+        for key, value in layer.params.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"{i}.{key}"] = value
+            else:
+                scalars[key] = value
+        spec.append({"kind": layer.kind, "scalars": scalars})
+    header = {"input_width": model.input_width, "layers": spec}
+    np.savez(path, spec=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
 
 
-def _child(model, batch_size: int, threads: int, conn) -> None:
-    try:
-        import numpy as np
-        import torch
+def load_layers(path: str):
+    """The :class:`~batchcore.models.Model` saved by :func:`save_layers`."""
+    from .models import Layer, Model
 
-        torch.set_num_threads(threads)
-        module = model.torch_module("cpu").eval()
-        x = torch.from_numpy(np.zeros((batch_size, model.input_width), np.float32))
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # the peak resident set restarts at the current one
-        before = _status_kib("VmRSS")
-        with torch.no_grad():
-            module(x)
-        conn.send(("ok", 1024 * (_status_kib("VmHWM") - before)))
-    except BaseException as e:  # the parent raises it; nothing may hang
-        conn.send(("error", f"{type(e).__name__}: {e}"))
-    finally:
-        conn.close()
+    with np.load(path) as f:
+        header = json.loads(f["spec"].tobytes())
+        layers = []
+        for i, entry in enumerate(header["layers"]):
+            params = dict(entry["scalars"])
+            params.update({k.split(".", 1)[1]: f[k] for k in f.files if k.startswith(f"{i}.")})
+            layers.append(Layer(entry["kind"], params))
+    return Model(layers, header["input_width"])
 
 
 def rss_growth_bytes(model, batch_size: int, threads: int, timeout_s: float = 120.0) -> int:
@@ -59,22 +72,20 @@ def rss_growth_bytes(model, batch_size: int, threads: int, timeout_s: float = 12
     peak resident set of a fresh process (see the module's docstring for what that includes)."""
     if not supported():
         raise ArgumentError("measuring torch's CPU memory needs Linux's /proc/self/clear_refs")
-    ctx = multiprocessing.get_context("spawn")  # never fork a process whose thread pools are running
-    parent, child = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(model, batch_size, threads, child), daemon=True)
-    proc.start()
-    child.close()
+    with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
+        path = os.path.join(tmp, "model.npz")
+        save_layers(model, path)
+        cmd = [sys.executable, "-m", "batchcore._rss_child", path, str(int(batch_size)), str(int(threads))]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise BatchcoreError(f"the memory-measuring child did not answer within {timeout_s} s") from None
+    lines = done.stdout.strip().splitlines()
     try:
-        if not parent.poll(timeout_s):
-            raise BatchcoreError(f"the memory-measuring child did not answer within {timeout_s} s")
-        status, value = parent.recv()
-    except EOFError:
-        raise BatchcoreError(f"the memory-measuring child died (exit code {proc.exitcode})") from None
-    finally:
-        if proc.is_alive():
-            proc.kill()
-        proc.join()
-        parent.close()
-    if status != "ok":
-        raise BatchcoreError(f"measuring torch's CPU memory at B={batch_size} failed in the child: {value}")
-    return value
+        answer = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        answer = {}
+    if done.returncode != 0 or "growth_bytes" not in answer:
+        why = answer.get("error") or (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise BatchcoreError(f"measuring torch's CPU memory at B={batch_size} failed in the child: {why}")
+    return int(answer["growth_bytes"])

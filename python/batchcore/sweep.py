@@ -13,16 +13,16 @@ import csv
 import hashlib
 import json
 import math
-import os
-import tempfile
+import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import decisions, devices, numerics
+from . import checks, decisions, devices, numerics, resultfile
 from .backends import Backend, Measured, NativeBackend, check_input, cupy as cupy_backend, native
 from .backends import numpy as numpy_backend, torch as torch_backend
-from .errors import ArgumentError, BatchcoreError, DeviceUnavailableError, ShapeError
+from .errors import ArgumentError, DeviceUnavailableError, ShapeError
 from .info import info
 from .models import Model
 from .probes import Probe, probe as probe_device
@@ -37,7 +37,7 @@ POINT_FIELDS = (
     "samples", "discarded", "samples_per_s", "gflops", "intensity", "peak_frac", "roofline_frac",
     "peak_bytes", "predicted_bytes", "memory_method", "clock",
     "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
-    "max_ulp_vs_exact", "max_rel_err_vs_exact", "fingerprint",
+    "max_ulp_vs_exact", "max_rel_err_vs_exact", "nonfinite_outputs", "fingerprint",
 )
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
 
@@ -79,23 +79,17 @@ class SweepResult:
         return format_table(rows)
 
     def to_json(self, path) -> None:
-        """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place)."""
-        _atomic_write(path, json.dumps({"env": self.env, "config": self.config, "points": self.points},
-                                       indent=1, allow_nan=False))
+        """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);
+        non-finite numbers are written as null. ResultFileError when the path cannot be written."""
+        doc = resultfile.json_safe({"env": self.env, "config": self.config, "points": self.points})
+        resultfile.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
 
     @classmethod
     def from_json(cls, path) -> "SweepResult":
-        """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``."""
-        with open(path) as f:
-            text = f.read()
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError:
-            d = None  # not one JSON document: a JSON-lines log
-        if isinstance(d, dict) and "points" in d:
-            return cls(d["points"], d.get("env", {}), d.get("config", {}))
-        header, points = _read_jsonl(path, repair=False)
-        return cls(points, header.get("env", {}), header.get("config", {}))
+        """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``;
+        ResultFileError names what is wrong with any other file."""
+        points, env, config = resultfile.load(path)
+        return cls(points, env, config)
 
     def to_csv(self, path) -> None:
         """One row per point, the POINT_FIELDS as columns; written atomically."""
@@ -106,77 +100,7 @@ class SweepResult:
         w.writeheader()
         for p in self.points:
             w.writerow({k: ("" if p.get(k) is None else p.get(k)) for k in POINT_FIELDS})
-        _atomic_write(path, buf.getvalue())
-
-
-def _atomic_write(path, text: str) -> None:
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".batchcore-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _read_jsonl(path, repair: bool):
-    """Header and points of a JSON-lines result file. A torn last line (an interrupted write) is
-    dropped, and with ``repair`` cut from the file so that appends continue cleanly."""
-    header, points, good_end = {}, [], 0
-    with open(path, "rb") as f:
-        data = f.read()
-    pos = 0
-    while pos < len(data):
-        nl = data.find(b"\n", pos)
-        if nl < 0:
-            break  # no newline: the last write was interrupted
-        try:
-            rec = json.loads(data[pos:nl])
-        except json.JSONDecodeError:
-            break
-        if rec.get("type") == "header":
-            header = rec
-        elif rec.get("type") == "point":
-            points.append({k: v for k, v in rec.items() if k != "type"})
-        pos = good_end = nl + 1
-    if good_end < len(data):
-        if good_end < data.rfind(b"\n") + 1:
-            raise BatchcoreError(f"{path}: line after byte {good_end} is not valid JSON (not a torn last line)")
-        if repair:
-            with open(path, "r+b") as f:
-                f.truncate(good_end)
-    return header, points
-
-
-class _PointLog:
-    """Append-only JSON-lines log of a sweep: one header line, then one line per point, each flushed and
-    synced as it is written."""
-
-    def __init__(self, path, config: dict, env: dict):
-        self.path = os.fspath(path)
-        self.done: list[dict] = []
-        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            header, self.done = _read_jsonl(self.path, repair=True)
-            if header.get("config") != config:
-                raise BatchcoreError(f"{self.path} holds a different sweep (model, data or labels differ); "
-                                     "pass another out= path or remove the file")
-        else:
-            self._append({"type": "header", "config": config, "env": env})
-
-    def _append(self, rec: dict) -> None:
-        line = json.dumps(rec, allow_nan=False) + "\n"
-        with open(self.path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def write(self, point: dict) -> None:
-        self._append({"type": "point", **point})
+        resultfile.atomic_write(path, buf.getvalue())
 
 
 def _digest(a) -> str | None:
@@ -184,13 +108,59 @@ def _digest(a) -> str | None:
 
 
 def _check_batch_sizes(batch_sizes) -> list[int]:
-    sizes = list(dict.fromkeys(batch_sizes))
+    if isinstance(batch_sizes, (str, bytes)) or not hasattr(batch_sizes, "__iter__"):
+        raise ShapeError(f"batch_sizes must be a list of positive integers, got {batch_sizes!r}")
+    sizes = [checks.positive_int(b, "every batch size", ShapeError) for b in batch_sizes]
     if not sizes:
         raise ShapeError("batch_sizes is empty")
-    for b in sizes:
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-            raise ShapeError(f"batch sizes must be positive integers, got {b!r}")
-    return [int(b) for b in sizes]
+    return list(dict.fromkeys(sizes))
+
+
+def _check_model(model) -> Model:
+    if isinstance(model, Model):
+        return model
+    if type(model).__module__.startswith("torch"):
+        raise ArgumentError(f"sweep() takes a batchcore Model, got a torch {type(model).__name__}; "
+                            "pass bc.from_torch(module)")
+    raise ArgumentError(f"sweep() takes a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
+
+
+def _check_backends(backends) -> list[Backend]:
+    if isinstance(backends, Backend):
+        raise ArgumentError("backends must be a list of backends, e.g. [bc.native()]")
+    if isinstance(backends, (str, bytes)) or not hasattr(backends, "__iter__"):
+        raise ArgumentError(f"backends must be a list of backends such as bc.native(), got {backends!r}")
+    found = list(backends)
+    if not found:
+        raise ShapeError("backends is empty")
+    for b in found:
+        if not isinstance(b, Backend):
+            raise ArgumentError(f"backends must hold batchcore backends (bc.native(), bc.torch(), ...), got {b!r}")
+    labels = [b.label for b in found]
+    if len(set(labels)) != len(labels):
+        raise ArgumentError(f"two backends share a label ({labels}); their points could not be told apart")
+    return found
+
+
+def _check_data(model: Model, data, rows, seed, sizes: list[int]) -> np.ndarray:
+    seed = _check_seed(seed)
+    if data is None:
+        rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
+        checks.require_allocatable(4 * rows * model.input_width, f"{rows} rows of data")
+        data = np.random.default_rng(seed).standard_normal((rows, model.input_width), dtype=np.float32)
+    elif rows is not None:
+        raise ArgumentError("pass data= or rows=, not both")
+    data = check_input(model, data)
+    if max(sizes) > len(data):
+        raise ShapeError(f"batch size {max(sizes)} exceeds the {len(data)} rows of data: its bits would come from "
+                         f"batches of {len(data)}; pass more rows (rows=, data=) or smaller batch sizes")
+    return data
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
 
 
 def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured,
@@ -201,7 +171,7 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
     gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
     traffic = model.min_traffic_bytes(B)
     intensity = model.flops_per_row * B / traffic
-    return {
+    return resultfile.json_safe({
         "backend": backend.label,
         "device": s["device"],
         "precision": s["precision"],
@@ -237,20 +207,21 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
         "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
         "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
         "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
+        "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
         "fingerprint": numerics.fingerprint(y),
         "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
                    "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns},
         "timer": t.timer,
         "settings": s,
-    }
+    })
 
 
-def _ceiling(backend: Backend) -> Probe:
+def _ceiling(backend: Backend, refresh: bool = False) -> Probe:
     """The probe a backend's points are held against: its GPU, or the CPU at its own thread count."""
     s = backend.settings()
     if s["device"] != "cpu":
-        return probe_device(s["device"])
-    return probe_device("cpu", threads=s.get("threads"))
+        return probe_device(s["device"], refresh=refresh)
+    return probe_device("cpu", threads=s.get("threads"), refresh=refresh)
 
 
 def default_backends(device="auto") -> list[Backend]:
@@ -273,7 +244,7 @@ def default_backends(device="auto") -> list[Backend]:
     return found
 
 
-def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int = 512,
+def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int | None = None,
           timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False,
           probe: bool = True) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
@@ -281,7 +252,8 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
     batch_sizes: batch sizes to measure (B=1 is always computed as the reference).
     backends: list of backends (default: :func:`default_backends` on ``device``).
-    data: (rows, inputs) float32 array; default ``rows`` standard-normal rows drawn with ``seed``.
+    data: (rows, inputs) float32 array with at least max(batch_sizes) rows; default ``rows``
+    standard-normal rows drawn with ``seed`` (default: max(512, the largest batch size)).
     labels: optional integer class per row, for accuracy.
     timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum);
     times are in milliseconds.
@@ -294,25 +266,24 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     out: path of a JSON-lines file: each point is appended as soon as it is measured; an existing file
     of the same sweep is resumed (its points are kept, not re-measured).
     """
+    model = _check_model(model)
     sizes = _check_batch_sizes(batch_sizes)
-    if backends is None:
-        backends = default_backends(device)
-    if not backends:
-        raise ShapeError("backends is empty")
+    backends = default_backends(device) if backends is None else _check_backends(backends)
     if timer is None:
         timer = Timer()
     if not isinstance(timer, Timer):
         raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
     timer.policy()  # checks the settings before anything runs
-    if data is None:
-        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-            raise ShapeError(f"rows must be a positive integer, got {rows!r}")
-        data = np.random.default_rng(seed).standard_normal((rows, model.input_width), dtype=np.float32)
-    data = check_input(model, data)
+    checks.flag(cold, "cold")
+    checks.flag(probe, "probe")
+    data = _check_data(model, data, rows, seed, sizes)
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
             raise ShapeError(f"labels must be integers of shape ({len(data)},), got {labels.dtype} {labels.shape}")
+    widest = max(sizes) * max([model.input_width] + [l.params["weight"].shape[0] for l in model.layers
+                                                    if l.kind == "linear"])
+    checks.require_allocatable(3 * 4 * widest, f"a batch of {max(sizes)} rows")
 
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
               "data_digest": _digest(data), "labels_digest": _digest(labels)}
@@ -324,7 +295,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
             env["probes"][b.label] = ceilings[b.label].to_dict()
         except DeviceUnavailableError as e:  # e.g. torch on a GPU in a build without batchcore's CUDA core
             env["probes"][b.label] = {"unavailable": str(e)}
-    log = _PointLog(out, config, env) if out is not None else None
+    log = resultfile.PointLog(out, config, env) if out is not None else None
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
 
@@ -340,9 +311,17 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
         y_b1 = backend.run_batched(model, data, 1)
         for B in todo:
             y = y_b1 if B == 1 else backend.run_batched(model, data, B)
-            x_timed = np.ascontiguousarray(data[np.arange(B) % len(data)])
-            measured = backend.measure(model, x_timed, timer, cold=cold)
+            measured = backend.measure(model, np.ascontiguousarray(data[:B]), timer, cold=cold)
             p = _point(backend, model, B, y, y_b1, y_exact, labels, measured, ceilings.get(backend.label))
+            if (p["peak_frac"] or 0) > 1 and ceilings[backend.label].source != "measured":
+                # Over the peak: the cached probe is stale (another moment, a throttled run). Measure it
+                # again once, and hold this backend's points against the fresh one.
+                ceilings[backend.label] = _ceiling(backend, refresh=True)
+                env["probes"][backend.label] = ceilings[backend.label].to_dict()
+                p = _point(backend, model, B, y, y_b1, y_exact, labels, measured, ceilings[backend.label])
+            if (p["peak_frac"] or 0) > 1:
+                warnings.warn(f"{backend.label} at B={B} ran at {100 * p['peak_frac']:.0f} % of a freshly measured "
+                              "peak: the machine's speed changed during the sweep", stacklevel=2)
             points.append(p)
             if log:
                 log.write(p)

@@ -1,0 +1,62 @@
+"""Argument checks shared by the public functions: one spelling of each rule and of its error.
+
+Every check accepts what a user would reasonably pass (Python ints and numpy integers, floats where a
+number is meant) and raises a batchcore exception that names the argument and what it got; nothing is
+converted silently (``2.7``, ``"3"`` and ``True`` are not batch sizes).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from .errors import ArgumentError, OutOfMemoryError
+
+MAX_THREADS = 1024  # the core's kMaxThreads
+
+
+def positive_int(value, name: str, error=ArgumentError, maximum: int | None = None) -> int:
+    """``value`` as an int when it is an integer (not a bool) in 1..``maximum``; else ``error``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{name} must be a positive integer, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise error(f"{name} must be at most {maximum}, got {value!r}")
+    return int(value)
+
+
+def threads(value, name: str = "threads") -> int | None:
+    """A thread count (1..1024) or None (all cores)."""
+    return None if value is None else positive_int(value, name, maximum=MAX_THREADS)
+
+
+def flag(value, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ArgumentError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def positive_number(value, name: str) -> float:
+    """A finite number > 0 (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ArgumentError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the kernel says can be allocated without swapping (``MemAvailable``), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def require_allocatable(nbytes: int, what: str) -> None:
+    """OutOfMemoryError naming ``what`` before an allocation of ``nbytes`` that cannot succeed (more than
+    the memory available), instead of numpy's MemoryError or the kernel's OOM killer mid-way."""
+    avail = available_memory_bytes()
+    if avail is not None and nbytes > avail:
+        raise OutOfMemoryError(f"{what} needs {nbytes / 2**30:.3g} GiB; {avail / 2**30:.3g} GiB of memory is available")

@@ -1,0 +1,184 @@
+"""Result files: written atomically or appended line by line, read back with every damage named.
+
+Two formats: one JSON document ``{"env", "config", "points"}`` (``SweepResult.to_json``) and a JSON-lines
+log (``sweep(out=...)``): a header line ``{"type": "header", "config", "env"}``, then one line
+``{"type": "point", ...}`` per measured point, each flushed and synced as it is written. A torn last
+line (a write cut by a kill or a full disk) is dropped, and cut from the file before a resumed sweep
+appends; a log torn inside its header holds no point and starts again. Anything else that is not
+batchcore's format raises :class:`ResultFileError` naming the path and the problem. Values are made
+JSON-safe before they are written (a non-finite number becomes null), so no point is ever refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+
+from .errors import ResultFileError
+
+REQUIRED_POINT_FIELDS = {"backend": str, "batch_size": int}
+
+
+def json_safe(value):
+    """``value`` with every non-finite float (NaN, +-inf) replaced by None, recursively (JSON has none)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, synced, then renamed into
+    place: readers see the old file or the new one, never half of one. The file gets the mode a plain
+    ``open(path, "w")`` would (0666 less the umask)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ResultFileError(f"{path} is a directory; pass a file path")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batchcore-", suffix=".tmp")
+    except OSError as e:
+        raise ResultFileError(f"cannot write {path}: {e.strerror or e} (folder {folder})") from None
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ResultFileError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+
+def _read_bytes(path) -> bytes:
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except IsADirectoryError:
+        raise ResultFileError(f"{path} is a directory, not a result file") from None
+    except OSError as e:
+        raise ResultFileError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _check_point(path, where: str, rec) -> dict:
+    if not isinstance(rec, dict):
+        raise ResultFileError(f"{path}: {where} is not a point (a JSON object), got {type(rec).__name__}")
+    for name, kind in REQUIRED_POINT_FIELDS.items():
+        if not isinstance(rec.get(name), kind) or isinstance(rec.get(name), bool):
+            raise ResultFileError(f"{path}: {where} has no valid {name!r} field")
+    return rec
+
+
+def read_jsonl(path, repair: bool = False, data: bytes | None = None):
+    """Header and points of a JSON-lines result file. A torn last line is dropped, and with ``repair``
+    cut from the file so that appends continue cleanly. Returns ``(header or None, points)``: None when
+    not even the header line is complete (the file holds no point)."""
+    data = _read_bytes(path) if data is None else data
+    header, points, good_end, pos, line_no = None, [], 0, 0, 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        if nl < 0:
+            break  # no newline: the last write was interrupted
+        line_no += 1
+        try:
+            rec = json.loads(data[pos:nl].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            if data.rfind(b"\n") > nl:
+                raise ResultFileError(f"{path}: line {line_no} is not valid JSON (and not a torn last line)") from None
+            break  # the last line with a newline is torn (a write reordered by the file system)
+        if not isinstance(rec, dict) or rec.get("type") not in ("header", "point"):
+            raise ResultFileError(f"{path}: line {line_no} is not a batchcore header or point record")
+        if rec["type"] == "header":
+            if line_no != 1:
+                raise ResultFileError(f"{path}: line {line_no} is a second header (two sweeps in one file)")
+            header = rec
+        else:
+            if header is None:
+                raise ResultFileError(f"{path}: line {line_no} is a point before any header")
+            points.append(_check_point(path, f"line {line_no}", {k: v for k, v in rec.items() if k != "type"}))
+        pos = good_end = nl + 1
+    if repair and good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    return header, points
+
+
+def load(path):
+    """``(points, env, config)`` of a file written by ``to_json`` or ``sweep(out=...)``."""
+    data = _read_bytes(path)
+    if not data.strip():
+        raise ResultFileError(f"{os.fspath(path)} is empty: not a batchcore result file")
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ResultFileError(f"{os.fspath(path)} is not text (not UTF-8): not a batchcore result file") from None
+    except json.JSONDecodeError:
+        doc = None  # not one JSON document: a JSON-lines log
+    if isinstance(doc, dict) and doc.get("type") != "header":
+        points = doc.get("points")
+        if not isinstance(points, list):
+            raise ResultFileError(f"{os.fspath(path)} is JSON but not a batchcore result (no list of points)")
+        checked = [_check_point(path, f"point {i}", p) for i, p in enumerate(points)]
+        return checked, _mapping(path, doc, "env"), _mapping(path, doc, "config")
+    if doc is not None and not isinstance(doc, dict):
+        raise ResultFileError(f"{os.fspath(path)} is JSON but not a batchcore result (a {type(doc).__name__})")
+    header, points = read_jsonl(path, data=data)
+    if header is None:
+        raise ResultFileError(f"{os.fspath(path)} has no complete header line: not a batchcore result file")
+    return points, _mapping(path, header, "env"), _mapping(path, header, "config")
+
+
+def _mapping(path, doc: dict, key: str) -> dict:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ResultFileError(f"{os.fspath(path)}: {key!r} is not a JSON object")
+    return value
+
+
+class PointLog:
+    """Append-only JSON-lines log of one sweep: a header line, then one line per point, each flushed and
+    synced as it is written. An existing log of the same sweep (same ``config``) is resumed: its points
+    are in ``done``. The file is opened when the log is made, so a bad path fails before any measuring."""
+
+    def __init__(self, path, config: dict, env: dict):
+        self.path = os.fspath(path)
+        self.done: list[dict] = []
+        if os.path.isdir(self.path):
+            raise ResultFileError(f"out={self.path!r} is a directory; pass a file path")
+        header = None
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            header, self.done = read_jsonl(self.path, repair=True)
+            if header is not None and header.get("config") != config:
+                raise ResultFileError(f"{self.path} holds a different sweep (model, data or labels differ); "
+                                      "pass another out= path or remove the file")
+        if header is None:  # new, empty, or torn inside its header line (no point was ever written)
+            self._append({"type": "header", "config": config, "env": env}, mode="w")
+
+    def _append(self, rec: dict, mode: str = "a") -> None:
+        line = json.dumps(json_safe(rec), allow_nan=False) + "\n"
+        try:
+            with open(self.path, mode) as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise ResultFileError(f"cannot write {self.path}: {e.strerror or e}") from None
+
+    def write(self, point: dict) -> None:
+        self._append({"type": "point", **point})
