@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.decisions import best_batch, compare_points, knee, quantile_ci
+from batchcore.decisions import best_batch, compare_points, knee
+from batchcore.timing import quantile_ci
 
 
 def pt(B, ms, rel=0.01, backend="b", **extra):
@@ -95,17 +96,40 @@ def test_knee_is_unsure_when_a_step_is_inside_the_noise():
     assert k.batch_size == 16 and not k.sure and k.between == (8, 16)
 
 
-@pytest.mark.parametrize("old, new, verdict", [
-    ((10.0, 9.9, 10.1), (9.0, 8.9, 9.1), "FASTER"),
-    ((10.0, 9.9, 10.1), (11.0, 10.9, 11.1), "SLOWER"),
-    ((10.0, 9.95, 10.05), (10.05, 10.0, 10.1), "SAME"),
-    ((10.0, 9.0, 11.0), (10.2, 9.5, 11.5), "UNSURE"),
-    ((10.0, None, None), (5.0, 4.9, 5.1), "UNSURE"),
+@pytest.mark.parametrize("old, new, min_change, verdict", [
+    # ratio interval [new low / old high, new high / old low], against [1 / (1 + t), 1 + t]
+    ((10.0, 9.9, 10.1), (9.0, 8.9, 9.1), 0.05, "FASTER"),     # [0.881, 0.919] below 0.952
+    ((10.0, 9.9, 10.1), (11.0, 10.9, 11.1), 0.05, "SLOWER"),   # [1.079, 1.121] above 1.05
+    ((10.0, 9.95, 10.05), (10.05, 10.0, 10.1), 0.05, "SAME"),  # [0.995, 1.015] inside
+    ((10.0, 9.0, 11.0), (10.2, 9.5, 11.5), 0.05, "UNSURE"),    # [0.864, 1.278] straddles both bounds
+    ((10.0, None, None), (5.0, 4.9, 5.1), 0.05, "UNSURE"),     # no interval
+    ((10.0, 9.9, 10.1), (10.4, 10.3, 10.5), 0.05, "UNSURE"),   # [1.020, 1.061] straddles 1.05
+    ((10.0, 9.9, 10.1), (10.4, 10.3, 10.5), 0.0, "SLOWER"),    # ... and is above 1
+    ((10.0, 9.9, 10.1), (11.0, 10.9, 11.1), 0.15, "SAME"),     # a 10 % change under a 15 % threshold
 ])
-def test_compare_points(old, new, verdict):
+def test_compare_points(old, new, min_change, verdict):
     a = {"time_ms": old[0], "time_ms_ci_low": old[1], "time_ms_ci_high": old[2]}
     b = {"time_ms": new[0], "time_ms_ci_low": new[1], "time_ms_ci_high": new[2]}
-    assert compare_points(a, b) == verdict
+    assert compare_points(a, b, min_change) == verdict
+
+
+def test_a_noisy_point_raises_the_threshold_to_its_spread():
+    # IQR / median of 30 % on the old point: a 10 % move ([1.079, 1.121]) is within what it spreads by.
+    a = {"time_ms": 10.0, "time_ms_ci_low": 9.9, "time_ms_ci_high": 10.1, "time_ms_q1": 8.5, "time_ms_q3": 11.5}
+    b = {"time_ms": 11.0, "time_ms_ci_low": 10.9, "time_ms_ci_high": 11.1}
+    assert compare_points(a, b, 0.05) == "SAME"
+
+
+def test_knee_says_when_none_lies_inside_the_range():
+    # Throughput gains 90 %, 80 %, 60 % per step, each beyond its +-0.2 % interval: surely no knee yet.
+    times = {1: 1 / 1000, 2: 2 / 1900, 4: 4 / 3420, 8: 8 / 5472}
+    k = knee([pt(B, t * 1e3, rel=0.002) for B, t in times.items()])
+    assert k.batch_size is None and k.sure and k.between == (None, None) and "above 8" in k.reason
+    # The last step gains 3 % by the medians, within [0.990, 1.072] given +-2 % intervals: a knee at 4
+    # by the estimate, but perhaps none inside the range.
+    times[8] = 8 / (3420 * 1.03)
+    k = knee([pt(B, t * 1e3, rel=0.02) for B, t in times.items()])
+    assert k.batch_size == 4 and not k.sure and k.between == (4, None)
 
 
 def test_compare_two_result_files(tmp_path):
@@ -125,4 +149,4 @@ def test_sweep_result_decisions_on_a_real_sweep():
                    timer=bc.Timer(min_samples=20, min_time_s=0.05, timeout_s=2))
     r = res.best_batch(latency_ms=1e6, metric="p99")
     assert r.batch_size in (1, 4, 16, 64) and r.metric == "p99"
-    assert res.knee().batch_size in (1, 4, 16, 64)
+    assert res.knee().batch_size in (1, 4, 16, None)

@@ -77,7 +77,7 @@ def check_input(model: Model, x) -> np.ndarray:
 
 
 def _check_batch_size(batch_size) -> int:
-    return checks.positive_int(batch_size, "batch size", ShapeError)
+    return checks.positive_int(batch_size, "batch size", ShapeError, maximum=2**62)
 
 
 def _check_timer(timer) -> Timer:
@@ -111,10 +111,12 @@ class Backend:
         b = _check_batch_size(batch_size)
         return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
 
-    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False) -> Measured:
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+                memory: bool = True) -> Measured:
         """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
         pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
-        hold twice the last-level cache; GPU: the L2 is flushed before every pass)."""
+        hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
+        skips a memory measurement that costs time of its own (torch on the CPU: a fresh process)."""
         x = check_input(model, x)
         timer = _check_timer(timer)
         checks.flag(cold, "cold")
@@ -191,9 +193,10 @@ class NativeBackend(Backend):
         if self.on_gpu:  # one device call per batch, each a whole forward pass
             return super().run_batched(model, data, batch_size)
         data = check_input(model, data)
-        return model.native_model().run_batched(data, _check_batch_size(batch_size), **self._kw())
+        b = min(_check_batch_size(batch_size), len(data))  # one batch of everything past len(data)
+        return model.native_model().run_batched(data, b, **self._kw())
 
-    def measure(self, model, x, timer=None, cold=False):
+    def measure(self, model, x, timer=None, cold=False, memory=True):
         x = check_input(model, x)
         timer = _check_timer(timer)
         checks.flag(cold, "cold")
@@ -300,10 +303,12 @@ class TorchBackend(Backend):
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)
 
-    def measure(self, model, x, timer=None, cold=False):
+    def measure(self, model, x, timer=None, cold=False, memory=True):
         if not self.on_gpu:
             timed = super().measure(model, x, timer, cold)
-            if not self.measure_memory:
+            if not memory:
+                timed.memory = None
+            elif not self.measure_memory:
                 timed.memory = "not measured (measure_memory=False)"
             elif not rss.supported():
                 timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
@@ -468,7 +473,7 @@ class CupyBackend(NumpyBackend):
     def _forward(self, model, x):
         return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
 
-    def measure(self, model, x, timer=None, cold=False):
+    def measure(self, model, x, timer=None, cold=False, memory=True):
         cp, x = self._cp, check_input(model, x)
         timer = _check_timer(timer)
         params, xd = self._device_params(model), cp.asarray(x)

@@ -7,15 +7,22 @@ import json
 import sys
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def main(argv=None) -> int:
     import batchcore as bc
 
     ap = argparse.ArgumentParser(prog="batchcore", description="What does the batch size change? Measure it.")
-    ap.add_argument("--sizes", default="784,128,10", help="MLP layer sizes (default 784,128,10)")
+    ap.add_argument("--sizes", default=[784, 128, 10], type=_int_list, help="MLP layer sizes (default 784,128,10)")
     ap.add_argument("--activation", default="relu")
-    ap.add_argument("--batch-sizes", default="1,2,3,8,64,256,1024")
+    ap.add_argument("--batch-sizes", default=[1, 2, 3, 8, 64, 256, 1024], type=_int_list)
     ap.add_argument("--orders", default="seq,splitk:4", help="native orders to include")
-    ap.add_argument("--rows", type=int, default=512)
+    ap.add_argument("--rows", type=int, default=None, help="rows of data (default: max(512, the largest batch size))")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
     ap.add_argument("--target", type=float, default=0.01, help="relative CI half-width of each median (default 0.01)")
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
@@ -32,7 +39,7 @@ def main(argv=None) -> int:
         print(json.dumps(bc.info(), indent=1))
         return 0
     try:
-        model = bc.mlp([int(s) for s in args.sizes.split(",")], activation=args.activation, head="softmax", seed=0)
+        model = bc.mlp(args.sizes, activation=args.activation, head="softmax", seed=0)
         device = str(bc.devices.parse(args.device))
         backends = []
         try:
@@ -45,7 +52,7 @@ def main(argv=None) -> int:
         threads = dict(threads=args.threads) if device == "cpu" else {}
         backends += [bc.native(order=o, device=device, **threads) for o in args.orders.split(",") if o]
         timer = bc.Timer(target=args.target, timeout_s=args.timeout, min_time_s=args.min_time)
-        res = bc.sweep(model, batch_sizes=[int(b) for b in args.batch_sizes.split(",")], backends=backends,
+        res = bc.sweep(model, batch_sizes=args.batch_sizes, backends=backends,
                        rows=args.rows, timer=timer, out=args.out, cold=args.cold)
     except bc.BatchcoreError as e:
         print(f"batchcore: {type(e).__name__}: {e}", file=sys.stderr)

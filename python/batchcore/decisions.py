@@ -10,30 +10,16 @@ distribution), as the timer's median interval is.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
-
+from . import resultfile
 from .errors import ArgumentError
+from .timing import quantile_ci
 
 METRICS = {"median": "time_ms", "mean": "time_ms_mean", "p90": "time_ms_p90", "p99": "time_ms_p99"}
 QUANTILES = {"p90": 0.90, "p99": 0.99}
-
-
-def quantile_ci(samples, q: float, confidence: float = 0.95) -> tuple[float, float]:
-    """Order-statistic interval for the q-quantile of the distribution the samples came from: the sorted
-    samples' j-th and k-th with j, k from Binomial(n, q) quantiles; (-inf or inf where n is too small)."""
-    from scipy.stats import binom
-
-    x = np.sort(np.asarray(samples, dtype=np.float64))
-    n, alpha = len(x), 1 - confidence
-    if n == 0:
-        return -math.inf, math.inf
-    j = int(binom.ppf(alpha / 2, n, q))      # P(X <= j-1) < alpha/2: x[j-1] (1-based j) is a lower bound
-    k = int(binom.ppf(1 - alpha / 2, n, q)) + 1
-    low = x[j - 1] if j >= 1 else -math.inf
-    high = x[k - 1] if k <= n else math.inf
-    return float(low), float(high)
 
 
 def _interval(p: dict, metric: str, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -116,19 +102,22 @@ def best_batch(points: list[dict], latency_ms: float, metric: str = "p99", backe
 @dataclass
 class Knee:
     """``batch_size``: the first B from which going to the next measured size gains less than ``gain``
-    throughput (the largest B if every step gains); ``sure``: every step before it gains ``gain`` beyond
-    its interval and this step falls short beyond it; ``between``: the B range in which the knee lies
-    given the intervals; ``steps``: (B, next B, ratio, ratio low, ratio high)."""
+    throughput, or None when every step still gains (no knee inside the swept range: measure larger
+    batches); ``sure``: the intervals leave no doubt (every earlier step gains ``gain`` beyond its
+    interval and this one falls short beyond it; or, with no knee, every step gains beyond its interval);
+    ``between``: the B range the knee lies in given the intervals, None on the right meaning "past the
+    largest B swept"; ``steps``: (B, next B, ratio, ratio low, ratio high); ``reason``: in words."""
 
-    batch_size: int
+    batch_size: int | None
     sure: bool
     between: tuple
     gain: float
     steps: list = field(default_factory=list)
+    reason: str = ""
 
 
 def knee(points: list[dict], gain: float = 0.05, backend: str | None = None) -> Knee:
-    if not (isinstance(gain, (int, float)) and gain > 0):
+    if isinstance(gain, bool) or not (isinstance(gain, (int, float)) and 0 < gain and math.isfinite(gain)):
         raise ArgumentError(f"gain must be a positive fraction, got {gain!r}")
     pts = _one_backend(points, backend)
     steps = []
@@ -142,24 +131,48 @@ def knee(points: list[dict], gain: float = 0.05, backend: str | None = None) -> 
     earliest = next((i for i, s in enumerate(steps) if s[3] < threshold), len(steps))  # may fall short
     latest = next((i for i, s in enumerate(steps) if s[4] < threshold), len(steps))    # surely falls short
     sizes = [p["batch_size"] for p in pts]
-    return Knee(sizes[point_idx], earliest == latest, (sizes[earliest], sizes[latest]), gain, steps)
+    at = lambda i: sizes[i] if i < len(steps) else None  # noqa: E731  (None: past the largest B)
+    if not steps:
+        return Knee(None, False, (None, None), gain, steps, "one batch size: no step to judge")
+    if point_idx == len(steps):
+        reason = (f"no knee inside the swept range: every step gains {gain:.0%} or more; measure batch sizes "
+                  f"above {sizes[-1]}")
+    else:
+        reason = f"from B={sizes[point_idx]} the next size gains {steps[point_idx][2] - 1:.1%}, under {gain:.0%}"
+    return Knee(at(point_idx), earliest == latest, (at(earliest), at(latest)), gain, steps, reason)
 
 
 VERDICTS = ("SAME", "FASTER", "SLOWER", "UNSURE")
+DEFAULT_MIN_CHANGE = 0.05
 
 
-def compare_points(old: dict, new: dict, same_within: float = 0.02) -> str:
-    """FASTER / SLOWER when the two medians' intervals are disjoint; SAME when they overlap and their
-    union lies within ``same_within`` of the old median; UNSURE otherwise (too wide to tell)."""
+def change_threshold(old: dict, new: dict, min_change: float = DEFAULT_MIN_CHANGE) -> float:
+    """The relative change a rerun of the same code may show: at least ``min_change`` (machines drift
+    between runs minutes apart by more than one run's interval shows), and at least either point's
+    spread (IQR / median), as nvbench's compare takes each run's noise."""
+    spreads = [min_change]
+    for p in (old, new):
+        q1, q3, med = p.get("time_ms_q1"), p.get("time_ms_q3"), p.get("time_ms")
+        if q1 is not None and q3 is not None and med:
+            spreads.append((q3 - q1) / med)
+    return max(spreads)
+
+
+def compare_points(old: dict, new: dict, min_change: float = DEFAULT_MIN_CHANGE) -> str:
+    """The verdict on new / old from the medians' intervals: the ratio lies in [new low / old high,
+    new high / old low]. With t = :func:`change_threshold`: SLOWER when the whole interval is above
+    1 + t, FASTER when it is below 1 / (1 + t), SAME when it lies within [1 / (1 + t), 1 + t] (whatever
+    changed, a rerun moves as much), UNSURE when it straddles a bound or an interval is missing."""
     ol, oh, nl, nh = old.get("time_ms_ci_low"), old.get("time_ms_ci_high"), new.get("time_ms_ci_low"), new.get("time_ms_ci_high")
-    if None in (ol, oh, nl, nh):
+    if None in (ol, oh, nl, nh) or ol <= 0:
         return "UNSURE"
-    if nh < ol:
-        return "FASTER"
-    if nl > oh:
+    low, high = nl / oh, nh / ol
+    up = 1 + change_threshold(old, new, min_change)
+    if low > up:
         return "SLOWER"
-    ref = old["time_ms"]
-    return "SAME" if max(oh, nh) <= ref * (1 + same_within) and min(ol, nl) >= ref * (1 - same_within) else "UNSURE"
+    if high < 1 / up:
+        return "FASTER"
+    return "SAME" if low >= 1 / up and high <= up else "UNSURE"
 
 
 @dataclass
@@ -180,19 +193,26 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(old, new, same_within: float = 0.02) -> Comparison:
-    """Compare two sweeps (SweepResult objects or paths of files written by ``to_json`` / ``out=``)."""
-    from .sweep import SweepResult
+def compare(old, new, min_change: float = DEFAULT_MIN_CHANGE) -> Comparison:
+    """Compare two sweeps (SweepResult objects, or paths of files written by ``to_json`` / ``out=``),
+    point by point: see :func:`compare_points`. ``min_change``: the smallest relative change called
+    FASTER or SLOWER (default 10 %: what reruns of the same code on one machine were seen to move)."""
+    if isinstance(min_change, bool) or not (isinstance(min_change, (int, float)) and 0 <= min_change < 10):
+        raise ArgumentError(f"min_change must be a fraction in [0, 10), got {min_change!r}")
 
     def load(r):
-        return r if isinstance(r, SweepResult) else SweepResult.from_json(r)
+        if hasattr(r, "points"):
+            return r.points
+        if not isinstance(r, (str, os.PathLike)):
+            raise ArgumentError(f"compare() takes SweepResults or result file paths, got {r!r}")
+        return resultfile.load(r)[0]
 
-    a = {(p["backend"], p["batch_size"]): p for p in load(old).points if p.get("time_ms")}
+    a = {(p["backend"], p["batch_size"]): p for p in load(old) if p.get("time_ms")}
     rows = []
-    for p in load(new).points:
+    for p in load(new):
         key = (p["backend"], p["batch_size"])
         if key in a and p.get("time_ms"):
             q = a[key]
             rows.append({"backend": key[0], "batch_size": key[1], "old_ms": q["time_ms"], "new_ms": p["time_ms"],
-                         "ratio": p["time_ms"] / q["time_ms"], "verdict": compare_points(q, p, same_within)})
+                         "ratio": p["time_ms"] / q["time_ms"], "verdict": compare_points(q, p, min_change)})
     return Comparison(rows)

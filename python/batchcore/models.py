@@ -42,10 +42,16 @@ class Model:
     """A feed-forward model. Build it with :func:`mlp` or :func:`from_torch`."""
 
     def __init__(self, layers: list[Layer], input_width: int, torch_module=None, name: str = "model"):
+        if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+            raise ShapeError(f"layers must be a list of batchcore Layers, got {layers!r}")
+        layers = list(layers)
         if not layers:
             raise ShapeError("a model needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer) or not isinstance(layer.params, dict):
+                raise UnsupportedLayerError(f"layer {i} is not a batchcore Layer, got {layer!r}")
         self.layers = layers
-        self.input_width = int(input_width)
+        self.input_width = checks.positive_int(input_width, "input_width", ShapeError)
         self.name = name
         self._torch_module = torch_module
         self._native = None
@@ -55,18 +61,14 @@ class Model:
             if layer.kind not in LAYER_KINDS:
                 raise UnsupportedLayerError(f"layer {i}: unknown kind {layer.kind!r}; known: {', '.join(LAYER_KINDS)}")
             if layer.kind == "linear":
+                _check_linear_params(i, layer.params)
                 n, k = layer.params["weight"].shape
                 if k != width:
                     raise ShapeError(f"layer {i} (linear {k}->{n}) follows a layer of width {width}")
                 width = n
+            else:
+                _check_row_params(i, layer.kind, layer.params, width)
         self.output_width = width
-
-    def __getstate__(self):
-        # Layers and the torch module travel (e.g. to a measuring child process); the core's and the
-        # devices' copies are rebuilt where they are needed.
-        state = dict(self.__dict__)
-        state["_native"], state["_device_copies"] = None, {}
-        return state
 
     # -- facts ----------------------------------------------------------------------------------------
     @property
@@ -146,6 +148,29 @@ class Model:
 
             self._device_copies[key] = copy.deepcopy(self._torch_module).to(device).eval()
         return self._device_copies[key]
+
+
+def _check_linear_params(i: int, params: dict) -> None:
+    w, b = params.get("weight"), params.get("bias")
+    if not isinstance(w, np.ndarray) or w.dtype != np.float32 or w.ndim != 2 or 0 in w.shape:
+        raise ShapeError(f"layer {i} (linear): weight must be a non-empty 2-D float32 array (N, K), got "
+                         f"{type(w).__name__}{'' if not isinstance(w, np.ndarray) else f' {w.dtype} {w.shape}'}")
+    if b is not None and (not isinstance(b, np.ndarray) or b.dtype != np.float32 or b.shape != (w.shape[0],)):
+        raise ShapeError(f"layer {i} (linear): bias must be None or a float32 array of shape ({w.shape[0]},)")
+
+
+_ROW_PARAMS = {"layer_norm": ("weight", "bias"), "batch_norm": ("scale", "shift")}
+
+
+def _check_row_params(i: int, kind: str, params: dict, width: int) -> None:
+    for key in _ROW_PARAMS.get(kind, ()):
+        v = params.get(key)
+        if not isinstance(v, np.ndarray) or v.dtype != np.float32 or v.shape != (width,):
+            raise ShapeError(f"layer {i} ({kind}): {key} must be a float32 array of shape ({width},)")
+    if kind == "layer_norm":
+        eps = params.get("eps")
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (eps >= 0 and np.isfinite(eps)):
+            raise ShapeError(f"layer {i} (layer_norm): eps must be a finite number >= 0, got {eps!r}")
 
 
 def _import_torch():

@@ -5,6 +5,8 @@ The normative definitions are in DESIGN.md ("Accumulation orders"); the C++ core
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from . import _core
@@ -41,6 +43,9 @@ def dot(a, b, c: float = 0.0, order: str = "seq", precision: str = "fp32") -> np
     for name, v in (("a", a), ("b", b)):
         if not isinstance(v, np.ndarray):
             raise DTypeError(f"{name} must be a numpy float32 array, got {type(v).__name__}")
+    if isinstance(c, bool) or not isinstance(c, numbers.Real):
+        raise DTypeError(f"c must be a number, got {c!r}")
+    order, precision = parse(order), check_precision(precision)
     c32 = np.float32(c)
     if float(c32) != float(c) and np.isfinite(c):
         raise DTypeError(f"c={c!r} is not representable as float32; pass np.float32(c)")
@@ -49,4 +54,6 @@ def dot(a, b, c: float = 0.0, order: str = "seq", precision: str = "fp32") -> np
 
 def round_to(x: np.ndarray, precision: str) -> np.ndarray:
     """Round each element of a 1-D float32 array to ``precision`` (to nearest, ties to even), as float32."""
-    return _core.round_to(x, precision)
+    if not isinstance(x, np.ndarray):
+        raise DTypeError(f"x must be a numpy float32 array, got {type(x).__name__}")
+    return _core.round_to(x, check_precision(precision))

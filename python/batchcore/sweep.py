@@ -27,7 +27,7 @@ from .info import info
 from .models import Model
 from .probes import Probe, probe as probe_device
 from .report import Classes, format_table
-from .timing import Timer
+from .timing import Measurement, Timer
 
 # The fields every point carries (names fixed; later versions add more).
 POINT_FIELDS = (
@@ -210,7 +210,8 @@ def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, mea
         "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
         "fingerprint": numerics.fingerprint(y),
         "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
-                   "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns},
+                   "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns,
+                   "rounds": max(1, len(t.round_medians_ms)), "round_medians_ms": t.round_medians_ms},
         "timer": t.timer,
         "settings": s,
     })
@@ -246,7 +247,7 @@ def default_backends(device="auto") -> list[Backend]:
 
 def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int | None = None,
           timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False,
-          probe: bool = True) -> SweepResult:
+          probe: bool = True, rounds: int = 6) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
@@ -263,8 +264,12 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     cached per machine): ``peak_frac`` (of the fma peak) and ``roofline_frac`` (of min(peak, bandwidth x
     intensity), intensity in flop per byte of :meth:`Model.min_traffic_bytes`). The probes used are in
     ``env["probes"]``.
-    out: path of a JSON-lines file: each point is appended as soon as it is measured; an existing file
-    of the same sweep is resumed (its points are kept, not re-measured).
+    rounds: every point is timed in this many interleaved rounds (all points, then all points again),
+    each under ``timer.per_round(rounds)``: the same total time, and a median interval that also spans
+    the rounds' medians (see :meth:`Measurement.pooled`), so that a slow spell of the machine shows as
+    width, not as a false difference. ``rounds=1``: each point timed once, start to end.
+    out: path of a JSON-lines file: each point is appended as soon as its last round is measured; an
+    existing file of the same sweep is resumed (its points are kept, not re-measured).
     """
     model = _check_model(model)
     sizes = _check_batch_sizes(batch_sizes)
@@ -276,6 +281,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
     checks.flag(probe, "probe")
+    rounds = checks.positive_int(rounds, "rounds", maximum=1000)
     data = _check_data(model, data, rows, seed, sizes)
     if labels is not None:
         labels = np.asarray(labels)
@@ -299,7 +305,11 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
 
+    # The bits first (every backend, every batch size), then the timing in interleaved rounds: a slow
+    # spell of the machine (seen here to last seconds and slow everything by up to 1.9x) then hits one
+    # round of many points, widening their intervals, instead of all the samples of a few points.
     exact_cache: dict[str, np.ndarray] = {}
+    tasks = []
     for backend in backends:
         todo = [B for B in sizes if (backend.label, B) not in done]
         if not todo:
@@ -307,18 +317,29 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
         if backend.precision not in exact_cache:
             exact = NativeBackend(order="exact", precision=backend.precision)
             exact_cache[backend.precision] = exact.run_batched(model, data, len(data))
-        y_exact = exact_cache[backend.precision]
         y_b1 = backend.run_batched(model, data, 1)
         for B in todo:
-            y = y_b1 if B == 1 else backend.run_batched(model, data, B)
-            measured = backend.measure(model, np.ascontiguousarray(data[:B]), timer, cold=cold)
-            p = _point(backend, model, B, y, y_b1, y_exact, labels, measured, ceilings.get(backend.label))
+            tasks.append((backend, B, y_b1 if B == 1 else backend.run_batched(model, data, B), y_b1))
+    round_timer = timer.per_round(rounds)
+    parts: dict = {}
+    for r in range(rounds):
+        last = r == rounds - 1
+        for backend, B, y, y_b1 in tasks:
+            measured = backend.measure(model, np.ascontiguousarray(data[:B]), round_timer, cold=cold, memory=last)
+            parts.setdefault((backend.label, B), []).append(measured)
+            if not last:
+                continue
+            runs = parts.pop((backend.label, B))
+            measured.timing = Measurement.pooled([m.timing for m in runs], timer)
+            p = _point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
+                       ceilings.get(backend.label))
             if (p["peak_frac"] or 0) > 1 and ceilings[backend.label].source != "measured":
                 # Over the peak: the cached probe is stale (another moment, a throttled run). Measure it
                 # again once, and hold this backend's points against the fresh one.
                 ceilings[backend.label] = _ceiling(backend, refresh=True)
                 env["probes"][backend.label] = ceilings[backend.label].to_dict()
-                p = _point(backend, model, B, y, y_b1, y_exact, labels, measured, ceilings[backend.label])
+                p = _point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
+                           ceilings[backend.label])
             if (p["peak_frac"] or 0) > 1:
                 warnings.warn(f"{backend.label} at B={B} ran at {100 * p['peak_frac']:.0f} % of a freshly measured "
                               "peak: the machine's speed changed during the sweep", stacklevel=2)

@@ -13,9 +13,26 @@ around the Python call (their Python overhead is part of what a user pays).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from scipy.stats import binom
 
 from . import _core
+
+
+def quantile_ci(samples, q: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Order-statistic interval for the q-quantile of the distribution the samples came from: the sorted
+    samples' j-th and k-th with j, k from Binomial(n, q) quantiles; (-inf or inf where n is too small)."""
+    x = np.sort(np.asarray(samples, dtype=np.float64))
+    n, alpha = len(x), 1 - confidence
+    if n == 0:
+        return -math.inf, math.inf
+    j = int(binom.ppf(alpha / 2, n, q))      # P(X <= j-1) < alpha/2: x[j-1] (1-based j) is a lower bound
+    k = int(binom.ppf(1 - alpha / 2, n, q)) + 1
+    low = x[j - 1] if j >= 1 else -math.inf
+    high = x[k - 1] if k <= n else math.inf
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -36,10 +53,12 @@ class Timer:
         """The core's policy object; raises ``ArgumentError`` naming a setting outside its range."""
         p = _core.TimerPolicy()
         for name, value in asdict(self).items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise _core.ArgumentError(f"timer: {name} must be a number, got {value!r}")
             try:
                 setattr(p, name, value)
-            except TypeError as e:
-                raise _core.ArgumentError(f"timer: {name} has the wrong type ({value!r})") from e
+            except TypeError as e:  # a float for an integer setting, or an integer past its C++ type
+                raise _core.ArgumentError(f"timer: {name} has the wrong type or is out of range ({value!r})") from e
         p.check()
         return p
 
@@ -48,7 +67,17 @@ class Timer:
         warm-up; by default a sample is the core's monotonic clock around a block of calls. A device
         backend passes ``sample(calls)``, which runs a block of ``calls`` calls and returns its duration
         in nanoseconds (e.g. from CUDA events), or ``(ns, rejected)`` to have the sample discarded."""
+        if not callable(fn):
+            raise _core.ArgumentError(f"Timer.measure needs a callable without arguments, got {fn!r}")
+        if sample is not None and not callable(sample):
+            raise _core.ArgumentError(f"sample must be a callable sample(calls) or None, got {sample!r}")
         return Measurement.from_summary(_core.time_callable(fn, self.policy(), sample), self)
+
+    def per_round(self, rounds: int) -> "Timer":
+        """This policy for one of ``rounds`` interleaved rounds: the same target, warm-up and sample
+        rules, a ``rounds``-th of the sampling time and of the timeout (a sweep's total budget stays)."""
+        return replace(self, min_time_s=self.min_time_s / rounds, timeout_s=self.timeout_s / rounds,
+                       warmup_s=min(self.warmup_s, self.timeout_s / rounds))
 
     def replay(self, call_ns, clock_read_ns: float = 0.0, rejected=()) -> "Measurement":
         """This policy on planted call durations (ns, used cyclically) and a fake clock whose every
@@ -88,6 +117,7 @@ class Measurement:
     clock_overhead_ns: float
     samples_ms: list = field(repr=False, default_factory=list)
     timer: dict = field(default_factory=dict)
+    round_medians_ms: list = field(default_factory=list)  # interleaved rounds (sweep), else empty
 
     @classmethod
     def from_summary(cls, s: dict, timer: Timer) -> "Measurement":
@@ -99,6 +129,35 @@ class Measurement:
             discarded=s["discarded"], warmup_s=s["warmup_s"], sampling_s=s["sampling_s"],
             clock_overhead_ns=s["clock_overhead_ns"], samples_ms=[t / 1e6 for t in s["samples_ns"]],
             timer=asdict(timer))
+
+    @classmethod
+    def pooled(cls, rounds: list["Measurement"], timer: Timer) -> "Measurement":
+        """One measurement from interleaved rounds of the same point. Statistics are those of all samples
+        together; the median's interval also spans every round's median (with R >= 6 rounds, [min, max]
+        of R round medians holds the median of round medians with probability 1 - 2^(1-R) >= 96.9 %), so
+        a slow spell of the machine that hit some rounds widens the interval instead of moving the point
+        unseen. ``target_met``: that interval is within the timer's target."""
+        if len(rounds) == 1:
+            return rounds[0]
+        samples = [t for r in rounds for t in r.samples_ms]
+        x = np.asarray(samples, dtype=np.float64)
+        med = float(np.median(x)) if len(x) else math.nan
+        low, high = quantile_ci(x, 0.5, timer.confidence) if len(x) else (math.nan, math.nan)
+        round_medians = [r.median_ms for r in rounds if r.samples]
+        if round_medians:
+            low, high = min(low, *round_medians), max(high, *round_medians)
+        half = max(med - low, high - med) / med if med > 0 and math.isfinite(low) and math.isfinite(high) else math.inf
+        q = (lambda p: float(np.quantile(x, p))) if len(x) else (lambda p: math.nan)
+        return cls(
+            median_ms=med, ci_low_ms=low, ci_high_ms=high, ci_rel_halfwidth=half,
+            mean_ms=float(x.mean()) if len(x) else math.nan, min_ms=float(x.min()) if len(x) else math.nan,
+            max_ms=float(x.max()) if len(x) else math.nan, q1_ms=q(0.25), q3_ms=q(0.75), p90_ms=q(0.90), p99_ms=q(0.99),
+            samples=len(x), calls_per_sample=max(r.calls_per_sample for r in rounds),
+            target_met=len(x) >= timer.min_samples and half <= timer.target,
+            timed_out=any(r.timed_out for r in rounds), discarded=sum(r.discarded for r in rounds),
+            warmup_s=sum(r.warmup_s for r in rounds), sampling_s=sum(r.sampling_s for r in rounds),
+            clock_overhead_ns=float(np.median([r.clock_overhead_ns for r in rounds])), samples_ms=samples,
+            timer=asdict(timer), round_medians_ms=round_medians)
 
     @property
     def noisy(self) -> bool:

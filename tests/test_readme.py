@@ -1,0 +1,51 @@
+"""The README's quick start, extracted from the README itself, run as users run it: a plain script with
+no ``if __name__ == "__main__":`` guard, from standard input, with ``python -c`` and as a notebook cell
+(``exec`` of the text). Each must finish and print its table with torch's memory measured."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+TIMEOUT_S = 600
+
+
+def quick_start() -> str:
+    text = open(README).read()
+    block = re.search(r"<!-- ci:quickstart -->\s*```python\n(.*?)```\s*<!-- /ci:quickstart -->", text, re.S)
+    assert block, "README.md has no ci:quickstart block"
+    return block.group(1)
+
+
+def run(args, tmp_path, stdin=None):
+    try:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=TIMEOUT_S, input=stdin, env={**os.environ, "PYTHONPATH": ""})
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the quick start did not finish within {TIMEOUT_S} s (a child re-importing __main__?)")
+
+
+@pytest.mark.parametrize("how", ["script", "stdin", "dash_c", "notebook_exec"])
+def test_the_quick_start_runs_as_users_run_it(how, tmp_path):
+    pytest.importorskip("torch")
+    code = quick_start()
+    assert "__main__" not in code  # users do not write the guard
+    (tmp_path / "qs.py").write_text(code)
+    if how == "script":
+        done = run(["qs.py"], tmp_path)
+    elif how == "stdin":
+        done = run(["-"], tmp_path, stdin=code)
+    elif how == "dash_c":
+        done = run(["-c", code], tmp_path)
+    else:  # a notebook cell: the text exec'd in an interactive __main__ that has no file
+        done = run(["-c", "exec(compile(open('qs.py').read(), '<cell>', 'exec'))"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.count("torch[cpu]") >= 7 + 1  # seven table rows and its line of classes
+    torch_rows = [line for line in out.splitlines() if line.startswith("torch[cpu]") and "~" in line]
+    assert len(torch_rows) == 7, "torch's CPU memory was not measured at every batch size"
+    assert "batch invariant" in out
+    assert (tmp_path / "sweep.json").exists() and (tmp_path / "sweep.csv").exists()
