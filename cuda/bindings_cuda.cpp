@@ -31,6 +31,7 @@ void translate_to_core_exceptions(std::exception_ptr p) {
   } catch (const OrderError& e) { raise("OrderError", e);
   } catch (const NonFiniteError& e) { raise("NonFiniteError", e);
   } catch (const UnsupportedLayerError& e) { raise("UnsupportedLayerError", e);
+  } catch (const ArgumentError& e) { raise("ArgumentError", e);
   } catch (const Error& e) { raise("BatchcoreError", e);
   }
 }

@@ -222,8 +222,11 @@ cases("sweep_backends", "ArgumentError", "bc.sweep(M, [1], {v}, timer=Q, probe=F
     "none_item": "[None]", "not_a_list": "bc.native()", "str": "'native'", "duplicate": "[bc.native(), bc.native()]",
     "int": "5",
 })
+case("sweep_timer", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=5, probe=False)")
+case("sweep_probe", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe='no')")
+case("sweep_rounds", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe=False, rounds=0)")
 cases("sweep_setting", "ArgumentError", SWEEP, {
-    "timer": "timer=5", "seed": "seed=-1", "cold": "cold='yes'", "probe": "probe='no'", "data_and_rows": "data=X, rows=4",
+    "seed": "seed=-1", "cold": "cold='yes'", "data_and_rows": "data=X, rows=4",
 })
 cases("sweep_rows", "ShapeError", SWEEP, {"zero": "rows=0", "float": "rows=2.5"})
 cases("sweep_labels", "ShapeError", "bc.sweep(M, [1, 2], [bc.native()], data=X, timer=Q, probe=False, labels={v})", {

@@ -113,13 +113,6 @@ def test_compare_points(old, new, min_change, verdict):
     assert compare_points(a, b, min_change) == verdict
 
 
-def test_a_noisy_point_raises_the_threshold_to_its_spread():
-    # IQR / median of 30 % on the old point: a 10 % move ([1.079, 1.121]) is within what it spreads by.
-    a = {"time_ms": 10.0, "time_ms_ci_low": 9.9, "time_ms_ci_high": 10.1, "time_ms_q1": 8.5, "time_ms_q3": 11.5}
-    b = {"time_ms": 11.0, "time_ms_ci_low": 10.9, "time_ms_ci_high": 11.1}
-    assert compare_points(a, b, 0.05) == "SAME"
-
-
 def test_knee_says_when_none_lies_inside_the_range():
     # Throughput gains 90 %, 80 %, 60 % per step, each beyond its +-0.2 % interval: surely no knee yet.
     times = {1: 1 / 1000, 2: 2 / 1900, 4: 4 / 3420, 8: 8 / 5472}

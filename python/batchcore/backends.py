@@ -241,6 +241,7 @@ class TorchBackend(Backend):
     order = "library"
 
     def __init__(self, device="cpu", tf32=False, threads=None, measure_memory=True):
+        checks.flag(tf32, "tf32")
         torch = self._torch = _import_torch()
         dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
         if dev.kind == "cuda":
@@ -251,7 +252,6 @@ class TorchBackend(Backend):
         elif tf32:
             raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
         threads = checks.threads(threads)
-        checks.flag(tf32, "tf32")
         if dev.kind == "cuda" and threads is not None:
             raise ArgumentError("threads applies to torch on the CPU")
         self.device = str(dev)

@@ -146,28 +146,18 @@ VERDICTS = ("SAME", "FASTER", "SLOWER", "UNSURE")
 DEFAULT_MIN_CHANGE = 0.05
 
 
-def change_threshold(old: dict, new: dict, min_change: float = DEFAULT_MIN_CHANGE) -> float:
-    """The relative change a rerun of the same code may show: at least ``min_change`` (machines drift
-    between runs minutes apart by more than one run's interval shows), and at least either point's
-    spread (IQR / median), as nvbench's compare takes each run's noise."""
-    spreads = [min_change]
-    for p in (old, new):
-        q1, q3, med = p.get("time_ms_q1"), p.get("time_ms_q3"), p.get("time_ms")
-        if q1 is not None and q3 is not None and med:
-            spreads.append((q3 - q1) / med)
-    return max(spreads)
-
-
 def compare_points(old: dict, new: dict, min_change: float = DEFAULT_MIN_CHANGE) -> str:
     """The verdict on new / old from the medians' intervals: the ratio lies in [new low / old high,
-    new high / old low]. With t = :func:`change_threshold`: SLOWER when the whole interval is above
-    1 + t, FASTER when it is below 1 / (1 + t), SAME when it lies within [1 / (1 + t), 1 + t] (whatever
-    changed, a rerun moves as much), UNSURE when it straddles a bound or an interval is missing."""
+    new high / old low]. With t = ``min_change``: SLOWER when the whole interval is above 1 + t, FASTER
+    when it is below 1 / (1 + t), SAME when it lies within [1 / (1 + t), 1 + t] (whatever changed, a
+    rerun of the same code moves as much), UNSURE when it straddles a bound or an interval is missing.
+    The intervals of a sweep's points span their interleaved rounds' medians, so a point hit by a slow
+    spell of the machine has a wide one and comes out UNSURE rather than SLOWER."""
     ol, oh, nl, nh = old.get("time_ms_ci_low"), old.get("time_ms_ci_high"), new.get("time_ms_ci_low"), new.get("time_ms_ci_high")
     if None in (ol, oh, nl, nh) or ol <= 0:
         return "UNSURE"
     low, high = nl / oh, nh / ol
-    up = 1 + change_threshold(old, new, min_change)
+    up = 1 + min_change
     if low > up:
         return "SLOWER"
     if high < 1 / up:

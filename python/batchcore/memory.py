@@ -9,9 +9,9 @@ that every smaller one fits (memory grows with B).
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 
+from . import checks
 from .errors import ArgumentError, OutOfMemoryError
 
 
@@ -30,9 +30,7 @@ class LargestBatch:
 
 
 def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    return checks.positive_int(value, name)
 
 
 def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 1,
@@ -45,6 +43,13 @@ def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 
     budget_bytes: bytes the pass may hold at its peak (weights included); required on the CPU.
     Raises OutOfMemoryError when not even ``start`` rows fit.
     """
+    from .backends import Backend
+    from .models import Model
+
+    if not isinstance(model, Model):
+        raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
+    if not isinstance(backend, Backend) and not callable(getattr(backend, "fits", None)):
+        raise ArgumentError(f"backend must be a batchcore backend such as bc.native(), got {backend!r}")
     start = _positive_int(start, "start")
     max_batch = _positive_int(max_batch, "max_batch")
     if budget_bytes is not None:

@@ -1,0 +1,67 @@
+"""Every import the package makes at run time is the standard library, a declared dependency, or an
+optional extra imported inside a function (so that its absence raises MissingDependencyError there);
+and every declared dependency is used."""
+
+import ast
+import pathlib
+import sys
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    tomllib = None
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "python" / "batchcore"
+# distribution name -> module names it provides
+PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"}}
+
+
+def declared():
+    if tomllib is None:
+        pytest.skip("tomllib needs Python 3.11")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    name = lambda req: req.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip()  # noqa: E731
+    required = {name(r) for r in project["dependencies"]}
+    extras = {e: {name(r) for r in reqs} for e, reqs in project.get("optional-dependencies", {}).items()}
+    return required, extras
+
+
+def imports():
+    """(module, top-level name, at module level?) for every absolute import in the package."""
+    found = []
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level = {id(n) for n in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for n in names:
+                found.append((path.name, n.split(".")[0], id(node) in top_level))
+    return found
+
+
+def test_every_import_is_declared_or_an_optional_extra_imported_lazily():
+    required, extras = declared()
+    required_modules = set().union(*(PROVIDES[d] for d in required))
+    optional_modules = set().union(*(PROVIDES[d] for e, ds in extras.items() if e != "test" for d in ds))
+    for module, name, top in imports():
+        if name in sys.stdlib_module_names or name == "batchcore":
+            continue
+        if name in required_modules:
+            continue
+        assert name in optional_modules, f"{module} imports {name}, which pyproject.toml does not declare"
+        assert not top, f"{module} imports the optional {name} at module level: import batchcore would fail without it"
+
+
+def test_every_declared_dependency_is_used():
+    required, _ = declared()
+    used = {name for _, name, _ in imports()}
+    for dist in required:
+        assert PROVIDES[dist] & used, f"{dist} is declared but never imported"
