@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--target", type=float, default=0.01, help="relative CI half-width of each median (default 0.01)")
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds of samples at least per point (default 0.5)")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved timing rounds per point (default 6)")
     ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (see README)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads of native and torch (default: all cores)")
     ap.add_argument("--no-torch-memory", action="store_true",
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
         backends += [bc.native(order=o, device=device, **threads) for o in args.orders.split(",") if o]
         timer = bc.Timer(target=args.target, timeout_s=args.timeout, min_time_s=args.min_time)
         res = bc.sweep(model, batch_sizes=args.batch_sizes, backends=backends,
-                       rows=args.rows, timer=timer, out=args.out, cold=args.cold)
+                       rows=args.rows, timer=timer, out=args.out, cold=args.cold, rounds=args.rounds)
     except bc.BatchcoreError as e:
         print(f"batchcore: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
