@@ -161,7 +161,14 @@ cases("torch_settings", "DeviceUnavailableError", "bc.torch({v})", {
 cases("torch_flags", "ArgumentError", "bc.torch({v})", {
     "threads0": "threads=0", "memory_str": "measure_memory='yes'", "tf32_str": "tf32='yes'",
 })
-MISSING = "import sys\nsys.modules[{v}] = None  # as if not installed\n"
+MISSING = """import sys, importlib.abc
+class NotInstalled(importlib.abc.MetaPathFinder):  # as if the package were not installed
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == {v}:
+            raise ModuleNotFoundError(f"No module named {name!r}")
+assert {v} not in sys.modules
+sys.meta_path.insert(0, NotInstalled())
+"""
 case("torch_missing", "MissingDependencyError", MISSING.replace("{v}", "'torch'") + "bc.torch()")
 case("torch_missing_from_torch", "MissingDependencyError", MISSING.replace("{v}", "'torch'") + "bc.from_torch(object())")
 case("torch_missing_default_backends", "ok", MISSING.replace("{v}", "'torch'") + """

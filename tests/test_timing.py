@@ -206,3 +206,19 @@ def test_a_warm_up_longer_than_the_timeout_ends_at_the_timeout():
     # warmup_calls asks for a million 1 ms calls (1000 s); the warm-up stops at the 0.05 s timeout.
     m = Timer(warmup_calls=10**6, timeout_s=0.05, min_time_s=0.0).replay([1e6])
     assert m.warmup_s <= 0.05 + 1e-3 + 1e-9 and m.samples >= 1
+
+
+def test_pooled_rounds_keep_every_sample_and_span_the_round_medians():
+    t = Timer(min_samples=10, max_samples=10, min_time_s=0.0, warmup_s=0.0)
+    calm = [t.replay([1e6 + 1e3 * i]) for i in range(5)]       # rounds near 1 ms
+    spell = t.replay([1.9e6])                                   # one round in a slow spell: 1.9 ms
+    m = bc.Measurement.pooled(calm + [spell], t)
+    samples = np.array([s for r in calm + [spell] for s in r.samples_ms])
+    assert m.samples == 60 and m.samples_ms == list(samples)
+    assert m.median_ms == np.median(samples) and m.p90_ms == np.quantile(samples, 0.9)
+    # The interval reaches the slow round's median although the pooled median barely moved.
+    assert m.ci_high_ms == pytest.approx(1.9) and m.ci_low_ms <= 1.0 + 1e-9
+    assert m.ci_rel_halfwidth == pytest.approx((1.9 - m.median_ms) / m.median_ms)
+    assert not m.target_met and m.round_medians_ms == [r.median_ms for r in calm + [spell]]
+    one = bc.Measurement.pooled([calm[0]], t)
+    assert one is calm[0]
