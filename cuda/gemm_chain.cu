@@ -1,6 +1,6 @@
 // The chain orders on the GPU: seq, seq-nofma, chunk:C and splitk:S. Every output element is one chain
 // over k = 0..K-1 in order (restarted at each chunk boundary, the chunks then added left to right), so
-// the bits are DESIGN.md's definition whatever the tile: no kernel here ever splits K across threads.
+// the bits are docs/orders.md's definition whatever the tile: no kernel here ever splits K across threads.
 // Two kernels, chosen by M only through the launch, never through an element's order:
 //  - small_m_kernel (M <= 8): one thread per output column holding all M rows' chains; the input rows
 //    are staged in shared memory and every weight is read once (the GEMV case is bandwidth-bound).

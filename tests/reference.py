@@ -80,7 +80,7 @@ def fma(a: float, b: float, c: float) -> float:
     return f32(a * b + c)
 
 
-# -- the orders, operation by operation as DESIGN.md defines them -------------------------------------
+# -- the orders, operation by operation as docs/orders.md defines them -------------------------------------
 
 
 def _seq(a, b, lo, hi):

@@ -1,5 +1,5 @@
 """Native memory: the tracked peak equals the planner's prediction, byte for byte, and both equal the
-DESIGN.md formula recomputed here; a byte budget turns into OutOfMemoryError with nothing leaked."""
+the formula of docs/measurement.md recomputed here; a byte budget turns into OutOfMemoryError with nothing leaked."""
 
 import numpy as np
 import pytest

@@ -1,6 +1,7 @@
 """ULP distance, bitwise comparison, fingerprints and classes: properties (hypothesis) and hand-made cases."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -89,3 +90,17 @@ def test_position_neighbour_and_run_to_run_checks():
     leaky = lambda v: (v - v.mean(axis=0)).astype(np.float32)  # noqa: E731
     assert nm.neighbour_invariance(leaky, x[0], [x[1:3], x[3:9]]) == 2
     assert not all(nm.position_invariance(leaky, x[0], x[1:]).values())
+
+
+@pytest.mark.parametrize("y, exact, err", [
+    ([[np.inf, 1, 2]], [[np.inf, 1, 2]], 0.0),       # overflowed to the same infinity: no error, not NaN
+    ([[1, 1, 2]], [[np.inf, 1, 2]], np.inf),         # finite where the exact value overflowed
+    ([[1, 1, 2]], [[1, 1, 3]], 1 / np.sqrt(11)),     # ||(0, 0, -1)|| / ||(1, 1, 3)||
+    ([[0, 0]], [[0, 0]], 0.0),
+    ([[1e-3, 0]], [[0, 0]], np.inf),
+])
+def test_relative_error_handles_overflow_without_nan(y, exact, err):
+    from batchcore.numerics import relative_error
+
+    got = relative_error(np.array(y, np.float32), np.array(exact, np.float32))
+    assert got[0] == pytest.approx(err) if np.isfinite(err) else got[0] == err

@@ -1,7 +1,7 @@
 """Comparing float32 outputs bit by bit: ULP distance, bitwise agreement, fingerprints, invariance
 classes, argmax changes, accuracy, and the position / neighbour / run-to-run checks.
 
-Definitions are DESIGN.md's ("Metrics"). Everything is vectorised over elements.
+Definitions: docs/metrics.md. Everything is vectorised over elements.
 """
 
 from __future__ import annotations
@@ -103,10 +103,17 @@ def accuracy(y, labels) -> float:
 
 
 def relative_error(y, y_exact) -> np.ndarray:
-    """Per row: ||y - y_exact||_2 / ||y_exact||_2, in float64 (0 where both are 0)."""
+    """Per row: ||y - y_exact||_2 / ||y_exact||_2, in float64 (0 where both are 0). Elements with the same
+    bits contribute no error (two equal infinities are not inf - inf = NaN apart); a row whose exact norm
+    is infinite while y differs is infinitely wrong; NaN only where y or y_exact holds a NaN that differs."""
     y, y_exact = _pair(y, y_exact)
-    diff = np.linalg.norm(y.astype(np.float64) - y_exact.astype(np.float64), axis=-1)
-    ref = np.linalg.norm(y_exact.astype(np.float64), axis=-1)
+    same = y.view(np.uint32) == y_exact.view(np.uint32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = np.where(same, 0.0, y.astype(np.float64) - y_exact.astype(np.float64))
+        diff = np.linalg.norm(d, axis=-1)
+        ref = np.linalg.norm(y_exact.astype(np.float64), axis=-1)
+    diff = np.where(np.isinf(ref) & (diff > 0), np.inf, diff)
+    ref = np.where(np.isinf(ref) & np.isinf(diff), 1.0, ref)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(ref > 0, diff / np.where(ref > 0, ref, 1), np.where(diff > 0, np.inf, 0.0))
 

@@ -1,6 +1,6 @@
 """Named accumulation orders: one dot product in a chosen order, and the names that exist.
 
-The normative definitions are in DESIGN.md ("Accumulation orders"); the C++ core implements them.
+The normative definitions are in docs/orders.md; the C++ core implements them.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 // One dot product y = dot(a, b) + c in a named order: the scalar definition of every order, written
-// operation by operation as DESIGN.md states it. The CPU GEMM kernels are vectorised re-statements of
+// operation by operation as docs/orders.md states it. The CPU GEMM kernels are vectorised re-statements of
 // these loops and are tested bit for bit against them; CUDA kernels call these functions directly.
 // b is read with a stride so that packed weight panels can be used without copies.
 #pragma once

@@ -1,5 +1,5 @@
 // An accumulation order: exactly how the K products of one output element are combined.
-// The normative definitions are in DESIGN.md, "Accumulation orders"; dot.hpp implements them.
+// The normative definitions are in docs/orders.md; dot.hpp implements them.
 #pragma once
 #include <cstdint>
 #include <string>
