@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import batchcore as bc
-from reference import FORMATS, add, fma, mul, reference_dot, round_to, to_fixed
+from reference import add, fma, mul, reference_dot, round_to, to_fixed
 
 ORDERS = ["seq", "seq-nofma", "chunk:1", "chunk:7", "chunk:32", "chunk:5000", "splitk:1", "splitk:3",
           "splitk:4", "lanes:1", "lanes:2", "lanes:16", "lanes:64", "pairwise", "kahan", "dot2", "f64", "exact"]

@@ -13,7 +13,6 @@ import math
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
 from . import resultfile
 from .errors import ArgumentError
 from .timing import quantile_ci

@@ -193,7 +193,7 @@ def _probe_gpu(index: int, machine: str) -> Probe:
 
 @functools.lru_cache(maxsize=None)
 def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Probe:
-    from . import _version
+    from .info import _version
     from .info import gpus
 
     if dev.kind == "cuda":

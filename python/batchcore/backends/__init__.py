@@ -1,0 +1,49 @@
+"""Backends: who computes a model's forward pass, and how it is timed.
+
+Each backend has ``run(model, x)`` (one forward pass of the rows of ``x``, float32 ``(B, outputs)``),
+``run_batched(model, data, batch_size)`` (consecutive batches, as an evaluation loop runs them),
+``measure(model, x, timer)`` (the timer policy of :mod:`batchcore.timing` applied to one batch, with the
+memory the pass held) and a readable ``label``. ``native`` is timed inside the core (a monotonic clock on
+the CPU, CUDA events on the GPU); ``torch`` and ``cupy`` on a GPU with their own CUDA events around the
+library call (input already on the device); ``torch`` and ``numpy`` on the CPU with the core's clock
+around the Python call.
+"""
+
+from __future__ import annotations
+
+from .arrays import CupyBackend, NumpyBackend, array_forward
+from .base import Backend, Measured, check_input, cold_copies, cold_input_bytes
+from .cuda_events import event_sampler, stream_sm_clock
+from .native import NativeBackend
+from .torch_backend import TorchBackend
+
+__all__ = ["Backend", "CupyBackend", "Measured", "NativeBackend", "NumpyBackend", "TorchBackend", "array_forward",
+           "check_input", "cold_copies", "cold_input_bytes", "cupy", "event_sampler", "native", "numpy",
+           "stream_sm_clock", "torch"]
+
+
+def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu", simd="auto") -> NativeBackend:
+    """batchcore's own core. ``order``: an accumulation order (see ``bc.orders.names()``);
+    ``precision``: fp32, tf32, bf16 or fp16 inputs; ``policy``: None (the order at every batch size) or
+    ``"library-like"`` (lanes:16 at B=1, seq for 2..127, splitk:4 from 128); ``threads``: None for all
+    cores; ``device``: "cpu", "cuda", "cuda:N" or "auto" (the GPU when the core sees one; the bits are
+    the same everywhere); ``simd``: auto, scalar, avx2 or avx512 (CPU only; all give the same bits)."""
+    return NativeBackend(order, precision, policy, threads, device, simd)
+
+
+def torch(device="cpu", tf32=False, threads=None, measure_memory=True) -> TorchBackend:
+    """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
+    ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core).
+    ``measure_memory`` (CPU): each measured point also runs one pass in a fresh process to read its peak
+    RSS growth (:mod:`batchcore.rss`, about a second per point); on a GPU torch's own peak counter is used."""
+    return TorchBackend(device, tf32, threads, measure_memory)
+
+
+def numpy() -> NumpyBackend:
+    """NumPy (its BLAS) on the CPU."""
+    return NumpyBackend()
+
+
+def cupy() -> CupyBackend:
+    """CuPy (cuBLAS) on the GPU."""
+    return CupyBackend()

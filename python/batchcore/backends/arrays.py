@@ -1,0 +1,141 @@
+"""Array libraries as backends: NumPy on the CPU, CuPy on the GPU, through one forward pass written
+with array operations."""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from ..errors import DeviceUnavailableError, MissingDependencyError
+from ..models import Model
+from .base import Backend, Measured, _check_batch_size, _check_timer, check_input
+from .cuda_events import _clock_note, _sm_clock_for, event_sampler
+
+
+class NumpyBackend(Backend):
+    """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU: scipy's erf)."""
+
+    name = "numpy"
+    order = "library"
+
+    def _forward(self, model, x):
+        # Finite inputs may overflow in the model itself: that is a result (counted per point in
+        # nonfinite_outputs, as for every backend), not a warning on the user's console.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return array_forward(np, model, x)
+
+
+class CupyBackend(NumpyBackend):
+    """CuPy on the GPU (``cupy.matmul``, cuBLAS). Needs cupy and a CUDA device. Parameters are copied to
+    the device once per model."""
+
+    name = "cupy"
+    device = "cuda"
+
+    def __init__(self):
+        try:
+            import cupy
+        except ImportError as e:
+            raise MissingDependencyError("cupy is not installed (pip install cupy-cuda13x)") from e
+        try:
+            n = cupy.cuda.runtime.getDeviceCount()
+        except Exception as e:  # cupy raises its own runtime error class without a driver
+            raise DeviceUnavailableError(f"cupy sees no CUDA device: {e}") from e
+        if n == 0:
+            raise DeviceUnavailableError("cupy sees no CUDA device")
+        self._cp = cupy
+        self._params: dict = {}  # id(model) -> (model, device copies of its parameters)
+
+    def settings(self) -> dict:
+        s = super().settings()
+        s.update(cupy_version=self._cp.__version__, cuda_runtime=self._cp.cuda.runtime.runtimeGetVersion())
+        return s
+
+    def _device_params(self, model):
+        entry = self._params.get(id(model))
+        if entry is None or entry[0] is not model:
+            cp = self._cp
+            entry = (model, [{k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in l.params.items()}
+                             for l in model.layers])
+            self._params[id(model)] = entry
+        return entry[1]
+
+    def _forward(self, model, x):
+        return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
+
+    def measure(self, model, x, timer=None, cold=False, memory=True):
+        cp, x = self._cp, check_input(model, x)
+        timer = _check_timer(timer)
+        params, xd = self._device_params(model), cp.asarray(x)
+        flush = cp.zeros(max(2 * cp.cuda.Device().attributes["L2CacheSize"] // 4, 1), cp.float32) if cold else None
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+
+        def call():
+            array_forward(cp, model, xd, params)
+            cp.cuda.get_current_stream().synchronize()
+
+        sm_clock = _sm_clock_for(cp.cuda.Device().id, cp.cuda.get_current_stream().ptr)
+        sample = event_sampler(lambda: array_forward(cp, model, xd, params), start, end,
+                               lambda e: cp.cuda.get_elapsed_time(start, e),
+                               None if flush is None else lambda: cp.add(flush, 1, out=flush), sm_clock)
+        measurement = timer.measure(call, sample=sample)
+        pool = cp.get_default_memory_pool()
+        pool.free_all_blocks()
+        array_forward(cp, model, xd, params)
+        cp.cuda.get_current_stream().synchronize()
+        return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
+                        "cupy default memory pool total after one pass (input, parameters and intermediates)")
+
+    def fits(self, model, batch_size, budget_bytes=None):
+        cp, B = self._cp, _check_batch_size(batch_size)
+        params, pool = self._device_params(model), cp.get_default_memory_pool()
+        pool.free_all_blocks()
+        try:
+            array_forward(cp, model, cp.zeros((B, model.input_width), cp.float32), params)
+            cp.cuda.get_current_stream().synchronize()
+        except cp.cuda.memory.OutOfMemoryError:
+            pool.free_all_blocks()
+            return None
+        peak = pool.total_bytes()
+        pool.free_all_blocks()
+        return None if budget_bytes is not None and peak > budget_bytes else peak
+
+
+def _erf(xp):
+    if xp is np:
+        from scipy.special import erf  # a declared dependency
+
+        return erf
+    from cupyx.scipy.special import erf  # pragma: no cover - GPU only
+
+    return erf
+
+
+def array_forward(xp, model: Model, x, params=None):
+    """The model's forward pass written with array operations of ``xp`` (numpy or cupy), float32
+    throughout; ``params``: per layer, the parameters as ``xp`` arrays (default: the model's own)."""
+    f32 = xp.float32
+    for i, l in enumerate(model.layers):
+        p = l.params if params is None else params[i]
+        if l.kind == "linear":
+            x = x @ xp.asarray(p["weight"]).T
+            if p["bias"] is not None:
+                x = x + xp.asarray(p["bias"])
+        elif l.kind == "relu":
+            x = xp.maximum(x, f32(0))
+        elif l.kind == "gelu":
+            x = f32(0.5) * x * (f32(1) + _erf(xp)(x * f32(1 / np.sqrt(2))).astype(f32))
+        elif l.kind == "silu":
+            x = x / (f32(1) + xp.exp(-x))
+        elif l.kind == "tanh":
+            x = xp.tanh(x)
+        elif l.kind == "softmax":
+            e = xp.exp(x - x.max(axis=1, keepdims=True))
+            x = e / e.sum(axis=1, keepdims=True)
+        elif l.kind == "layer_norm":
+            mean = x.mean(axis=1, keepdims=True)
+            var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
+            x = (x - mean) / xp.sqrt(var + f32(p["eps"])) * xp.asarray(p["weight"]) + xp.asarray(p["bias"])
+        elif l.kind == "batch_norm":
+            x = x * xp.asarray(p["scale"]) + xp.asarray(p["shift"])
+    return xp.ascontiguousarray(x.astype(f32, copy=False))

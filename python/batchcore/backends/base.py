@@ -1,0 +1,131 @@
+"""What every backend is: the Backend interface, the record of a timed batch, and the input checks
+all of them share."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import checks
+from ..errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
+from ..models import Model
+from ..timing import Measurement, Timer
+
+
+@dataclass
+class Measured:
+    """A timed batch: the timer's statistics, the memory the forward pass held at its peak (bytes, or
+    None where it cannot be measured honestly), the planner's prediction (native only) and how both the
+    time and the memory were measured."""
+
+    timing: Measurement
+    peak_bytes: int | None = None
+    predicted_bytes: int | None = None
+    clock: str = "steady_clock in the C++ core"
+    memory: str | None = None
+
+
+def cold_input_bytes() -> int:
+    """Bytes of input copies a cold CPU measurement rotates through: twice the last-level cache."""
+    from ..probes import last_level_cache_bytes
+
+    llc = last_level_cache_bytes()
+    if not llc:
+        raise ArgumentError("cold timing on the CPU needs the last-level cache's size, which this system "
+                            "does not report (/sys/devices/system/cpu/cpu*/cache)")
+    return 2 * llc
+
+
+def cold_copies(input_bytes: int) -> int:
+    """Copies of an input of ``input_bytes`` that hold :func:`cold_input_bytes` (at least 2); the core's
+    Model.cold_copies counts the same way."""
+    return max(2, -(-cold_input_bytes() // input_bytes))
+
+
+def check_input(model: Model, x) -> np.ndarray:
+    """``x`` as a validated (B, model.input_width) float32 C-contiguous array with finite values."""
+    if not isinstance(model, Model):
+        raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
+    if not isinstance(x, np.ndarray):
+        raise DTypeError(f"input must be a numpy float32 array, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise DTypeError(f"input must be float32, got {x.dtype}")
+    if x.ndim != 2:
+        raise ShapeError(f"input must be 2-D (rows, {model.input_width}), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise ShapeError("input is empty (0 rows)")
+    if x.shape[1] != model.input_width:
+        raise ShapeError(f"input has {x.shape[1]} columns, the model takes {model.input_width}")
+    if not x.flags.c_contiguous:
+        raise DTypeError("input must be C-contiguous (pass np.ascontiguousarray(x))")
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise NonFiniteError(f"input contains NaN or Inf at row {bad[0]}, column {bad[1]}")
+    return x
+
+
+def _check_batch_size(batch_size) -> int:
+    return checks.positive_int(batch_size, "batch size", ShapeError, maximum=2**62)
+
+
+def _check_timer(timer) -> Timer:
+    if timer is None:
+        return Timer()
+    if not isinstance(timer, Timer):
+        raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
+    return timer
+
+
+class Backend:
+    """Base class. Subclasses set ``name``, ``device``, ``precision``, ``order`` and implement ``_forward``."""
+
+    name = "backend"
+    device = "cpu"
+    precision = "fp32"
+    order = "library"
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<batchcore backend {self.label}>"
+
+    def run(self, model: Model, x: np.ndarray) -> np.ndarray:
+        return self._forward(model, check_input(model, x))
+
+    def run_batched(self, model: Model, data: np.ndarray, batch_size: int) -> np.ndarray:
+        data = check_input(model, data)
+        b = _check_batch_size(batch_size)
+        return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
+
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+                memory: bool = True) -> Measured:
+        """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
+        pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
+        hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
+        skips a memory measurement that costs time of its own (torch on the CPU: a fresh process)."""
+        x = check_input(model, x)
+        timer = _check_timer(timer)
+        checks.flag(cold, "cold")
+        if not cold:
+            return Measured(timer.measure(lambda: self._forward(model, x)),
+                            clock="steady_clock in the core around the Python call")
+        copies = itertools.cycle([x.copy() for _ in range(cold_copies(x.nbytes))])
+        return Measured(timer.measure(lambda: self._forward(model, next(copies))),
+                        clock="steady_clock in the core around the Python call; inputs rotated (cold)")
+
+    def fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+        """Whether one forward pass of ``batch_size`` rows fits: its peak bytes, or None after an
+        out-of-memory error (everything freed). Backends that cannot bound their memory refuse."""
+        raise ArgumentError(f"{self.label} cannot bound or catch its memory use; largest_batch() supports "
+                            "bc.native() (CPU with a budget, or GPU), and torch and cupy on a GPU")
+
+    def settings(self) -> dict:
+        """What identifies this backend's configuration in a result record."""
+        return {"backend": self.label, "device": self.device, "precision": self.precision, "order": self.order}
+
+    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,136 @@
+"""PyTorch as a backend: the model's torch module on the CPU (timed around the call, memory from a
+fresh process) or a GPU (CUDA events, torch's own memory counters)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+from .. import _core, checks, devices, rss
+from ..errors import ArgumentError, DeviceUnavailableError, DTypeError
+from ..models import _import_torch
+from .base import Backend, Measured, _check_batch_size, _check_timer, check_input
+from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
+
+
+class TorchBackend(Backend):
+    """PyTorch, running the model's torch module in eval mode under ``torch.no_grad()``."""
+
+    name = "torch"
+    order = "library"
+
+    def __init__(self, device="cpu", tf32=False, threads=None, measure_memory=True):
+        checks.flag(tf32, "tf32")
+        torch = self._torch = _import_torch()
+        dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if dev.kind == "cuda":
+            if not torch.cuda.is_available():
+                raise DeviceUnavailableError("torch sees no CUDA device (torch.cuda.is_available() is False)")
+            if dev.index >= torch.cuda.device_count():
+                raise DeviceUnavailableError(f"{dev} is not available: torch sees {torch.cuda.device_count()} GPU(s)")
+        elif tf32:
+            raise DeviceUnavailableError("TF32 applies to CUDA matmuls only; use tf32=False on the CPU")
+        threads = checks.threads(threads)
+        if dev.kind == "cuda" and threads is not None:
+            raise ArgumentError("threads applies to torch on the CPU")
+        self.device = str(dev)
+        # Set explicitly before every CPU pass: torch's own default (physical cores, or 1 inside
+        # torch.utils.benchmark) differs from the core's; both are recorded.
+        self.threads = None if dev.kind == "cuda" else (threads or _core.default_threads())
+        self.tf32 = bool(tf32)
+        self.precision = "tf32" if tf32 else "fp32"
+        self.measure_memory = checks.flag(measure_memory, "measure_memory")
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device != "cpu"
+
+    @property
+    def label(self) -> str:
+        return f"torch[{self.device}{',tf32' if self.tf32 else ''}]"
+
+    def settings(self) -> dict:
+        s = super().settings()
+        torch = self._torch
+        s.update(torch_version=torch.__version__, threads=self.threads)
+        if self.on_gpu:
+            s.update(allow_tf32=self.tf32, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                     reduced_precision_reduction=torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+                     torch_cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(self.device))
+        return s
+
+    def _device_forward(self, module, xd):
+        """One forward pass of a tensor already on the device; the result stays there."""
+        torch = self._torch
+        if self.on_gpu:
+            torch.backends.cuda.matmul.allow_tf32 = self.tf32  # a process-wide flag: set before every pass
+        elif torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)  # process-wide too
+        with torch.no_grad():
+            return module(xd)
+
+    def _forward(self, model, x):
+        module = model.torch_module(self.device)
+        was_training = module.training
+        module.eval()
+        try:
+            out = self._device_forward(module, self._torch.from_numpy(x).to(self.device))
+        finally:
+            module.train(was_training)
+        y = out.cpu().numpy()
+        if y.dtype != np.float32:
+            raise DTypeError(f"the torch module returned {y.dtype}, not float32")
+        return np.ascontiguousarray(y)
+
+    def measure(self, model, x, timer=None, cold=False, memory=True):
+        if not self.on_gpu:
+            timed = super().measure(model, x, timer, cold)
+            if not memory:
+                timed.memory = None
+            elif not self.measure_memory:
+                timed.memory = "not measured (measure_memory=False)"
+            elif not rss.supported():
+                timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
+            else:
+                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads), rss.METHOD
+            return timed
+        torch, x = self._torch, check_input(model, x)
+        timer = _check_timer(timer)
+        module = model.torch_module(self.device).eval()
+        xd = torch.from_numpy(x).to(self.device)
+        flush = _l2_flush_tensor(torch, self.device) if cold else None
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def call():
+            self._device_forward(module, xd)
+            torch.cuda.synchronize(self.device)
+
+        sm_clock = _sm_clock_for(torch.device(self.device).index or 0, torch.cuda.current_stream(self.device).cuda_stream)
+        sample = event_sampler(lambda: self._device_forward(module, xd), start, end, start.elapsed_time,
+                               None if flush is None else lambda: flush.add_(1), sm_clock)
+        measurement = timer.measure(call, sample=sample)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._device_forward(module, xd)
+        torch.cuda.synchronize(self.device)
+        peak = torch.cuda.max_memory_allocated(self.device)
+        return Measured(measurement, peak, None, "torch.cuda.Event around the module call" + _clock_note(sm_clock),
+                        "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
+
+
+    def fits(self, model, batch_size, budget_bytes=None):
+        if not self.on_gpu:
+            return super().fits(model, batch_size, budget_bytes)
+        torch, B = self._torch, _check_batch_size(batch_size)
+        module = model.torch_module(self.device).eval()
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        try:
+            self._device_forward(module, torch.zeros((B, model.input_width), device=self.device))
+            torch.cuda.synchronize(self.device)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            return None
+        peak = torch.cuda.max_memory_allocated(self.device)
+        torch.cuda.empty_cache()
+        return None if budget_bytes is not None and peak > budget_bytes else peak
