@@ -3,8 +3,9 @@
 Interleaved measurement (torch, numpy, each native order, torch, ... per repeat) so that machine noise
 hits all contenders alike. One sample is a block: a 120 ms pause, untimed calls for >= 25 ms (they wake
 the contender's threads, warm its caches and let the cores ramp up), then calls timed together until the
-block lasts >= 20 ms, per-call time = block time / calls. Medians of the repeats; every result is validated against the `exact` order (within
-a tolerance for the libraries, bit for bit across batch sizes for native) before it is timed.
+block lasts >= 20 ms, per-call time = block time / calls. Medians of the repeats; every result is validated
+against the `exact` order (within a tolerance for the libraries, bit for bit across batch sizes for native)
+before it is timed.
 
     python benchmarks/cpu_gemm.py            # the full table (a few minutes)
     python benchmarks/cpu_gemm.py --quick    # smoke test for CI (seconds; asserts nothing about speed)

@@ -81,7 +81,7 @@ def main(argv=None):
     try:
         import torch
     except ImportError:
-        raise SystemExit("this benchmark needs torch with CUDA")
+        raise SystemExit("this benchmark needs torch with CUDA") from None
     if bc.devices.gpu_count() == 0 or not torch.cuda.is_available():
         print("no CUDA GPU visible (batchcore's core or torch): nothing to measure", file=sys.stderr)
         return 1

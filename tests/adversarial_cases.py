@@ -85,7 +85,8 @@ lin = nn.Linear(4, 3)
 with torch.no_grad():
     lin.weight[0, 0] = float('nan')
 bc.from_torch(nn.Sequential(lin))""")
-case("from_torch_width_mismatch", "ShapeError", TORCH + "bc.from_torch(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2)))")
+case("from_torch_width_mismatch", "ShapeError",
+     TORCH + "bc.from_torch(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(5, 2)))")
 case("from_torch_model_runs_on_every_backend", "ok", TORCH + """
 torch.manual_seed(0)
 mod = nn.Sequential(nn.Linear(16, 8), nn.GELU(), nn.LayerNorm(8), nn.Linear(8, 3), nn.Softmax(dim=-1))

@@ -31,7 +31,7 @@ def test_kill_minus_9_mid_sweep_loses_and_duplicates_nothing(tmp_path):
     script.write_text(SWEEP)
     kept = []
     for kill_after in (1, 5, 9):  # points present when the sweep is killed
-        proc = subprocess.Popen([sys.executable, str(script), log], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen([sys.executable, str(script), log], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while len(point_lines(log)) < kill_after and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import batchcore as bc
+from batchcore import numerics as nm
 
 FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)  # a sweep's speed is not under test here
-from batchcore import numerics as nm
 
 ROWS = 300
 

@@ -8,8 +8,8 @@
 """
 
 from . import decisions, devices, numerics, orders
-from .decisions import compare
 from .backends import cupy, native, numpy, torch
+from .decisions import compare
 from .errors import (
     ArgumentError,
     BatchcoreError,
@@ -35,6 +35,7 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
-    "compare", "decisions", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult", "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "devices",
-    "orders", "Probe", "probe", "sweep", "torch",
+    "compare", "decisions", "devices", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult",
+    "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "orders", "Probe", "probe", "sweep",
+    "torch",
 ]

@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core, checks
-from .errors import (ArgumentError, DeviceUnavailableError, DTypeError, MissingDependencyError, NonFiniteError,
-                     ShapeError, UnsupportedLayerError)
+from .errors import (
+    ArgumentError,
+    DeviceUnavailableError,
+    DTypeError,
+    MissingDependencyError,
+    NonFiniteError,
+    ShapeError,
+    UnsupportedLayerError,
+)
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
@@ -74,28 +81,28 @@ class Model:
     @property
     def flops_per_row(self) -> int:
         """2 * sum of K * N over the linear layers: the FLOP count of one input row."""
-        return sum(2 * l.params["weight"].shape[0] * l.params["weight"].shape[1] for l in self.layers if l.kind == "linear")
+        return sum(2 * layer.params["weight"].size for layer in self.layers if layer.kind == "linear")
 
     def min_traffic_bytes(self, batch_size: int) -> int:
         """The fewest bytes a forward pass of ``batch_size`` rows can move to and from memory: every
         parameter read once, the input read once, the output written once (float32). Activations between
         layers are assumed to stay in cache, so this is a lower bound and the roofline built on it an
         upper bound."""
-        params = sum(v.size for l in self.layers for v in l.params.values() if isinstance(v, np.ndarray))
+        params = sum(v.size for layer in self.layers for v in layer.params.values() if isinstance(v, np.ndarray))
         return 4 * (params + batch_size * (self.input_width + self.output_width))
 
     def describe(self) -> str:
         parts = [str(self.input_width)]
-        for l in self.layers:
-            parts.append(f"linear {l.params['weight'].shape[0]}" if l.kind == "linear" else l.kind)
+        for layer in self.layers:
+            parts.append(f"linear {layer.params['weight'].shape[0]}" if layer.kind == "linear" else layer.kind)
         return " -> ".join(parts)
 
     def digest(self) -> str:
         """A hash of the architecture and every parameter's bits (identifies the model in result files)."""
         h = hashlib.sha256(self.describe().encode())
-        for l in self.layers:
-            for key in sorted(l.params):
-                v = l.params[key]
+        for layer in self.layers:
+            for key in sorted(layer.params):
+                v = layer.params[key]
                 h.update(key.encode())
                 h.update(np.ascontiguousarray(v).tobytes() if isinstance(v, np.ndarray) else repr(v).encode())
         return h.hexdigest()[:16]
@@ -107,17 +114,17 @@ class Model:
     def native_model(self) -> _core.Model:
         if self._native is None:
             m = _core.Model(self.input_width)
-            for l in self.layers:
-                p = l.params
-                if l.kind == "linear":
+            for layer in self.layers:
+                p = layer.params
+                if layer.kind == "linear":
                     m.add_linear(p["weight"], p["bias"])
-                elif l.kind in ACTIVATIONS:
-                    m.add_activation(l.kind)
-                elif l.kind == "softmax":
+                elif layer.kind in ACTIVATIONS:
+                    m.add_activation(layer.kind)
+                elif layer.kind == "softmax":
                     m.add_softmax()
-                elif l.kind == "layer_norm":
+                elif layer.kind == "layer_norm":
                     m.add_layer_norm(p["weight"], p["bias"], float(p["eps"]))
-                elif l.kind == "batch_norm":
+                elif layer.kind == "batch_norm":
                     m.add_affine(p["scale"], p["shift"])
             self._native = m
         return self._native
@@ -316,25 +323,25 @@ def _build_torch_module(model: Model):
     nn = torch.nn
     mods = []
     with torch.no_grad():
-        for l in model.layers:
-            p = l.params
-            if l.kind == "linear":
+        for layer in model.layers:
+            p = layer.params
+            if layer.kind == "linear":
                 n, k = p["weight"].shape
                 lin = nn.Linear(k, n, bias=p["bias"] is not None)
                 lin.weight.copy_(torch.from_numpy(p["weight"]))
                 if p["bias"] is not None:
                     lin.bias.copy_(torch.from_numpy(p["bias"]))
                 mods.append(lin)
-            elif l.kind in ACTIVATIONS:
-                mods.append({"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}[l.kind]())
-            elif l.kind == "softmax":
+            elif layer.kind in ACTIVATIONS:
+                mods.append({"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}[layer.kind]())
+            elif layer.kind == "softmax":
                 mods.append(nn.Softmax(dim=-1))
-            elif l.kind == "layer_norm":
+            elif layer.kind == "layer_norm":
                 ln = nn.LayerNorm(p["weight"].shape[0], eps=p["eps"])
                 ln.weight.copy_(torch.from_numpy(p["weight"]))
                 ln.bias.copy_(torch.from_numpy(p["bias"]))
                 mods.append(ln)
-            elif l.kind == "batch_norm":
+            elif layer.kind == "batch_norm":
                 n = p["scale"].shape[0]
                 bn = nn.BatchNorm1d(n, eps=0.0)
                 bn.weight.copy_(torch.from_numpy(p["scale"]))

@@ -7,7 +7,7 @@ Definitions: docs/metrics.md. Everything is vectorised over elements.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

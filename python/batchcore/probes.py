@@ -191,10 +191,9 @@ def _probe_gpu(index: int, machine: str) -> Probe:
         clock_ghz=None, last_level_cache_bytes=cu.l2_cache_bytes(index), machine=machine, measured_at=_now())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Probe:
-    from .info import _version
-    from .info import gpus
+    from .info import _version, gpus
 
     if dev.kind == "cuda":
         from .info import cuda_module

@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import checks, decisions, devices, numerics, resultfile
-from .backends import Backend, Measured, NativeBackend, check_input, cupy as cupy_backend, native
-from .backends import numpy as numpy_backend, torch as torch_backend
+from .backends import Backend, Measured, NativeBackend, check_input, native
+from .backends import cupy as cupy_backend
+from .backends import numpy as numpy_backend
+from .backends import torch as torch_backend
 from .errors import ArgumentError, DeviceUnavailableError, ShapeError
 from .info import info
 from .models import Model
-from .probes import Probe, probe as probe_device
+from .probes import Probe
+from .probes import probe as probe_device
 from .report import Classes, format_table
 from .timing import Measurement, Timer
 
@@ -85,7 +88,7 @@ class SweepResult:
         resultfile.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
 
     @classmethod
-    def from_json(cls, path) -> "SweepResult":
+    def from_json(cls, path) -> SweepResult:
         """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``;
         ResultFileError names what is wrong with any other file."""
         points, env, config = resultfile.load(path)
@@ -287,8 +290,8 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
         labels = np.asarray(labels)
         if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
             raise ShapeError(f"labels must be integers of shape ({len(data)},), got {labels.dtype} {labels.shape}")
-    widest = max(sizes) * max([model.input_width] + [l.params["weight"].shape[0] for l in model.layers
-                                                    if l.kind == "linear"])
+    widest = max(sizes) * max([model.input_width] + [layer.params["weight"].shape[0] for layer in model.layers
+                                                    if layer.kind == "linear"])
     checks.require_allocatable(3 * 4 * widest, f"a batch of {max(sizes)} rows")
 
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),

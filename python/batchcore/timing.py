@@ -63,7 +63,7 @@ class Timer:
         p.check()
         return p
 
-    def measure(self, fn, sample=None) -> "Measurement":
+    def measure(self, fn, sample=None) -> Measurement:
         """Time ``fn()`` (a callable without arguments) under this policy. ``fn`` also serves the
         warm-up; by default a sample is the core's monotonic clock around a block of calls. A device
         backend passes ``sample(calls)``, which runs a block of ``calls`` calls and returns its duration
@@ -74,13 +74,13 @@ class Timer:
             raise _core.ArgumentError(f"sample must be a callable sample(calls) or None, got {sample!r}")
         return Measurement.from_summary(_core.time_callable(fn, self.policy(), sample), self)
 
-    def per_round(self, rounds: int) -> "Timer":
+    def per_round(self, rounds: int) -> Timer:
         """This policy for one of ``rounds`` interleaved rounds: the same target, warm-up and sample
         rules, a ``rounds``-th of the sampling time and of the timeout (a sweep's total budget stays)."""
         return replace(self, min_time_s=self.min_time_s / rounds, timeout_s=self.timeout_s / rounds,
                        warmup_s=min(self.warmup_s, self.timeout_s / rounds))
 
-    def replay(self, call_ns, clock_read_ns: float = 0.0, rejected=()) -> "Measurement":
+    def replay(self, call_ns, clock_read_ns: float = 0.0, rejected=()) -> Measurement:
         """This policy on planted call durations (ns, used cyclically) and a fake clock whose every
         read costs ``clock_read_ns``; sample j is rejected when ``rejected[j]`` (cyclically). For tests
         and for reasoning about the stopping rule."""
@@ -121,7 +121,7 @@ class Measurement:
     round_medians_ms: list = field(default_factory=list)  # interleaved rounds (sweep), else empty
 
     @classmethod
-    def from_summary(cls, s: dict, timer: Timer) -> "Measurement":
+    def from_summary(cls, s: dict, timer: Timer) -> Measurement:
         per_call = ("median", "ci_low", "ci_high", "mean", "min", "max", "q1", "q3", "p90", "p99")
         ms = {f"{k}_ms": s[f"{k}_ns"] / 1e6 for k in per_call}
         return cls(
@@ -132,7 +132,7 @@ class Measurement:
             timer=asdict(timer))
 
     @classmethod
-    def pooled(cls, rounds: list["Measurement"], timer: Timer) -> "Measurement":
+    def pooled(cls, rounds: list[Measurement], timer: Timer) -> Measurement:
         """One measurement from interleaved rounds of the same point. Statistics are those of all samples
         together; the median's interval also spans every round's median (with R >= 6 rounds, [min, max]
         of R round medians holds the median of round medians with probability 1 - 2^(1-R) >= 96.9 %), so

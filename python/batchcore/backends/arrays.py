@@ -3,7 +3,6 @@ with array operations."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from ..errors import DeviceUnavailableError, MissingDependencyError
@@ -55,8 +54,8 @@ class CupyBackend(NumpyBackend):
         entry = self._params.get(id(model))
         if entry is None or entry[0] is not model:
             cp = self._cp
-            entry = (model, [{k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in l.params.items()}
-                             for l in model.layers])
+            entry = (model, [{k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in layer.params.items()}
+                             for layer in model.layers])
             self._params[id(model)] = entry
         return entry[1]
 
@@ -115,27 +114,27 @@ def array_forward(xp, model: Model, x, params=None):
     """The model's forward pass written with array operations of ``xp`` (numpy or cupy), float32
     throughout; ``params``: per layer, the parameters as ``xp`` arrays (default: the model's own)."""
     f32 = xp.float32
-    for i, l in enumerate(model.layers):
-        p = l.params if params is None else params[i]
-        if l.kind == "linear":
+    for i, layer in enumerate(model.layers):
+        p = layer.params if params is None else params[i]
+        if layer.kind == "linear":
             x = x @ xp.asarray(p["weight"]).T
             if p["bias"] is not None:
                 x = x + xp.asarray(p["bias"])
-        elif l.kind == "relu":
+        elif layer.kind == "relu":
             x = xp.maximum(x, f32(0))
-        elif l.kind == "gelu":
+        elif layer.kind == "gelu":
             x = f32(0.5) * x * (f32(1) + _erf(xp)(x * f32(1 / np.sqrt(2))).astype(f32))
-        elif l.kind == "silu":
+        elif layer.kind == "silu":
             x = x / (f32(1) + xp.exp(-x))
-        elif l.kind == "tanh":
+        elif layer.kind == "tanh":
             x = xp.tanh(x)
-        elif l.kind == "softmax":
+        elif layer.kind == "softmax":
             e = xp.exp(x - x.max(axis=1, keepdims=True))
             x = e / e.sum(axis=1, keepdims=True)
-        elif l.kind == "layer_norm":
+        elif layer.kind == "layer_norm":
             mean = x.mean(axis=1, keepdims=True)
             var = ((x - mean) ** 2).mean(axis=1, keepdims=True)
             x = (x - mean) / xp.sqrt(var + f32(p["eps"])) * xp.asarray(p["weight"]) + xp.asarray(p["bias"])
-        elif l.kind == "batch_norm":
+        elif layer.kind == "batch_norm":
             x = x * xp.asarray(p["scale"]) + xp.asarray(p["shift"])
     return xp.ascontiguousarray(x.astype(f32, copy=False))

@@ -4,9 +4,6 @@ that library's stream, and an L2-sized flush buffer."""
 from __future__ import annotations
 
 
-
-
-
 def event_sampler(run, start, end, elapsed_ms, evict=None, sm_clock=None):
     """A Timer sampler from a pair of CUDA events (torch's or CuPy's: ``record()``, ``synchronize()``;
     ``elapsed_ms(end)`` gives the ms since ``start``). Hot (``evict`` None): one event pair around a block

@@ -3,7 +3,6 @@ memory-tracked inside the core, on the CPU or a GPU."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import _core, checks, devices

@@ -3,7 +3,6 @@ fresh process) or a GPU (CUDA events, torch's own memory counters)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from .. import _core, checks, devices, rss
