@@ -17,9 +17,9 @@ MAX_THREADS = 1024  # the core's kMaxThreads
 
 def positive_int(value, name: str, error=ArgumentError, maximum: int | None = None) -> int:
     """``value`` as an int when it is an integer (not a bool) in 1..``maximum``; else ``error``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise error(f"{name} must be a positive integer, got {value!r}")
-    if maximum is not None and value > maximum:
+    if maximum is not None and int(value) > maximum:
         raise error(f"{name} must be at most {maximum}, got {value!r}")
     return int(value)
 
@@ -37,7 +37,7 @@ def flag(value, name: str) -> bool:
 
 def positive_number(value, name: str) -> float:
     """A finite number > 0 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and float(value) > 0):
         raise ArgumentError(f"{name} must be a finite number > 0, got {value!r}")
     return float(value)
 

@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     try:
         model = bc.mlp(args.sizes, activation=args.activation, head="softmax", seed=0)
         device = str(bc.devices.parse(args.device))
-        backends = []
+        backends: list[bc.backends.Backend] = []
         try:
             backends.append(bc.torch(device=device, threads=args.threads if device == "cpu" else None,
                                      measure_memory=not args.no_torch_memory))

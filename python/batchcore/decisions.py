@@ -153,7 +153,7 @@ def compare_points(old: dict, new: dict, min_change: float = DEFAULT_MIN_CHANGE)
     The intervals of a sweep's points span their interleaved rounds' medians, so a point hit by a slow
     spell of the machine has a wide one and comes out UNSURE rather than SLOWER."""
     ol, oh, nl, nh = old.get("time_ms_ci_low"), old.get("time_ms_ci_high"), new.get("time_ms_ci_low"), new.get("time_ms_ci_high")
-    if None in (ol, oh, nl, nh) or ol <= 0:
+    if ol is None or oh is None or nl is None or nh is None or ol <= 0:
         return "UNSURE"
     low, high = nl / oh, nh / ol
     up = 1 + min_change

@@ -35,7 +35,8 @@ def cpu_identity() -> dict:
     the feature flags (two "AMD EPYC" VMs of different generations differ in family and model)."""
     import hashlib
 
-    fields = {"vendor_id": None, "cpu family": None, "model": None, "stepping": None, "model name": None, "flags": None}
+    keys = ("vendor_id", "cpu family", "model", "stepping", "model name", "flags")
+    fields: dict[str, str | None] = dict.fromkeys(keys)
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

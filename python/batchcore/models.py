@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import numbers
 from dataclasses import dataclass, field
 
@@ -61,7 +62,7 @@ class Model:
         self.input_width = checks.positive_int(input_width, "input_width", ShapeError)
         self.name = name
         self._torch_module = torch_module
-        self._native = None
+        self._native: _core.Model | None = None
         self._device_copies: dict = {}  # ("cuda", index) -> DeviceModel, ("torch", device) -> module
         width = self.input_width
         for i, layer in enumerate(layers):
@@ -176,7 +177,7 @@ def _check_row_params(i: int, kind: str, params: dict, width: int) -> None:
             raise ShapeError(f"layer {i} ({kind}): {key} must be a float32 array of shape ({width},)")
     if kind == "layer_norm":
         eps = params.get("eps")
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (eps >= 0 and np.isfinite(eps)):
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (float(eps) >= 0 and math.isfinite(float(eps))):
             raise ShapeError(f"layer {i} (layer_norm): eps must be a finite number >= 0, got {eps!r}")
 
 

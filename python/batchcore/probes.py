@@ -211,7 +211,8 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Pr
         # the core's compiler and flags; a cache from another machine sharing this home is never read.
         key = {"device": "cpu", "machine": machine, "cpu": cpu_identity(), "threads": threads, "simd": simd,
                "batchcore": _version(), "build": _core.build_info()}
-        measure = lambda: _probe_cpu(threads, simd, machine)  # noqa: E731
+        cpu_threads = threads or _core.default_threads()
+        measure = lambda: _probe_cpu(cpu_threads, simd, machine)  # noqa: E731
     path = _cache_path(key)
     if not refresh:
         cached = _load(path)

@@ -50,7 +50,8 @@ def save_layers(model, path: str) -> None:
                 scalars[key] = value
         spec.append({"kind": layer.kind, "scalars": scalars})
     header = {"input_width": model.input_width, "layers": spec}
-    np.savez(path, spec=np.frombuffer(json.dumps(header).encode(), np.uint8), **arrays)
+    arrays["spec"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
 
 
 def load_layers(path: str):

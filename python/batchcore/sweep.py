@@ -233,7 +233,7 @@ def default_backends(device="auto") -> list[Backend]:
     (those installed) on that GPU."""
     dev = devices.parse(device)
     if dev.kind == "cuda":
-        found = [native(device=str(dev))]
+        found: list[Backend] = [native(device=str(dev))]
         for make in (lambda: torch_backend(device=str(dev)), cupy_backend):
             try:
                 found.append(make())

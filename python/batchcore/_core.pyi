@@ -1,0 +1,198 @@
+# Generated from the compiled module by `pybind11-stubgen batchcore._core`; regenerate after changing
+# its bindings (tests/test_stubs.py checks that the names agree).
+"""
+batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.
+"""
+from __future__ import annotations
+
+import collections.abc
+import typing
+
+import numpy
+import numpy.typing
+
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'OrderError', 'OutOfMemoryError', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'default_threads', 'dot', 'order_grammar', 'parse_order', 'parse_policy', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'resolve_order', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+class BatchcoreError(Exception):
+    pass
+class ShapeError(BatchcoreError):
+    pass
+class DTypeError(BatchcoreError):
+    pass
+class NonFiniteError(BatchcoreError):
+    pass
+class OrderError(BatchcoreError):
+    pass
+class UnsupportedLayerError(BatchcoreError):
+    pass
+class DeviceUnavailableError(BatchcoreError):
+    pass
+class OutOfMemoryError(BatchcoreError):
+    pass
+class ArgumentError(BatchcoreError):
+    pass
+class TimerPolicy:
+    """
+    The timer's settings; see batchcore.Timer for their meaning.
+    """
+    def __init__(self) -> None:
+        ...
+    def check(self) -> None:
+        ...
+    @property
+    def confidence(self) -> float:
+        ...
+    @confidence.setter
+    def confidence(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_samples(self) -> int:
+        ...
+    @max_samples.setter
+    def max_samples(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def min_samples(self) -> int:
+        ...
+    @min_samples.setter
+    def min_samples(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def min_time_s(self) -> float:
+        ...
+    @min_time_s.setter
+    def min_time_s(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def overhead_frac(self) -> float:
+        ...
+    @overhead_frac.setter
+    def overhead_frac(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def target(self) -> float:
+        ...
+    @target.setter
+    def target(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def timeout_s(self) -> float:
+        ...
+    @timeout_s.setter
+    def timeout_s(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def warmup_calls(self) -> int:
+        ...
+    @warmup_calls.setter
+    def warmup_calls(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def warmup_s(self) -> float:
+        ...
+    @warmup_s.setter
+    def warmup_s(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class Model:
+    def __init__(self, input_width: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def add_activation(self, arg0: str) -> None:
+        ...
+    def add_affine(self, arg0: numpy.ndarray, arg1: numpy.ndarray) -> None:
+        ...
+    def add_layer_norm(self, arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def add_linear(self, weight: numpy.ndarray, bias: typing.Any) -> None:
+        ...
+    def add_softmax(self) -> None:
+        ...
+    def measure(self, x: numpy.ndarray, timer: TimerPolicy, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto', cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
+        """
+        Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).
+        """
+    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+        ...
+    def release_cached(self) -> None:
+        ...
+    def run(self, x: numpy.ndarray, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
+        """
+        One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
+        """
+    def run_batched(self, x: numpy.ndarray, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.
+        """
+    @property
+    def cached_bytes(self) -> int:
+        """
+        Freed bytes kept for reuse by the next run of the same shape.
+        """
+    @property
+    def current_bytes(self) -> int:
+        """
+        Live tracked bytes (the packed weights between runs).
+        """
+    @property
+    def flops_per_row(self) -> int:
+        ...
+    @property
+    def input_width(self) -> int:
+        ...
+    @property
+    def memory_limit(self) -> int:
+        """
+        Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.
+        """
+    @memory_limit.setter
+    def memory_limit(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def output_width(self) -> int:
+        ...
+def build_info() -> dict:
+    """
+    How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
+    """
+def default_threads() -> int:
+    ...
+def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: str = 'seq', precision: str = 'fp32') -> float:
+    ...
+def order_grammar() -> list[str]:
+    ...
+def parse_order(arg0: str) -> str:
+    """
+    Canonical spelling of an order string; raises OrderError when it is malformed.
+    """
+def parse_policy(arg0: str) -> str:
+    ...
+def parse_precision(arg0: str) -> str:
+    ...
+def probe_clock_ghz(threads: typing.SupportsInt | typing.SupportsIndex, seconds: typing.SupportsFloat | typing.SupportsIndex = 0.2) -> float:
+    """
+    Effective core clock in GHz with `threads` threads busy (dependent integer adds, one cycle each).
+    """
+def probe_fma_peak(threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto', seconds: typing.SupportsFloat | typing.SupportsIndex = 0.5) -> float:
+    """
+    FMA peak in GFLOP/s: a register-resident fma loop on every thread (best of 3 timed runs).
+    """
+def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: typing.SupportsInt | typing.SupportsIndex, repeats: typing.SupportsInt | typing.SupportsIndex = 10, simd: str = 'auto') -> dict:
+    """
+    STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.
+    """
+def resolve_order(arg0: str, arg1: str, arg2: typing.SupportsInt | typing.SupportsIndex) -> str:
+    ...
+def round_to(arg0: numpy.ndarray, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
+    ...
+def simd_level() -> str:
+    ...
+def simd_levels() -> list[str]:
+    ...
+def time_callable(fn: collections.abc.Callable, policy: TimerPolicy, sample: typing.Any = None) -> dict:
+    """
+    The timer around fn() (a Python callable, called with the GIL); sample(calls), when given, times a block of calls itself and returns its nanoseconds, or (ns, rejected).
+    """
+def timer_replay(policy: TimerPolicy, call_ns: collections.abc.Sequence[typing.SupportsFloat | typing.SupportsIndex], clock_read_ns: typing.SupportsFloat | typing.SupportsIndex = 0.0, rejected: collections.abc.Sequence[bool] = []) -> dict:
+    """
+    The timer on planted call durations and a fake clock (for tests).
+    """
