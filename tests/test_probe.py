@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -181,8 +182,10 @@ def test_a_sweep_over_the_cached_peak_measures_the_probe_again(tmp_path, monkeyp
     cached.write_text(json.dumps(stale))
     probes._probe_cached.cache_clear()
     quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
-    res = bc.sweep(bc.mlp([256, 256], seed=0), [64], [bc.native(threads=1)], timer=quick)
+    with warnings.catch_warnings():  # a loaded machine may still put the point over the fresh peak
+        warnings.simplefilter("ignore")
+        res = bc.sweep(bc.mlp([256, 256], seed=0), [64], [bc.native(threads=1)], timer=quick)
     assert res.env["probes"]["native[seq]"]["source"] == "measured"
-    assert res.points[0]["peak_frac"] < 1.5
+    assert res.points[0]["peak_frac"] < 100  # against the stale 0.001 GFLOP/s it would be about 1e5
     assert json.loads(cached.read_text())["peak_gflops"] > 1  # the fresh probe replaced the stale one
     probes._probe_cached.cache_clear()

@@ -14,7 +14,8 @@ TIMEOUT_S = 600
 
 
 def quick_start() -> str:
-    text = open(README).read()
+    with open(README) as f:
+        text = f.read()
     block = re.search(r"<!-- ci:quickstart -->\s*```python\n(.*?)```\s*<!-- /ci:quickstart -->", text, re.S)
     assert block, "README.md has no ci:quickstart block"
     return block.group(1)

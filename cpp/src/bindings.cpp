@@ -24,15 +24,20 @@ using namespace batchcore;
 
 namespace {
 
+// 0 means all cores; anything else must lie in 1..kMaxThreads (ArgumentError, as in the Python layer).
+int thread_count(int threads) {
+  const int t = threads == 0 ? default_thread_count() : threads;
+  check_thread_count(t);
+  return t;
+}
+
 RunOptions make_options(const std::string& order, const std::string& precision, const std::string& policy,
                         int threads, const std::string& simd) {
   RunOptions o;
   o.order = parse_order(order);
   o.precision = parse_precision(precision);
   o.policy = parse_policy(policy);
-  if (threads < 0) throw ShapeError("threads must be >= 1 (or 0 for all cores), got " + std::to_string(threads));
-  o.threads = threads == 0 ? default_thread_count() : threads;
-  check_thread_count(o.threads);
+  o.threads = thread_count(threads);
   o.simd = parse_simd_level(simd);
   return o;
 }
@@ -133,9 +138,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "probe_fma_peak",
       [](int threads, const std::string& simd, double seconds) {
-        if (threads < 0) throw ShapeError("threads must be >= 0 (0: all cores)");
-        const int t = threads == 0 ? default_thread_count() : threads;
-        check_thread_count(t);
+        const int t = thread_count(threads);
         const SimdLevel level = parse_simd_level(simd);
         py::gil_scoped_release release;
         return probe_fma_peak_gflops(t, level, seconds);
@@ -145,7 +148,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "probe_clock_ghz",
       [](int threads, double seconds) {
-        if (threads < 1) throw ShapeError("threads must be >= 1");
+        check_thread_count(threads);
         py::gil_scoped_release release;
         return probe_clock_ghz(threads, seconds);
       },
@@ -154,7 +157,7 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "probe_triad",
       [](int threads, int64_t elements, int repeats, const std::string& simd) {
-        if (threads < 1) throw ShapeError("threads must be >= 1");
+        check_thread_count(threads);
         const SimdLevel level = parse_simd_level(simd);
         py::gil_scoped_release release;
         const TriadProbe t = probe_triad(threads, level, elements, repeats);

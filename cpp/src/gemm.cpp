@@ -24,16 +24,6 @@ int64_t tile_rows_for(int64_t K) {
   return std::clamp<int64_t>(rows, 12, kTileRows);
 }
 
-using RunTile = void (*)(const GemmTile&, Order);
-
-RunTile run_tile_for(SimdLevel level) {
-#if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return isa_avx512::run_tile;
-  if (level == SimdLevel::avx2) return isa_avx2::run_tile;
-#endif
-  (void)level;
-  return isa_scalar::run_tile;
-}
 
 // `exact` goes through the scalar long accumulator of dot.hpp, element by element.
 void exact_tile(const GemmTile& t) {
@@ -59,7 +49,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
                     const GemmWorkspace& ws, const GemmOptions& opt) {
   const int64_t tile_rows = tile_rows_for(w.K);
   const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
-  const RunTile run_tile = run_tile_for(opt.simd);
+  const auto run_tile = kernels_for(opt.simd).run_tile;
   const PoolView pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);

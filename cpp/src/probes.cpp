@@ -15,20 +15,6 @@ namespace batchcore {
 
 namespace {
 
-struct ProbeLoops {
-  float (*fma)(int64_t);
-  void (*triad)(float*, const float*, const float*, float, int64_t);
-};
-
-ProbeLoops loops_for(SimdLevel level) {
-#if defined(BC_HAVE_X86_KERNELS)
-  if (level == SimdLevel::avx512) return {isa_avx512::fma_probe, isa_avx512::triad};
-  if (level == SimdLevel::avx2) return {isa_avx2::fma_probe, isa_avx2::triad};
-#endif
-  (void)level;
-  return {isa_scalar::fma_probe, isa_scalar::triad};
-}
-
 double seconds_of(const std::function<void()>& fn) {
   const auto t0 = std::chrono::steady_clock::now();
   fn();
@@ -74,7 +60,7 @@ uint64_t dependent_adds(int64_t iterations) {
 }  // namespace
 
 double probe_fma_peak_gflops(int threads, SimdLevel simd, double seconds) {
-  const auto fma_probe = loops_for(simd).fma;
+  const auto fma_probe = kernels_for(simd).fma_probe;
   const PoolView pool = shared_pool(threads);
   volatile float sink = 0.0f;
   const auto [best, iterations] = best_run([&](int64_t n) {
@@ -120,7 +106,7 @@ TriadProbe probe_triad(int threads, SimdLevel simd, int64_t elements, int repeat
   float* pa = a.get();
   const float* pb = b.get();
   const float* pc = c.get();
-  const auto triad = loops_for(simd).triad;
+  const auto triad = kernels_for(simd).triad;
   const auto pass = [&] { over_parts([&](int64_t i0, int64_t i1) { triad(pa + i0, pb + i0, pc + i0, s, i1 - i0); }); };
   pass();  // warm-up (page tables, pool wake-up)
   double best = 1e300;

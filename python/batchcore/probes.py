@@ -192,7 +192,8 @@ def _probe_gpu(index: int, machine: str) -> Probe:
 
 
 @functools.cache
-def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool) -> Probe:
+def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folder: str) -> Probe:
+    # `folder` (the cache directory) is part of the key: a probe read from one cache is not another's.
     from .info import _version, gpus
 
     if dev.kind == "cuda":
@@ -241,5 +242,5 @@ def probe(device="cpu", threads: int | None = None, refresh: bool = False) -> Pr
         threads = threads or _core.default_threads()
     if refresh:
         _probe_cached.cache_clear()
-    return _probe_cached(dev, threads, refresh)
+    return _probe_cached(dev, threads, refresh, cache_dir())
 

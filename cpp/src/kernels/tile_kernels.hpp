@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "batchcore/cpu_features.hpp"
 #include "batchcore/order.hpp"
 
 namespace batchcore {
@@ -36,6 +37,16 @@ namespace isa_scalar { BC_ISA_ENTRY_POINTS }
 namespace isa_avx2 { BC_ISA_ENTRY_POINTS }
 namespace isa_avx512 { BC_ISA_ENTRY_POINTS }
 #undef BC_ISA_ENTRY_POINTS
+
+// The registry of an instruction set's kernels, as BLIS registers its kernels per configuration: the
+// GEMM driver and the probes both look theirs up here (isa_registry.cpp), so one place knows which
+// instruction sets this build has.
+struct IsaKernels {
+  void (*run_tile)(const GemmTile& t, Order o);
+  float (*fma_probe)(int64_t n);
+  void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
+};
+const IsaKernels& kernels_for(SimdLevel level);
 
 
 }  // namespace batchcore
