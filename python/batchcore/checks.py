@@ -7,7 +7,6 @@ converted silently (``2.7``, ``"3"`` and ``True`` are not batch sizes).
 
 from __future__ import annotations
 
-import math
 import numbers
 
 from .errors import ArgumentError, OutOfMemoryError
@@ -35,11 +34,11 @@ def flag(value, name: str) -> bool:
     return value
 
 
-def positive_number(value, name: str) -> float:
-    """A finite number > 0 (not a bool)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and float(value) > 0):
-        raise ArgumentError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+def seed(value, name: str = "seed") -> int:
+    """A random seed: a non-negative integer (not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
+        raise ArgumentError(f"{name} must be a non-negative integer, got {value!r}")
+    return int(value)
 
 
 def available_memory_bytes() -> int | None:

@@ -29,10 +29,6 @@ class LargestBatch:
     capped: bool = False
 
 
-def _positive_int(value, name: str) -> int:
-    return checks.positive_int(value, name)
-
-
 def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 1,
                   max_batch: int = 1 << 24) -> LargestBatch:
     """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
@@ -50,10 +46,10 @@ def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
     if not isinstance(backend, Backend) and not callable(getattr(backend, "fits", None)):
         raise ArgumentError(f"backend must be a batchcore backend such as bc.native(), got {backend!r}")
-    start = _positive_int(start, "start")
-    max_batch = _positive_int(max_batch, "max_batch")
+    start = checks.positive_int(start, "start")
+    max_batch = checks.positive_int(max_batch, "max_batch")
     if budget_bytes is not None:
-        budget_bytes = _positive_int(budget_bytes, "budget_bytes")
+        budget_bytes = checks.positive_int(budget_bytes, "budget_bytes")
     if start > max_batch:
         raise ArgumentError(f"start ({start}) exceeds max_batch ({max_batch})")
     probes = []

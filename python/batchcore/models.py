@@ -205,14 +205,13 @@ def mlp(sizes, activation: str = "relu", head: str | None = None, seed: int = 0,
         raise UnsupportedLayerError(f"unknown activation {activation!r}; known: {', '.join(ACTIVATIONS)}")
     if head not in (None, "softmax"):
         raise UnsupportedLayerError(f"unknown head {head!r}; known: None, 'softmax'")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ArgumentError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = checks.seed(seed)
     if name is not None and not isinstance(name, str):
         raise ArgumentError(f"name must be a string, got {name!r}")
     params = sum(k * n + n for k, n in zip(sizes[:-1], sizes[1:]))
     # Twice: the float64 draw and its float32 copy exist at once for the largest layer.
     checks.require_allocatable(8 * params, f"an mlp of {params:,} parameters")
-    rng = np.random.default_rng(int(seed))
+    rng = np.random.default_rng(seed)
     layers: list[Layer] = []
     for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
         bound = 1.0 / np.sqrt(k)

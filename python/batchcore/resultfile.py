@@ -33,6 +33,14 @@ def json_safe(value):
 
 
 def _umask() -> int:
+    # Linux reports it without changing it; os.umask can only be read by setting it (racy with threads).
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask

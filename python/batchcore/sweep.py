@@ -13,7 +13,6 @@ import csv
 import hashlib
 import json
 import math
-import numbers
 import warnings
 from dataclasses import dataclass, field
 
@@ -30,7 +29,7 @@ from .models import Model
 from .probes import Probe
 from .probes import probe as probe_device
 from .report import Classes, format_table
-from .timing import Measurement, Timer
+from .timing import Measurement, Timer, as_timer
 
 # The fields every point carries (names fixed; later versions add more).
 POINT_FIELDS = (
@@ -146,7 +145,7 @@ def _check_backends(backends) -> list[Backend]:
 
 
 def _check_data(model: Model, data, rows, seed, sizes: list[int]) -> np.ndarray:
-    seed = _check_seed(seed)
+    seed = checks.seed(seed)
     if data is None:
         rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
         checks.require_allocatable(4 * rows * model.input_width, f"{rows} rows of data")
@@ -158,12 +157,6 @@ def _check_data(model: Model, data, rows, seed, sizes: list[int]) -> np.ndarray:
         raise ShapeError(f"batch size {max(sizes)} exceeds the {len(data)} rows of data: its bits would come from "
                          f"batches of {len(data)}; pass more rows (rows=, data=) or smaller batch sizes")
     return data
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ArgumentError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured,
@@ -277,10 +270,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     model = _check_model(model)
     sizes = _check_batch_sizes(batch_sizes)
     backends = default_backends(device) if backends is None else _check_backends(backends)
-    if timer is None:
-        timer = Timer()
-    if not isinstance(timer, Timer):
-        raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
+    timer = as_timer(timer)
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
     checks.flag(probe, "probe")

@@ -89,6 +89,15 @@ class Timer:
         return Measurement.from_summary(s, self)
 
 
+def as_timer(timer) -> Timer:
+    """``timer``, or the default ``Timer()`` for None; ArgumentError for anything that is not a Timer."""
+    if timer is None:
+        return Timer()
+    if not isinstance(timer, Timer):
+        raise _core.ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
+    return timer
+
+
 NOISY_IQR_FRAC = 0.10  # torch.utils.benchmark warns past this IQR / median
 
 

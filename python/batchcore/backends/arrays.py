@@ -7,7 +7,8 @@ import numpy as np
 
 from ..errors import DeviceUnavailableError, MissingDependencyError
 from ..models import Model
-from .base import Backend, Measured, _check_batch_size, _check_timer, check_input
+from ..timing import as_timer
+from .base import Backend, Measured, _check_batch_size, check_input
 from .cuda_events import _clock_note, _sm_clock_for, event_sampler
 
 
@@ -64,7 +65,7 @@ class CupyBackend(NumpyBackend):
 
     def measure(self, model, x, timer=None, cold=False, memory=True):
         cp, x = self._cp, check_input(model, x)
-        timer = _check_timer(timer)
+        timer = as_timer(timer)
         params, xd = self._device_params(model), cp.asarray(x)
         flush = cp.zeros(max(2 * cp.cuda.Device().attributes["L2CacheSize"] // 4, 1), cp.float32) if cold else None
         start, end = cp.cuda.Event(), cp.cuda.Event()

@@ -11,7 +11,7 @@ import numpy as np
 from .. import checks
 from ..errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
 from ..models import Model
-from ..timing import Measurement, Timer
+from ..timing import Measurement, Timer, as_timer
 
 
 @dataclass
@@ -70,14 +70,6 @@ def _check_batch_size(batch_size) -> int:
     return checks.positive_int(batch_size, "batch size", ShapeError, maximum=2**62)
 
 
-def _check_timer(timer) -> Timer:
-    if timer is None:
-        return Timer()
-    if not isinstance(timer, Timer):
-        raise ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
-    return timer
-
-
 class Backend:
     """Base class. Subclasses set ``name``, ``device``, ``precision``, ``order`` and implement ``_forward``."""
 
@@ -108,7 +100,7 @@ class Backend:
         hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
         skips a memory measurement that costs time of its own (torch on the CPU: a fresh process)."""
         x = check_input(model, x)
-        timer = _check_timer(timer)
+        timer = as_timer(timer)
         checks.flag(cold, "cold")
         if not cold:
             return Measured(timer.measure(lambda: self._forward(model, x)),

@@ -9,8 +9,8 @@ from .. import _core, checks, devices
 from ..errors import ArgumentError, DeviceUnavailableError, OrderError, OutOfMemoryError
 from ..models import Model
 from ..orders import check_precision, parse
-from ..timing import Measurement
-from .base import Backend, Measured, _check_batch_size, _check_timer, check_input, cold_input_bytes
+from ..timing import Measurement, as_timer
+from .base import Backend, Measured, _check_batch_size, check_input, cold_input_bytes
 
 
 class NativeBackend(Backend):
@@ -70,7 +70,7 @@ class NativeBackend(Backend):
 
     def measure(self, model, x, timer=None, cold=False, memory=True):
         x = check_input(model, x)
-        timer = _check_timer(timer)
+        timer = as_timer(timer)
         checks.flag(cold, "cold")
         extra = dict(cold=cold) if self.on_gpu else dict(cold_bytes=cold_input_bytes() if cold else 0)
         _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)

@@ -8,7 +8,8 @@ import numpy as np
 from .. import _core, checks, devices, rss
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError
 from ..models import _import_torch
-from .base import Backend, Measured, _check_batch_size, _check_timer, check_input
+from ..timing import as_timer
+from .base import Backend, Measured, _check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
 
 
@@ -94,7 +95,7 @@ class TorchBackend(Backend):
                 timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads), rss.METHOD
             return timed
         torch, x = self._torch, check_input(model, x)
-        timer = _check_timer(timer)
+        timer = as_timer(timer)
         module = model.torch_module(self.device).eval()
         xd = torch.from_numpy(x).to(self.device)
         flush = _l2_flush_tensor(torch, self.device) if cold else None
