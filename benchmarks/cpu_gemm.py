@@ -71,11 +71,11 @@ def main(argv=None):
           + f" {'seq/torch':>9} {'peak%':>6}   (GFLOP/s)")
     for k, n in shapes:
         model = bc.mlp([k, n], seed=0)
-        module = model.torch_module()
+        module = bc.backends.module_on(model, "cpu")
         W = model.layers[0].params["weight"]
         b = model.layers[0].params["bias"]
         natives = {o: bc.native(order=o, threads=threads) for o in orders}
-        core = model.native_model()
+        core = bc.backends.cpu_model(model)
         for B in batch_sizes:
             x = np.random.default_rng(B).standard_normal((B, k)).astype(np.float32)
             xt = torch.from_numpy(x)
@@ -89,8 +89,8 @@ def main(argv=None):
                 assert np.array_equal(nb.run(model, x[:1]), y[:1]), o
 
             def native_call(o):
-                kw = dict(order=o, threads=threads)
-                return lambda v: core.run(v, **kw)
+                options = natives[o].options  # parsed once, as every native call takes them
+                return lambda v: core.run(v, options)
 
             samples = {name: [] for name in ["torch", "numpy", *orders]}
             with torch.no_grad():
@@ -115,8 +115,8 @@ def mlp_table(batch_sizes, repeats, threads):
     import torch
 
     model = bc.mlp([784, 128, 10], activation="relu", head="softmax", seed=0)
-    module, native = model.torch_module(), bc.native(order="seq", threads=threads)
-    core = model.native_model()
+    module, native = bc.backends.module_on(model, "cpu"), bc.native(order="seq", threads=threads)
+    core = bc.backends.cpu_model(model)
     print(f"\n{'MLP 784-128-10':>16} {'B':>5} {'torch':>8} {'seq':>8} {'seq/torch':>9}   (GFLOP/s of the linear layers)")
     for B in batch_sizes:
         x = np.random.default_rng(B).standard_normal((B, 784)).astype(np.float32)
@@ -126,7 +126,7 @@ def mlp_table(batch_sizes, repeats, threads):
             assert np.allclose(module(xt).numpy(), native.run(model, x), rtol=1e-4, atol=1e-6)
             for _ in range(repeats):
                 t_torch.append(timed_block(module, xt))
-                t_seq.append(timed_block(lambda v: core.run(v, order="seq", threads=threads), x))
+                t_seq.append(timed_block(lambda v: core.run(v, native.options), x))
         g_torch = gflops(model.flops_per_row * B, float(np.median(t_torch)))
         g_seq = gflops(model.flops_per_row * B, float(np.median(t_seq)))
         print(f"{'':>16} {B:>5} {g_torch:8.1f} {g_seq:8.1f} {g_seq / g_torch:9.2f}")
@@ -141,7 +141,7 @@ def exact_table(n, batch_sizes, repeats, threads):
     model = bc.mlp([n, n], seed=0)
     W = model.layers[0].params["weight"].astype(np.float64)
     b = model.layers[0].params["bias"].astype(np.float64)
-    core = model.native_model()
+    core, exact = bc.backends.cpu_model(model), bc.orders.run_options("exact", threads=threads)
 
     def naive(x):
         x64 = x.astype(np.float64)
@@ -150,11 +150,11 @@ def exact_table(n, batch_sizes, repeats, threads):
     print(f"\n{'exact ' + f'{n}x{n}':>16} {'B':>5} {'exact':>8} {'fsum ref':>8} {'ratio':>9}   (GFLOP/s)")
     for B in batch_sizes:
         x = np.random.default_rng(B).standard_normal((B, n)).astype(np.float32)
-        got, ref = core.run(x, order="exact", threads=threads)[0], naive(x)
+        got, ref = core.run(x, exact)[0], naive(x)
         assert np.all(np.abs(got - ref) <= np.spacing(np.abs(got)))  # equal but for the reference's double rounding
         t_exact, t_ref = [], []
         for _ in range(repeats):
-            t_exact.append(timed_block(lambda v: core.run(v, order="exact", threads=threads), x))
+            t_exact.append(timed_block(lambda v: core.run(v, exact), x))
             t_ref.append(timed_block(naive, x))
         g_exact = gflops(2 * B * n * n, float(np.median(t_exact)))
         g_ref = gflops(2 * B * n * n, float(np.median(t_ref)))

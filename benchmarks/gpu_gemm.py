@@ -93,7 +93,7 @@ def main(argv=None):
           f"(cuBLAS), batchcore {env['batchcore']}; medians of bc.Timer samples (CUDA events)\n")
     for n in shapes:
         model = bc.mlp([n, n], seed=0)
-        layer = model.torch_module("cuda")[0]
+        layer = bc.backends.module_on(model, "cuda")[0]
         validate(torch, model, layer, n)
         native = bc.native(order="seq", device="cuda")
         print(f"Linear {n}x{n}: ms per batch (ratio = cuBLAS time / native time: > 1 means native is faster)")

@@ -5,9 +5,11 @@
 #include <pybind11/stl.h>
 
 #include "array_checks.hpp"
+#include "error_table.hpp"
 #include "batchcore_build_info.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/model.hpp"
+#include "batchcore/run_options.hpp"
 #include "batchcore_cuda.hpp"
 #include "device_model.hpp"
 #include "sm_clock.hpp"
@@ -18,31 +20,14 @@ using namespace batchcore;
 
 namespace {
 
+// Raises _core's class for a core error (the one table in error_table.hpp), so that
+// `except bc.BatchcoreError` and its subclasses catch GPU errors too.
 void translate_to_core_exceptions(std::exception_ptr p) {
-  const auto raise = [](const char* name, const std::exception& e) {
-    PyErr_SetString(py::module_::import("batchcore._core").attr(name).ptr(), e.what());
-  };
   try {
     if (p) std::rethrow_exception(p);
-  } catch (const OutOfMemoryError& e) { raise("OutOfMemoryError", e);
-  } catch (const DeviceUnavailableError& e) { raise("DeviceUnavailableError", e);
-  } catch (const ShapeError& e) { raise("ShapeError", e);
-  } catch (const DTypeError& e) { raise("DTypeError", e);
-  } catch (const OrderError& e) { raise("OrderError", e);
-  } catch (const NonFiniteError& e) { raise("NonFiniteError", e);
-  } catch (const UnsupportedLayerError& e) { raise("UnsupportedLayerError", e);
-  } catch (const ArgumentError& e) { raise("ArgumentError", e);
-  } catch (const Error& e) { raise("BatchcoreError", e);
+  } catch (const Error& e) {
+    PyErr_SetString(py::module_::import("batchcore._core").attr(python_error_name(e)).ptr(), e.what());
   }
-}
-
-cuda::DeviceRunOptions make_options(const std::string& order, const std::string& precision,
-                                   const std::string& policy) {
-  cuda::DeviceRunOptions o;
-  o.order = parse_order(order);
-  o.precision = parse_precision(precision);
-  o.policy = parse_policy(policy);
-  return o;
 }
 
 const float* require_input(const cuda::DeviceModel& self, const py::array& x) {
@@ -71,7 +56,7 @@ py::tuple run_device(cuda::DeviceModel& self, const py::array& x, const cuda::De
 
 PYBIND11_MODULE(_cuda, m) {
   m.doc() = "batchcore's CUDA core (compiled where nvcc was found).";
-  // Reuse _core's exception classes so that `except bc.BatchcoreError` catches GPU errors too.
+  // _core first: its exception classes, and its Order and RunOptions types that these functions take.
   py::module_::import("batchcore._core");
   py::register_local_exception_translator(&translate_to_core_exceptions);  // this module's calls only
 
@@ -107,43 +92,41 @@ PYBIND11_MODULE(_cuda, m) {
       .def_property_readonly("default_ghz", &cuda::SmClock::default_ghz);
   m.def(
       "linear_reference",
-      [](const py::array& x, const py::array& W, const py::array& b, const std::string& order,
+      [](const py::array& x, const py::array& W, const py::array& b, const Order& order,
          const std::string& precision, int device) {
         const float* px = require_f32(x, 2, "x");
         const float* pw = require_f32(W, 2, "weight");
         const float* pb = require_f32(b, 1, "bias");
         if (x.shape(1) != W.shape(1) || b.shape(0) != W.shape(0))
           throw ShapeError("shapes do not agree: x (M x K), weight (N x K), bias (N)");
-        const Order o = parse_order(order);
         const Precision p = parse_precision(precision);
         py::array_t<float> y({x.shape(0), W.shape(0)});
         float* py_ = y.mutable_data();
         {
           py::gil_scoped_release release;
-          cuda::linear_reference(px, pw, pb, py_, x.shape(0), W.shape(0), W.shape(1), o, p, device);
+          cuda::linear_reference(px, pw, pb, py_, x.shape(0), W.shape(0), W.shape(1), order, p, device);
         }
         return y;
       },
-      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("order") = "seq", py::arg("precision") = "fp32",
+      py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("order") = Order{}, py::arg("precision") = "fp32",
       py::arg("device") = 0);
 
   m.def(
       "dot",
-      [](const py::array& a, const py::array& b, float c, const std::string& order, const std::string& precision,
+      [](const py::array& a, const py::array& b, float c, const Order& order, const std::string& precision,
          int device) {
         const float* pa = require_f32(a, 1, "a");
         const float* pb = require_f32(b, 1, "b");
         if (a.size() != b.size()) throw ShapeError("a and b differ in length");
-        const Order o = parse_order(order);
         const Precision p = parse_precision(precision);
         float y = 0;
         {
           py::gil_scoped_release release;
-          cuda::linear_reference(pa, pb, &c, &y, 1, 1, a.size(), o, p, device);
+          cuda::linear_reference(pa, pb, &c, &y, 1, 1, a.size(), order, p, device);
         }
         return y;
       },
-      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = "seq", py::arg("precision") = "fp32",
+      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = Order{}, py::arg("precision") = "fp32",
       py::arg("device") = 0, "dot(a, b) + c in a named order, computed by one GPU thread.");
 
   py::class_<cuda::DeviceModel>(m, "DeviceModel", "A batchcore._core.Model's forward pass on a CUDA device.")
@@ -154,43 +137,33 @@ PYBIND11_MODULE(_cuda, m) {
       .def_property_readonly("l2_flush_bytes", &cuda::DeviceModel::l2_flush_bytes)
       .def(
           "run",
-          [](cuda::DeviceModel& self, const py::array& x, const std::string& order, const std::string& precision,
-             const std::string& policy) { return run_device(self, x, make_options(order, precision, policy)); },
-          py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          [](cuda::DeviceModel& self, const py::array& x, const RunOptions& options) {
+            return run_device(self, x, cuda::device_options(options));
+          },
+          py::arg("x"), py::arg("options"),
           "Forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
-          [](cuda::DeviceModel& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
-             const std::string& precision, const std::string& policy, bool cold) {
-            cuda::DeviceRunOptions opt = make_options(order, precision, policy);
-            opt.timer = &timer;
-            opt.cold = cold;
-            return run_device(self, x, opt);
-          },
-          py::arg("x"), py::arg("timer"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-          py::arg("policy") = "fixed", py::arg("cold") = false,
+          [](cuda::DeviceModel& self, const py::array& x, const TimerPolicy& timer, const RunOptions& options,
+             bool cold) { return run_device(self, x, cuda::device_options(options, &timer, cold)); },
+          py::arg("x"), py::arg("timer"), py::arg("options"), py::arg("cold") = false,
           "Forward passes timed with CUDA events. Returns (y, summary, peak_bytes, predicted_bytes).")
       .def(
           "plan_bytes",
-          [](const cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,
-             const std::string& policy, bool cold) {
-            if (M <= 0) throw ShapeError("batch size must be positive");
-            cuda::DeviceRunOptions opt = make_options(order, precision, policy);
-            opt.cold = cold;
-            return self.plan_bytes(M, opt);
+          [](const cuda::DeviceModel& self, int64_t M, const RunOptions& options, bool cold) {
+            if (M <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(M));
+            return self.plan_bytes(M, cuda::device_options(options, nullptr, cold));
           },
-          py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-          py::arg("cold") = false)
+          py::arg("batch_size"), py::arg("options"), py::arg("cold") = false)
       .def(
           "run_zeros",
-          [](cuda::DeviceModel& self, int64_t M, const std::string& order, const std::string& precision,
-             const std::string& policy) {
-            if (M <= 0) throw ShapeError("batch size must be positive");
-            const cuda::DeviceRunOptions opt = make_options(order, precision, policy);
+          [](cuda::DeviceModel& self, int64_t M, const RunOptions& options) {
+            if (M <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(M));
+            const cuda::DeviceRunOptions opt = cuda::device_options(options);
             py::gil_scoped_release release;
             return self.run(nullptr, M, nullptr, opt).peak_bytes;
           },
-          py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+          py::arg("batch_size"), py::arg("options"),
           "A forward pass of batch_size zero rows made on the device (no host array); returns the peak bytes. "
           "Raises OutOfMemoryError (everything freed) when it does not fit.")
       .def_property("memory_limit", [](cuda::DeviceModel& self) { return self.allocator().limit(); },

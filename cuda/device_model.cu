@@ -102,7 +102,7 @@ struct DeviceModel::Impl {
         case Kind::layer_norm:
           launch_row_op(cur, M, w, RowOp::layer_norm, d.p0.data(), d.p1.data(), l.eps, stream);
           break;
-        case Kind::affine: launch_row_op(cur, M, w, RowOp::affine, d.p0.data(), d.p1.data(), 0.0f, stream); break;
+        case Kind::batch_norm: launch_row_op(cur, M, w, RowOp::affine, d.p0.data(), d.p1.data(), 0.0f, stream); break;
         case Kind::linear: break;
       }
     }

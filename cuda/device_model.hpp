@@ -23,6 +23,18 @@ struct DeviceRunOptions {
   bool cold = false;                   // flush the L2 before every timed pass (its buffer is planned)
 };
 
+// The device's reading of the parsed options: order, precision and policy (threads and the SIMD level
+// do not apply on a GPU).
+inline DeviceRunOptions device_options(const RunOptions& o, const TimerPolicy* timer = nullptr, bool cold = false) {
+  DeviceRunOptions d;
+  d.order = o.order;
+  d.precision = o.precision;
+  d.policy = o.policy;
+  d.timer = timer;
+  d.cold = cold;
+  return d;
+}
+
 struct DeviceRunStats {
   TimingSummary timing;  // device time of the forward pass alone (input already on the device)
   int64_t peak_bytes = 0;

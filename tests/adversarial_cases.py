@@ -173,7 +173,7 @@ sys.meta_path.insert(0, NotInstalled())
 case("torch_missing", "MissingDependencyError", MISSING.replace("{v}", "'torch'") + "bc.torch()")
 case("torch_missing_from_torch", "MissingDependencyError", MISSING.replace("{v}", "'torch'") + "bc.from_torch(object())")
 case("torch_missing_default_backends", "ok", MISSING.replace("{v}", "'torch'") + """
-res = bc.sweep(M, [1, 2], timer=Q, probe=False)
+res = bc.sweep(M, [1, 2], timer=Q, ceilings=False)
 assert {p['backend'] for p in res.points} == {'native[seq]', 'numpy'}""")
 case("cupy_missing", "MissingDependencyError", MISSING.replace("{v}", "'cupy'") + "bc.cupy()")
 
@@ -207,7 +207,7 @@ case("measure_timer_not_a_timer", "ArgumentError", "bc.native().measure(M, X, ti
 case("measure_cold_not_a_flag", "ArgumentError", "bc.numpy().measure(M, X, Q, cold='yes')")
 
 # -- sweep ------------------------------------------------------------------------------------------------
-SWEEP = "bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe=False, {v})"
+SWEEP = "bc.sweep(M, [1, 2], [bc.native()], timer=Q, ceilings=False, {v})"
 case("sweep_model_none", "ArgumentError", "bc.sweep(None)")
 case("sweep_model_str", "ArgumentError", "bc.sweep('mlp')")
 case("sweep_torch_module_says_what_to_pass", "ok", TORCH + """
@@ -217,27 +217,27 @@ except bc.ArgumentError as e:
     assert 'bc.from_torch' in str(e)
 else:
     raise AssertionError('accepted an nn.Module')""")
-cases("sweep_batch_sizes", "ShapeError", "bc.sweep(M, {v}, [bc.native()], timer=Q, probe=False)", {
+cases("sweep_batch_sizes", "ShapeError", "bc.sweep(M, {v}, [bc.native()], timer=Q, ceilings=False)", {
     "None": "None", "empty": "[]", "zero": "[0]", "float": "[2.5]", "str": "'1,2'", "bool": "[True]", "int": "8",
 })
-cases("sweep_batch_too_large", "OutOfMemoryError", "bc.sweep(M, {v}, [bc.native()], timer=Q, probe=False)", {
+cases("sweep_batch_too_large", "OutOfMemoryError", "bc.sweep(M, {v}, [bc.native()], timer=Q, ceilings=False)", {
     "10**9": "[10**9]", "2**63": "[2**63]",
 })
-case("sweep_batch_past_rows", "ShapeError", "bc.sweep(M, [4096], [bc.native()], rows=100, timer=Q, probe=False)")
-case("sweep_batch_past_data", "ShapeError", "bc.sweep(M, [8], [bc.native()], data=X, timer=Q, probe=False)")
+case("sweep_batch_past_rows", "ShapeError", "bc.sweep(M, [4096], [bc.native()], rows=100, timer=Q, ceilings=False)")
+case("sweep_batch_past_data", "ShapeError", "bc.sweep(M, [8], [bc.native()], data=X, timer=Q, ceilings=False)")
 case("sweep_backends_empty", "ShapeError", "bc.sweep(M, [1], [], timer=Q)")
-cases("sweep_backends", "ArgumentError", "bc.sweep(M, [1], {v}, timer=Q, probe=False)", {
+cases("sweep_backends", "ArgumentError", "bc.sweep(M, [1], {v}, timer=Q, ceilings=False)", {
     "none_item": "[None]", "not_a_list": "bc.native()", "str": "'native'", "duplicate": "[bc.native(), bc.native()]",
     "int": "5",
 })
-case("sweep_timer", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=5, probe=False)")
-case("sweep_probe", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe='no')")
-case("sweep_rounds", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe=False, rounds=0)")
+case("sweep_timer", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=5, ceilings=False)")
+case("sweep_ceilings", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, ceilings='no')")
+case("sweep_rounds", "ArgumentError", "bc.sweep(M, [1, 2], [bc.native()], timer=Q, ceilings=False, rounds=0)")
 cases("sweep_setting", "ArgumentError", SWEEP, {
     "seed": "seed=-1", "cold": "cold='yes'", "data_and_rows": "data=X, rows=4",
 })
 cases("sweep_rows", "ShapeError", SWEEP, {"zero": "rows=0", "float": "rows=2.5"})
-cases("sweep_labels", "ShapeError", "bc.sweep(M, [1, 2], [bc.native()], data=X, timer=Q, probe=False, labels={v})", {
+cases("sweep_labels", "ShapeError", "bc.sweep(M, [1, 2], [bc.native()], data=X, timer=Q, ceilings=False, labels={v})", {
     "shape": "np.zeros(3, int)", "float": "np.zeros(4)",
 })
 case("sweep_data_nan", "NonFiniteError", "bc.sweep(M, [1], [bc.native()], data=np.full((4, 16), np.nan, np.float32), timer=Q)")
@@ -249,31 +249,31 @@ case("out_is_a_directory", "ResultFileError", SWEEP.replace("{v}", "out=tmp"))
 case("out_missing_parent", "ResultFileError", SWEEP.replace("{v}", "out=os.path.join(tmp, 'no', 'such.jsonl')"))
 case("out_of_another_sweep", "ResultFileError", """
 p = os.path.join(tmp, 'log.jsonl')
-bc.sweep(M, [1], [bc.native()], timer=Q, probe=False, out=p)
-bc.sweep(bc.mlp([16, 4], seed=1), [1], [bc.native()], timer=Q, probe=False, out=p)""")
+bc.sweep(M, [1], [bc.native()], timer=Q, ceilings=False, out=p)
+bc.sweep(bc.mlp([16, 4], seed=1), [1], [bc.native()], timer=Q, ceilings=False, out=p)""")
 case("out_of_garbage", "ResultFileError", """
 p = os.path.join(tmp, 'log.jsonl')
 open(p, 'w').write('hello\\nworld\\n')
-bc.sweep(M, [1], [bc.native()], timer=Q, probe=False, out=p)""")
+bc.sweep(M, [1], [bc.native()], timer=Q, ceilings=False, out=p)""")
 case("out_torn_inside_the_header_starts_again", "ok", """
 p = os.path.join(tmp, 'log.jsonl')
 open(p, 'w').write('{"type": "header", "config": {"mo')  # a full disk or a power cut mid-header
-res = bc.sweep(M, [1, 2], [bc.native()], timer=Q, probe=False, out=p)
+res = bc.sweep(M, [1, 2], [bc.native()], timer=Q, ceilings=False, out=p)
 again = bc.SweepResult.from_json(p)
 assert len(res.points) == len(again.points) == 2""")
 case("out_torn_last_point_resumes_without_duplicates", "ok", """
 p = os.path.join(tmp, 'log.jsonl')
-bc.sweep(M, [1, 2, 3], [bc.native()], timer=Q, probe=False, out=p)
+bc.sweep(M, [1, 2, 3], [bc.native()], timer=Q, ceilings=False, out=p)
 data = open(p, 'rb').read()
 open(p, 'wb').write(data[:-40])  # the last point's line torn
-res = bc.sweep(M, [1, 2, 3], [bc.native()], timer=Q, probe=False, out=p)
+res = bc.sweep(M, [1, 2, 3], [bc.native()], timer=Q, ceilings=False, out=p)
 sizes = [q['batch_size'] for q in bc.SweepResult.from_json(p).points]
 assert sorted(sizes) == [1, 2, 3] and [q['batch_size'] for q in res.points] == sizes""")
 case("overflowing_outputs_lose_no_point", "ok", """
 p, j = os.path.join(tmp, 'log.jsonl'), os.path.join(tmp, 'res.json')
 m = bc.mlp([16, 64, 4], seed=0)
 res = bc.sweep(m, [1, 2], [bc.native(), bc.numpy()], data=np.full((4, 16), 3e38, np.float32), timer=Q,
-               probe=False, out=p)
+               ceilings=False, out=p)
 res.to_json(j)
 assert len(bc.SweepResult.from_json(p).points) == len(bc.SweepResult.from_json(j).points) == 4
 assert all(q['nonfinite_outputs'] > 0 for q in res.points)""")
@@ -296,7 +296,7 @@ case("from_json_directory", "ResultFileError", "bc.SweepResult.from_json(tmp)")
 case("compare_missing", "ResultFileError", "bc.compare(os.path.join(tmp, 'a.json'), os.path.join(tmp, 'b.json'))")
 case("compare_not_results", "ArgumentError", "bc.compare(5, 6)")
 case("compare_min_change", "ArgumentError", "bc.compare(bc.SweepResult([]), bc.SweepResult([]), min_change=-1)")
-RESULT = "res = bc.sweep(M, [1], [bc.native()], timer=Q, probe=False)\n"
+RESULT = "res = bc.sweep(M, [1], [bc.native()], timer=Q, ceilings=False)\n"
 case("to_json_directory", "ResultFileError", RESULT + "res.to_json(tmp)")
 case("to_json_missing_parent", "ResultFileError", RESULT + "res.to_json(os.path.join(tmp, 'no', 'r.json'))")
 case("to_csv_missing_parent", "ResultFileError", RESULT + "res.to_csv(os.path.join(tmp, 'no', 'r.csv'))")
@@ -312,7 +312,7 @@ res.to_json(p)
 assert bc.SweepResult.from_json(p).points[0]['time_ms_mean'] is None""")
 
 # -- decisions --------------------------------------------------------------------------------------------
-DECIDE = "res = bc.sweep(M, [1, 2, 4], [bc.native()], timer=Q, probe=False)\n"
+DECIDE = "res = bc.sweep(M, [1, 2, 4], [bc.native()], timer=Q, ceilings=False)\n"
 cases("best_batch", "ArgumentError", DECIDE + "res.best_batch({v})", {
     "zero": "latency_ms=0", "str": "latency_ms='5'", "nan": "latency_ms=float('nan')",
     "metric": "latency_ms=5, metric='p50'", "backend": "latency_ms=5, backend='nope'",

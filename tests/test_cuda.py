@@ -42,8 +42,8 @@ def test_gpu_reference_kernel_matches_cpu_bits(order, precision):
 
     m = _core.Model(K)
     m.add_linear(W, b)
-    cpu = m.run(x, order=order, precision=precision)[0]
-    gpu = cu.linear_reference(x, W, b, order, precision)
+    cpu = m.run(x, bc.orders.run_options(order, precision))[0]
+    gpu = cu.linear_reference(x, W, b, _core.Order(order), precision)
     assert np.array_equal(cpu.view(np.uint32), gpu.view(np.uint32))
 
 
@@ -109,7 +109,7 @@ def test_device_peak_equals_prediction_equals_formula(M):
     quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0)
     for cold in (False, True):
         m = bc.native(device="cuda").measure(model, x, quick, cold=cold)
-        flush = model.cuda_model().l2_flush_bytes if cold else 0
+        flush = bc.backends.gpu_model(model, 0).l2_flush_bytes if cold else 0
         assert m.peak_bytes == m.predicted_bytes == gpu_formula_bytes(sizes, M, flush)
         assert m.timing.samples >= 3 and 0 < m.timing.min_ms <= m.timing.median_ms
 
@@ -121,7 +121,7 @@ def test_planted_and_real_out_of_memory_are_caught_and_the_search_goes_on():
     budget = gpu_formula_bytes(sizes, 1000)
     res = bc.largest_batch(model, gpu, budget_bytes=budget)
     assert res.batch_size == 1000 and res.peak_bytes == budget
-    dm = model.cuda_model()
+    dm = bc.backends.gpu_model(model, 0)
     resident = dm.current_bytes
     dm.memory_limit = budget
     with pytest.raises(bc.OutOfMemoryError):
@@ -131,11 +131,12 @@ def test_planted_and_real_out_of_memory_are_caught_and_the_search_goes_on():
     # Real memory: a wide input and a narrow output, so each probe is cheap; the answer must then run.
     wide = bc.mlp([16384, 16], seed=0)
     real = bc.largest_batch(wide, gpu, start=1 << 16)
-    assert any(not ok for _, ok, _ in real.probes) and not real.capped
-    assert wide.cuda_model().run_zeros(real.batch_size) == real.peak_bytes
+    assert any(not ok for _, ok, _ in real.steps) and not real.capped
+    wide_gpu, seq = bc.backends.gpu_model(wide, 0), bc.orders.run_options()
+    assert wide_gpu.run_zeros(real.batch_size, seq) == real.peak_bytes
     with pytest.raises(bc.OutOfMemoryError):
-        wide.cuda_model().run_zeros(real.batch_size + 1)
-    assert wide.cuda_model().current_bytes == gpu_formula_bytes([16384, 16], 0)
+        wide_gpu.run_zeros(real.batch_size + 1, seq)
+    assert wide_gpu.current_bytes == gpu_formula_bytes([16384, 16], 0)
 
 
 @needs_gpu
@@ -143,7 +144,7 @@ def test_gpu_dot_matches_the_cpu_for_every_order():
     rng = np.random.default_rng(5)
     a, b = rng.standard_normal(1001).astype(np.float32), rng.standard_normal(1001).astype(np.float32)
     for order in ALL_ORDERS:
-        assert np.float32(cu.dot(a, b, 0.5, order)).view(np.uint32) == \
+        assert np.float32(cu.dot(a, b, 0.5, bc.orders.Order(order))).view(np.uint32) == \
             np.float32(bc.orders.dot(a, b, order=order, c=0.5)).view(np.uint32), order
 
 
@@ -217,12 +218,12 @@ def test_gpu_probe_is_a_ceiling_for_a_device_gemm_and_copy():
 @needs_gpu
 def test_sm_clock_reads_a_clock_near_the_default_during_work():
     model = bc.mlp([1024, 1024], seed=0)
-    core = model.cuda_model(0)
+    core = bc.backends.gpu_model(model, 0)
     clock = cu.SmClock(0)
     assert 0.3 < clock.default_ghz < 4.0
     clock.mark_start(0)
     for _ in range(50):
-        core.run_zeros(4096)
+        core.run_zeros(4096, bc.orders.run_options())
     clock.mark_stop(0)
     ghz = clock.ghz(0)
     assert 0.2 * clock.default_ghz < ghz < 1.5 * clock.default_ghz

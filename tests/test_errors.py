@@ -39,7 +39,7 @@ def test_bad_inputs(model, make_x, exc, words, backend):
 
 
 def test_native_core_checks_without_the_python_layer(model):
-    core = model.native_model()
+    core = bc.backends.cpu_model(model)
     with pytest.raises(bc.NonFiniteError, match="row 1, column 2"):
         x = np.ones((2, 16), np.float32)
         x[1, 2] = np.nan
@@ -49,7 +49,7 @@ def test_native_core_checks_without_the_python_layer(model):
         x = big.copy()
         x[row, col] = value
         with pytest.raises(bc.NonFiniteError, match=f"row {row}, column {col}"):
-            core.run(x, threads=3)
+            core.run(x, bc.orders.run_options(threads=3))
     with pytest.raises(bc.DTypeError):
         core.run(np.ones((2, 16), np.float64))
     with pytest.raises(bc.ShapeError):

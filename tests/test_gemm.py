@@ -6,6 +6,7 @@ import pytest
 
 import batchcore as bc
 from batchcore import _core
+from batchcore.orders import run_options as opts
 
 ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "lanes:4", "lanes:1024", "pairwise",
           "kahan", "dot2", "f64", "exact"]
@@ -38,7 +39,7 @@ def test_gemm_equals_dot_for_every_element(M, N, K, order):
         want = dot_reference(x, W, b, order, precision)
         for simd in _core.simd_levels():
             for threads in (1, 2, 3):
-                y = m.run(x, order=order, precision=precision, threads=threads, simd=simd)[0]
+                y = m.run(x, opts(order, precision, threads=threads, simd=simd))[0]
                 assert np.array_equal(y.view(np.uint32), want.view(np.uint32)), (order, precision, simd, threads)
 
 
@@ -46,15 +47,15 @@ def test_gemm_equals_dot_for_every_element(M, N, K, order):
 def test_rows_do_not_depend_on_batch_size_or_position(order):
     m, W, b = linear_model(70, 300, seed=4)
     x = np.random.default_rng(2).standard_normal((1000, 300)).astype(np.float32)
-    alone = m.run_batched(x[:40], 1, order=order)
+    alone = m.run_batched(x[:40], 1, opts(order))
     for B in (2, 3, 17, 40, 1000):
-        y = m.run_batched(x, B, order=order, threads=3)
+        y = m.run_batched(x, B, opts(order, threads=3))
         assert np.array_equal(y[:40].view(np.uint32), alone.view(np.uint32)), B
     # Same row at first, middle and last position of a batch of strangers.
     for pos in (0, 500, 999):
         batch = x.copy()
         batch[pos] = x[7]
-        assert np.array_equal(m.run(batch, order=order)[0][pos].view(np.uint32), alone[7].view(np.uint32))
+        assert np.array_equal(m.run(batch, opts(order))[0][pos].view(np.uint32), alone[7].view(np.uint32))
 
 
 def test_library_like_policy_switches_orders_at_documented_boundaries():
@@ -62,12 +63,12 @@ def test_library_like_policy_switches_orders_at_documented_boundaries():
     x = np.random.default_rng(3).standard_normal((300, 64)).astype(np.float32)
     cases = [(1, "lanes:16"), (2, "seq"), (127, "seq"), (128, "splitk:4"), (300, "splitk:4")]
     for M, order in cases:
-        got = m.run(x[:M], policy="library-like")[0]
-        want = m.run(x[:M], order=order)[0]
+        got = m.run(x[:M], opts(policy="library-like"))[0]
+        want = m.run(x[:M], opts(order))[0]
         assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), M
-        assert _core.resolve_order("library-like", "seq", M) == order
+        assert opts(policy="library-like").resolve(M) == _core.Order(order)
     # ... and the planted orders really give different bits on this data.
-    fixed = {o: m.run(x[:2], order=o)[0] for o in ("lanes:16", "seq", "splitk:4")}
+    fixed = {o: m.run(x[:2], opts(o))[0] for o in ("lanes:16", "seq", "splitk:4")}
     assert not np.array_equal(fixed["seq"], fixed["lanes:16"]) and not np.array_equal(fixed["seq"], fixed["splitk:4"])
 
 
@@ -75,7 +76,7 @@ def test_large_k_exceeding_caches_and_wide_n():
     m, W, b = linear_model(33, 20000, seed=9)
     x = np.random.default_rng(5).standard_normal((3, 20000)).astype(np.float32)
     want = dot_reference(x, W, b, "seq", "fp32")
-    assert np.array_equal(m.run(x, threads=2)[0].view(np.uint32), want.view(np.uint32))
+    assert np.array_equal(m.run(x, opts(threads=2))[0].view(np.uint32), want.view(np.uint32))
 
 
 @pytest.mark.parametrize("order", ["seq", "seq-nofma", "lanes:16", "pairwise", "kahan", "dot2", "f64"])
@@ -96,6 +97,6 @@ def test_gemm_matches_rational_reference_on_adversarial_data(order, K):
     m.add_linear(W, bias)
     want = [[reference_dot(x[i], W[j], bias[j], order, "fp32") for j in range(len(W))] for i in range(len(x))]
     for simd in _core.simd_levels():
-        y = m.run(x, order=order, simd=simd, threads=2)[0]
+        y = m.run(x, opts(order, simd=simd, threads=2))[0]
         bad = [(i, j) for i in range(len(x)) for j in range(len(W)) if not same_bits(y[i, j], want[i][j])]
         assert not bad, (simd, bad[:5])

@@ -37,7 +37,7 @@ def test_peak_equals_prediction_equals_formula(sizes, M, order):
 
 def test_budget_raises_out_of_memory_and_frees_everything():
     model = bc.mlp([256, 256], seed=0)
-    native = model.native_model()
+    native = bc.backends.cpu_model(model)
     backend = bc.native()
     backend.run(model, np.ones((1, 256), np.float32))
     resident = native.current_bytes  # the packed weights
@@ -52,7 +52,7 @@ def test_budget_raises_out_of_memory_and_frees_everything():
 
 def test_freed_run_buffers_are_cached_for_the_next_run_and_can_be_released():
     model = bc.mlp([300, 200], seed=0)
-    native, backend = model.native_model(), bc.native()
+    native, backend = bc.backends.cpu_model(model), bc.native()
     x = np.ones((50, 300), np.float32)
     backend.run(model, x)
     cached = native.cached_bytes
@@ -74,13 +74,13 @@ def test_largest_batch_under_a_budget_is_the_formulas_largest(sizes, budget):
     expected = (budget - fixed) // per_row
     assert formula_bytes(sizes, expected) <= budget < formula_bytes(sizes, expected + 1)
     backend.run(model, np.ones((1, sizes[0]), np.float32))
-    resident = model.native_model().current_bytes
+    resident = bc.backends.cpu_model(model).current_bytes
     res = bc.largest_batch(model, backend, budget_bytes=budget)
     assert res.batch_size == expected and res.peak_bytes == formula_bytes(sizes, expected) and not res.capped
-    failed = [b for b, ok, _ in res.probes if not ok]
+    failed = [b for b, ok, _ in res.steps if not ok]
     assert failed and min(failed) == expected + 1  # out-of-memory runs were caught and the search went on
-    assert len(res.probes) <= 2 * int(np.ceil(np.log2(expected + 1))) + 2
-    assert model.native_model().current_bytes == resident and model.native_model().memory_limit == -1
+    assert len(res.steps) <= 2 * int(np.ceil(np.log2(expected + 1))) + 2
+    assert bc.backends.cpu_model(model).current_bytes == resident and bc.backends.cpu_model(model).memory_limit == -1
 
 
 def test_largest_batch_stops_at_max_batch_and_refuses_what_it_cannot_bound():
@@ -106,7 +106,7 @@ class PlantedOom(bc.backends.Backend):
     def __init__(self, limit):
         self.limit, self.passes = limit, []
 
-    def fits(self, model, batch_size, budget_bytes=None):
+    def peak_bytes_if_fits(self, model, batch_size, budget_bytes=None):
         self.passes.append(batch_size)
         try:
             if batch_size > self.limit:
@@ -153,7 +153,7 @@ def test_cold_cpu_runs_rotate_tracked_copies_of_the_input_and_keep_the_bits(M, K
     if not llc:
         pytest.skip("the system does not report its last-level cache")
     model = bc.mlp([K, 128, 10], seed=1)
-    core = model.native_model()
+    core = bc.backends.cpu_model(model)
     x = np.random.default_rng(M).standard_normal((M, K)).astype(np.float32)
     quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5).policy()
     y_hot, _, peak_hot, planned_hot = core.measure(x, quick)
@@ -174,5 +174,5 @@ def test_cold_timing_through_the_backends_and_sweep():
     numpy_backend._forward = lambda m, x: (seen.append(x.ctypes.data), forward(m, x))[1]
     m = numpy_backend.measure(model, np.ones((4, 32), np.float32), quick, cold=True)
     assert "cold" in m.clock and len(set(seen)) >= 2  # the passes read different copies
-    res = bc.sweep(model, [1, 4], [bc.native()], rows=8, timer=quick, cold=True, probe=False)
+    res = bc.sweep(model, [1, 4], [bc.native()], rows=8, timer=quick, cold=True, ceilings=False)
     assert all(p["peak_bytes"] == p["predicted_bytes"] for p in res.points)

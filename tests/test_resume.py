@@ -14,7 +14,7 @@ SWEEP = textwrap.dedent("""
     import batchcore as bc
     timer = bc.Timer(min_samples=3, min_time_s=0.05, warmup_s=0, timeout_s=1, target=0.5)
     bc.sweep(bc.mlp([64, 32, 8], seed=0), [1, 2, 3, 4, 5, 6, 7, 8], [bc.native(), bc.numpy()], timer=timer,
-             probe=False, out=sys.argv[1])
+             ceilings=False, out=sys.argv[1])
 """)
 
 

@@ -58,7 +58,7 @@ def test_torch_figures_equal_plain_torch_loops(model):
     sizes = [1, 2, 5, 16, 64, 300]
     res = bc.sweep(model, sizes, [bc.torch()], rows=ROWS, timer=FAST)
     data = np.random.default_rng(0).standard_normal((ROWS, 64), dtype=np.float32)  # the sweep's default data
-    module = model.torch_module()
+    module = bc.torch_models.build_module(model)  # an equivalent module of its own
     x = torch.from_numpy(data)
 
     def batched(B):
@@ -155,13 +155,13 @@ def test_points_carry_peak_and_roofline_fractions_of_their_own_probe(model):
 
 
 def test_probe_false_leaves_the_fractions_empty(model):
-    res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, probe=False)
+    res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, ceilings=False)
     assert res.env["probes"] == {} and res.points[0]["peak_frac"] is None and res.points[0]["roofline_frac"] is None
 
 
 def test_environment_records_the_build_and_torch_settings(model):
     torch = pytest.importorskip("torch")
-    res = bc.sweep(model, [4], [bc.torch(threads=1, measure_memory=False)], rows=8, timer=FAST, probe=False)
+    res = bc.sweep(model, [4], [bc.torch(threads=1, measure_memory=False)], rows=8, timer=FAST, ceilings=False)
     env, settings = res.env, res.points[0]["settings"]
     assert "-ffp-contract=off" in env["build"]["cxx_flags"] and env["build"]["cxx_compiler"]
     if env["cuda_compiled"]:

@@ -112,11 +112,12 @@ def test_real_measurement_of_a_native_forward_pass():
     model = bc.mlp([64, 32, 10], seed=0)
     x = np.random.default_rng(0).standard_normal((8, 64)).astype(np.float32)
     t = Timer(min_time_s=0.05, timeout_s=2.0)
-    y, summary, peak, predicted = model.native_model().measure(x, t.policy(), order="seq", threads=1)
+    one_thread = bc.orders.run_options("seq", threads=1)
+    y, summary, peak, predicted = bc.backends.cpu_model(model).measure(x, t.policy(), one_thread)
     assert np.array_equal(y, bc.native(threads=1).run(model, x))
     assert summary["median_ns"] > 0 and len(summary["samples_ns"]) >= 10
     assert summary["calls_per_sample"] >= 1 and peak == predicted
-    m = t.measure(lambda: model.native_model().run(x, threads=1))
+    m = t.measure(lambda: bc.backends.cpu_model(model).run(x, one_thread))
     assert m.samples >= 10 and m.min_ms <= m.median_ms <= m.max_ms and m.sampling_s >= 0.05
 
 

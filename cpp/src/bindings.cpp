@@ -7,6 +7,7 @@
 #include <string>
 
 #include "array_checks.hpp"
+#include "error_table.hpp"
 #include "batchcore_build_info.hpp"
 #include "timing_dict.hpp"
 #include "batchcore/cpu_features.hpp"
@@ -16,6 +17,7 @@
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/probes.hpp"
+#include "batchcore/run_options.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "batchcore/timer.hpp"
 
@@ -31,14 +33,12 @@ int thread_count(int threads) {
   return t;
 }
 
-RunOptions make_options(const std::string& order, const std::string& precision, const std::string& policy,
-                        int threads, const std::string& simd) {
-  RunOptions o;
-  o.order = parse_order(order);
-  o.precision = parse_precision(precision);
-  o.policy = parse_policy(policy);
-  o.threads = thread_count(threads);
-  o.simd = parse_simd_level(simd);
+// A copy of the parsed options with this call's timer and cold-mode bytes.
+RunOptions for_call(const RunOptions& options, const TimerPolicy* timer, int64_t cold_bytes) {
+  if (cold_bytes < 0) throw ArgumentError("cold_bytes must be >= 0, got " + std::to_string(cold_bytes));
+  RunOptions o = options;
+  o.timer = timer;
+  o.cold_bytes = cold_bytes;
   return o;
 }
 
@@ -67,14 +67,51 @@ PYBIND11_MODULE(_core, m) {
 
   // The base class first, subclasses with it as their base; translators run newest first.
   static py::exception<Error> base(m, "BatchcoreError", PyExc_Exception);
-  py::register_exception<ShapeError>(m, "ShapeError", base.ptr());
-  py::register_exception<DTypeError>(m, "DTypeError", base.ptr());
-  py::register_exception<NonFiniteError>(m, "NonFiniteError", base.ptr());
-  py::register_exception<OrderError>(m, "OrderError", base.ptr());
-  py::register_exception<UnsupportedLayerError>(m, "UnsupportedLayerError", base.ptr());
-  py::register_exception<DeviceUnavailableError>(m, "DeviceUnavailableError", base.ptr());
-  py::register_exception<OutOfMemoryError>(m, "OutOfMemoryError", base.ptr());
-  py::register_exception<ArgumentError>(m, "ArgumentError", base.ptr());
+  for_each_error_class([&](auto cls, const char* name) {
+    py::register_exception<typename decltype(cls)::type>(m, name, base.ptr());
+  });
+
+  py::class_<Order>(m, "Order", "An accumulation order, parsed once from its spelling (docs/orders.md). Equal "
+                                "orders compare and hash equal; str() gives the canonical spelling.")
+      .def(py::init(&parse_order), py::arg("spelling"))
+      .def_property_readonly("kind", [](const Order& o) {
+             const std::string spelling = format_order(o);
+             return spelling.substr(0, spelling.find(':'));
+           },
+                             "The order's name without its parameter: seq, chunk, lanes, ...")
+      .def_property_readonly("param", [](const Order& o) { return o.param; },
+                             "C of chunk:C, S of splitk:S, W of lanes:W; 0 for the others.")
+      .def("__str__", &format_order)
+      .def("__repr__", [](const Order& o) { return "Order('" + format_order(o) + "')"; })
+      .def("__eq__", [](const Order& a, const py::object& b) -> py::object {
+             if (!py::isinstance<Order>(b)) return py::reinterpret_borrow<py::object>(Py_NotImplemented);
+             return py::bool_(a == b.cast<Order>());
+           }, py::is_operator())
+      .def("__hash__", [](const Order& o) { return py::hash(py::str(format_order(o))); });
+
+  // The defaults of every call that takes options: seq, fp32, fixed, all cores, the best SIMD level.
+  const RunOptions defaults = parse_run_options(Order{}, "fp32", "fixed", 0, "auto");
+  py::class_<RunOptions>(m, "RunOptions",
+                         "How a forward pass runs, parsed once: order, precision, policy (they fix the bits), and "
+                         "threads and SIMD level (they never change them). Immutable.")
+      .def(py::init(&parse_run_options),
+           py::arg("order") = Order{}, py::arg("precision") = "fp32", py::arg("policy") = "fixed",
+           py::arg("threads") = 0, py::arg("simd") = "auto",
+           "threads=0: all cores; simd='auto': the best level this CPU has.")
+      .def_property_readonly("order", [](const RunOptions& o) { return o.order; })
+      .def_property_readonly("precision", [](const RunOptions& o) { return format_precision(o.precision); })
+      .def_property_readonly("policy", [](const RunOptions& o) { return format_policy(o.policy); })
+      .def_property_readonly("threads", [](const RunOptions& o) { return o.threads; })
+      .def_property_readonly("simd", [](const RunOptions& o) { return format_simd_level(o.simd); })
+      .def("resolve", [](const RunOptions& o, int64_t M) {
+             if (M <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(M));
+             return resolve_order(o.policy, o.order, M);
+           }, py::arg("batch_size"), "The order a pass of batch_size rows runs under the policy.")
+      .def("__repr__", [](const RunOptions& o) {
+        return "RunOptions(order=Order('" + format_order(o.order) + "'), precision='" + format_precision(o.precision) +
+               "', policy='" + format_policy(o.policy) + "', threads=" + std::to_string(o.threads) + ", simd='" +
+               format_simd_level(o.simd) + "')";
+      });
 
   py::class_<TimerPolicy>(m, "TimerPolicy", "The timer's settings; see batchcore.Timer for their meaning.")
       .def(py::init<>())
@@ -116,14 +153,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("rejected") = std::vector<bool>{},
       "The timer on planted call durations and a fake clock (for tests).");
 
-  m.def("parse_order", [](const std::string& s) { return format_order(parse_order(s)); },
-        "Canonical spelling of an order string; raises OrderError when it is malformed.");
   m.def("order_grammar", &order_grammar);
   m.def("parse_precision", [](const std::string& s) { return format_precision(parse_precision(s)); });
-  m.def("parse_policy", [](const std::string& s) { parse_policy(s); return s; });
-  m.def("resolve_order", [](const std::string& policy, const std::string& order, int64_t M) {
-    return format_order(resolve_order(parse_policy(policy), parse_order(order), M));
-  });
   m.def("simd_level", [] { return format_simd_level(best_simd_level()); });
   m.def("simd_levels", [] {
     std::vector<std::string> out;
@@ -169,19 +200,30 @@ PYBIND11_MODULE(_core, m) {
       "STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.");
 
   m.def(
+      "check_finite",
+      [](const py::array& x, const std::string& what) {
+        const float* p = require_f32(x, 2, what.c_str());
+        const int64_t width = x.shape(1);
+        py::gil_scoped_release release;
+        const PoolView pool = shared_pool(default_thread_count());
+        require_finite(p, x.size(), what.c_str(), width, &pool);
+      },
+      py::arg("x"), py::arg("what") = "input",
+      "NonFiniteError naming the first NaN or Inf of a 2-D float32 array (the scan every forward pass of the "
+      "core makes; the Python layer runs it for the other backends).");
+  m.def(
       "dot",
-      [](const py::array& a, const py::array& b, float c, const std::string& order, const std::string& precision) {
+      [](const py::array& a, const py::array& b, float c, const Order& order, const std::string& precision) {
         const float* pa = require_f32(a, 1, "a");
         const float* pb = require_f32(b, 1, "b");
         if (a.size() != b.size())
           throw ShapeError("a and b must have the same length, got " + std::to_string(a.size()) + " and " +
                            std::to_string(b.size()));
-        const Order o = parse_order(order);
         const Precision p = parse_precision(precision);
         py::gil_scoped_release release;
-        return checked_dot(pa, pb, a.size(), c, o, p);
+        return checked_dot(pa, pb, a.size(), c, order, p);
       },
-      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = "seq", py::arg("precision") = "fp32");
+      py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = Order{}, py::arg("precision") = "fp32");
 
   m.def("round_to", [](const py::array& x, const std::string& precision) {
     const float* p = require_f32(x, 1, "x");
@@ -215,45 +257,39 @@ PYBIND11_MODULE(_core, m) {
              if (g.size() != b.size()) throw ShapeError("layer norm weight and bias differ in length");
              self.add_layer_norm(pg, pb, g.size(), eps);
            })
-      .def("add_affine",
+      .def("add_batch_norm",
            [](Model& self, const py::array& s, const py::array& t) {
              const float* ps = require_f32(s, 1, "batch norm scale");
              const float* pt = require_f32(t, 1, "batch norm shift");
              if (s.size() != t.size()) throw ShapeError("batch norm scale and shift differ in length");
-             self.add_affine(ps, pt, s.size());
-           })
+             self.add_batch_norm(ps, pt, s.size());
+           },
+           py::arg("scale"), py::arg("shift"), "Batch norm in eval mode, folded to x * scale + shift.")
       .def_property_readonly("input_width", &Model::input_width)
       .def_property_readonly("output_width", &Model::output_width)
       .def_property_readonly("flops_per_row", &Model::flops_per_row)
       .def("__repr__", [](const Model& self) { return "<batchcore._core.Model " + self.describe() + ">"; })
       .def(
           "run",
-          [](Model& self, const py::array& x, const std::string& order, const std::string& precision,
-             const std::string& policy, int threads, const std::string& simd) {
+          [](Model& self, const py::array& x, const RunOptions& options) {
             const float* px = require_model_input(self, x);
-            const RunOptions opt = make_options(order, precision, policy, threads, simd);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             RunStats stats;
             {
               py::gil_scoped_release release;
-              stats = self.run(px, x.shape(0), py_, opt);
+              stats = self.run(px, x.shape(0), py_, options);
             }
             return py::make_tuple(y, stats.peak_bytes, stats.predicted_bytes);
           },
-          py::arg("x"), py::arg("order") = "seq", py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-          py::arg("threads") = 0, py::arg("simd") = "auto",
+          py::arg("x"), py::arg_v("options", defaults, "RunOptions()"),
           "One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
-          [](Model& self, const py::array& x, const TimerPolicy& timer, const std::string& order,
-             const std::string& precision, const std::string& policy, int threads, const std::string& simd,
+          [](Model& self, const py::array& x, const TimerPolicy& timer, const RunOptions& options,
              int64_t cold_bytes) {
             const float* px = require_model_input(self, x);
-            RunOptions opt = make_options(order, precision, policy, threads, simd);
-            opt.timer = &timer;
-            if (cold_bytes < 0) throw ShapeError("cold_bytes must be >= 0");
-            opt.cold_bytes = cold_bytes;
+            const RunOptions opt = for_call(options, &timer, cold_bytes);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             RunStats stats;
@@ -263,36 +299,30 @@ PYBIND11_MODULE(_core, m) {
             }
             return py::make_tuple(y, summary_dict(stats.timing), stats.peak_bytes, stats.predicted_bytes);
           },
-          py::arg("x"), py::arg("timer"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto", py::arg("cold_bytes") = 0,
+          py::arg("x"), py::arg("timer"), py::arg_v("options", defaults, "RunOptions()"), py::arg("cold_bytes") = 0,
           "Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x "
           "holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).")
       .def(
           "run_batched",
-          [](Model& self, const py::array& x, int64_t batch_size, const std::string& order,
-             const std::string& precision, const std::string& policy, int threads, const std::string& simd) {
+          [](Model& self, const py::array& x, int64_t batch_size, const RunOptions& options) {
             const float* px = require_model_input(self, x);
-            const RunOptions opt = make_options(order, precision, policy, threads, simd);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             {
               py::gil_scoped_release release;
-              self.run_batched(px, x.shape(0), batch_size, py_, opt);
+              self.run_batched(px, x.shape(0), batch_size, py_, options);
             }
             return y;
           },
-          py::arg("x"), py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-          py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("simd") = "auto",
+          py::arg("x"), py::arg("batch_size"), py::arg_v("options", defaults, "RunOptions()"),
           "Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.")
       .def("plan_bytes",
-           [](const Model& self, int64_t M, const std::string& order, const std::string& precision,
-              const std::string& policy, int threads, int64_t cold_bytes) {
-             RunOptions opt = make_options(order, precision, policy, threads, "scalar");
-             opt.cold_bytes = cold_bytes;
-             return self.plan_bytes(M, opt);
+           [](const Model& self, int64_t M, const RunOptions& options, int64_t cold_bytes) {
+             if (M <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(M));
+             return self.plan_bytes(M, for_call(options, nullptr, cold_bytes));
            },
-           py::arg("batch_size"), py::arg("order") = "seq", py::arg("precision") = "fp32",
-           py::arg("policy") = "fixed", py::arg("threads") = 0, py::arg("cold_bytes") = 0)
+           py::arg("batch_size"), py::arg_v("options", defaults, "RunOptions()"), py::arg("cold_bytes") = 0,
+           "Exact peak bytes a pass of batch_size rows holds (packed weights included).")
       .def_property("memory_limit", [](Model& self) { return self.allocator().limit(); },
                     [](Model& self, int64_t v) { self.allocator().set_limit(v); },
                     "Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.")

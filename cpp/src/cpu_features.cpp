@@ -27,7 +27,7 @@ SimdLevel parse_simd_level(const std::string& text) {
   if (text == "scalar") want = SimdLevel::scalar;
   else if (text == "avx2") want = SimdLevel::avx2;
   else if (text == "avx512") want = SimdLevel::avx512;
-  else throw OrderError("unknown SIMD level '" + text + "'; known: auto, scalar, avx2, avx512");
+  else throw DeviceUnavailableError("unknown SIMD level '" + text + "'; known: auto, scalar, avx2, avx512");
   if (int(want) > int(best_simd_level()))
     throw DeviceUnavailableError("SIMD level '" + text + "' is not supported by this CPU (best: " +
                                  format_simd_level(best_simd_level()) + ")");

@@ -53,19 +53,6 @@ void require_finite(const float* p, int64_t n, const char* what, int64_t row_wid
   }
 }
 
-Policy parse_policy(const std::string& text) {
-  if (text == "fixed") return Policy::fixed;
-  if (text == "library-like") return Policy::library_like;
-  throw OrderError("unknown policy '" + text + "'; known policies: fixed, library-like");
-}
-
-Order resolve_order(Policy policy, Order order, int64_t M) {
-  if (policy == Policy::fixed) return order;
-  if (M == 1) return Order{OrderKind::lanes, 16};
-  if (M <= 127) return Order{OrderKind::seq, 0};
-  return Order{OrderKind::splitk, 4};
-}
-
 Model::Model(int64_t input_width) : input_width_(input_width), width_(input_width) {
   if (input_width <= 0) throw ShapeError("a model's input width must be positive, got " + std::to_string(input_width));
 }
@@ -112,11 +99,11 @@ void Model::add_layer_norm(const float* gamma, const float* beta, int64_t n, flo
   layers_.push_back(std::move(l));
 }
 
-void Model::add_affine(const float* scale, const float* shift, int64_t n) {
+void Model::add_batch_norm(const float* scale, const float* shift, int64_t n) {
   require_width(n, "batch norm");
   require_finite(scale, n, "batch norm scale", n);
   require_finite(shift, n, "batch norm shift", n);
-  Layer l = make_layer(Kind::affine, n, n);
+  Layer l = make_layer(Kind::batch_norm, n, n);
   l.p0.assign(scale, scale + n);
   l.p1.assign(shift, shift + n);
   layers_.push_back(std::move(l));
@@ -138,7 +125,7 @@ std::string Model::describe() const {
       case Kind::activation: s << " -> " << (const char*[]){"relu", "gelu", "silu", "tanh"}[int(l.activation)]; break;
       case Kind::softmax: s << " -> softmax"; break;
       case Kind::layer_norm: s << " -> layer_norm"; break;
-      case Kind::affine: s << " -> batch_norm"; break;
+      case Kind::batch_norm: s << " -> batch_norm"; break;
     }
   }
   return s.str();
@@ -166,10 +153,13 @@ bool Model::copies_input(Precision p) const {
 }
 
 int64_t Model::plan_bytes(int64_t M, const RunOptions& opt) const {
+  return planned_bytes(M, resolve_order(opt.policy, opt.order, M), opt);
+}
+
+int64_t Model::planned_bytes(int64_t M, Order order, const RunOptions& opt) const {
   int64_t bytes = 0;
   for (const auto& l : layers_)
     if (l.kind == Kind::linear) bytes += PackedLinear::bytes_for(l.out, l.in);
-  const Order order = resolve_order(opt.policy, opt.order, M);
   if (copies_input(opt.precision)) bytes += M * row_stride(input_width_) * 4;  // input copy
   bytes += 2 * M * row_stride(widest_activation()) * 4;  // two activation buffers
   bytes += lanes_floats(order, opt.threads) * 4;      // workspace: lanes:W partial sums
@@ -199,14 +189,14 @@ void Model::apply_row_layer(const Layer& l, float* rows, int64_t n, int64_t ld) 
         break;
       case Kind::softmax: softmax_row(row, w); break;
       case Kind::layer_norm: layer_norm_row(row, w, l.p0.data(), l.p1.data(), l.eps); break;
-      case Kind::affine: affine_row(row, w, l.p0.data(), l.p1.data()); break;
+      case Kind::batch_norm: affine_row(row, w, l.p0.data(), l.p1.data()); break;
       case Kind::linear: break;
     }
   }
 }
 
 void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
-                    const GemmWorkspace& ws, const RunOptions& opt) {
+                    const GemmWorkspace& ws, const GemmOptions& gemm, Precision precision) {
   // Rows live row_stride(width) floats apart in the run's buffers (see gemm.hpp).
   const auto copy_rows = [M](const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t width) {
     for (int64_t r = 0; r < M; ++r) std::memcpy(dst + r * ld_dst, src + r * ld_src, size_t(width) * sizeof(float));
@@ -215,16 +205,15 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
   float* cur = in ? in : const_cast<float*>(x);
   int64_t ld = in ? row_stride(input_width_) : input_width_;
   if (in) copy_rows(x, input_width_, in, ld, input_width_);
-  const PoolView pool = shared_pool(opt.threads);
-  const GemmOptions gemm{resolve_order(opt.policy, opt.order, M), opt.threads, opt.simd};
+  const PoolView pool = shared_pool(gemm.threads);
   size_t linear_index = 0;
   for (const auto& l : layers_) {
     const int64_t w = l.in;
     switch (l.kind) {
       case Kind::linear: {
-        if (opt.precision != Precision::fp32)
+        if (precision != Precision::fp32)
           for (int64_t r = 0; r < M; ++r)
-            for (int64_t i = 0; i < w; ++i) cur[r * ld + i] = round_to(cur[r * ld + i], opt.precision);
+            for (int64_t i = 0; i < w; ++i) cur[r * ld + i] = round_to(cur[r * ld + i], precision);
         float* next = cur == act0 ? act1 : act0;
         const int64_t ld_next = row_stride(l.out);
         linear_forward(cur, ld, M, packed_[linear_index++], next, ld_next, ws, gemm);
@@ -249,8 +238,9 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
   ensure_packed(opt.precision);
   alloc_.reset_peak();
   RunStats stats;
+  const Order order = resolve_order(opt.policy, opt.order, M);  // once per run: every pass runs this order
+  const GemmOptions gemm{order, opt.threads, opt.simd};
   {
-    const Order order = resolve_order(opt.policy, opt.order, M);
     TrackedBuffer in(alloc_, copies_input(opt.precision) ? M * row_stride(input_width_) : 0);
     const int64_t act_floats = M * row_stride(widest_activation());
     TrackedBuffer act0(alloc_, act_floats), act1(alloc_, act_floats);
@@ -267,7 +257,7 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
         source = rotation.data() + next_copy * rows_floats;
         next_copy = (next_copy + 1) % copies;
       }
-      forward(source, M, y, in.data(), act0.data(), act1.data(), ws, opt);
+      forward(source, M, y, in.data(), act0.data(), act1.data(), ws, gemm, opt.precision);
     };
     if (opt.timer) {
       SteadyClock clock;
@@ -277,7 +267,7 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
     }
   }
   stats.peak_bytes = alloc_.peak_bytes();
-  stats.predicted_bytes = plan_bytes(M, opt);
+  stats.predicted_bytes = planned_bytes(M, order, opt);
   return stats;
 }
 

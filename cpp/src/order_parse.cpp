@@ -94,6 +94,14 @@ Precision parse_precision(const std::string& text) {
   throw OrderError("unknown precision '" + text + "'; known precisions: fp32, tf32, bf16, fp16");
 }
 
+Policy parse_policy(const std::string& text) {
+  if (text == "fixed") return Policy::fixed;
+  if (text == "library-like") return Policy::library_like;
+  throw OrderError("unknown policy '" + text + "'; known policies: fixed, library-like");
+}
+
+std::string format_policy(Policy p) { return p == Policy::fixed ? "fixed" : "library-like"; }
+
 std::string format_precision(Precision p) {
   switch (p) {
     case Precision::fp32: return "fp32";

@@ -25,10 +25,12 @@ from .errors import (
 )
 from .info import _version, info
 from .memory import LargestBatch, largest_batch
-from .models import Layer, Model, from_torch, mlp
+from .models import Layer, Model, mlp
 from .probes import Probe, probe
-from .sweep import SweepResult, sweep
+from .results import SweepResult
+from .sweep import sweep
 from .timing import Measurement, Timer
+from .torch_models import from_torch
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 

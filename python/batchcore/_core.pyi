@@ -1,17 +1,14 @@
-# Generated from the compiled module by `pybind11-stubgen batchcore._core`; regenerate after changing
+# Generated from the compiled module by `pybind11-stubgen batchcore._core` (.ci/stubs); regenerate after changing
 # its bindings (tests/test_stubs.py checks that the names agree).
 """
 batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.
 """
 from __future__ import annotations
-
 import collections.abc
-import typing
-
 import numpy
 import numpy.typing
-
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'OrderError', 'OutOfMemoryError', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'default_threads', 'dot', 'order_grammar', 'parse_order', 'parse_policy', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'resolve_order', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+import typing
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_finite', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -30,6 +27,59 @@ class OutOfMemoryError(BatchcoreError):
     pass
 class ArgumentError(BatchcoreError):
     pass
+class Order:
+    """
+    An accumulation order, parsed once from its spelling (docs/orders.md). Equal orders compare and hash equal; str() gives the canonical spelling.
+    """
+    def __eq__(self, arg0: typing.Any) -> typing.Any:
+        ...
+    def __hash__(self) -> int:
+        ...
+    def __init__(self, spelling: str) -> None:
+        ...
+    def __repr__(self) -> str:
+        ...
+    def __str__(self) -> str:
+        ...
+    @property
+    def kind(self) -> str:
+        """
+        The order's name without its parameter: seq, chunk, lanes, ...
+        """
+    @property
+    def param(self) -> int:
+        """
+        C of chunk:C, S of splitk:S, W of lanes:W; 0 for the others.
+        """
+class RunOptions:
+    """
+    How a forward pass runs, parsed once: order, precision, policy (they fix the bits), and threads and SIMD level (they never change them). Immutable.
+    """
+    def __init__(self, order: Order = ..., precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> None:
+        """
+        threads=0: all cores; simd='auto': the best level this CPU has.
+        """
+    def __repr__(self) -> str:
+        ...
+    def resolve(self, batch_size: typing.SupportsInt | typing.SupportsIndex) -> Order:
+        """
+        The order a pass of batch_size rows runs under the policy.
+        """
+    @property
+    def order(self) -> Order:
+        ...
+    @property
+    def policy(self) -> str:
+        ...
+    @property
+    def precision(self) -> str:
+        ...
+    @property
+    def simd(self) -> str:
+        ...
+    @property
+    def threads(self) -> int:
+        ...
 class TimerPolicy:
     """
     The timer's settings; see batchcore.Timer for their meaning.
@@ -99,27 +149,31 @@ class Model:
         ...
     def add_activation(self, arg0: str) -> None:
         ...
-    def add_affine(self, arg0: numpy.ndarray, arg1: numpy.ndarray) -> None:
-        ...
+    def add_batch_norm(self, scale: numpy.ndarray, shift: numpy.ndarray) -> None:
+        """
+        Batch norm in eval mode, folded to x * scale + shift.
+        """
     def add_layer_norm(self, arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
     def add_linear(self, weight: numpy.ndarray, bias: typing.Any) -> None:
         ...
     def add_softmax(self) -> None:
         ...
-    def measure(self, x: numpy.ndarray, timer: TimerPolicy, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto', cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
+    def measure(self, x: numpy.ndarray, timer: TimerPolicy, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
         """
         Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).
         """
-    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
-        ...
+    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+        """
+        Exact peak bytes a pass of batch_size rows holds (packed weights included).
+        """
     def release_cached(self) -> None:
         ...
-    def run(self, x: numpy.ndarray, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
+    def run(self, x: numpy.ndarray, options: RunOptions = ...) -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
         """
         One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
         """
-    def run_batched(self, x: numpy.ndarray, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+    def run_batched(self, x: numpy.ndarray, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ...) -> numpy.typing.NDArray[numpy.float32]:
         """
         Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.
         """
@@ -154,17 +208,15 @@ def build_info() -> dict:
     """
     How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
     """
+def check_finite(x: numpy.ndarray, what: str = 'input') -> None:
+    """
+    NonFiniteError naming the first NaN or Inf of a 2-D float32 array (the scan every forward pass of the core makes; the Python layer runs it for the other backends).
+    """
 def default_threads() -> int:
     ...
-def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: str = 'seq', precision: str = 'fp32') -> float:
+def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
     ...
 def order_grammar() -> list[str]:
-    ...
-def parse_order(arg0: str) -> str:
-    """
-    Canonical spelling of an order string; raises OrderError when it is malformed.
-    """
-def parse_policy(arg0: str) -> str:
     ...
 def parse_precision(arg0: str) -> str:
     ...
@@ -180,8 +232,6 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
     STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.
     """
-def resolve_order(arg0: str, arg1: str, arg2: typing.SupportsInt | typing.SupportsIndex) -> str:
-    ...
 def round_to(arg0: numpy.ndarray, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def simd_level() -> str:

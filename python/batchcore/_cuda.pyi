@@ -1,17 +1,13 @@
-# Generated from the compiled module by `pybind11-stubgen batchcore._cuda`; regenerate after changing
+# Generated from the compiled module by `pybind11-stubgen batchcore._cuda` (.ci/stubs); regenerate after changing
 # its bindings (tests/test_stubs.py checks that the names agree).
 """
 batchcore's CUDA core (compiled where nvcc was found).
 """
 from __future__ import annotations
-
-import typing
-
+import batchcore._core
 import numpy
 import numpy.typing
-
-import batchcore._core
-
+import typing
 __all__: list[str] = ['DeviceModel', 'SmClock', 'build_info', 'clock_ghz', 'device_count', 'device_name', 'dot', 'driver_version', 'l2_cache_bytes', 'linear_reference', 'probe_copy', 'probe_fma_peak', 'runtime_version']
 class SmClock:
     """
@@ -36,17 +32,17 @@ class DeviceModel:
     """
     def __init__(self, model: batchcore._core.Model, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         ...
-    def measure(self, x: numpy.ndarray, timer: batchcore._core.TimerPolicy, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', cold: bool = False) -> tuple:
+    def measure(self, x: numpy.ndarray, timer: batchcore._core.TimerPolicy, options: batchcore._core.RunOptions, cold: bool = False) -> tuple:
         """
         Forward passes timed with CUDA events. Returns (y, summary, peak_bytes, predicted_bytes).
         """
-    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed', cold: bool = False) -> int:
+    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: batchcore._core.RunOptions, cold: bool = False) -> int:
         ...
-    def run(self, x: numpy.ndarray, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed') -> tuple:
+    def run(self, x: numpy.ndarray, options: batchcore._core.RunOptions) -> tuple:
         """
         Forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
         """
-    def run_zeros(self, batch_size: typing.SupportsInt | typing.SupportsIndex, order: str = 'seq', precision: str = 'fp32', policy: str = 'fixed') -> int:
+    def run_zeros(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: batchcore._core.RunOptions) -> int:
         """
         A forward pass of batch_size zero rows made on the device (no host array); returns the peak bytes. Raises OutOfMemoryError (everything freed) when it does not fit.
         """
@@ -85,7 +81,7 @@ def device_count() -> int:
     ...
 def device_name(device: typing.SupportsInt | typing.SupportsIndex = 0) -> str:
     ...
-def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: str = 'seq', precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """
     dot(a, b) + c in a named order, computed by one GPU thread.
     """
@@ -95,7 +91,7 @@ def driver_version() -> int:
     """
 def l2_cache_bytes(device: typing.SupportsInt | typing.SupportsIndex) -> int:
     ...
-def linear_reference(x: numpy.ndarray, weight: numpy.ndarray, bias: numpy.ndarray, order: str = 'seq', precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+def linear_reference(x: numpy.ndarray, weight: numpy.ndarray, bias: numpy.ndarray, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def probe_copy(device: typing.SupportsInt | typing.SupportsIndex) -> float:
     """

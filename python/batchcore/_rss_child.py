@@ -20,12 +20,12 @@ def main(argv) -> int:
         import numpy as np
         import torch
 
-        from batchcore.models import _build_torch_module
         from batchcore.rss import load_layers
+        from batchcore.torch_models import build_module
 
         torch.set_num_threads(threads)
         model = load_layers(path)
-        module = _build_torch_module(model)
+        module = build_module(model)
         x = torch.from_numpy(np.zeros((batch_size, model.input_width), np.float32))
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the peak resident set restarts at the current one

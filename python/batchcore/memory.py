@@ -1,50 +1,54 @@
-"""The largest batch that fits: doubling, then bisection, each probe a real forward pass.
+"""The largest batch that fits: doubling, then bisection, each step a real forward pass.
 
-A probe runs one forward pass of B rows and catches ``OutOfMemoryError`` (the backend frees everything
+A step of the search runs one forward pass of B rows and catches ``OutOfMemoryError`` (the backend frees everything
 and the search goes on in the same process). On the CPU the search takes a byte budget, enforced by the
 native core's tracking allocator, instead of exhausting the machine; on a GPU it runs against the real
-device memory (a budget, when given, is enforced as well). Probes assume that a batch that fits implies
+device memory (a budget, when given, is enforced as well). The search assumes that a batch that fits implies
 that every smaller one fits (memory grows with B).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import checks
 from .errors import ArgumentError, OutOfMemoryError
+from .models import Model
+
+if TYPE_CHECKING:
+    from .backends import Backend
 
 
 @dataclass
 class LargestBatch:
     """The result of :func:`largest_batch`: ``batch_size`` (the largest B that fit), its peak bytes,
-    the budget (None: the device's real memory), every probe as ``(B, fitted, peak_bytes)`` in the order
-    run, and ``capped`` when ``max_batch`` fitted (the true limit may be larger)."""
+    the budget (None: the device's real memory), every step of the search as ``(B, fitted, peak_bytes)``
+    in the order run, and ``capped`` when ``max_batch`` fitted (the true limit may be larger)."""
 
     batch_size: int
     peak_bytes: int | None
     budget_bytes: int | None
     backend: str
-    probes: list = field(default_factory=list)
+    steps: list[tuple[int, bool, int | None]] = field(default_factory=list)
     capped: bool = False
 
 
-def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 1,
+def largest_batch(model: Model, backend: Backend, budget_bytes: int | None = None, start: int = 1,
                   max_batch: int = 1 << 24) -> LargestBatch:
     """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
     fails, then bisecting between the last fit and the first failure (about 2 log2(B) passes).
 
-    backend: a backend with a ``fits`` method: ``bc.native()`` on the CPU (needs ``budget_bytes``) or on
+    backend: a backend with a ``peak_bytes_if_fits`` method: ``bc.native()`` on the CPU (needs ``budget_bytes``) or on
     a GPU; ``bc.torch(device="cuda")``; ``bc.cupy()``.
     budget_bytes: bytes the pass may hold at its peak (weights included); required on the CPU.
     Raises OutOfMemoryError when not even ``start`` rows fit.
     """
     from .backends import Backend
-    from .models import Model
 
     if not isinstance(model, Model):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
-    if not isinstance(backend, Backend) and not callable(getattr(backend, "fits", None)):
+    if not isinstance(backend, Backend) and not callable(getattr(backend, "peak_bytes_if_fits", None)):
         raise ArgumentError(f"backend must be a batchcore backend such as bc.native(), got {backend!r}")
     start = checks.positive_int(start, "start")
     max_batch = checks.positive_int(max_batch, "max_batch")
@@ -52,11 +56,11 @@ def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 
         budget_bytes = checks.positive_int(budget_bytes, "budget_bytes")
     if start > max_batch:
         raise ArgumentError(f"start ({start}) exceeds max_batch ({max_batch})")
-    probes = []
+    steps: list[tuple[int, bool, int | None]] = []
 
     def fits(B: int) -> bool:
-        peak = backend.fits(model, B, budget_bytes)
-        probes.append((B, peak is not None, peak))
+        peak = backend.peak_bytes_if_fits(model, B, budget_bytes)
+        steps.append((B, peak is not None, peak))
         return peak is not None
 
     good, bad, B = 0, None, start
@@ -80,5 +84,5 @@ def largest_batch(model, backend, budget_bytes: int | None = None, start: int = 
             else:
                 bad = mid
         good = lo
-    peak = next(p for b, ok, p in reversed(probes) if ok and b == good)
-    return LargestBatch(good, peak, budget_bytes, backend.label, probes, capped=bad is None)
+    peak = next(p for b, ok, p in reversed(steps) if ok and b == good)
+    return LargestBatch(good, peak, budget_bytes, backend.label, steps, capped=bad is None)

@@ -9,17 +9,16 @@ exactly B rows is also timed. Each measured point is appended to a JSON-lines fi
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import math
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from os import PathLike
+from typing import Any
 
 import numpy as np
 
-from . import checks, decisions, devices, numerics, resultfile
-from .backends import Backend, Measured, NativeBackend, check_input, native
+from . import checks, devices, resultfile
+from .backends import Backend, NativeBackend, TimedBatch, check_input, native
 from .backends import cupy as cupy_backend
 from .backends import numpy as numpy_backend
 from .backends import torch as torch_backend
@@ -28,88 +27,17 @@ from .info import info
 from .models import Model
 from .probes import Probe
 from .probes import probe as probe_device
-from .report import Classes, format_table
+from .results import SweepResult, make_point
 from .timing import Measurement, Timer, as_timer
 
-# The fields every point carries (names fixed; later versions add more).
-POINT_FIELDS = (
-    "backend", "device", "precision", "order", "batch_size",
-    "time_ms", "time_ms_ci_low", "time_ms_ci_high", "ci_rel_halfwidth", "target_met", "noisy",
-    "time_ms_q1", "time_ms_q3", "time_ms_p90", "time_ms_p99", "time_ms_mean", "time_ms_min",
-    "samples", "discarded", "samples_per_s", "gflops", "intensity", "peak_frac", "roofline_frac",
-    "peak_bytes", "predicted_bytes", "memory_method", "clock",
-    "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
-    "max_ulp_vs_exact", "max_rel_err_vs_exact", "nonfinite_outputs", "fingerprint",
-)
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
 
 
-@dataclass
-class SweepResult:
-    """The measured points (``points``: list of dicts with POINT_FIELDS), the environment they were
-    measured in (``env``) and what was swept (``config``)."""
-
-    points: list[dict]
-    env: dict = field(default_factory=dict)
-    config: dict = field(default_factory=dict)
-
-    def classes(self) -> Classes:
-        """Per backend, the batch sizes grouped by identical output bits (in order of first size)."""
-        out = Classes()
-        for label in dict.fromkeys(p["backend"] for p in self.points):
-            fps = {p["batch_size"]: p["fingerprint"] for p in self.points if p["backend"] == label}
-            out[label] = numerics.invariance_classes(dict(sorted(fps.items())))
-        return out
-
-    def best_batch(self, latency_ms: float, metric: str = "p99", backend: str | None = None):
-        """The B with the highest throughput whose ``metric`` (median, mean, p90, p99) latency is within
-        ``latency_ms``, and how sure that is (see :class:`batchcore.decisions.BestBatch`)."""
-        return decisions.best_batch(self.points, latency_ms, metric, backend)
-
-    def knee(self, gain: float = 0.05, backend: str | None = None):
-        """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.decisions.Knee`)."""
-        return decisions.knee(self.points, gain, backend)
-
-    def table(self) -> str:
-        """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
-        class of the point within its backend (0 is the class of the smallest batch size)."""
-        classes = self.classes()
-        rows = []
-        for p in self.points:
-            groups = classes[p["backend"]]
-            rows.append({**p, "class_id": next(i for i, g in enumerate(groups) if p["batch_size"] in g)})
-        return format_table(rows)
-
-    def to_json(self, path) -> None:
-        """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);
-        non-finite numbers are written as null. ResultFileError when the path cannot be written."""
-        doc = resultfile.json_safe({"env": self.env, "config": self.config, "points": self.points})
-        resultfile.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
-
-    @classmethod
-    def from_json(cls, path) -> SweepResult:
-        """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``;
-        ResultFileError names what is wrong with any other file."""
-        points, env, config = resultfile.load(path)
-        return cls(points, env, config)
-
-    def to_csv(self, path) -> None:
-        """One row per point, the POINT_FIELDS as columns; written atomically."""
-        import io
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=POINT_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for p in self.points:
-            w.writerow({k: ("" if p.get(k) is None else p.get(k)) for k in POINT_FIELDS})
-        resultfile.atomic_write(path, buf.getvalue())
-
-
-def _digest(a) -> str | None:
+def _digest(a: np.ndarray | None) -> str | None:
     return None if a is None else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
 
 
-def _check_batch_sizes(batch_sizes) -> list[int]:
+def _check_batch_sizes(batch_sizes: Any) -> list[int]:
     if isinstance(batch_sizes, (str, bytes)) or not hasattr(batch_sizes, "__iter__"):
         raise ShapeError(f"batch_sizes must be a list of positive integers, got {batch_sizes!r}")
     sizes = [checks.positive_int(b, "every batch size", ShapeError) for b in batch_sizes]
@@ -118,7 +46,7 @@ def _check_batch_sizes(batch_sizes) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-def _check_model(model) -> Model:
+def _check_model(model: Any) -> Model:
     if isinstance(model, Model):
         return model
     if type(model).__module__.startswith("torch"):
@@ -127,7 +55,7 @@ def _check_model(model) -> Model:
     raise ArgumentError(f"sweep() takes a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
 
 
-def _check_backends(backends) -> list[Backend]:
+def _check_backends(backends: Any) -> list[Backend]:
     if isinstance(backends, Backend):
         raise ArgumentError("backends must be a list of backends, e.g. [bc.native()]")
     if isinstance(backends, (str, bytes)) or not hasattr(backends, "__iter__"):
@@ -144,7 +72,7 @@ def _check_backends(backends) -> list[Backend]:
     return found
 
 
-def _check_data(model: Model, data, rows, seed, sizes: list[int]) -> np.ndarray:
+def _check_data(model: Model, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
     seed = checks.seed(seed)
     if data is None:
         rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
@@ -159,60 +87,6 @@ def _check_data(model: Model, data, rows, seed, sizes: list[int]) -> np.ndarray:
     return data
 
 
-def _point(backend: Backend, model: Model, B: int, y, y_b1, y_exact, labels, measured: Measured,
-           ceiling: Probe | None) -> dict:
-    t = measured.timing
-    med = t.median_ms
-    s = backend.settings()
-    gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
-    traffic = model.min_traffic_bytes(B)
-    intensity = model.flops_per_row * B / traffic
-    return resultfile.json_safe({
-        "backend": backend.label,
-        "device": s["device"],
-        "precision": s["precision"],
-        "order": s.get("policy") if s.get("policy") == "library-like" else s["order"],
-        "batch_size": B,
-        "time_ms": med,
-        "time_ms_ci_low": t.ci_low_ms if math.isfinite(t.ci_low_ms) else None,
-        "time_ms_ci_high": t.ci_high_ms if math.isfinite(t.ci_high_ms) else None,
-        "ci_rel_halfwidth": t.ci_rel_halfwidth if math.isfinite(t.ci_rel_halfwidth) else None,
-        "target_met": t.target_met,
-        "noisy": t.noisy,
-        "time_ms_q1": t.q1_ms,
-        "time_ms_q3": t.q3_ms,
-        "time_ms_p90": t.p90_ms,
-        "time_ms_p99": t.p99_ms,
-        "time_ms_mean": t.mean_ms,
-        "time_ms_min": t.min_ms,
-        "samples": t.samples,
-        "discarded": t.discarded,
-        "samples_per_s": B / (med / 1e3) if med else None,
-        "gflops": gflops,
-        "intensity": intensity,
-        "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
-        "roofline_frac": gflops / ceiling.roofline_gflops(intensity, traffic) if ceiling and gflops else None,
-        "peak_bytes": measured.peak_bytes,
-        "predicted_bytes": measured.predicted_bytes,
-        "memory_method": measured.memory,
-        "clock": measured.clock,
-        "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
-        "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
-        "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
-        "argmax_changed": numerics.argmax_changed(y, y_b1),
-        "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
-        "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
-        "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
-        "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
-        "fingerprint": numerics.fingerprint(y),
-        "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
-                   "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns,
-                   "rounds": max(1, len(t.round_medians_ms)), "round_medians_ms": t.round_medians_ms},
-        "timer": t.timer,
-        "settings": s,
-    })
-
-
 def _ceiling(backend: Backend, refresh: bool = False) -> Probe:
     """The probe a backend's points are held against: its GPU, or the CPU at its own thread count."""
     s = backend.settings()
@@ -221,7 +95,7 @@ def _ceiling(backend: Backend, refresh: bool = False) -> Probe:
     return probe_device("cpu", threads=s.get("threads"), refresh=refresh)
 
 
-def default_backends(device="auto") -> list[Backend]:
+def default_backends(device: str = "auto") -> list[Backend]:
     """native seq, numpy and torch (when installed) on the CPU; on a GPU native seq, torch and cupy
     (those installed) on that GPU."""
     dev = devices.parse(device)
@@ -241,9 +115,10 @@ def default_backends(device="auto") -> list[Backend]:
     return found
 
 
-def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=None, labels=None, rows: int | None = None,
-          timer: Timer | None = None, out=None, seed: int = 0, device="auto", cold: bool = False,
-          probe: bool = True, rounds: int = 6) -> SweepResult:
+def sweep(model: Model, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
+          data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
+          out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
+          ceilings: bool = True, rounds: int = 6) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
@@ -256,7 +131,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     times are in milliseconds.
     device: where the default backends run ("auto": the GPU when the core sees one).
     cold: flush the caches before every timed pass (GPU backends).
-    probe: put every point's GFLOP/s in proportion to the device's measured ceilings (:func:`batchcore.probe`,
+    ceilings: put every point's GFLOP/s in proportion to the device's measured ceilings (:func:`batchcore.probe`,
     cached per machine): ``peak_frac`` (of the fma peak) and ``roofline_frac`` (of min(peak, bandwidth x
     intensity), intensity in flop per byte of :meth:`Model.min_traffic_bytes`). The probes used are in
     ``env["probes"]``.
@@ -273,7 +148,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     timer = as_timer(timer)
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
-    checks.flag(probe, "probe")
+    checks.flag(ceilings, "ceilings")
     rounds = checks.positive_int(rounds, "rounds", maximum=1000)
     data = _check_data(model, data, rows, seed, sizes)
     if labels is not None:
@@ -287,11 +162,12 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
               "data_digest": _digest(data), "labels_digest": _digest(labels)}
     env = info()
-    ceilings, env["probes"] = {}, {}
-    for b in backends if probe else []:
+    probes: dict[str, Probe] = {}
+    env["probes"] = {}
+    for b in backends if ceilings else []:
         try:
-            ceilings[b.label] = _ceiling(b)
-            env["probes"][b.label] = ceilings[b.label].to_dict()
+            probes[b.label] = _ceiling(b)
+            env["probes"][b.label] = probes[b.label].to_dict()
         except DeviceUnavailableError as e:  # e.g. torch on a GPU in a build without batchcore's CUDA core
             env["probes"][b.label] = {"unavailable": str(e)}
     log = resultfile.PointLog(out, config, env) if out is not None else None
@@ -314,7 +190,7 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
         for B in todo:
             tasks.append((backend, B, y_b1 if B == 1 else backend.run_batched(model, data, B), y_b1))
     round_timer = timer.per_round(rounds)
-    parts: dict = {}
+    parts: dict[tuple[str, int], list[TimedBatch]] = {}
     for r in range(rounds):
         last = r == rounds - 1
         for backend, B, y, y_b1 in tasks:
@@ -324,15 +200,15 @@ def sweep(model: Model, batch_sizes=DEFAULT_BATCH_SIZES, backends=None, data=Non
                 continue
             runs = parts.pop((backend.label, B))
             measured.timing = Measurement.pooled([m.timing for m in runs], timer)
-            p = _point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
-                       ceilings.get(backend.label))
-            if (p["peak_frac"] or 0) > 1 and ceilings[backend.label].source != "measured":
+            p = make_point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
+                           probes.get(backend.label))
+            if (p["peak_frac"] or 0) > 1 and probes[backend.label].source != "measured":
                 # Over the peak: the cached probe is stale (another moment, a throttled run). Measure it
                 # again once, and hold this backend's points against the fresh one.
-                ceilings[backend.label] = _ceiling(backend, refresh=True)
-                env["probes"][backend.label] = ceilings[backend.label].to_dict()
-                p = _point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
-                           ceilings[backend.label])
+                probes[backend.label] = _ceiling(backend, refresh=True)
+                env["probes"][backend.label] = probes[backend.label].to_dict()
+                p = make_point(backend, model, B, y, y_b1, exact_cache[backend.precision], labels, measured,
+                               probes[backend.label])
             if (p["peak_frac"] or 0) > 1:
                 warnings.warn(f"{backend.label} at B={B} ran at {100 * p['peak_frac']:.0f} % of a freshly measured "
                               "peak: the machine's speed changed during the sweep", stacklevel=2)

@@ -14,6 +14,7 @@
 #include "batchcore/layers.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/pack_weights.hpp"
+#include "batchcore/run_options.hpp"
 #include "batchcore/timer.hpp"
 #include "batchcore/tracking_allocator.hpp"
 
@@ -22,26 +23,6 @@ namespace batchcore {
 class PoolView;
 // Throws NonFiniteError naming the first Inf or NaN of p[0..n) (rows of `row_width`); scans on `pool` if given.
 void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, const PoolView* pool = nullptr);
-
-// "fixed": the given order at every batch size. "library_like": the order depends on the number of rows
-// of the call, as vendor libraries choose kernels: lanes:16 at M = 1, seq for 2 <= M <= 127, splitk:4 from
-// M = 128 on. It plants a batch-size variance whose boundaries are known in advance.
-enum class Policy : int { fixed = 0, library_like = 1 };
-Policy parse_policy(const std::string& text);  // "fixed" or "library-like"; throws OrderError
-Order resolve_order(Policy policy, Order order, int64_t M);
-
-struct RunOptions {
-  Order order;
-  Precision precision = Precision::fp32;
-  Policy policy = Policy::fixed;
-  int threads = 1;
-  SimdLevel simd = SimdLevel::scalar;
-  const TimerPolicy* timer = nullptr;  // when set, the pass is timed by this policy; else run once
-  // Cold mode (> 0): every pass reads its input from the next of cold_copies() copies of x, which
-  // together hold at least this many bytes (the caller passes >= 2x the last-level cache), so no pass
-  // finds its input in a cache. The copies are tracked and planned.
-  int64_t cold_bytes = 0;
-};
 
 struct RunStats {
   TimingSummary timing;          // RunOptions::timer's result
@@ -57,7 +38,8 @@ class Model {
   void add_activation(Activation a);
   void add_softmax();
   void add_layer_norm(const float* gamma, const float* beta, int64_t n, float eps);
-  void add_affine(const float* scale, const float* shift, int64_t n);
+  // Batch norm in eval mode, folded to x * scale + shift per feature.
+  void add_batch_norm(const float* scale, const float* shift, int64_t n);
 
   int64_t input_width() const { return input_width_; }
   int64_t output_width() const { return width_; }
@@ -75,12 +57,12 @@ class Model {
   TrackingAllocator& allocator() { return alloc_; }
 
   // The layers as built (the CUDA core reads them to build its device copy).
-  enum class Kind { linear, activation, softmax, layer_norm, affine };
+  enum class Kind { linear, activation, softmax, layer_norm, batch_norm };
   struct Layer {
     Kind kind;
     int64_t in = 0, out = 0;
     Activation activation = Activation::relu;
-    std::vector<float> p0, p1;  // linear: W (out x in), b; layer norm: gamma, beta; affine: scale, shift
+    std::vector<float> p0, p1;  // linear: W (out x in), b; layer norm: gamma, beta; batch norm: scale, shift
     float eps = 0.0f;
   };
   const std::vector<Layer>& layers() const { return layers_; }
@@ -100,8 +82,10 @@ class Model {
   // Whether a run copies its input into a padded buffer: when it must be rounded or changed in place,
   // or when its rows lie a multiple of 2 KiB apart. Otherwise the first linear layer reads x directly.
   bool copies_input(Precision p) const;
+  // One pass; `gemm` carries the order already resolved for M (once per run, not per pass).
   void forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
-               const GemmWorkspace& ws, const RunOptions& opt);
+               const GemmWorkspace& ws, const GemmOptions& gemm, Precision precision);
+  int64_t planned_bytes(int64_t M, Order resolved, const RunOptions& opt) const;
 
   int64_t input_width_, width_;
   std::vector<Layer> layers_;

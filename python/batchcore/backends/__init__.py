@@ -12,17 +12,18 @@ around the Python call.
 from __future__ import annotations
 
 from .arrays import CupyBackend, NumpyBackend, array_forward
-from .base import Backend, Measured, check_input, cold_copies, cold_input_bytes
+from .base import Backend, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes
 from .cuda_events import event_sampler, stream_sm_clock
-from .native import NativeBackend
-from .torch_backend import TorchBackend
+from .native import NativeBackend, cpu_model, gpu_model
+from .torch_backend import TorchBackend, module_on
 
-__all__ = ["Backend", "CupyBackend", "Measured", "NativeBackend", "NumpyBackend", "TorchBackend", "array_forward",
-           "check_input", "cold_copies", "cold_input_bytes", "cupy", "event_sampler", "native", "numpy",
-           "stream_sm_clock", "torch"]
+__all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "TimedBatch", "TorchBackend", "array_forward",
+           "check_batch_size", "check_input", "cold_copies", "cold_input_bytes", "cpu_model", "cupy", "event_sampler",
+           "gpu_model", "module_on", "native", "numpy", "stream_sm_clock", "torch"]
 
 
-def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu", simd="auto") -> NativeBackend:
+def native(order: str = "seq", precision: str = "fp32", policy: str | None = None, threads: int | None = None,
+           device: str = "cpu", simd: str = "auto") -> NativeBackend:
     """batchcore's own core. ``order``: an accumulation order (see ``bc.orders.names()``);
     ``precision``: fp32, tf32, bf16 or fp16 inputs; ``policy``: None (the order at every batch size) or
     ``"library-like"`` (lanes:16 at B=1, seq for 2..127, splitk:4 from 128); ``threads``: None for all
@@ -31,7 +32,8 @@ def native(order="seq", precision="fp32", policy=None, threads=None, device="cpu
     return NativeBackend(order, precision, policy, threads, device, simd)
 
 
-def torch(device="cpu", tf32=False, threads=None, measure_memory=True) -> TorchBackend:
+def torch(device: str = "cpu", tf32: bool = False, threads: int | None = None,
+          measure_memory: bool = True) -> TorchBackend:
     """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
     ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core).
     ``measure_memory`` (CPU): each measured point also runs one pass in a fresh process to read its peak

@@ -3,13 +3,19 @@ with array operations."""
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 
 from ..errors import DeviceUnavailableError, MissingDependencyError
 from ..models import Model
-from ..timing import as_timer
-from .base import Backend, Measured, _check_batch_size, check_input
+from ..timing import Timer, as_timer
+from .base import Backend, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _sm_clock_for, event_sampler
+
+# Per model, its parameters as CuPy arrays (copied to the GPU once); an entry goes when its model does.
+_DEVICE_PARAMS: weakref.WeakKeyDictionary[Model, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 class NumpyBackend(Backend):
@@ -18,7 +24,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     order = "library"
 
-    def _forward(self, model, x):
+    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
         # Finite inputs may overflow in the model itself: that is a result (counted per point in
         # nonfinite_outputs, as for every backend), not a warning on the user's console.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -44,26 +50,26 @@ class CupyBackend(NumpyBackend):
         if n == 0:
             raise DeviceUnavailableError("cupy sees no CUDA device")
         self._cp = cupy
-        self._params: dict = {}  # id(model) -> (model, device copies of its parameters)
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         s = super().settings()
         s.update(cupy_version=self._cp.__version__, cuda_runtime=self._cp.cuda.runtime.runtimeGetVersion())
         return s
 
-    def _device_params(self, model):
-        entry = self._params.get(id(model))
-        if entry is None or entry[0] is not model:
+    def _device_params(self, model: Model) -> list[dict[str, Any]]:
+        params = _DEVICE_PARAMS.get(model)
+        if params is None:
             cp = self._cp
-            entry = (model, [{k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in layer.params.items()}
-                             for layer in model.layers])
-            self._params[id(model)] = entry
-        return entry[1]
+            params = _DEVICE_PARAMS[model] = [
+                {k: cp.asarray(v) if isinstance(v, np.ndarray) else v for k, v in layer.params.items()}
+                for layer in model.layers]
+        return params
 
-    def _forward(self, model, x):
+    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
         return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
 
-    def measure(self, model, x, timer=None, cold=False, memory=True):
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+                memory: bool = True) -> TimedBatch:
         cp, x = self._cp, check_input(model, x)
         timer = as_timer(timer)
         params, xd = self._device_params(model), cp.asarray(x)
@@ -83,11 +89,11 @@ class CupyBackend(NumpyBackend):
         pool.free_all_blocks()
         array_forward(cp, model, xd, params)
         cp.cuda.get_current_stream().synchronize()
-        return Measured(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
+        return TimedBatch(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
                         "cupy default memory pool total after one pass (input, parameters and intermediates)")
 
-    def fits(self, model, batch_size, budget_bytes=None):
-        cp, B = self._cp, _check_batch_size(batch_size)
+    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+        cp, B = self._cp, check_batch_size(batch_size)
         params, pool = self._device_params(model), cp.get_default_memory_pool()
         pool.free_all_blocks()
         try:
@@ -101,7 +107,7 @@ class CupyBackend(NumpyBackend):
         return None if budget_bytes is not None and peak > budget_bytes else peak
 
 
-def _erf(xp):
+def _erf(xp: Any) -> Any:
     if xp is np:
         from scipy.special import erf  # a declared dependency
 
@@ -111,7 +117,7 @@ def _erf(xp):
     return erf
 
 
-def array_forward(xp, model: Model, x, params=None):
+def array_forward(xp: Any, model: Model, x: Any, params: list[dict[str, Any]] | None = None) -> Any:
     """The model's forward pass written with array operations of ``xp`` (numpy or cupy), float32
     throughout; ``params``: per layer, the parameters as ``xp`` arrays (default: the model's own)."""
     f32 = xp.float32

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .. import checks
-from ..errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
+from .. import _core, checks
+from ..errors import ArgumentError, DTypeError, ShapeError
 from ..models import Model
 from ..timing import Measurement, Timer, as_timer
 
 
 @dataclass
-class Measured:
-    """A timed batch: the timer's statistics, the memory the forward pass held at its peak (bytes, or
-    None where it cannot be measured honestly), the planner's prediction (native only) and how both the
-    time and the memory were measured."""
+class TimedBatch:
+    """A batch timed by a backend: the timer's statistics (a :class:`~batchcore.timing.Measurement`), the
+    memory the forward pass held at its peak (bytes, or None where it cannot be measured honestly), the
+    planner's prediction (native only, bytes) and how both the time and the memory were measured."""
 
     timing: Measurement
     peak_bytes: int | None = None
@@ -44,8 +45,9 @@ def cold_copies(input_bytes: int) -> int:
     return max(2, -(-cold_input_bytes() // input_bytes))
 
 
-def check_input(model: Model, x) -> np.ndarray:
-    """``x`` as a validated (B, model.input_width) float32 C-contiguous array with finite values."""
+def check_input(model: Model, x: Any, finite: bool = True) -> np.ndarray:
+    """``x`` as a validated (B, model.input_width) float32 C-contiguous array; with ``finite``, also free
+    of NaN and Inf (the core's own scan: the native backend leaves it to the core, which makes it anyway)."""
     if not isinstance(model, Model):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
     if not isinstance(x, np.ndarray):
@@ -60,13 +62,13 @@ def check_input(model: Model, x) -> np.ndarray:
         raise ShapeError(f"input has {x.shape[1]} columns, the model takes {model.input_width}")
     if not x.flags.c_contiguous:
         raise DTypeError("input must be C-contiguous (pass np.ascontiguousarray(x))")
-    if not np.isfinite(x).all():
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise NonFiniteError(f"input contains NaN or Inf at row {bad[0]}, column {bad[1]}")
+    if finite:
+        _core.check_finite(x, "input")
     return x
 
 
-def _check_batch_size(batch_size) -> int:
+def check_batch_size(batch_size: Any) -> int:
+    """A batch size: a positive integer (ShapeError otherwise, as for every shape)."""
     return checks.positive_int(batch_size, "batch size", ShapeError, maximum=2**62)
 
 
@@ -90,11 +92,11 @@ class Backend:
 
     def run_batched(self, model: Model, data: np.ndarray, batch_size: int) -> np.ndarray:
         data = check_input(model, data)
-        b = _check_batch_size(batch_size)
+        b = check_batch_size(batch_size)
         return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
 
     def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
-                memory: bool = True) -> Measured:
+                memory: bool = True) -> TimedBatch:
         """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
         pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
         hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
@@ -103,19 +105,20 @@ class Backend:
         timer = as_timer(timer)
         checks.flag(cold, "cold")
         if not cold:
-            return Measured(timer.measure(lambda: self._forward(model, x)),
+            return TimedBatch(timer.measure(lambda: self._forward(model, x)),
                             clock="steady_clock in the core around the Python call")
         copies = itertools.cycle([x.copy() for _ in range(cold_copies(x.nbytes))])
-        return Measured(timer.measure(lambda: self._forward(model, next(copies))),
+        return TimedBatch(timer.measure(lambda: self._forward(model, next(copies))),
                         clock="steady_clock in the core around the Python call; inputs rotated (cold)")
 
-    def fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
-        """Whether one forward pass of ``batch_size`` rows fits: its peak bytes, or None after an
-        out-of-memory error (everything freed). Backends that cannot bound their memory refuse."""
+    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+        """The peak bytes of one forward pass of ``batch_size`` rows when it fits (in ``budget_bytes``
+        where given), None after an out-of-memory error (everything freed). Backends that cannot bound
+        their memory refuse with ArgumentError."""
         raise ArgumentError(f"{self.label} cannot bound or catch its memory use; largest_batch() supports "
                             "bc.native() (CPU with a budget, or GPU), and torch and cupy on a GPU")
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         """What identifies this backend's configuration in a result record."""
         return {"backend": self.label, "device": self.device, "precision": self.precision, "order": self.order}
 

@@ -3,33 +3,80 @@ memory-tracked inside the core, on the CPU or a GPU."""
 
 from __future__ import annotations
 
+import weakref
+from typing import Any
+
 import numpy as np
 
 from .. import _core, checks, devices
-from ..errors import ArgumentError, DeviceUnavailableError, OrderError, OutOfMemoryError
-from ..models import Model
-from ..orders import check_precision, parse
-from ..timing import Measurement, as_timer
-from .base import Backend, Measured, _check_batch_size, check_input, cold_input_bytes
+from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError
+from ..models import ACTIVATIONS, Model
+from ..orders import run_options
+from ..timing import Measurement, Timer, as_timer
+from .base import Backend, TimedBatch, check_batch_size, check_input, cold_input_bytes
+
+# What the core builds from a model (weights copied and packed; on a GPU, copied to the device), made once
+# per model and shared by every native backend; an entry goes when its model does.
+_CPU_MODELS: weakref.WeakKeyDictionary[Model, _core.Model] = weakref.WeakKeyDictionary()
+_GPU_MODELS: weakref.WeakKeyDictionary[Model, dict[int, Any]] = weakref.WeakKeyDictionary()
+
+
+def cpu_model(model: Model) -> _core.Model:
+    """The core's copy of ``model`` (built on first use, then cached while the model lives)."""
+    core = _CPU_MODELS.get(model)
+    if core is None:
+        core = _CPU_MODELS[model] = _build_core_model(model)
+    return core
+
+
+def gpu_model(model: Model, index: int) -> Any:
+    """The core's copy of ``model`` on CUDA device ``index`` (DeviceUnavailableError without ``_cuda``)."""
+    from ..info import cuda_module
+
+    per_device = _GPU_MODELS.setdefault(model, {})
+    if index not in per_device:
+        cu = cuda_module()
+        if cu is None:
+            raise DeviceUnavailableError("batchcore was built without CUDA: no GPU model can be made")
+        per_device[index] = cu.DeviceModel(cpu_model(model), index)
+    return per_device[index]
+
+
+def _build_core_model(model: Model) -> _core.Model:
+    core = _core.Model(model.input_width)
+    for layer in model.layers:
+        p = layer.params
+        if layer.kind == "linear":
+            core.add_linear(p["weight"], p["bias"])
+        elif layer.kind in ACTIVATIONS:
+            core.add_activation(layer.kind)
+        elif layer.kind == "softmax":
+            core.add_softmax()
+        elif layer.kind == "layer_norm":
+            core.add_layer_norm(p["weight"], p["bias"], float(p["eps"]))
+        elif layer.kind == "batch_norm":
+            core.add_batch_norm(p["scale"], p["shift"])
+    return core
 
 
 class NativeBackend(Backend):
-    """batchcore's C++ core: every accumulation order named and fixed, timed and memory-tracked inside."""
+    """batchcore's C++ core: every accumulation order named and fixed, timed and memory-tracked inside.
+
+    Its settings are parsed once, into ``options`` (a :class:`batchcore.orders.RunOptions`), and that
+    object is what every call hands to the core."""
 
     name = "native"
 
-    def __init__(self, order="seq", precision="fp32", policy=None, threads=None, device="cpu", simd="auto"):
-        self.order = parse(order)
-        self.precision = check_precision(precision)
-        if policy is not None and not isinstance(policy, str):
-            raise OrderError(f"policy must be None or 'library-like', got {policy!r}")
-        self.policy = "fixed" if policy is None else _core.parse_policy(policy)
-        self.threads = checks.threads(threads) or _core.default_threads()
+    def __init__(self, order: str = "seq", precision: str = "fp32", policy: str | None = None,
+                 threads: int | None = None, device: str = "cpu", simd: str = "auto"):
         self._device = devices.parse(device)
         self.device = str(self._device)
-        if not isinstance(simd, str) or (simd != "auto" and simd not in _core.simd_levels()):
-            raise DeviceUnavailableError(f"SIMD level {simd!r} is not available here; available: {_core.simd_levels()}")
-        self.simd = simd
+        self.options = run_options(order, precision, policy, threads, simd)
+        self.simd = simd  # as asked ("auto" follows the CPU the record was made on)
+        self.order = str(self.options.order)
+        self.precision = self.options.precision
+        self.policy = self.options.policy
+        self.threads = self.options.threads
 
     @property
     def on_gpu(self) -> bool:
@@ -42,64 +89,61 @@ class NativeBackend(Backend):
         where = f"{self.device}:" if self.on_gpu else ""
         return f"native[{where}{what}{extra}]"
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         s = super().settings()
         s.update(policy=self.policy)
         if not self.on_gpu:
-            s.update(threads=self.threads, simd=_core.simd_level() if self.simd == "auto" else self.simd)
+            s.update(threads=self.threads, simd=self.options.simd)
         return s
 
-    def _kw(self):
-        kw = dict(order=self.order, precision=self.precision, policy=self.policy)
-        if not self.on_gpu:
-            kw.update(threads=self.threads, simd=self.simd)
-        return kw
+    def core_model(self, model: Model) -> Any:
+        """The core's model this backend runs: a ``_core.Model``, or a ``_cuda.DeviceModel`` on a GPU."""
+        return gpu_model(model, self._device.index) if self.on_gpu else cpu_model(model)
 
-    def _core_model(self, model: Model):
-        return model.cuda_model(self._device.index) if self.on_gpu else model.native_model()
+    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        return self.core_model(model).run(x, self.options)[0]
 
-    def _forward(self, model, x):
-        return self._core_model(model).run(x, **self._kw())[0]
+    def run(self, model: Model, x: np.ndarray) -> np.ndarray:
+        return self._forward(model, check_input(model, x, finite=False))  # the core scans for NaN and Inf
 
-    def run_batched(self, model, data, batch_size):
+    def run_batched(self, model: Model, data: np.ndarray, batch_size: int) -> np.ndarray:
         if self.on_gpu:  # one device call per batch, each a whole forward pass
             return super().run_batched(model, data, batch_size)
-        data = check_input(model, data)
-        b = min(_check_batch_size(batch_size), len(data))  # one batch of everything past len(data)
-        return model.native_model().run_batched(data, b, **self._kw())
+        data = check_input(model, data, finite=False)
+        b = min(check_batch_size(batch_size), len(data))  # one batch of everything past len(data)
+        return cpu_model(model).run_batched(data, b, self.options)
 
-    def measure(self, model, x, timer=None, cold=False, memory=True):
-        x = check_input(model, x)
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+                memory: bool = True) -> TimedBatch:
+        x = check_input(model, x, finite=False)
         timer = as_timer(timer)
         checks.flag(cold, "cold")
         extra = dict(cold=cold) if self.on_gpu else dict(cold_bytes=cold_input_bytes() if cold else 0)
-        _, summary, peak, predicted = self._core_model(model).measure(x, timer.policy(), **self._kw(), **extra)
+        _, summary, peak, predicted = self.core_model(model).measure(x, timer.policy(), self.options, **extra)
         clock = ("CUDA events on the core's stream; samples under 75 % of the default SM clock discarded"
                  if self.on_gpu else "steady_clock in the C++ core")
-        return Measured(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")
+        return TimedBatch(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")
 
     def plan_bytes(self, model: Model, batch_size: int) -> int:
         """Exact bytes a forward pass of ``batch_size`` rows holds at its peak (weights included)."""
-        kw = self._kw()
-        kw.pop("simd", None)
-        return self._core_model(model).plan_bytes(_check_batch_size(batch_size), **kw)
+        return self.core_model(model).plan_bytes(check_batch_size(batch_size), self.options)
 
-    def fits(self, model, batch_size, budget_bytes=None):
+    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if budget_bytes is None and not self.on_gpu:
             raise ArgumentError("native on the CPU: largest_batch() needs budget_bytes (the search does not "
                                 "exhaust the machine's memory)")
-        core = self._core_model(model)
-        B = _check_batch_size(batch_size)
+        core = self.core_model(model)
+        B = check_batch_size(batch_size)
         core.memory_limit = -1 if budget_bytes is None else int(budget_bytes)
         try:
             if self.on_gpu:
-                return core.run_zeros(B, **self._kw())
+                return core.run_zeros(B, self.options)
             # The zero input is only made once the plan fits the budget: at B = 2**40 the plan says no
             # before numpy is asked for terabytes.
             if budget_bytes is not None and self.plan_bytes(model, B) > budget_bytes:
                 return None
             checks.require_allocatable(4 * B * model.input_width, f"a probe batch of {B} rows")
-            return core.run(np.zeros((B, model.input_width), np.float32), **self._kw())[1]
+            return core.run(np.zeros((B, model.input_width), np.float32), self.options)[1]
         except OutOfMemoryError:
             return None
         finally:

@@ -3,14 +3,33 @@ fresh process) or a GPU (CUDA events, torch's own memory counters)."""
 
 from __future__ import annotations
 
+import copy
+import weakref
+from typing import Any
+
 import numpy as np
 
 from .. import _core, checks, devices, rss
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError
-from ..models import _import_torch
-from ..timing import as_timer
-from .base import Backend, Measured, _check_batch_size, check_input
+from ..models import Model
+from ..timing import Timer, as_timer
+from ..torch_models import import_torch, module_of
+from .base import Backend, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
+
+# The module each model runs as, per device ("cpu": the model's own source module, or one built from its
+# parameters; a GPU: a copy moved there once); an entry goes when its model does.
+_MODULES: weakref.WeakKeyDictionary[Model, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def module_on(model: Model, device: str) -> Any:
+    """The torch module ``model`` runs as on ``device`` (built or moved once, then cached)."""
+    per_device = _MODULES.setdefault(model, {})
+    if "cpu" not in per_device:
+        per_device["cpu"] = module_of(model)
+    if device not in per_device:
+        per_device[device] = copy.deepcopy(per_device["cpu"]).to(device).eval()
+    return per_device[device]
 
 
 class TorchBackend(Backend):
@@ -19,9 +38,10 @@ class TorchBackend(Backend):
     name = "torch"
     order = "library"
 
-    def __init__(self, device="cpu", tf32=False, threads=None, measure_memory=True):
+    def __init__(self, device: str = "cpu", tf32: bool = False, threads: int | None = None,
+                 measure_memory: bool = True):
         checks.flag(tf32, "tf32")
-        torch = self._torch = _import_torch()
+        torch = self._torch = import_torch()
         dev = devices.spell(device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
         if dev.kind == "cuda":
             if not torch.cuda.is_available():
@@ -49,7 +69,7 @@ class TorchBackend(Backend):
     def label(self) -> str:
         return f"torch[{self.device}{',tf32' if self.tf32 else ''}]"
 
-    def settings(self) -> dict:
+    def settings(self) -> dict[str, Any]:
         s = super().settings()
         torch = self._torch
         s.update(torch_version=torch.__version__, threads=self.threads)
@@ -59,7 +79,11 @@ class TorchBackend(Backend):
                      torch_cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(self.device))
         return s
 
-    def _device_forward(self, module, xd):
+    def module(self, model: Model) -> Any:
+        """The torch module this backend runs for ``model`` (on its device, cached)."""
+        return module_on(model, self.device)
+
+    def _device_forward(self, module: Any, xd: Any) -> Any:
         """One forward pass of a tensor already on the device; the result stays there."""
         torch = self._torch
         if self.on_gpu:
@@ -69,8 +93,8 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return module(xd)
 
-    def _forward(self, model, x):
-        module = model.torch_module(self.device)
+    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        module = self.module(model)
         was_training = module.training
         module.eval()
         try:
@@ -82,7 +106,8 @@ class TorchBackend(Backend):
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)
 
-    def measure(self, model, x, timer=None, cold=False, memory=True):
+    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+                memory: bool = True) -> TimedBatch:
         if not self.on_gpu:
             timed = super().measure(model, x, timer, cold)
             if not memory:
@@ -92,11 +117,11 @@ class TorchBackend(Backend):
             elif not rss.supported():
                 timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
             else:
-                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads), rss.METHOD
+                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads or _core.default_threads()), rss.METHOD
             return timed
         torch, x = self._torch, check_input(model, x)
         timer = as_timer(timer)
-        module = model.torch_module(self.device).eval()
+        module = self.module(model).eval()
         xd = torch.from_numpy(x).to(self.device)
         flush = _l2_flush_tensor(torch, self.device) if cold else None
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -114,15 +139,14 @@ class TorchBackend(Backend):
         self._device_forward(module, xd)
         torch.cuda.synchronize(self.device)
         peak = torch.cuda.max_memory_allocated(self.device)
-        return Measured(measurement, peak, None, "torch.cuda.Event around the module call" + _clock_note(sm_clock),
+        return TimedBatch(measurement, peak, None, "torch.cuda.Event around the module call" + _clock_note(sm_clock),
                         "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
-
-    def fits(self, model, batch_size, budget_bytes=None):
+    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if not self.on_gpu:
-            return super().fits(model, batch_size, budget_bytes)
-        torch, B = self._torch, _check_batch_size(batch_size)
-        module = model.torch_module(self.device).eval()
+            return super().peak_bytes_if_fits(model, batch_size, budget_bytes)
+        torch, B = self._torch, check_batch_size(batch_size)
+        module = self.module(model).eval()
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         try:

@@ -1,0 +1,150 @@
+"""What a sweep produces: the record of one measured point (``make_point``, with the fields in
+``POINT_FIELDS``) and :class:`SweepResult`, the points with their environment, the decisions read from
+them, and their files (JSON, JSON lines, CSV; the formats are in :mod:`batchcore.resultfile`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import decisions, numerics, resultfile
+from .models import Model
+from .probes import Probe
+from .report import Classes, format_table
+
+if TYPE_CHECKING:
+    from .backends import Backend, TimedBatch
+
+# The fields every point carries (names fixed; later versions add more).
+POINT_FIELDS = (
+    "backend", "device", "precision", "order", "batch_size",
+    "time_ms", "time_ms_ci_low", "time_ms_ci_high", "ci_rel_halfwidth", "target_met", "noisy",
+    "time_ms_q1", "time_ms_q3", "time_ms_p90", "time_ms_p99", "time_ms_mean", "time_ms_min",
+    "samples", "discarded", "samples_per_s", "gflops", "intensity", "peak_frac", "roofline_frac",
+    "peak_bytes", "predicted_bytes", "memory_method", "clock",
+    "bitwise_equal_frac", "max_ulp_vs_b1", "nan_mismatch_vs_b1", "argmax_changed", "accuracy",
+    "max_ulp_vs_exact", "max_rel_err_vs_exact", "nonfinite_outputs", "fingerprint",
+)
+
+
+@dataclass
+class SweepResult:
+    """The measured points (``points``: list of dicts with POINT_FIELDS), the environment they were
+    measured in (``env``) and what was swept (``config``)."""
+
+    points: list[dict[str, Any]]
+    env: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def classes(self) -> Classes:
+        """Per backend, the batch sizes grouped by identical output bits (in order of first size)."""
+        out = Classes()
+        for label in dict.fromkeys(p["backend"] for p in self.points):
+            fps = {p["batch_size"]: p["fingerprint"] for p in self.points if p["backend"] == label}
+            out[label] = numerics.invariance_classes(dict(sorted(fps.items())))
+        return out
+
+    def best_batch(self, latency_ms: float, metric: str = "p99", backend: str | None = None) -> decisions.BestBatch:
+        """The B with the highest throughput whose ``metric`` (median, mean, p90, p99) latency is within
+        ``latency_ms``, and how sure that is (see :class:`batchcore.decisions.BestBatch`)."""
+        return decisions.best_batch(self.points, latency_ms, metric, backend)
+
+    def knee(self, gain: float = 0.05, backend: str | None = None) -> decisions.Knee:
+        """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.decisions.Knee`)."""
+        return decisions.knee(self.points, gain, backend)
+
+    def table(self) -> str:
+        """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
+        class of the point within its backend (0 is the class of the smallest batch size)."""
+        classes = self.classes()
+        rows = []
+        for p in self.points:
+            groups = classes[p["backend"]]
+            rows.append({**p, "class_id": next(i for i, g in enumerate(groups) if p["batch_size"] in g)})
+        return format_table(rows)
+
+    def to_json(self, path: str | PathLike[str]) -> None:
+        """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);
+        non-finite numbers are written as null. ResultFileError when the path cannot be written."""
+        doc = resultfile.json_safe({"env": self.env, "config": self.config, "points": self.points})
+        resultfile.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
+
+    @classmethod
+    def from_json(cls, path: str | PathLike[str]) -> SweepResult:
+        """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``;
+        ResultFileError names what is wrong with any other file."""
+        points, env, config = resultfile.load(path)
+        return cls(points, env, config)
+
+    def to_csv(self, path: str | PathLike[str]) -> None:
+        """One row per point, the POINT_FIELDS as columns; written atomically."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=POINT_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for p in self.points:
+            w.writerow({k: ("" if p.get(k) is None else p.get(k)) for k in POINT_FIELDS})
+        resultfile.atomic_write(path, buf.getvalue())
+
+
+def make_point(backend: Backend, model: Model, B: int, y: np.ndarray, y_b1: np.ndarray, y_exact: np.ndarray,
+               labels: np.ndarray | None, measured: TimedBatch, ceiling: Probe | None) -> dict[str, Any]:
+    """The record of one (backend, batch size): ``y`` the outputs of the data run in batches of ``B``,
+    ``y_b1`` at B=1, ``y_exact`` with every linear layer correctly rounded; the time and memory of one
+    batch of ``B`` rows (``measured``), held against ``ceiling`` (the backend's probe, or None)."""
+    t = measured.timing
+    med = t.median_ms
+    s = backend.settings()
+    gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
+    traffic = model.min_traffic_bytes(B)
+    intensity = model.flops_per_row * B / traffic
+    return resultfile.json_safe({
+        "backend": backend.label,
+        "device": s["device"],
+        "precision": s["precision"],
+        "order": s.get("policy") if s.get("policy") == "library-like" else s["order"],
+        "batch_size": B,
+        "time_ms": med,
+        "time_ms_ci_low": t.ci_low_ms if math.isfinite(t.ci_low_ms) else None,
+        "time_ms_ci_high": t.ci_high_ms if math.isfinite(t.ci_high_ms) else None,
+        "ci_rel_halfwidth": t.ci_rel_halfwidth if math.isfinite(t.ci_rel_halfwidth) else None,
+        "target_met": t.target_met,
+        "noisy": t.noisy,
+        "time_ms_q1": t.q1_ms,
+        "time_ms_q3": t.q3_ms,
+        "time_ms_p90": t.p90_ms,
+        "time_ms_p99": t.p99_ms,
+        "time_ms_mean": t.mean_ms,
+        "time_ms_min": t.min_ms,
+        "samples": t.samples,
+        "discarded": t.discarded,
+        "samples_per_s": B / (med / 1e3) if med else None,
+        "gflops": gflops,
+        "intensity": intensity,
+        "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
+        "roofline_frac": gflops / ceiling.roofline_gflops(intensity, traffic) if ceiling and gflops else None,
+        "peak_bytes": measured.peak_bytes,
+        "predicted_bytes": measured.predicted_bytes,
+        "memory_method": measured.memory,
+        "clock": measured.clock,
+        "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
+        "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
+        "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
+        "argmax_changed": numerics.argmax_changed(y, y_b1),
+        "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
+        "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
+        "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
+        "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
+        "fingerprint": numerics.fingerprint(y),
+        "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
+                   "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns,
+                   "rounds": max(1, len(t.round_medians_ms)), "round_medians_ms": t.round_medians_ms},
+        "timer": t.timer,
+        "settings": s,
+    })
