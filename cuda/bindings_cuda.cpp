@@ -30,17 +30,18 @@ void translate_to_core_exceptions(std::exception_ptr p) {
   }
 }
 
-const float* require_input(const cuda::DeviceModel& self, const py::array& x) {
-  const float* px = require_f32(x, 2, "x");
+py::array model_input(const cuda::DeviceModel& self, const py::object& obj) {
+  py::array x = f32_array(obj, 2, "x");
   if (x.shape(1) != self.input_width())
     throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
                      std::to_string(self.input_width()));
-  return px;
+  return x;
 }
 
 // Runs the device model on x: (y, peak_bytes, predicted_bytes), with the timing summary second when timed.
-py::tuple run_device(cuda::DeviceModel& self, const py::array& x, const cuda::DeviceRunOptions& opt) {
-  const float* px = require_input(self, x);
+py::tuple run_device(cuda::DeviceModel& self, const py::object& obj, const cuda::DeviceRunOptions& opt) {
+  const py::array x = model_input(self, obj);
+  const float* px = f32_data(x);
   py::array_t<float> y({x.shape(0), py::ssize_t(self.output_width())});
   float* py_ = y.mutable_data();
   cuda::DeviceRunStats stats;
@@ -92,11 +93,10 @@ PYBIND11_MODULE(_cuda, m) {
       .def_property_readonly("default_ghz", &cuda::SmClock::default_ghz);
   m.def(
       "linear_reference",
-      [](const py::array& x, const py::array& W, const py::array& b, const Order& order,
+      [](const py::object& x_obj, const py::object& W_obj, const py::object& b_obj, const Order& order,
          const std::string& precision, int device) {
-        const float* px = require_f32(x, 2, "x");
-        const float* pw = require_f32(W, 2, "weight");
-        const float* pb = require_f32(b, 1, "bias");
+        const py::array x = f32_array(x_obj, 2, "x"), W = f32_array(W_obj, 2, "weight"), b = f32_array(b_obj, 1, "bias");
+        const float *px = f32_data(x), *pw = f32_data(W), *pb = f32_data(b);
         if (x.shape(1) != W.shape(1) || b.shape(0) != W.shape(0))
           throw ShapeError("shapes do not agree: x (M x K), weight (N x K), bias (N)");
         const Precision p = parse_precision(precision);
@@ -113,10 +113,10 @@ PYBIND11_MODULE(_cuda, m) {
 
   m.def(
       "dot",
-      [](const py::array& a, const py::array& b, float c, const Order& order, const std::string& precision,
+      [](const py::object& a_obj, const py::object& b_obj, float c, const Order& order, const std::string& precision,
          int device) {
-        const float* pa = require_f32(a, 1, "a");
-        const float* pb = require_f32(b, 1, "b");
+        const py::array a = f32_array(a_obj, 1, "a"), b = f32_array(b_obj, 1, "b");
+        const float *pa = f32_data(a), *pb = f32_data(b);
         if (a.size() != b.size()) throw ShapeError("a and b differ in length");
         const Precision p = parse_precision(precision);
         float y = 0;
@@ -137,14 +137,14 @@ PYBIND11_MODULE(_cuda, m) {
       .def_property_readonly("l2_flush_bytes", &cuda::DeviceModel::l2_flush_bytes)
       .def(
           "run",
-          [](cuda::DeviceModel& self, const py::array& x, const RunOptions& options) {
+          [](cuda::DeviceModel& self, const py::object& x, const RunOptions& options) {
             return run_device(self, x, cuda::device_options(options));
           },
           py::arg("x"), py::arg("options"),
           "Forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
-          [](cuda::DeviceModel& self, const py::array& x, const TimerPolicy& timer, const RunOptions& options,
+          [](cuda::DeviceModel& self, const py::object& x, const TimerPolicy& timer, const RunOptions& options,
              bool cold) { return run_device(self, x, cuda::device_options(options, &timer, cold)); },
           py::arg("x"), py::arg("timer"), py::arg("options"), py::arg("cold") = false,
           "Forward passes timed with CUDA events. Returns (y, summary, peak_bytes, predicted_bytes).")

@@ -68,3 +68,51 @@ def test_torch_skips_its_memory_child_when_asked(model, data):
     assert skipped.peak_bytes is None and skipped.memory is None
     off = bc.torch(threads=1, measure_memory=False).measure(model, data, QUICK)
     assert off.peak_bytes is None and "measure_memory=False" in off.memory
+
+
+# -- what a backend builds from a model: made once, shared, gone with the model -----------------------
+
+
+def test_the_core_model_is_built_once_shared_and_dropped_with_its_model():
+    import gc
+
+    from batchcore.backends import native_backend as native_module
+
+    model = bc.mlp([20, 10], seed=5)
+    x = np.ones((2, 20), np.float32)
+    seq, pairwise = bc.native(), bc.native(order="pairwise")
+    seq.run(model, x)
+    pairwise.run(model, x)
+    assert seq.core_model(model) is pairwise.core_model(model)  # one packed copy for every native backend
+    assert model.__dict__.keys() == {"layers", "input_width", "name", "source_module", "output_width"}  # plain data
+    before = len(native_module._CPU_MODELS)
+    del model
+    gc.collect()
+    assert len(native_module._CPU_MODELS) == before - 1
+
+
+def test_the_torch_backend_runs_the_users_module_itself_and_builds_one_for_mlp():
+    torch = pytest.importorskip("torch")
+    import gc
+
+    from batchcore.backends import torch_backend
+
+    module = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.ReLU()).eval()
+    read = bc.from_torch(module)
+    backend = bc.torch(threads=1, measure_memory=False)
+    assert backend.module(read) is module and read.source_module is module
+    made = bc.mlp([6, 3], seed=0)
+    built = backend.module(made)
+    assert isinstance(built, torch.nn.Sequential) and backend.module(made) is built  # built once
+    assert np.array_equal(built[0].weight.detach().numpy(), made.layers[0].params["weight"])
+    before = len(torch_backend._MODULES)
+    del made, built
+    gc.collect()
+    assert len(torch_backend._MODULES) == before - 1
+
+
+def test_a_model_is_never_changed_by_running_it(model, data):
+    layers = model.layers
+    for backend in backends():
+        backend.run(model, data)
+    assert model.layers is layers and isinstance(layers, tuple)

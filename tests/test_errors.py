@@ -17,7 +17,7 @@ def test_hierarchy():
         assert issubclass(exc, bc.BatchcoreError)
 
 
-@pytest.mark.parametrize("make_x, exc, words", [
+BAD_INPUTS = [
     (lambda: np.ones((3, 15), np.float32), bc.ShapeError, "columns"),
     (lambda: np.ones(16, np.float32), bc.ShapeError, "2-D"),
     (lambda: np.ones((0, 16), np.float32), bc.ShapeError, "empty"),
@@ -28,7 +28,10 @@ def test_hierarchy():
     (lambda: np.array([[np.nan] * 16], np.float32), bc.NonFiniteError, "NaN"),
     (lambda: np.array([[1] * 15 + [np.inf]], np.float32), bc.NonFiniteError, "column 15"),
     (lambda: [[1.0] * 16], bc.DTypeError, "numpy"),
-])
+]
+
+
+@pytest.mark.parametrize("make_x, exc, words", BAD_INPUTS)
 @pytest.mark.parametrize("backend", ["native", "numpy", "torch"])
 def test_bad_inputs(model, make_x, exc, words, backend):
     if backend == "torch":
@@ -118,3 +121,34 @@ def test_cold_timing_without_a_known_cache_size_says_why(model, monkeypatch):
     for backend in (bc.native(), bc.numpy()):
         with pytest.raises(bc.ArgumentError, match="last-level cache"):
             backend.measure(model, x, cold=True)
+
+
+@pytest.mark.parametrize("make_x, exc, words", BAD_INPUTS)
+def test_the_same_bad_input_raises_the_same_class_at_every_entry(model, make_x, exc, words):
+    """Every way in: a backend's run, run_batched and measure, the core's model without the Python layer
+    (its bindings check on their own), and a sweep's data."""
+    quick = bc.Timer(min_samples=1, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+    native = bc.native()
+    entries = {
+        "run": lambda x: native.run(model, x),
+        "run_batched": lambda x: native.run_batched(model, x, 2),
+        "measure": lambda x: native.measure(model, x, quick),
+        "numpy measure": lambda x: bc.numpy().measure(model, x, quick),
+        "core run": lambda x: bc.backends.cpu_model(model).run(x),
+        "core run_batched": lambda x: bc.backends.cpu_model(model).run_batched(x, 2),
+        "sweep data": lambda x: bc.sweep(model, [1], [native], data=x, timer=quick, ceilings=False),
+    }
+    for name, entry in entries.items():
+        with pytest.raises(exc):
+            entry(make_x())
+        assert name  # (named for the traceback)
+
+
+@pytest.mark.parametrize("param, exc", [
+    (np.ones((4, 16)), bc.DTypeError), (np.ones((4, 16), np.float16), bc.DTypeError),
+    (np.ones((4, 15), np.float32), bc.ShapeError), (np.ones(16, np.float32), bc.ShapeError),
+    (np.ones((0, 16), np.float32), bc.ShapeError), (None, bc.ShapeError),
+])
+def test_a_bad_weight_raises_what_the_same_bad_input_raises(param, exc):
+    with pytest.raises(exc):
+        bc.Model([bc.Layer("linear", {"weight": param, "bias": None})], 16)

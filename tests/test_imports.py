@@ -57,7 +57,7 @@ def find_cycle(graph: dict):
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "batchcore.backends.native" in graph and "batchcore.sweep" in graph
+    assert "batchcore.backends.native_backend" in graph and "batchcore.sweep" in graph
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 
@@ -65,3 +65,26 @@ def test_the_import_graph_has_no_cycle():
 def test_the_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# The layers, lowest first: a module may import from its own layer or a lower one, never a higher one.
+LAYERS = [
+    {"batchcore.errors", "batchcore.checks", "batchcore.info", "batchcore.devices"},
+    {"batchcore.models", "batchcore.orders", "batchcore.timing", "batchcore.numerics", "batchcore.resultfile",
+     "batchcore.report", "batchcore.torch_models", "batchcore.rss"},
+    {"batchcore.probes", "batchcore.memory", "batchcore.backends", "batchcore.backends.base",
+     "batchcore.backends.native_backend", "batchcore.backends.torch_backend", "batchcore.backends.arrays",
+     "batchcore.backends.cuda_events"},
+    {"batchcore.decisions"},
+    {"batchcore.results"},
+    {"batchcore.sweep"},
+    {"batchcore.cli", "batchcore.__main__", "batchcore", "batchcore._rss_child"},  # entry points
+]
+
+
+def test_every_import_goes_down_the_layers():
+    graph = import_graph()
+    rank = {module: i for i, layer in enumerate(LAYERS) for module in layer}
+    assert set(graph) == set(rank), f"modules without a layer: {sorted(set(graph) - set(rank))}"
+    upward = [f"{a} -> {b}" for a, targets in graph.items() for b in targets if rank[b] > rank[a]]
+    assert not upward, upward

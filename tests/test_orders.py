@@ -159,3 +159,67 @@ def test_any_string_parses_or_raises_order_error(text):
 def test_dot_bad_input(bad, exc):
     with pytest.raises(exc):
         bc.orders.dot(**bad)
+
+
+# -- the typed order and run options: parsed once, by the core --------------------------------------
+
+
+@pytest.mark.parametrize("text, kind, param", [("seq", "seq", 0), ("seq-nofma", "seq-nofma", 0), ("chunk:64", "chunk", 64),
+                                               ("splitk:4", "splitk", 4), ("lanes:16", "lanes", 16),
+                                               ("exact", "exact", 0)])
+def test_an_order_is_parsed_once_into_a_value(text, kind, param):
+    order = bc.orders.Order(text)
+    assert (order.kind, order.param, str(order)) == (kind, param, text)
+    assert order == bc.orders.Order(text) and hash(order) == hash(bc.orders.Order(text))
+    assert order != bc.orders.Order("chunk:65") and order != text  # an order is not its spelling
+    assert eval(repr(order), {"Order": bc.orders.Order}) == order
+    assert bc.orders.as_order(order) is order  # a parsed order is never parsed again
+
+
+def test_run_options_hold_every_setting_parsed_and_resolve_the_policy():
+    opts = bc.orders.run_options("splitk:4", "bf16", "library-like", threads=3, simd="scalar")
+    assert (str(opts.order), opts.precision, opts.policy, opts.threads, opts.simd) == \
+        ("splitk:4", "bf16", "library-like", 3, "scalar")
+    # The documented boundaries of the planted variance (docs/orders.md): lanes:16, seq, splitk:4.
+    want = {1: "lanes:16", 2: "seq", 127: "seq", 128: "splitk:4", 10**6: "splitk:4"}
+    assert {M: str(opts.resolve(M)) for M in want} == want
+    fixed = bc.orders.run_options("chunk:7")
+    assert all(str(fixed.resolve(M)) == "chunk:7" for M in (1, 2, 128, 5000))
+    assert fixed.threads == bc._core.default_threads() and fixed.simd == bc._core.simd_level()
+    with pytest.raises(AttributeError):
+        opts.threads = 1  # immutable: a backend's options cannot drift from what was checked
+    with pytest.raises(bc.ShapeError):
+        opts.resolve(0)
+
+
+def test_a_backend_hands_the_core_the_options_it_parsed_when_made():
+    backend = bc.native(order="chunk:32", precision="tf32", threads=1)
+    assert isinstance(backend.options, bc.orders.RunOptions)
+    assert (backend.order, backend.precision, backend.threads) == ("chunk:32", "tf32", 1)
+    model = bc.mlp([40, 6], seed=2)
+    x = np.random.default_rng(0).standard_normal((3, 40)).astype(np.float32)
+    W, b = model.layers[0].params["weight"], model.layers[0].params["bias"]
+    want = np.array([[bc.orders.dot(x[i], W[j], b[j], "chunk:32", "tf32") for j in range(6)] for i in range(3)])
+    assert np.array_equal(backend.run(model, x).view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("settings, exc", [
+    (dict(order="lanes:3"), bc.OrderError), (dict(order=None), bc.OrderError), (dict(order=7), bc.OrderError),
+    (dict(precision="fp64"), bc.OrderError), (dict(precision=None), bc.OrderError),
+    (dict(policy="fastest"), bc.OrderError), (dict(policy=""), bc.OrderError), (dict(policy=3), bc.OrderError),
+    (dict(threads=0), bc.ArgumentError), (dict(threads=1025), bc.ArgumentError), (dict(threads=2.0), bc.ArgumentError),
+    (dict(simd="neon"), bc.DeviceUnavailableError), (dict(simd=None), bc.DeviceUnavailableError),
+])
+def test_a_bad_setting_raises_the_same_class_at_every_entry(settings, exc):
+    """bc.native(), the options themselves and the core's own constructor agree on each bad value."""
+    with pytest.raises(exc):
+        bc.native(**settings)
+    with pytest.raises(exc):
+        bc.orders.run_options(**settings)
+    core_args = dict(order=bc.orders.Order("seq"), precision="fp32", policy="fixed", threads=None, simd="auto")
+    core_args.update(settings)
+    typed = isinstance(core_args["order"], bc.orders.Order) and isinstance(core_args["threads"], (int, type(None))) \
+        and all(isinstance(core_args[k], str) for k in ("precision", "policy", "simd"))
+    if typed:  # the core's own constructor (what the bindings accept at all) refuses the value the same way
+        with pytest.raises(exc):
+            bc._core.RunOptions(**core_args)

@@ -1,6 +1,8 @@
 // Argument checks shared by the binding files (_core and _cuda): arrays must already be float32,
 // C-contiguous, of the right rank and non-empty. Nothing is converted silently (a copy would also
-// falsify timings).
+// falsify timings). Array parameters are taken as plain Python objects and checked here, so that what is
+// not a numpy array at all (a list, None) meets the same DTypeError as the Python layer raises, not
+// pybind11's TypeError.
 #pragma once
 #include <pybind11/numpy.h>
 
@@ -10,7 +12,11 @@
 
 namespace batchcore {
 
-inline const float* require_f32(const pybind11::array& a, int ndim, const char* name) {
+inline pybind11::array f32_array(const pybind11::handle& obj, int ndim, const char* name) {
+  if (!pybind11::isinstance<pybind11::array>(obj))
+    throw DTypeError(std::string(name) + " must be a numpy float32 array, got " +
+                     std::string(pybind11::str(pybind11::type::handle_of(obj).attr("__name__"))));
+  const auto a = pybind11::reinterpret_borrow<pybind11::array>(obj);
   if (!a.dtype().equal(pybind11::dtype::of<float>()))
     throw DTypeError(std::string(name) + " must be float32, got dtype " + std::string(pybind11::str(a.dtype())));
   if (a.ndim() != ndim)
@@ -19,7 +25,9 @@ inline const float* require_f32(const pybind11::array& a, int ndim, const char* 
   if (!(a.flags() & pybind11::array::c_style))
     throw DTypeError(std::string(name) + " must be C-contiguous (pass np.ascontiguousarray(...))");
   if (a.size() == 0) throw ShapeError(std::string(name) + " is empty");
-  return static_cast<const float*>(a.data());
+  return a;
 }
+
+inline const float* f32_data(const pybind11::array& a) { return static_cast<const float*>(a.data()); }
 
 }  // namespace batchcore

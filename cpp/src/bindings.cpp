@@ -52,12 +52,12 @@ Activation parse_activation(const std::string& name) {
 
 py::array_t<float> output_array(int64_t rows, int64_t cols) { return py::array_t<float>({rows, cols}); }
 
-const float* require_model_input(const Model& self, const py::array& x) {
-  const float* px = require_f32(x, 2, "x");
+py::array model_input(const Model& self, const py::object& obj) {
+  py::array x = f32_array(obj, 2, "x");
   if (x.shape(1) != self.input_width())
     throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
                      std::to_string(self.input_width()));
-  return px;
+  return x;
 }
 
 }  // namespace
@@ -90,14 +90,14 @@ PYBIND11_MODULE(_core, m) {
       .def("__hash__", [](const Order& o) { return py::hash(py::str(format_order(o))); });
 
   // The defaults of every call that takes options: seq, fp32, fixed, all cores, the best SIMD level.
-  const RunOptions defaults = parse_run_options(Order{}, "fp32", "fixed", 0, "auto");
+  const RunOptions defaults = parse_run_options(Order{}, "fp32", "fixed", std::nullopt, "auto");
   py::class_<RunOptions>(m, "RunOptions",
                          "How a forward pass runs, parsed once: order, precision, policy (they fix the bits), and "
                          "threads and SIMD level (they never change them). Immutable.")
       .def(py::init(&parse_run_options),
            py::arg("order") = Order{}, py::arg("precision") = "fp32", py::arg("policy") = "fixed",
-           py::arg("threads") = 0, py::arg("simd") = "auto",
-           "threads=0: all cores; simd='auto': the best level this CPU has.")
+           py::arg("threads") = py::none(), py::arg("simd") = "auto",
+           "threads=None: all cores; simd='auto': the best level this CPU has.")
       .def_property_readonly("order", [](const RunOptions& o) { return o.order; })
       .def_property_readonly("precision", [](const RunOptions& o) { return format_precision(o.precision); })
       .def_property_readonly("policy", [](const RunOptions& o) { return format_policy(o.policy); })
@@ -201,8 +201,9 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "check_finite",
-      [](const py::array& x, const std::string& what) {
-        const float* p = require_f32(x, 2, what.c_str());
+      [](const py::object& obj, const std::string& what) {
+        const py::array x = f32_array(obj, 2, what.c_str());
+        const float* p = f32_data(x);
         const int64_t width = x.shape(1);
         py::gil_scoped_release release;
         const PoolView pool = shared_pool(default_thread_count());
@@ -213,9 +214,9 @@ PYBIND11_MODULE(_core, m) {
       "core makes; the Python layer runs it for the other backends).");
   m.def(
       "dot",
-      [](const py::array& a, const py::array& b, float c, const Order& order, const std::string& precision) {
-        const float* pa = require_f32(a, 1, "a");
-        const float* pb = require_f32(b, 1, "b");
+      [](const py::object& a_obj, const py::object& b_obj, float c, const Order& order, const std::string& precision) {
+        const py::array a = f32_array(a_obj, 1, "a"), b = f32_array(b_obj, 1, "b");
+        const float *pa = f32_data(a), *pb = f32_data(b);
         if (a.size() != b.size())
           throw ShapeError("a and b must have the same length, got " + std::to_string(a.size()) + " and " +
                            std::to_string(b.size()));
@@ -225,8 +226,9 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = Order{}, py::arg("precision") = "fp32");
 
-  m.def("round_to", [](const py::array& x, const std::string& precision) {
-    const float* p = require_f32(x, 1, "x");
+  m.def("round_to", [](const py::object& obj, const std::string& precision) {
+    const py::array x = f32_array(obj, 1, "x");
+    const float* p = f32_data(x);
     const Precision prec = parse_precision(precision);
     py::array_t<float> out(x.size());
     float* o = out.mutable_data();
@@ -237,12 +239,13 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Model>(m, "Model")
       .def(py::init<int64_t>(), py::arg("input_width"))
       .def("add_linear",
-           [](Model& self, const py::array& W, const py::object& b) {
-             const float* pw = require_f32(W, 2, "weight");
+           [](Model& self, const py::object& W_obj, const py::object& b) {
+             const py::array W = f32_array(W_obj, 2, "weight");
+             const float* pw = f32_data(W);
              const float* pb = nullptr;
              if (!b.is_none()) {
-               const py::array ba = b.cast<py::array>();
-               pb = require_f32(ba, 1, "bias");
+               const py::array ba = f32_array(b, 1, "bias");  // the caller's b keeps its data alive
+               pb = f32_data(ba);
                if (ba.shape(0) != W.shape(0)) throw ShapeError("bias length must equal the weight's rows");
              }
              self.add_linear(pw, pb, W.shape(0), W.shape(1));
@@ -251,16 +254,16 @@ PYBIND11_MODULE(_core, m) {
       .def("add_activation", [](Model& self, const std::string& name) { self.add_activation(parse_activation(name)); })
       .def("add_softmax", &Model::add_softmax)
       .def("add_layer_norm",
-           [](Model& self, const py::array& g, const py::array& b, float eps) {
-             const float* pg = require_f32(g, 1, "layer norm weight");
-             const float* pb = require_f32(b, 1, "layer norm bias");
+           [](Model& self, const py::object& g_obj, const py::object& b_obj, float eps) {
+             const py::array g = f32_array(g_obj, 1, "layer norm weight"), b = f32_array(b_obj, 1, "layer norm bias");
+             const float *pg = f32_data(g), *pb = f32_data(b);
              if (g.size() != b.size()) throw ShapeError("layer norm weight and bias differ in length");
              self.add_layer_norm(pg, pb, g.size(), eps);
            })
       .def("add_batch_norm",
-           [](Model& self, const py::array& s, const py::array& t) {
-             const float* ps = require_f32(s, 1, "batch norm scale");
-             const float* pt = require_f32(t, 1, "batch norm shift");
+           [](Model& self, const py::object& s_obj, const py::object& t_obj) {
+             const py::array s = f32_array(s_obj, 1, "batch norm scale"), t = f32_array(t_obj, 1, "batch norm shift");
+             const float *ps = f32_data(s), *pt = f32_data(t);
              if (s.size() != t.size()) throw ShapeError("batch norm scale and shift differ in length");
              self.add_batch_norm(ps, pt, s.size());
            },
@@ -271,8 +274,9 @@ PYBIND11_MODULE(_core, m) {
       .def("__repr__", [](const Model& self) { return "<batchcore._core.Model " + self.describe() + ">"; })
       .def(
           "run",
-          [](Model& self, const py::array& x, const RunOptions& options) {
-            const float* px = require_model_input(self, x);
+          [](Model& self, const py::object& obj, const RunOptions& options) {
+            const py::array x = model_input(self, obj);
+            const float* px = f32_data(x);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             RunStats stats;
@@ -286,9 +290,10 @@ PYBIND11_MODULE(_core, m) {
           "One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
       .def(
           "measure",
-          [](Model& self, const py::array& x, const TimerPolicy& timer, const RunOptions& options,
+          [](Model& self, const py::object& obj, const TimerPolicy& timer, const RunOptions& options,
              int64_t cold_bytes) {
-            const float* px = require_model_input(self, x);
+            const py::array x = model_input(self, obj);
+            const float* px = f32_data(x);
             const RunOptions opt = for_call(options, &timer, cold_bytes);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
@@ -304,8 +309,9 @@ PYBIND11_MODULE(_core, m) {
           "holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).")
       .def(
           "run_batched",
-          [](Model& self, const py::array& x, int64_t batch_size, const RunOptions& options) {
-            const float* px = require_model_input(self, x);
+          [](Model& self, const py::object& obj, int64_t batch_size, const RunOptions& options) {
+            const py::array x = model_input(self, obj);
+            const float* px = f32_data(x);
             auto y = output_array(x.shape(0), self.output_width());
             float* py_ = y.mutable_data();
             {

@@ -5,12 +5,12 @@
 namespace batchcore {
 
 RunOptions parse_run_options(Order order, const std::string& precision, const std::string& policy,
-                             int threads, const std::string& simd) {
+                             std::optional<int> threads, const std::string& simd) {
   RunOptions o;
   o.order = order;
   o.precision = parse_precision(precision);
   o.policy = parse_policy(policy);
-  o.threads = threads == 0 ? default_thread_count() : threads;
+  o.threads = threads ? *threads : default_thread_count();
   check_thread_count(o.threads);
   o.simd = parse_simd_level(simd);
   return o;

@@ -55,9 +55,9 @@ class RunOptions:
     """
     How a forward pass runs, parsed once: order, precision, policy (they fix the bits), and threads and SIMD level (they never change them). Immutable.
     """
-    def __init__(self, order: Order = ..., precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex = 0, simd: str = 'auto') -> None:
+    def __init__(self, order: Order = ..., precision: str = 'fp32', policy: str = 'fixed', threads: typing.SupportsInt | typing.SupportsIndex | None = None, simd: str = 'auto') -> None:
         """
-        threads=0: all cores; simd='auto': the best level this CPU has.
+        threads=None: all cores; simd='auto': the best level this CPU has.
         """
     def __repr__(self) -> str:
         ...
@@ -149,17 +149,17 @@ class Model:
         ...
     def add_activation(self, arg0: str) -> None:
         ...
-    def add_batch_norm(self, scale: numpy.ndarray, shift: numpy.ndarray) -> None:
+    def add_batch_norm(self, scale: typing.Any, shift: typing.Any) -> None:
         """
         Batch norm in eval mode, folded to x * scale + shift.
         """
-    def add_layer_norm(self, arg0: numpy.ndarray, arg1: numpy.ndarray, arg2: typing.SupportsFloat | typing.SupportsIndex) -> None:
+    def add_layer_norm(self, arg0: typing.Any, arg1: typing.Any, arg2: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
-    def add_linear(self, weight: numpy.ndarray, bias: typing.Any) -> None:
+    def add_linear(self, weight: typing.Any, bias: typing.Any) -> None:
         ...
     def add_softmax(self) -> None:
         ...
-    def measure(self, x: numpy.ndarray, timer: TimerPolicy, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
+    def measure(self, x: typing.Any, timer: TimerPolicy, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
         """
         Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).
         """
@@ -169,11 +169,11 @@ class Model:
         """
     def release_cached(self) -> None:
         ...
-    def run(self, x: numpy.ndarray, options: RunOptions = ...) -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
+    def run(self, x: typing.Any, options: RunOptions = ...) -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
         """
         One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
         """
-    def run_batched(self, x: numpy.ndarray, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ...) -> numpy.typing.NDArray[numpy.float32]:
+    def run_batched(self, x: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ...) -> numpy.typing.NDArray[numpy.float32]:
         """
         Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.
         """
@@ -208,13 +208,13 @@ def build_info() -> dict:
     """
     How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
     """
-def check_finite(x: numpy.ndarray, what: str = 'input') -> None:
+def check_finite(x: typing.Any, what: str = 'input') -> None:
     """
     NonFiniteError naming the first NaN or Inf of a 2-D float32 array (the scan every forward pass of the core makes; the Python layer runs it for the other backends).
     """
 def default_threads() -> int:
     ...
-def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
+def dot(a: typing.Any, b: typing.Any, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
     ...
 def order_grammar() -> list[str]:
     ...
@@ -232,7 +232,7 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
     STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.
     """
-def round_to(arg0: numpy.ndarray, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
+def round_to(arg0: typing.Any, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def simd_level() -> str:
     ...

@@ -32,13 +32,13 @@ class DeviceModel:
     """
     def __init__(self, model: batchcore._core.Model, device: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
         ...
-    def measure(self, x: numpy.ndarray, timer: batchcore._core.TimerPolicy, options: batchcore._core.RunOptions, cold: bool = False) -> tuple:
+    def measure(self, x: typing.Any, timer: batchcore._core.TimerPolicy, options: batchcore._core.RunOptions, cold: bool = False) -> tuple:
         """
         Forward passes timed with CUDA events. Returns (y, summary, peak_bytes, predicted_bytes).
         """
     def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: batchcore._core.RunOptions, cold: bool = False) -> int:
         ...
-    def run(self, x: numpy.ndarray, options: batchcore._core.RunOptions) -> tuple:
+    def run(self, x: typing.Any, options: batchcore._core.RunOptions) -> tuple:
         """
         Forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
         """
@@ -81,7 +81,7 @@ def device_count() -> int:
     ...
 def device_name(device: typing.SupportsInt | typing.SupportsIndex = 0) -> str:
     ...
-def dot(a: numpy.ndarray, b: numpy.ndarray, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
+def dot(a: typing.Any, b: typing.Any, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> float:
     """
     dot(a, b) + c in a named order, computed by one GPU thread.
     """
@@ -91,7 +91,7 @@ def driver_version() -> int:
     """
 def l2_cache_bytes(device: typing.SupportsInt | typing.SupportsIndex) -> int:
     ...
-def linear_reference(x: numpy.ndarray, weight: numpy.ndarray, bias: numpy.ndarray, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
+def linear_reference(x: typing.Any, weight: typing.Any, bias: typing.Any, order: batchcore._core.Order = ..., precision: str = 'fp32', device: typing.SupportsInt | typing.SupportsIndex = 0) -> numpy.typing.NDArray[numpy.float32]:
     ...
 def probe_copy(device: typing.SupportsInt | typing.SupportsIndex) -> float:
     """

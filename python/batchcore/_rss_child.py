@@ -14,7 +14,7 @@ def _status_kib(field: str) -> int:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def main(argv) -> int:
+def main(argv: list[str]) -> int:
     try:
         path, batch_size, threads = argv[0], int(argv[1]), int(argv[2])
         import numpy as np

@@ -14,7 +14,7 @@ from .errors import ArgumentError, OutOfMemoryError
 MAX_THREADS = 1024  # the core's kMaxThreads
 
 
-def positive_int(value, name: str, error=ArgumentError, maximum: int | None = None) -> int:
+def positive_int(value: object, name: str, error: type[Exception] = ArgumentError, maximum: int | None = None) -> int:
     """``value`` as an int when it is an integer (not a bool) in 1..``maximum``; else ``error``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise error(f"{name} must be a positive integer, got {value!r}")
@@ -23,18 +23,18 @@ def positive_int(value, name: str, error=ArgumentError, maximum: int | None = No
     return int(value)
 
 
-def threads(value, name: str = "threads") -> int | None:
+def threads(value: object, name: str = "threads") -> int | None:
     """A thread count (1..1024) or None (all cores)."""
     return None if value is None else positive_int(value, name, maximum=MAX_THREADS)
 
 
-def flag(value, name: str) -> bool:
+def flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
         raise ArgumentError(f"{name} must be True or False, got {value!r}")
     return value
 
 
-def seed(value, name: str = "seed") -> int:
+def seed(value: object, name: str = "seed") -> int:
     """A random seed: a non-negative integer (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 0:
         raise ArgumentError(f"{name} must be a non-negative integer, got {value!r}")

@@ -14,7 +14,7 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import batchcore as bc
 
     ap = argparse.ArgumentParser(prog="batchcore", description="What does the batch size change? Measure it.")

@@ -12,10 +12,20 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from . import resultfile
 from .errors import ArgumentError
 from .timing import quantile_ci
+
+
+class HasPoints(Protocol):
+    """Anything with measured points, such as a :class:`~batchcore.results.SweepResult`."""
+
+    points: list[dict[str, Any]]
+
+
+SweepLike = str | os.PathLike[str] | HasPoints  # a sweep, or the path of its result file
 
 METRICS = {"median": "time_ms", "mean": "time_ms_mean", "p90": "time_ms_p90", "p99": "time_ms_p99"}
 QUANTILES = {"p90": 0.90, "p99": 0.99}
@@ -182,14 +192,14 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(old, new, min_change: float = DEFAULT_MIN_CHANGE) -> Comparison:
+def compare(old: SweepLike, new: SweepLike, min_change: float = DEFAULT_MIN_CHANGE) -> Comparison:
     """Compare two sweeps (SweepResult objects, or paths of files written by ``to_json`` / ``out=``),
     point by point: see :func:`compare_points`. ``min_change``: the smallest relative change called
     FASTER or SLOWER (default 10 %: what reruns of the same code on one machine were seen to move)."""
     if isinstance(min_change, bool) or not (isinstance(min_change, (int, float)) and 0 <= min_change < 10):
         raise ArgumentError(f"min_change must be a fraction in [0, 10), got {min_change!r}")
 
-    def load(r):
+    def load(r: SweepLike) -> list[dict[str, Any]]:
         if hasattr(r, "points"):
             return r.points
         if not isinstance(r, (str, os.PathLike)):

@@ -25,7 +25,7 @@ def gpu_count() -> int:
     return 0 if cu is None else cu.device_count()
 
 
-def spell(device, gpus: int) -> Device:
+def spell(device: str | Device, gpus: int) -> Device:
     """The device a string names, by its spelling alone; ``"auto"`` is the first GPU when ``gpus`` > 0.
     Raises DeviceUnavailableError for a malformed name. Availability is the caller's to check (batchcore's
     core and torch each see GPUs their own way)."""
@@ -44,7 +44,7 @@ def spell(device, gpus: int) -> Device:
     return Device("cuda", int(index or 0))
 
 
-def parse(device) -> Device:
+def parse(device: str | Device) -> Device:
     """The device named by ``device`` as batchcore's core sees it; raises DeviceUnavailableError for a
     malformed or absent one."""
     dev = spell(device, gpu_count())

@@ -6,6 +6,7 @@ import os
 import platform
 import sys
 from importlib import metadata
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def cpu_identity() -> dict:
     return fields
 
 
-def cuda_module():
+def cuda_module() -> Any:
     """The compiled ``_cuda`` extension, or None where it was not built."""
     try:
         from . import _cuda
@@ -106,7 +107,7 @@ def _numpy_blas() -> str | None:
         return None
 
 
-def _gpu_info(cu) -> list[dict]:
+def _gpu_info(cu: Any) -> list[dict[str, Any]]:
     if cu is None:
         return []
     return [{"index": i, "name": cu.device_name(i), "default_sm_clock_ghz": cu.clock_ghz(i),

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .errors import DTypeError, ShapeError
 
 
-def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
+def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a)
     b = np.asarray(b)
     if a.dtype != np.float32 or b.dtype != np.float32:
@@ -24,14 +26,14 @@ def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def ordered_int(x) -> np.ndarray:
+def ordered_int(x: ArrayLike) -> np.ndarray:
     """Map float32 bit patterns to integers whose order is the floats' order (negatives reflected),
     so that adjacent floats differ by 1 and +0 and -0 both map to 0. Returns int64."""
     bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
     return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
 
 
-def ulp_distance(a, b) -> np.ndarray:
+def ulp_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """Element-wise ULP distance of two float32 arrays, as float64 (exact: distances are below 2^33).
 
     +0 and -0 are 0 apart; NaN vs NaN is 0; NaN vs a number is NaN, never a number (count those with
@@ -45,31 +47,31 @@ def ulp_distance(a, b) -> np.ndarray:
     return d
 
 
-def nan_mismatch(a, b) -> np.ndarray:
+def nan_mismatch(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """True where exactly one of the two is NaN."""
     a, b = _pair(a, b)
     return np.isnan(a) ^ np.isnan(b)
 
 
-def max_ulp(a, b) -> int:
+def max_ulp(a: ArrayLike, b: ArrayLike) -> int:
     """Largest ULP distance over elements that are not a NaN-vs-number mismatch (0 for none)."""
     d = ulp_distance(a, b)
     d = d[~np.isnan(d)]
     return int(d.max()) if d.size else 0
 
 
-def bitwise_equal(a, b) -> np.ndarray:
+def bitwise_equal(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """True where the two float32 elements have identical bits."""
     a, b = _pair(a, b)
     return a.view(np.uint32) == b.view(np.uint32)
 
 
-def bitwise_equal_frac(a, b) -> float:
+def bitwise_equal_frac(a: ArrayLike, b: ArrayLike) -> float:
     """Fraction of elements with identical bits."""
     return float(bitwise_equal(a, b).mean())
 
 
-def fingerprint(y) -> str:
+def fingerprint(y: ArrayLike) -> str:
     """A short hash of all bits (and the shape) of a float32 array: equal fingerprints, equal outputs."""
     y = np.ascontiguousarray(y)
     if y.dtype != np.float32:
@@ -79,7 +81,7 @@ def fingerprint(y) -> str:
     return h.hexdigest()[:16]
 
 
-def invariance_classes(fingerprints: dict) -> list[list]:
+def invariance_classes(fingerprints: dict[Any, str]) -> list[list[Any]]:
     """Group keys (batch sizes) whose fingerprints agree, classes in order of their first key.
     One class means batch invariant."""
     groups: dict[str, list] = {}
@@ -88,21 +90,21 @@ def invariance_classes(fingerprints: dict) -> list[list]:
     return list(groups.values())
 
 
-def argmax_changed(a, b) -> int:
+def argmax_changed(a: ArrayLike, b: ArrayLike) -> int:
     """Rows whose argmax differs between two (rows, classes) outputs."""
     a, b = _pair(a, b)
     return int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
 
 
-def accuracy(y, labels) -> float:
+def accuracy(y: ArrayLike, labels: ArrayLike) -> float:
     """Fraction of rows whose argmax equals the label."""
-    labels = np.asarray(labels)
-    if labels.shape != (y.shape[0],):
-        raise ShapeError(f"labels must have shape ({y.shape[0]},), got {labels.shape}")
-    return float((np.asarray(y).argmax(axis=1) == labels).mean())
+    out, want = np.asarray(y), np.asarray(labels)
+    if want.shape != (out.shape[0],):
+        raise ShapeError(f"labels must have shape ({out.shape[0]},), got {want.shape}")
+    return float((out.argmax(axis=1) == want).mean())
 
 
-def relative_error(y, y_exact) -> np.ndarray:
+def relative_error(y: ArrayLike, y_exact: ArrayLike) -> np.ndarray:
     """Per row: ||y - y_exact||_2 / ||y_exact||_2, in float64 (0 where both are 0). Elements with the same
     bits contribute no error (two equal infinities are not inf - inf = NaN apart); a row whose exact norm
     is infinite while y differs is infinitely wrong; NaN only where y or y_exact holds a NaN that differs."""

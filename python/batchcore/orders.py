@@ -60,7 +60,7 @@ def run_options(order: str | Order = "seq", precision: str = "fp32", policy: str
     count = checks.threads(threads)
     if not isinstance(simd, str):
         raise _core.DeviceUnavailableError(f"simd must be a string such as 'auto' or 'avx2', got {simd!r}")
-    return RunOptions(parsed, precision, "fixed" if policy is None else policy, count or 0, simd)
+    return RunOptions(parsed, precision, "fixed" if policy is None else policy, count, simd)
 
 
 def dot(a: np.ndarray, b: np.ndarray, c: float = 0.0, order: str | Order = "seq", precision: str = "fp32") -> np.float32:

@@ -224,7 +224,7 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folde
     return probe
 
 
-def probe(device="cpu", threads: int | None = None, refresh: bool = False) -> Probe:
+def probe(device: str = "cpu", threads: int | None = None, refresh: bool = False) -> Probe:
     """This machine's measured ceilings on ``device`` ("cpu", "cuda", "cuda:N"): see :class:`Probe`.
 
     threads: CPU threads the probes run on (default: all cores, the core's default thread count).

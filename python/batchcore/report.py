@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 
-def _fmt(v, spec: str) -> str:
+def _fmt(v: object, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return format(v, spec)

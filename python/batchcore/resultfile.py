@@ -15,13 +15,17 @@ import json
 import math
 import os
 import tempfile
+from typing import Any
 
 from .errors import ResultFileError
+
+StrPath = str | os.PathLike[str]  # a file path
+Record = dict[str, Any]  # a JSON object: a point, a header, an environment
 
 REQUIRED_POINT_FIELDS = {"backend": str, "batch_size": int}
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """``value`` with every non-finite float (NaN, +-inf) replaced by None, recursively (JSON has none)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -46,7 +50,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path, text: str) -> None:
+def atomic_write(path: StrPath, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder, synced, then renamed into
     place: readers see the old file or the new one, never half of one. The file gets the mode a plain
     ``open(path, "w")`` would (0666 less the umask)."""
@@ -73,7 +77,7 @@ def atomic_write(path, text: str) -> None:
         raise
 
 
-def _read_bytes(path) -> bytes:
+def _read_bytes(path: StrPath) -> bytes:
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -84,7 +88,7 @@ def _read_bytes(path) -> bytes:
         raise ResultFileError(f"cannot read {path}: {e.strerror or e}") from None
 
 
-def _check_point(path, where: str, rec) -> dict:
+def _check_point(path: StrPath, where: str, rec: Any) -> Record:
     if not isinstance(rec, dict):
         raise ResultFileError(f"{path}: {where} is not a point (a JSON object), got {type(rec).__name__}")
     for name, kind in REQUIRED_POINT_FIELDS.items():
@@ -93,7 +97,7 @@ def _check_point(path, where: str, rec) -> dict:
     return rec
 
 
-def read_jsonl(path, repair: bool = False, data: bytes | None = None):
+def read_jsonl(path: StrPath, repair: bool = False, data: bytes | None = None) -> tuple[Record | None, list[Record]]:
     """Header and points of a JSON-lines result file. A torn last line is dropped, and with ``repair``
     cut from the file so that appends continue cleanly. Returns ``(header or None, points)``: None when
     not even the header line is complete (the file holds no point)."""
@@ -127,7 +131,7 @@ def read_jsonl(path, repair: bool = False, data: bytes | None = None):
     return header, points
 
 
-def load(path):
+def load(path: StrPath) -> tuple[list[Record], Record, Record]:
     """``(points, env, config)`` of a file written by ``to_json`` or ``sweep(out=...)``."""
     data = _read_bytes(path)
     if not data.strip():
@@ -152,7 +156,7 @@ def load(path):
     return points, _mapping(path, header, "env"), _mapping(path, header, "config")
 
 
-def _mapping(path, doc: dict, key: str) -> dict:
+def _mapping(path: StrPath, doc: Record, key: str) -> Record:
     value = doc.get(key, {})
     if not isinstance(value, dict):
         raise ResultFileError(f"{os.fspath(path)}: {key!r} is not a JSON object")
@@ -164,9 +168,9 @@ class PointLog:
     synced as it is written. An existing log of the same sweep (same ``config``) is resumed: its points
     are in ``done``. The file is opened when the log is made, so a bad path fails before any measuring."""
 
-    def __init__(self, path, config: dict, env: dict):
+    def __init__(self, path: StrPath, config: Record, env: Record):
         self.path = os.fspath(path)
-        self.done: list[dict] = []
+        self.done: list[Record] = []
         if os.path.isdir(self.path):
             raise ResultFileError(f"out={self.path!r} is a directory; pass a file path")
         header = None
@@ -178,7 +182,7 @@ class PointLog:
         if header is None:  # new, empty, or torn inside its header line (no point was ever written)
             self._append({"type": "header", "config": config, "env": env}, mode="w")
 
-    def _append(self, rec: dict, mode: str = "a") -> None:
+    def _append(self, rec: Record, mode: str = "a") -> None:
         line = json.dumps(json_safe(rec), allow_nan=False) + "\n"
         try:
             with open(self.path, mode) as f:
@@ -188,5 +192,5 @@ class PointLog:
         except OSError as e:
             raise ResultFileError(f"cannot write {self.path}: {e.strerror or e}") from None
 
-    def write(self, point: dict) -> None:
+    def write(self, point: Record) -> None:
         self._append({"type": "point", **point})

@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 
 from .errors import ArgumentError, BatchcoreError
+from .models import Layer, Model
 
 METHOD = ("peak RSS growth over the first forward pass in a fresh process (weights and input already "
           "resident; includes torch's one-time thread pools and BLAS buffers; 4 KiB pages)")
@@ -37,7 +38,7 @@ def supported() -> bool:
     return os.path.exists("/proc/self/clear_refs") and os.path.exists("/proc/self/status")
 
 
-def save_layers(model, path: str) -> None:
+def save_layers(model: Model, path: str) -> None:
     """The model's layers as an ``.npz``: ``spec`` (JSON: kind, width, scalar parameters per layer) and
     each array parameter as ``<layer>.<name>``."""
     arrays, spec = {}, []
@@ -54,10 +55,8 @@ def save_layers(model, path: str) -> None:
     np.savez(path, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as its allow_pickle flag
 
 
-def load_layers(path: str):
+def load_layers(path: str) -> Model:
     """The :class:`~batchcore.models.Model` saved by :func:`save_layers`."""
-    from .models import Layer, Model
-
     with np.load(path) as f:
         header = json.loads(f["spec"].tobytes())
         layers = []
@@ -68,7 +67,7 @@ def load_layers(path: str):
     return Model(layers, header["input_width"])
 
 
-def rss_growth_bytes(model, batch_size: int, threads: int, timeout_s: float = 120.0) -> int:
+def rss_growth_bytes(model: Model, batch_size: int, threads: int, timeout_s: float = 120.0) -> int:
     """Bytes by which one torch forward pass of ``batch_size`` rows (on ``threads`` threads) grows the
     peak resident set of a fresh process (see the module's docstring for what that includes)."""
     if not supported():

@@ -13,6 +13,7 @@ around the Python call (their Python overhead is part of what a user pays).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from . import _core
 
 
-def quantile_ci(samples, q: float, confidence: float = 0.95) -> tuple[float, float]:
+def quantile_ci(samples: Iterable[float], q: float, confidence: float = 0.95) -> tuple[float, float]:
     """Order-statistic interval for the q-quantile of the distribution the samples came from: the sorted
     samples' j-th and k-th with j, k from Binomial(n, q) quantiles; (-inf or inf where n is too small)."""
     from scipy.stats import binom  # a declared dependency; imported here, as it costs 0.4 s at import time
@@ -63,7 +64,7 @@ class Timer:
         p.check()
         return p
 
-    def measure(self, fn, sample=None) -> Measurement:
+    def measure(self, fn: Callable[[], object], sample: Callable[[int], float | tuple[float, bool]] | None = None) -> Measurement:
         """Time ``fn()`` (a callable without arguments) under this policy. ``fn`` also serves the
         warm-up; by default a sample is the core's monotonic clock around a block of calls. A device
         backend passes ``sample(calls)``, which runs a block of ``calls`` calls and returns its duration
@@ -80,7 +81,7 @@ class Timer:
         return replace(self, min_time_s=self.min_time_s / rounds, timeout_s=self.timeout_s / rounds,
                        warmup_s=min(self.warmup_s, self.timeout_s / rounds))
 
-    def replay(self, call_ns, clock_read_ns: float = 0.0, rejected=()) -> Measurement:
+    def replay(self, call_ns: Iterable[float], clock_read_ns: float = 0.0, rejected: Iterable[bool] = ()) -> Measurement:
         """This policy on planted call durations (ns, used cyclically) and a fake clock whose every
         read costs ``clock_read_ns``; sample j is rejected when ``rejected[j]`` (cyclically). For tests
         and for reasoning about the stopping rule."""
@@ -89,7 +90,7 @@ class Timer:
         return Measurement.from_summary(s, self)
 
 
-def as_timer(timer) -> Timer:
+def as_timer(timer: Timer | None) -> Timer:
     """``timer``, or the default ``Timer()`` for None; ArgumentError for anything that is not a Timer."""
     if timer is None:
         return Timer()

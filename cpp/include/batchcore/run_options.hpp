@@ -3,6 +3,7 @@
 // what never changes them (threads, SIMD level). The CUDA core reads the first three.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "batchcore/cpu_features.hpp"
@@ -25,10 +26,11 @@ struct RunOptions {
   int64_t cold_bytes = 0;
 };
 
-// Every field from its spelling (the order already parsed); threads 0 means all cores, simd "auto" the best level. Throws the
-// error of the first bad field: OrderError (order, precision, policy), ArgumentError (threads outside
-// 1..kMaxThreads), DeviceUnavailableError (a SIMD level this CPU lacks or that does not exist).
+// Every field from its spelling (the order already parsed); no thread count means all cores, simd "auto"
+// the best level. Throws the error of the first bad field: OrderError (order, precision, policy),
+// ArgumentError (threads outside 1..kMaxThreads), DeviceUnavailableError (a SIMD level this CPU lacks or
+// that does not exist).
 RunOptions parse_run_options(Order order, const std::string& precision, const std::string& policy,
-                             int threads, const std::string& simd);
+                             std::optional<int> threads, const std::string& simd);
 
 }  // namespace batchcore

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .arrays import CupyBackend, NumpyBackend, array_forward
 from .base import Backend, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes
 from .cuda_events import event_sampler, stream_sm_clock
-from .native import NativeBackend, cpu_model, gpu_model
+from .native_backend import NativeBackend, cpu_model, gpu_model
 from .torch_backend import TorchBackend, module_on
 
 __all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "TimedBatch", "TorchBackend", "array_forward",

@@ -38,7 +38,7 @@ class CupyBackend(NumpyBackend):
     name = "cupy"
     device = "cuda"
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             import cupy
         except ImportError as e:
@@ -76,7 +76,7 @@ class CupyBackend(NumpyBackend):
         flush = cp.zeros(max(2 * cp.cuda.Device().attributes["L2CacheSize"] // 4, 1), cp.float32) if cold else None
         start, end = cp.cuda.Event(), cp.cuda.Event()
 
-        def call():
+        def call() -> None:
             array_forward(cp, model, xd, params)
             cp.cuda.get_current_stream().synchronize()
 

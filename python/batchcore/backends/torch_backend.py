@@ -117,7 +117,8 @@ class TorchBackend(Backend):
             elif not rss.supported():
                 timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
             else:
-                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), self.threads or _core.default_threads()), rss.METHOD
+                threads = self.threads or _core.default_threads()
+                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), threads), rss.METHOD
             return timed
         torch, x = self._torch, check_input(model, x)
         timer = as_timer(timer)
@@ -126,7 +127,7 @@ class TorchBackend(Backend):
         flush = _l2_flush_tensor(torch, self.device) if cold else None
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
-        def call():
+        def call() -> None:
             self._device_forward(module, xd)
             torch.cuda.synchronize(self.device)
 
