@@ -31,11 +31,7 @@ void translate_to_core_exceptions(std::exception_ptr p) {
 }
 
 py::array model_input(const cuda::DeviceModel& self, const py::object& obj) {
-  py::array x = f32_array(obj, 2, "x");
-  if (x.shape(1) != self.input_width())
-    throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
-                     std::to_string(self.input_width()));
-  return x;
+  return f32_rows(obj, self.input_width(), "input");
 }
 
 // Runs the device model on x: (y, peak_bytes, predicted_bytes), with the timing summary second when timed.

@@ -47,7 +47,9 @@ def test_run_batched_is_the_concatenation_of_consecutive_batches(model, data, ba
 
 
 def test_cold_copies_hold_twice_the_last_level_cache():
-    if not bc.probes.last_level_cache_bytes():
+    from batchcore.info import last_level_cache_bytes
+
+    if not last_level_cache_bytes():
         pytest.skip("the system does not report its last-level cache")
     for nbytes in (64, 4096, 10**6, cold_input_bytes(), 10 * cold_input_bytes()):
         n = cold_copies(nbytes)

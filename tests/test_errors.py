@@ -114,9 +114,9 @@ def test_absent_gpu_is_a_clear_error():
 
 
 def test_cold_timing_without_a_known_cache_size_says_why(model, monkeypatch):
-    import batchcore.probes
+    import batchcore.backends.base
 
-    monkeypatch.setattr(batchcore.probes, "last_level_cache_bytes", lambda: None)
+    monkeypatch.setattr(batchcore.backends.base, "last_level_cache_bytes", lambda: None)
     x = np.ones((2, 16), np.float32)
     for backend in (bc.native(), bc.numpy()):
         with pytest.raises(bc.ArgumentError, match="last-level cache"):

@@ -147,7 +147,7 @@ def test_torch_cpu_memory_is_rss_growth_that_sees_the_activations():
 
 @pytest.mark.parametrize("M, K", [(1, 784), (64, 784), (3000, 512)])
 def test_cold_cpu_runs_rotate_tracked_copies_of_the_input_and_keep_the_bits(M, K):
-    from batchcore.probes import last_level_cache_bytes
+    from batchcore.info import last_level_cache_bytes
 
     llc = last_level_cache_bytes()
     if not llc:

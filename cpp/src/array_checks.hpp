@@ -20,8 +20,8 @@ inline pybind11::array f32_array(const pybind11::handle& obj, int ndim, const ch
   if (!a.dtype().equal(pybind11::dtype::of<float>()))
     throw DTypeError(std::string(name) + " must be float32, got dtype " + std::string(pybind11::str(a.dtype())));
   if (a.ndim() != ndim)
-    throw ShapeError(std::string(name) + " must have " + std::to_string(ndim) + " dimension(s), got " +
-                     std::to_string(a.ndim()));
+    throw ShapeError(std::string(name) + " must be " + std::to_string(ndim) + "-D, got " + std::to_string(a.ndim()) +
+                     "-D");
   if (!(a.flags() & pybind11::array::c_style))
     throw DTypeError(std::string(name) + " must be C-contiguous (pass np.ascontiguousarray(...))");
   if (a.size() == 0) throw ShapeError(std::string(name) + " is empty");
@@ -29,5 +29,15 @@ inline pybind11::array f32_array(const pybind11::handle& obj, int ndim, const ch
 }
 
 inline const float* f32_data(const pybind11::array& a) { return static_cast<const float*>(a.data()); }
+
+// Rows of `width` floats: what every forward pass's input must be, whichever backend runs it (the Python
+// layer calls this too, through _core.check_rows).
+inline pybind11::array f32_rows(const pybind11::handle& obj, int64_t width, const char* name) {
+  pybind11::array x = f32_array(obj, 2, name);
+  if (x.shape(1) != width)
+    throw ShapeError(std::string(name) + " has " + std::to_string(x.shape(1)) + " columns, the model takes " +
+                     std::to_string(width));
+  return x;
+}
 
 }  // namespace batchcore

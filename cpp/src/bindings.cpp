@@ -52,13 +52,7 @@ Activation parse_activation(const std::string& name) {
 
 py::array_t<float> output_array(int64_t rows, int64_t cols) { return py::array_t<float>({rows, cols}); }
 
-py::array model_input(const Model& self, const py::object& obj) {
-  py::array x = f32_array(obj, 2, "x");
-  if (x.shape(1) != self.input_width())
-    throw ShapeError("x has " + std::to_string(x.shape(1)) + " columns, the model takes " +
-                     std::to_string(self.input_width()));
-  return x;
-}
+py::array model_input(const Model& self, const py::object& obj) { return f32_rows(obj, self.input_width(), "input"); }
 
 }  // namespace
 
@@ -200,18 +194,19 @@ PYBIND11_MODULE(_core, m) {
       "STREAM triad bandwidth in GB/s (best run; 12 bytes per element) over arrays of `elements` floats.");
 
   m.def(
-      "check_finite",
-      [](const py::object& obj, const std::string& what) {
-        const py::array x = f32_array(obj, 2, what.c_str());
+      "check_rows",
+      [](const py::object& obj, int64_t width, bool finite) {
+        const py::array x = f32_rows(obj, width, "input");
+        if (!finite) return;
         const float* p = f32_data(x);
-        const int64_t width = x.shape(1);
         py::gil_scoped_release release;
         const PoolView pool = shared_pool(default_thread_count());
-        require_finite(p, x.size(), what.c_str(), width, &pool);
+        require_finite(p, x.size(), "input", width, &pool);
       },
-      py::arg("x"), py::arg("what") = "input",
-      "NonFiniteError naming the first NaN or Inf of a 2-D float32 array (the scan every forward pass of the "
-      "core makes; the Python layer runs it for the other backends).");
+      py::arg("x"), py::arg("width"), py::arg("finite") = true,
+      "The checks every forward pass's input meets, whichever backend runs it: a C-contiguous, non-empty "
+      "float32 numpy array of rows of `width` values (DTypeError, ShapeError); with finite, NonFiniteError "
+      "naming the first NaN or Inf (the scan every pass of the core makes, on the core's threads).");
   m.def(
       "dot",
       [](const py::object& a_obj, const py::object& b_obj, float c, const Order& order, const std::string& precision) {

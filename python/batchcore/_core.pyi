@@ -4,11 +4,14 @@
 batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.
 """
 from __future__ import annotations
+
 import collections.abc
+import typing
+
 import numpy
 import numpy.typing
-import typing
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_finite', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -208,9 +211,9 @@ def build_info() -> dict:
     """
     How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
     """
-def check_finite(x: typing.Any, what: str = 'input') -> None:
+def check_rows(x: typing.Any, width: typing.SupportsInt | typing.SupportsIndex, finite: bool = True) -> None:
     """
-    NonFiniteError naming the first NaN or Inf of a 2-D float32 array (the scan every forward pass of the core makes; the Python layer runs it for the other backends).
+    The checks every forward pass's input meets, whichever backend runs it: a C-contiguous, non-empty float32 numpy array of rows of `width` values (DTypeError, ShapeError); with finite, NonFiniteError naming the first NaN or Inf (the scan every pass of the core makes, on the core's threads).
     """
 def default_threads() -> int:
     ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import platform
 import sys
@@ -53,6 +54,28 @@ def cpu_identity() -> dict:
     fields["flags_digest"] = hashlib.sha256(flags.encode()).hexdigest()[:12] if flags else None
     fields["model name"] = fields["model name"] or cpu_model()
     return fields
+
+
+def last_level_cache_bytes() -> int | None:
+    """Total last-level cache of the online CPUs: each distinct L3 (or the deepest level) counted once."""
+    caches: dict[tuple, int] = {}
+    for index in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cache/index[0-9]*"):
+        try:
+            with open(os.path.join(index, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(index, "size")) as f:
+                size = f.read().strip()
+            with open(os.path.join(index, "shared_cpu_list")) as f:
+                shared = f.read().strip()
+        except (OSError, ValueError):
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+        nbytes = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
+        caches[(level, shared)] = nbytes
+    if not caches:
+        return None
+    deepest = max(level for level, _ in caches)
+    return sum(n for (level, _), n in caches.items() if level == deepest)
 
 
 def cuda_module() -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import glob
 import hashlib
 import json
 import os
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass
 
 from . import _core, checks, devices
 from .errors import ArgumentError, ResultFileError
+from .info import last_level_cache_bytes
 
 
 @dataclass(frozen=True)
@@ -86,28 +86,6 @@ def cache_dir() -> str:
         return os.environ["BATCHCORE_CACHE_DIR"]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "batchcore")
-
-
-def last_level_cache_bytes() -> int | None:
-    """Total last-level cache of the online CPUs: each distinct L3 (or the deepest level) counted once."""
-    caches: dict[tuple, int] = {}
-    for index in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/cache/index[0-9]*"):
-        try:
-            with open(os.path.join(index, "level")) as f:
-                level = int(f.read())
-            with open(os.path.join(index, "size")) as f:
-                size = f.read().strip()
-            with open(os.path.join(index, "shared_cpu_list")) as f:
-                shared = f.read().strip()
-        except (OSError, ValueError):
-            continue
-        units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-        nbytes = int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size)
-        caches[(level, shared)] = nbytes
-    if not caches:
-        return None
-    deepest = max(level for level, _ in caches)
-    return sum(n for (level, _), n in caches.items() if level == deepest)
 
 
 def _cpu_identity() -> str:

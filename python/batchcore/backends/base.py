@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from .. import _core, checks
-from ..errors import ArgumentError, DTypeError, ShapeError
+from ..errors import ArgumentError, ShapeError
+from ..info import last_level_cache_bytes
 from ..models import Model
 from ..timing import Measurement, Timer, as_timer
 
@@ -30,8 +31,6 @@ class TimedBatch:
 
 def cold_input_bytes() -> int:
     """Bytes of input copies a cold CPU measurement rotates through: twice the last-level cache."""
-    from ..probes import last_level_cache_bytes
-
     llc = last_level_cache_bytes()
     if not llc:
         raise ArgumentError("cold timing on the CPU needs the last-level cache's size, which this system "
@@ -47,23 +46,12 @@ def cold_copies(input_bytes: int) -> int:
 
 def check_input(model: Model, x: Any, finite: bool = True) -> np.ndarray:
     """``x`` as a validated (B, model.input_width) float32 C-contiguous array; with ``finite``, also free
-    of NaN and Inf (the core's own scan: the native backend leaves it to the core, which makes it anyway)."""
+    of NaN and Inf. The core checks (``_core.check_rows``): the same code that guards its own bindings, so
+    a bad input raises the same class with the same message through every backend. The native backend
+    passes ``finite=False``: its forward pass makes the scan anyway."""
     if not isinstance(model, Model):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
-    if not isinstance(x, np.ndarray):
-        raise DTypeError(f"input must be a numpy float32 array, got {type(x).__name__}")
-    if x.dtype != np.float32:
-        raise DTypeError(f"input must be float32, got {x.dtype}")
-    if x.ndim != 2:
-        raise ShapeError(f"input must be 2-D (rows, {model.input_width}), got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise ShapeError("input is empty (0 rows)")
-    if x.shape[1] != model.input_width:
-        raise ShapeError(f"input has {x.shape[1]} columns, the model takes {model.input_width}")
-    if not x.flags.c_contiguous:
-        raise DTypeError("input must be C-contiguous (pass np.ascontiguousarray(x))")
-    if finite:
-        _core.check_finite(x, "input")
+    _core.check_rows(x, model.input_width, finite)  # the bindings' own checks: one rule, one class, one message
     return x
 
 
