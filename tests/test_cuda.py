@@ -28,6 +28,23 @@ def test_without_gpu_the_kernel_raises_device_unavailable():
         cu.linear_reference(x, np.ones((4, 3), np.float32), np.zeros(4, np.float32))
 
 
+@pytest.mark.skipif(cu is None, reason="_cuda not built")
+@pytest.mark.parametrize("call, exc", [
+    (lambda x, W, b: cu.linear_reference(x.tolist(), W, b), bc.DTypeError),
+    (lambda x, W, b: cu.linear_reference(x.astype(np.float64), W, b), bc.DTypeError),
+    (lambda x, W, b: cu.linear_reference(x, np.ones((4, 2), np.float32), b), bc.ShapeError),
+    (lambda x, W, b: cu.linear_reference(x, W, b, bc.orders.Order("seq"), "fp64"), bc.OrderError),
+    (lambda x, W, b: cu.dot(x[0], W[0], 0.0, bc.orders.Order("seq"), "fp32", 10**6), bc.DeviceUnavailableError),
+])
+def test_cuda_errors_arrive_as_the_cores_classes(call, exc):
+    """The CUDA bindings raise _core's exception classes from the one table both extensions read, before
+    any device work (so this holds without a GPU too)."""
+    x, W, b = np.ones((2, 3), np.float32), np.ones((4, 3), np.float32), np.zeros(4, np.float32)
+    with pytest.raises(exc) as caught:
+        call(x, W, b)
+    assert type(caught.value) is exc and type(caught.value).__module__ == "batchcore._core"
+
+
 @needs_gpu
 @pytest.mark.parametrize("order", ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "pairwise", "kahan",
                                    "dot2", "f64", "exact"])
