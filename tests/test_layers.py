@@ -98,3 +98,78 @@ def test_mlp_torch_module_is_equivalent():
     model = bc.mlp([30, 20, 7], activation="tanh", head="softmax", seed=3)
     x = np.random.default_rng(2).standard_normal((10, 30)).astype(np.float32)
     assert np.allclose(bc.torch().run(model, x), bc.native().run(model, x), rtol=1e-5, atol=1e-7)
+
+
+# -- the vectorised row layers equal their definitions, bit for bit, on every instruction set --------------
+
+
+def adversarial_row_inputs():
+    """Signed zeros, subnormals, the definitions' branch points and their neighbours, huge values,
+    infinities, NaN, and a dense sweep of ordinary values (every 2**20th float32 bit pattern)."""
+    f = np.float32
+    tiny = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-40, -1e-40, 1.1754942e-38, -1.1754942e-38], f)
+    edges = np.array([0.3, 9.1, 0.5, 88.72283935546875, -103.97208404541016, 89.0, -104.0, 44.36, -51.98,
+                      -87.3, -88.0, 126.5, 1e19, 1.8446743e19, 3e38, f(np.finfo(f).max)], f)
+    edges = np.concatenate([edges, -edges])
+    with np.errstate(over="ignore"):  # the neighbours of the largest float are infinities
+        around = np.concatenate([np.nextafter(edges, f(np.inf)), np.nextafter(edges, f(-np.inf))])
+    special = np.array([np.inf, -np.inf, np.nan, -np.nan], f)
+    sweep = (np.arange(0, 2**32, 2**20, dtype=np.uint64).astype(np.uint32)).view(f)
+    return np.concatenate([tiny, edges, around, special, sweep])
+
+
+def same_bits_or_both_nan(a, b):
+    nan = np.isnan(a) & np.isnan(b)
+    return (a.view(np.uint32) == b.view(np.uint32)) | nan
+
+
+@pytest.mark.parametrize("function", ["relu", "gelu", "silu", "tanh"])
+@pytest.mark.parametrize("simd", _core.simd_levels())
+def test_vectorised_activations_equal_their_definitions(function, simd):
+    x = adversarial_row_inputs()
+    width = 61  # rows whose length is no multiple of any vector: the tails go through the same code
+    x = np.resize(x, (len(x) + width - 1) // width * width).reshape(-1, width)
+    want = _core.row_layer(x, function, simd="definition")
+    got = _core.row_layer(x, function, simd=simd)
+    bad = got.view(np.uint32) != want.view(np.uint32)  # every bit, NaN payloads included
+    assert not bad.any(), [(float(v), float(g), float(w)) for v, g, w in zip(x[bad][:5], got[bad][:5], want[bad][:5])]
+    # A NaN out only for a NaN in, and then that very NaN (the definitions return their NaN argument).
+    nan_in = np.isnan(x)
+    assert np.array_equal(np.isnan(want), nan_in) and np.array_equal(want[nan_in].view(np.uint32), x[nan_in].view(np.uint32))
+
+
+def test_activations_keep_their_limits_at_huge_and_infinite_inputs():
+    f = np.float32
+    x = np.array([[1e19, 1.5e19, 3e38, np.inf, -1e19, -3e38, -np.inf, -200.0]], f)
+    gelu = _core.row_layer(x, "gelu", simd="definition")[0]
+    assert np.array_equal(gelu[:4], x[0, :4]) and np.all(gelu[4:] == 0) and np.all(np.signbit(gelu[4:]))
+    silu = _core.row_layer(x, "silu", simd="definition")[0]
+    assert np.array_equal(silu[:4], x[0, :4]) and np.all(silu[4:] == 0) and np.all(np.signbit(silu[4:]))
+    tanh = _core.row_layer(x, "tanh", simd="definition")[0]
+    assert np.array_equal(tanh, np.where(x[0] > 0, f(1), f(-1)))
+
+
+@pytest.mark.parametrize("simd", _core.simd_levels())
+def test_vectorised_softmax_layer_norm_and_batch_norm_equal_their_definitions(simd):
+    rng = np.random.default_rng(7)
+    width = 77
+    rows = [rng.standard_normal(width) * s for s in (1e-3, 1, 30, 80, 1e3)]
+    rows.append(np.where(np.arange(width) % 2 == 0, 100.0, -100.0))  # exponentials that underflow
+    rows.append(np.resize(adversarial_row_inputs()[:24], width))        # zeros, subnormals, edges
+    x = np.array(rows, np.float32)
+    finite = x.copy()
+    finite[~np.isfinite(finite)] = 1.0
+    g, b = rng.standard_normal(width).astype(np.float32), rng.standard_normal(width).astype(np.float32)
+    for function, args, data in [("softmax", {}, finite), ("layer_norm", dict(p0=g, p1=b, eps=1e-5), finite),
+                                 ("batch_norm", dict(p0=g, p1=b), x)]:
+        want = _core.row_layer(data, function, simd="definition", **args)
+        got = _core.row_layer(data, function, simd=simd, **args)
+        assert same_bits_or_both_nan(got, want).all(), function
+
+
+def test_a_models_row_layers_run_the_vectorised_kernels_with_the_definitions_bits():
+    model = bc.mlp([40, 300, 300, 10], activation="gelu", head="softmax", seed=4)
+    x = np.random.default_rng(1).standard_normal((33, 40)).astype(np.float32)
+    outputs = {simd: bc.native(simd=simd, threads=2).run(model, x) for simd in _core.simd_levels()}
+    first = next(iter(outputs.values()))
+    assert all(np.array_equal(first.view(np.uint32), y.view(np.uint32)) for y in outputs.values())

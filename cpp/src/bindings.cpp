@@ -4,11 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstring>
 #include <string>
 
 #include "array_checks.hpp"
 #include "error_table.hpp"
 #include "batchcore_build_info.hpp"
+#include "kernels/tile_kernels.hpp"
 #include "timing_dict.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
@@ -207,6 +209,43 @@ PYBIND11_MODULE(_core, m) {
       "The checks every forward pass's input meets, whichever backend runs it: a C-contiguous, non-empty "
       "float32 numpy array of rows of `width` values (DTypeError, ShapeError); with finite, NonFiniteError "
       "naming the first NaN or Inf (the scan every pass of the core makes, on the core's threads).");
+  m.def(
+      "row_layer",
+      [](const py::object& obj, const std::string& function, const py::object& p0_obj, const py::object& p1_obj,
+         float eps, const std::string& simd) {
+        const py::array x = f32_array(obj, 2, "x");
+        const int64_t n = x.shape(0), width = x.shape(1);
+        static const char* names[] = {"relu", "gelu", "silu", "tanh", "softmax", "layer_norm", "batch_norm"};
+        int f = 0;
+        while (f < 7 && function != names[f]) ++f;
+        if (f == 7) throw UnsupportedLayerError("unknown row function '" + function + "'");
+        RowLayer layer{RowFunction(f), width};
+        py::array p0, p1;  // layer norm's gamma and beta, batch norm's scale and shift: `width` floats each
+        if (layer.function == RowFunction::layer_norm || layer.function == RowFunction::batch_norm) {
+          p0 = f32_array(p0_obj, 1, "p0");
+          p1 = f32_array(p1_obj, 1, "p1");
+          if (p0.size() != width || p1.size() != width) throw ShapeError("p0 and p1 need one value per column");
+          layer.p0 = f32_data(p0);
+          layer.p1 = f32_data(p1);
+        }
+        layer.eps = eps;
+        py::array_t<float> y({n, width});
+        std::memcpy(y.mutable_data(), f32_data(x), size_t(n * width) * sizeof(float));
+        float* rows = y.mutable_data();
+        if (simd == "definition") {
+          py::gil_scoped_release release;
+          row_layer_definition(layer, rows, n, width);
+        } else {
+          const SimdLevel level = parse_simd_level(simd);
+          py::gil_scoped_release release;
+          kernels_for(level).row_layer(layer, rows, n, width);
+        }
+        return y;
+      },
+      py::arg("x"), py::arg("function"), py::arg("p0") = py::none(), py::arg("p1") = py::none(),
+      py::arg("eps") = 0.0f, py::arg("simd") = "auto",
+      "A row layer (relu, gelu, silu, tanh, softmax, layer_norm, batch_norm) on a copy of each row of x, by the "
+      "kernels of a SIMD level, or simd='definition': layers.hpp's scalar definitions (what the GPU runs).");
   m.def(
       "dot",
       [](const py::object& a_obj, const py::object& b_obj, float c, const Order& order, const std::string& precision) {

@@ -10,6 +10,7 @@
 #include "batchcore/gemm.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "batchcore/timer.hpp"
+#include "kernels/tile_kernels.hpp"
 
 namespace batchcore {
 namespace {
@@ -27,6 +28,26 @@ bool any_non_finite(const float* p, int64_t n) {
     any |= (~bits & 0x7f800000u) == 0 ? 1u : 0u;
   }
   return any != 0;
+}
+
+// A row layer as the per-instruction-set kernels take it.
+RowLayer row_layer_of(const Model::Layer& l) {
+  RowLayer r{RowFunction::relu, l.in};
+  switch (l.kind) {
+    case Model::Kind::activation: {
+      const RowFunction by_activation[] = {RowFunction::relu, RowFunction::gelu, RowFunction::silu, RowFunction::tanh};
+      r.function = by_activation[int(l.activation)];
+      break;
+    }
+    case Model::Kind::softmax: r.function = RowFunction::softmax; break;
+    case Model::Kind::layer_norm: r.function = RowFunction::layer_norm; break;
+    case Model::Kind::batch_norm: r.function = RowFunction::batch_norm; break;
+    case Model::Kind::linear: break;  // never a row layer
+  }
+  r.p0 = l.p0.data();
+  r.p1 = l.p1.data();
+  r.eps = l.eps;
+  return r;
 }
 
 }  // namespace
@@ -173,28 +194,6 @@ int64_t Model::cold_copies(int64_t M, const RunOptions& opt) const {
   return std::max<int64_t>(2, (opt.cold_bytes + one - 1) / one);
 }
 
-// The row-wise layers call fma in fixed sequences (math_fixed.hpp); built for a baseline x86-64 those are
-// library calls. A clone for x86-64-v3 (AVX2 + FMA) makes them instructions, chosen at load time: the
-// bits are the same either way (fma is exact by definition), only the speed differs (2x on a softmax).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v3", "default")))
-#endif
-void Model::apply_row_layer(const Layer& l, float* rows, int64_t n, int64_t ld) {
-  const int64_t w = l.in;
-  for (int64_t r = 0; r < n; ++r) {
-    float* row = rows + r * ld;
-    switch (l.kind) {
-      case Kind::activation:
-        for (int64_t i = 0; i < w; ++i) row[i] = activate(row[i], l.activation);
-        break;
-      case Kind::softmax: softmax_row(row, w); break;
-      case Kind::layer_norm: layer_norm_row(row, w, l.p0.data(), l.p1.data(), l.eps); break;
-      case Kind::batch_norm: affine_row(row, w, l.p0.data(), l.p1.data()); break;
-      case Kind::linear: break;
-    }
-  }
-}
-
 void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
                     const GemmWorkspace& ws, const GemmOptions& gemm, Precision precision) {
   // Rows live row_stride(width) floats apart in the run's buffers (see gemm.hpp).
@@ -221,10 +220,14 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
         ld = ld_next;
         break;
       }
-      default:
+      default: {
+        // Vectorised across each row's elements, every element as layers.hpp defines it (row_kernels.inl).
+        const RowLayer row = row_layer_of(l);
+        const IsaKernels& kernels = kernels_for(gemm.simd);
         pool.parallel_for(M, [&](int, int64_t r0, int64_t r1) {
-          apply_row_layer(l, cur + r0 * ld, r1 - r0, ld);
+          kernels.row_layer(row, cur + r0 * ld, r1 - r0, ld);
         }, std::max<int64_t>(1, kMinElementsPerWorker / w));
+      }
     }
   }
   copy_rows(cur, ld, y, width_, width_);

@@ -4,14 +4,11 @@
 batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.
 """
 from __future__ import annotations
-
 import collections.abc
-import typing
-
 import numpy
 import numpy.typing
-
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+import typing
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -237,6 +234,10 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
 def round_to(arg0: typing.Any, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
+def row_layer(x: typing.Any, function: str, p0: typing.Any = None, p1: typing.Any = None, eps: typing.SupportsFloat | typing.SupportsIndex = 0.0, simd: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
+    """
+    A row layer (relu, gelu, silu, tanh, softmax, layer_norm, batch_norm) on a copy of each row of x, by the kernels of a SIMD level, or simd='definition': layers.hpp's scalar definitions (what the GPU runs).
+    """
 def simd_level() -> str:
     ...
 def simd_levels() -> list[str]:

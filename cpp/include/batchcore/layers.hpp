@@ -1,5 +1,6 @@
 // Row-wise non-linear layers with a fixed operation sequence (BC_HD): the same bits on CPU and GPU.
-// Sums over a row run left to right; no fma is used unless written.
+// Sums over a row run left to right; no fma is used unless written. An activation returns a NaN argument
+// itself (payload and all) and makes no NaN of a number.
 #pragma once
 #include <cmath>
 
@@ -11,9 +12,9 @@ enum class Activation : int { relu = 0, gelu, silu, tanh };
 
 BC_HD float activate(float x, Activation a) {
   switch (a) {
-    case Activation::relu: return x > 0.0f ? x : 0.0f;
+    case Activation::relu: return x > 0.0f || x != x ? x : 0.0f;  // NaN stays NaN; -0 becomes +0
     case Activation::gelu: return bc_gelu(x);
-    case Activation::silu: return x / (1.0f + bc_exp(-x));
+    case Activation::silu: return bc_silu(x);
     case Activation::tanh: return bc_tanh(x);
   }
   return NAN;

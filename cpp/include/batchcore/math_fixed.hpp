@@ -62,14 +62,24 @@ BC_HD float bc_erfc(float x) {
 }
 
 // GELU(x) = x * Phi(x) = 0.5 x erfc(-x / sqrt 2). The square (x/sqrt 2)^2 is taken as x*x/2, exactly,
-// instead of squaring the rounded quotient.
+// instead of squaring the rounded quotient. Past |x| = 1e19 (where x*x would overflow into inf - inf) the
+// limits: x itself, and -0 (the values the formula gives from |x| = 15 up to there).
 BC_HD float bc_gelu(float x) {
   if (x != x) return x;
+  if (fabsf(x) > 1e19f) return x > 0.0f ? x : -0.0f;
   const float w = x * -0.70710678118654752f;
   const float x2 = x * x;
   const float half_hi = 0.5f * x2, half_lo = 0.5f * fmaf(x, x, -x2);  // exact halvings (no underflow here)
   const float e = erfc_nonnegative(fabsf(w), half_hi, half_lo);
   return (0.5f * x) * (w >= 0.0f ? e : 2.0f - e);
+}
+
+// SiLU(x) = x / (1 + exp(-x)). At x = -inf the quotient would be -inf / inf: the limit -0 instead (what
+// every finite x below -89 gives).
+BC_HD float bc_silu(float x) {
+  if (x != x) return x;
+  if (x == -INFINITY) return -0.0f;
+  return x / (1.0f + bc_exp(-x));
 }
 
 BC_HD float bc_erf(float x) {

@@ -77,7 +77,6 @@ class Model {
     return l;
   }
   void require_width(int64_t n, const char* what) const;
-  static void apply_row_layer(const Layer& l, float* rows, int64_t n, int64_t ld);  // n rows, ld floats apart
   void ensure_packed(Precision p);
   // Whether a run copies its input into a padded buffer: when it must be rounded or changed in place,
   // or when its rows lie a multiple of 2 KiB apart. Otherwise the first linear layer reads x directly.

@@ -3,10 +3,10 @@
 namespace batchcore {
 
 const IsaKernels& kernels_for(SimdLevel level) {
-  static const IsaKernels scalar{isa_scalar::run_tile, isa_scalar::fma_probe, isa_scalar::triad};
+  static const IsaKernels scalar{isa_scalar::run_tile, isa_scalar::fma_probe, isa_scalar::triad, isa_scalar::row_layer};
 #if defined(BC_HAVE_X86_KERNELS)
-  static const IsaKernels avx2{isa_avx2::run_tile, isa_avx2::fma_probe, isa_avx2::triad};
-  static const IsaKernels avx512{isa_avx512::run_tile, isa_avx512::fma_probe, isa_avx512::triad};
+  static const IsaKernels avx2{isa_avx2::run_tile, isa_avx2::fma_probe, isa_avx2::triad, isa_avx2::row_layer};
+  static const IsaKernels avx512{isa_avx512::run_tile, isa_avx512::fma_probe, isa_avx512::triad, isa_avx512::row_layer};
   if (level == SimdLevel::avx512) return avx512;
   if (level == SimdLevel::avx2) return avx2;
 #endif

@@ -7,3 +7,4 @@
 #define BC_ISA_F64_ROWS 6
 #define BC_ISA_F64_MICROKERNEL accumulate_rows_f64_avx512
 #include "tile_kernels.inl"
+#include "row_kernels.inl"

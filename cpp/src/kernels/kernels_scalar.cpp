@@ -3,3 +3,4 @@
 #define BC_ISA_ROW_BLOCK 2
 #define BC_ISA_F64_ROWS 4
 #include "tile_kernels.inl"
+#include "row_kernels.inl"

@@ -1,6 +1,7 @@
-// The interface between the GEMM driver (gemm.cpp) and the per-instruction-set tile kernels. A tile is
+// The interface between the drivers (gemm.cpp, model.cpp) and the per-instruction-set kernels. A tile is
 // up to kTileRows consecutive rows of A times one packed weight panel; a kernel writes y = dot + bias for
-// the tile's valid columns in the tile's order. Every kernel implementation gives the same bits.
+// the tile's valid columns in the tile's order. A row layer applies one of the row functions of
+// layers.hpp to rows in place. Every kernel implementation gives the same bits.
 #pragma once
 #include <cstdint>
 
@@ -26,13 +27,25 @@ struct GemmTile {
   float* scratch;      // W * kMaxRowBlock * kPanelWidth floats when the order is lanes:W, else unused
 };
 
+// The row layers of a model, as the kernels know them (layers.hpp defines each one).
+enum class RowFunction : int { relu, gelu, silu, tanh, softmax, layer_norm, batch_norm };
+
+struct RowLayer {
+  RowFunction function;
+  int64_t width;              // floats per row
+  const float* p0 = nullptr;  // layer norm: gamma; batch norm: scale
+  const float* p1 = nullptr;  // layer norm: beta; batch norm: shift
+  float eps = 0.0f;           // layer norm
+};
+
 // Orders except `exact` (the driver runs exact through the scalar long accumulator).
 // fma_probe(n): n iterations of 24 x 16 independent fmas (768 flops each), for the peak probe;
 // triad: a[i] = b[i] + s * c[i] (multiply, then add), for the bandwidth probe.
 #define BC_ISA_ENTRY_POINTS                                                    \
   void run_tile(const GemmTile& t, Order o);                                   \
   float fma_probe(int64_t n);                                                  \
-  void triad(float* a, const float* b, const float* c, float s, int64_t n);
+  void triad(float* a, const float* b, const float* c, float s, int64_t n);    \
+  void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld);
 namespace isa_scalar { BC_ISA_ENTRY_POINTS }
 namespace isa_avx2 { BC_ISA_ENTRY_POINTS }
 namespace isa_avx512 { BC_ISA_ENTRY_POINTS }
@@ -45,8 +58,13 @@ struct IsaKernels {
   void (*run_tile)(const GemmTile& t, Order o);
   float (*fma_probe)(int64_t n);
   void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
+  void (*row_layer)(const RowLayer& l, float* rows, int64_t n, int64_t ld);  // n rows, ld floats apart
 };
 const IsaKernels& kernels_for(SimdLevel level);
+
+// layers.hpp's definitions applied element by element (row_definition.cpp): what every row_layer kernel
+// must equal bit for bit.
+void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld);
 
 
 }  // namespace batchcore

@@ -1,0 +1,27 @@
+// The row layers exactly as layers.hpp defines them, element by element with the BC_HD functions the GPU
+// runs too: the reference the vectorised kernels (row_kernels.inl) are tested against, bit for bit.
+// Compiled with the core's baseline flags.
+#include "batchcore/layers.hpp"
+#include "tile_kernels.hpp"
+
+namespace batchcore {
+
+void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
+  const Activation by_function[] = {Activation::relu, Activation::gelu, Activation::silu, Activation::tanh};
+  for (int64_t r = 0; r < n; ++r) {
+    float* x = rows + r * ld;
+    switch (l.function) {
+      case RowFunction::relu:
+      case RowFunction::gelu:
+      case RowFunction::silu:
+      case RowFunction::tanh:
+        for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], by_function[int(l.function)]);
+        break;
+      case RowFunction::softmax: softmax_row(x, l.width); break;
+      case RowFunction::layer_norm: layer_norm_row(x, l.width, l.p0, l.p1, l.eps); break;
+      case RowFunction::batch_norm: affine_row(x, l.width, l.p0, l.p1); break;
+    }
+  }
+}
+
+}  // namespace batchcore

@@ -1,0 +1,174 @@
+// Row layers (activations, softmax, layer norm, batch norm), written once and compiled once per
+// instruction set (kernels_<isa>.cpp), vectorised across the elements of a row.
+//
+// The normative definitions are the BC_HD functions of math_fixed.hpp and layers.hpp (the GPU runs those).
+// Here each element runs the very same operations in the same order, written without branches so that
+// the compiler can vectorise a loop over elements: every path of the definition is computed and the one
+// the definition would have taken is selected. A lane never runs an operation the definition skips on a
+// value that could change the bits of the one it keeps; a lane whose input the definition sends down an
+// early return gets that return's value. tests/test_layers.py checks vector == definition bit for bit on
+// every instruction set for adversarial inputs (signed zeros, subnormals, the branch boundaries, huge
+// values, infinities, NaN).
+//
+// Sums over a row (softmax's denominator, layer norm's mean and variance) stay sequential loops, left to
+// right as defined: without -ffast-math the compiler never reassociates them.
+//
+// As in tile_kernels.inl, only builtins are called (no inline function of a shared header may be compiled
+// with this file's instruction-set flags).
+#include <cstdint>
+#include <cstring>
+
+#include "tile_kernels.hpp"
+
+#ifndef BC_ISA_NS
+#error "define BC_ISA_NS before including row_kernels.inl"
+#endif
+
+namespace batchcore {
+namespace BC_ISA_NS {
+namespace {
+
+inline float fma_lane(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline float pick(bool take_a, float a, float b) { return take_a ? a : b; }
+
+// 2^n for an integer-valued n, clamped to [-126, 127] first (lanes outside that range are discarded by
+// their caller; the clamp keeps the conversion defined). Inside it: pow2i of math_fixed.hpp.
+inline float pow2_clamped(float n) {
+  const float c = n < -126.0f ? -126.0f : (n > 127.0f ? 127.0f : n);
+  const int32_t bits = (int32_t(c) + 127) * (int32_t(1) << 23);
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// bc_exp.
+inline float exp_lane(float x) {
+  const bool nan = x != x;
+  const float xs = nan ? 0.0f : (x > 89.0f ? 89.0f : (x < -104.0f ? -104.0f : x));  // = x on the main path
+  const float n = __builtin_rintf(xs * 1.44269502162933349609f);
+  float r = fma_lane(-n, 0.693145751953125f, xs);
+  r = fma_lane(-n, 1.428606765330187045e-06f, r);
+  const float c[] = {2.4801587301587302e-05f, 1.9841269841269841e-04f, 1.3888888888888889e-03f,
+                     8.3333333333333333e-03f, 4.1666666666666667e-02f, 1.6666666666666667e-01f,
+                     0.5f, 1.0f, 1.0f};
+  float p = c[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 9; ++i) p = fma_lane(p, r, c[i]);
+  const float above = (p * pow2_clamped(127.0f)) * pow2_clamped(n - 127.0f);  // k > 127
+  const float below = (p * pow2_clamped(n + 100.0f)) * pow2_clamped(-100.0f);  // k < -126
+  float y = n > 127.0f ? above : (n < -126.0f ? below : p * pow2_clamped(n));
+  y = pick(x < -103.97208404541016f, 0.0f, y);
+  y = pick(x > 88.72283935546875f, __builtin_inff(), y);
+  return pick(nan, x, y);
+}
+
+// erfc_nonnegative.
+inline float erfc_nonnegative_lane(float z, float z2_hi, float z2_lo) {
+  const float t = 1.0f / fma_lane(0.5f, z, 1.0f);
+  const float c[] = {0.17087277f, -0.82215223f, 1.48851587f, -1.13520398f, 0.27886807f,
+                     -0.18628806f, 0.09678418f, 0.37409196f, 1.00002368f, -1.26551223f};
+  float poly = c[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 10; ++i) poly = fma_lane(poly, t, c[i]);
+  float e = exp_lane(-z2_hi) * exp_lane(poly);
+  e = fma_lane(-z2_lo, e, e);
+  return t * e;
+}
+
+// bc_gelu.
+inline float gelu_lane(float x) {
+  const float w = x * -0.70710678118654752f;
+  const float x2 = x * x;
+  const float half_hi = 0.5f * x2, half_lo = 0.5f * fma_lane(x, x, -x2);
+  const float e = erfc_nonnegative_lane(__builtin_fabsf(w), half_hi, half_lo);
+  const float y = (0.5f * x) * (w >= 0.0f ? e : 2.0f - e);
+  const float limit = x > 0.0f ? x : -0.0f;
+  return pick(x != x, x, pick(__builtin_fabsf(x) > 1e19f, limit, y));
+}
+
+// bc_tanh: both the series (|x| < 0.3) and the exp form are computed, the definition's one is kept.
+inline float tanh_lane(float x) {
+  const float z = __builtin_fabsf(x);
+  const float x2 = x * x;
+  const float c[] = {3.5921280365724810e-03f, -8.8632355299021966e-03f, 2.1869488536155203e-02f,
+                     -5.3968253968253968e-02f, 1.3333333333333333e-01f, -3.3333333333333333e-01f};
+  float p = c[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 6; ++i) p = fma_lane(p, x2, c[i]);
+  const float series = fma_lane(x * x2, p, x);
+  const float r = 1.0f - 2.0f / (exp_lane(2.0f * z) + 1.0f);
+  float y = x > 0.0f ? r : -r;
+  y = pick(z > 9.1f, x > 0.0f ? 1.0f : -1.0f, y);
+  y = pick(z < 0.3f, series, y);
+  return pick(x != x, x, y);
+}
+
+// activate() of layers.hpp, per function (bc_silu for silu).
+inline float relu_lane(float x) { return x > 0.0f || x != x ? x : 0.0f; }
+inline float silu_lane(float x) {
+  const float y = pick(x == -__builtin_inff(), -0.0f, x / (1.0f + exp_lane(-x)));
+  return pick(x != x, x, y);
+}
+
+template <class F>
+void map_row(float* x, int64_t n, F f) {
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+}
+
+// softmax_row: the maximum and the sum as defined (sequential), the exponentials and quotients per element.
+void softmax_row_lanes(float* x, int64_t n) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  map_row(x, n, [m](float v) { return exp_lane(v - m); });
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum = sum + x[i];
+  map_row(x, n, [sum](float v) { return v / sum; });
+}
+
+// layer_norm_row.
+void layer_norm_row_lanes(float* x, int64_t n, const float* gamma, const float* beta, float eps) {
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum = sum + x[i];
+  const float mean = sum / float(n);
+  float sq = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float d = x[i] - mean;
+    const float d2 = d * d;
+    sq = sq + d2;
+  }
+  const float denom = __builtin_sqrtf(sq / float(n) + eps);
+  for (int64_t i = 0; i < n; ++i) {
+    const float normed = (x[i] - mean) / denom;
+    const float scaled = normed * gamma[i];
+    x[i] = scaled + beta[i];
+  }
+}
+
+// affine_row (batch norm in eval mode).
+void batch_norm_row_lanes(float* x, int64_t n, const float* scale, const float* shift) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float scaled = x[i] * scale[i];
+    x[i] = scaled + shift[i];
+  }
+}
+
+}  // namespace
+
+void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
+  for (int64_t r = 0; r < n; ++r) {
+    float* x = rows + r * ld;
+    switch (l.function) {
+      // Lambdas, not function pointers: each map_row is then compiled (and vectorised) around its function.
+      case RowFunction::relu: map_row(x, l.width, [](float v) { return relu_lane(v); }); break;
+      case RowFunction::gelu: map_row(x, l.width, [](float v) { return gelu_lane(v); }); break;
+      case RowFunction::silu: map_row(x, l.width, [](float v) { return silu_lane(v); }); break;
+      case RowFunction::tanh: map_row(x, l.width, [](float v) { return tanh_lane(v); }); break;
+      case RowFunction::softmax: softmax_row_lanes(x, l.width); break;
+      case RowFunction::layer_norm: layer_norm_row_lanes(x, l.width, l.p0, l.p1, l.eps); break;
+      case RowFunction::batch_norm: batch_norm_row_lanes(x, l.width, l.p0, l.p1); break;
+    }
+  }
+}
+
+}  // namespace BC_ISA_NS
+}  // namespace batchcore
