@@ -4,10 +4,14 @@
 batchcore's CUDA core (compiled where nvcc was found).
 """
 from __future__ import annotations
-import batchcore._core
+
+import typing
+
 import numpy
 import numpy.typing
-import typing
+
+import batchcore._core
+
 __all__: list[str] = ['DeviceModel', 'SmClock', 'build_info', 'clock_ghz', 'device_count', 'device_name', 'dot', 'driver_version', 'l2_cache_bytes', 'linear_reference', 'probe_copy', 'probe_fma_peak', 'runtime_version']
 class SmClock:
     """
