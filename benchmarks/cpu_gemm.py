@@ -9,6 +9,7 @@ before it is timed.
 
     python benchmarks/cpu_gemm.py            # the full table (a few minutes)
     python benchmarks/cpu_gemm.py --quick    # smoke test for CI (seconds; asserts nothing about speed)
+    python benchmarks/cpu_gemm.py --no-layers --repeats 15   # the whole-MLP tables alone
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--shapes", default="1024,4096", help="square layer sizes")
-    ap.add_argument("--no-mlp", action="store_true", help="skip the whole-model (784-128-10 MLP) table")
+    ap.add_argument("--no-mlp", action="store_true", help="skip the whole-model (MLP) tables")
+    ap.add_argument("--no-layers", action="store_true", help="skip the single-layer table")
     args = ap.parse_args(argv)
     import torch
 
@@ -69,7 +71,7 @@ def main(argv=None):
           f"numpy {env['numpy']}, batchcore {env['batchcore']}; median of {repeats} interleaved repeats")
     print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders)
           + f" {'seq/torch':>9} {'peak%':>6}   (GFLOP/s)")
-    for k, n in shapes:
+    for k, n in [] if args.no_layers else shapes:
         model = bc.mlp([k, n], seed=0)
         module = bc.backends.module_on(model, "cpu")
         W = model.layers[0].params["weight"]
@@ -105,31 +107,49 @@ def main(argv=None):
                   + " ".join(f"{med[o]:10.1f}" for o in orders)
                   + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}")
     if not args.no_mlp:
-        mlp_table(batch_sizes, repeats, threads)
+        mlp_table(batch_sizes, repeats, threads, MLPS[:1] if args.quick else MLPS)
     exact_table(64 if args.quick else 1024, [1] if args.quick else [1, 16], 3 if args.quick else 5, threads)
 
 
-def mlp_table(batch_sizes, repeats, threads):
-    """The whole 784-128-10 MLP (ReLU, softmax head): native seq against the same model in torch,
-    interleaved like the layer table."""
+MLPS = [([784, 128, 10], "relu", "softmax"), ([256, 512, 512, 32], "relu", None), ([256, 512, 512, 32], "gelu", None)]
+
+
+def linears_only(model):
+    """The model's linear layers alone (the same parameters): the GEMMs' share of the model's time."""
+    return bc.Model([layer for layer in model.layers if layer.kind == "linear"], model.input_width)
+
+
+def mlp_table(batch_sizes, repeats, threads, mlps=MLPS):
+    """Whole MLPs: native seq against the same model in torch and in NumPy (its BLAS, activations in numpy;
+    GELU through scipy's erf), interleaved like the layer table. 'gemm%': the time of the model's linear
+    layers alone over the model's time, both native (the rest is the row layers and the copies)."""
     import torch
 
-    model = bc.mlp([784, 128, 10], activation="relu", head="softmax", seed=0)
-    module, native = bc.backends.module_on(model, "cpu"), bc.native(order="seq", threads=threads)
-    core = bc.backends.cpu_model(model)
-    print(f"\n{'MLP 784-128-10':>16} {'B':>5} {'torch':>8} {'seq':>8} {'seq/torch':>9}   (GFLOP/s of the linear layers)")
-    for B in batch_sizes:
-        x = np.random.default_rng(B).standard_normal((B, 784)).astype(np.float32)
-        xt = torch.from_numpy(x)
-        t_torch, t_seq = [], []
-        with torch.no_grad():
-            assert np.allclose(module(xt).numpy(), native.run(model, x), rtol=1e-4, atol=1e-6)
-            for _ in range(repeats):
-                t_torch.append(timed_block(module, xt))
-                t_seq.append(timed_block(lambda v: core.run(v, native.options), x))
-        g_torch = gflops(model.flops_per_row * B, float(np.median(t_torch)))
-        g_seq = gflops(model.flops_per_row * B, float(np.median(t_seq)))
-        print(f"{'':>16} {B:>5} {g_torch:8.1f} {g_seq:8.1f} {g_seq / g_torch:9.2f}")
+    for sizes, activation, head in mlps:
+        model = bc.mlp(sizes, activation=activation, head=head, seed=0)
+        gemms = linears_only(model)
+        module, native = bc.backends.module_on(model, "cpu"), bc.native(order="seq", threads=threads)
+        core, core_gemms = bc.backends.cpu_model(model), bc.backends.cpu_model(gemms)
+        name = "MLP " + "-".join(map(str, sizes)) + f" {activation}" + (f" {head}" if head else "")
+        print(f"\n{name:>30} {'B':>5} {'torch':>8} {'numpy':>8} {'seq':>8} {'seq/torch':>9} {'seq/numpy':>9} "
+              f"{'gemm%':>6}   (GFLOP/s of the linear layers)")
+        for B in batch_sizes:
+            x = np.random.default_rng(B).standard_normal((B, sizes[0])).astype(np.float32)
+            xt = torch.from_numpy(x)
+            with torch.no_grad():
+                want = native.run(model, x)
+                assert np.allclose(module(xt).numpy(), want, rtol=1e-4, atol=1e-5)
+                assert np.allclose(bc.backends.array_forward(np, model, x), want, rtol=1e-4, atol=1e-5)
+                times = {k: [] for k in ("torch", "numpy", "seq", "gemms")}
+                for _ in range(repeats):
+                    times["torch"].append(timed_block(module, xt))
+                    times["numpy"].append(timed_block(lambda v: bc.backends.array_forward(np, model, v), x))
+                    times["seq"].append(timed_block(lambda v: core.run(v, native.options), x))
+                    times["gemms"].append(timed_block(lambda v: core_gemms.run(v, native.options), x))
+            med = {k: float(np.median(v)) for k, v in times.items()}
+            g = {k: gflops(model.flops_per_row * B, med[k]) for k in ("torch", "numpy", "seq")}
+            print(f"{'':>30} {B:>5} {g['torch']:8.1f} {g['numpy']:8.1f} {g['seq']:8.1f} {g['seq'] / g['torch']:9.2f} "
+                  f"{g['seq'] / g['numpy']:9.2f} {100 * med['gemms'] / med['seq']:6.1f}")
 
 
 def exact_table(n, batch_sizes, repeats, threads):

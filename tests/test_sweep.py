@@ -154,7 +154,7 @@ def test_points_carry_peak_and_roofline_fractions_of_their_own_probe(model):
     assert "%peak" in res.table() and "%roof" in res.table()
 
 
-def test_probe_false_leaves_the_fractions_empty(model):
+def test_ceilings_false_leaves_the_fractions_empty(model):
     res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, ceilings=False)
     assert res.env["probes"] == {} and res.points[0]["peak_frac"] is None and res.points[0]["roofline_frac"] is None
 
@@ -170,6 +170,15 @@ def test_environment_records_the_build_and_torch_settings(model):
     for flag in ("torch_allow_tf32_matmul", "torch_fp16_reduced_precision_reduction", "torch_bf16_reduced_precision_reduction"):
         assert isinstance(env[flag], bool)
     assert settings["threads"] == 1 and torch.get_num_threads() == 1  # set explicitly by the backend
+
+
+def test_environment_records_the_threading_runtimes_variables(model, monkeypatch):
+    monkeypatch.setenv("OMP_WAIT_POLICY", "passive")
+    monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
+    res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST, ceilings=False)
+    threads_env = res.env["thread_environment"]
+    assert threads_env["OMP_WAIT_POLICY"] == "passive" and threads_env["KMP_BLOCKTIME"] is None
+    assert {"OMP_NUM_THREADS", "GOMP_SPINCOUNT", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE"} <= set(threads_env)
 
 
 def test_a_backend_without_a_probe_keeps_its_points_and_says_why(model, monkeypatch):

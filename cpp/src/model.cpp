@@ -17,6 +17,10 @@ namespace {
 
 // Row-wise layers: below this many elements per worker, waking another thread costs more than it saves.
 constexpr int64_t kMinElementsPerWorker = 16384;
+// Element-wise layers (the activations) are also split across each row's columns, in segments of this
+// many (a multiple of every vector width), so that a batch of a few wide rows still spreads over the
+// threads. An element's value never depends on the split.
+constexpr int64_t kSegmentColumns = 256;
 
 // Whether p[0..n) holds an Inf or NaN (exponent field all ones): an OR over integers, which the compiler
 // vectorises (a branch per element would not; on a 1024 x 784 input that was half the MLP's time).
@@ -224,9 +228,22 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
         // Vectorised across each row's elements, every element as layers.hpp defines it (row_kernels.inl).
         const RowLayer row = row_layer_of(l);
         const IsaKernels& kernels = kernels_for(gemm.simd);
-        pool.parallel_for(M, [&](int, int64_t r0, int64_t r1) {
-          kernels.row_layer(row, cur + r0 * ld, r1 - r0, ld);
-        }, std::max<int64_t>(1, kMinElementsPerWorker / w));
+        if (l.kind != Kind::activation) {  // softmax and the norms need whole rows
+          pool.parallel_for(M, [&](int, int64_t r0, int64_t r1) {
+            kernels.row_layer(row, cur + r0 * ld, r1 - r0, ld);
+          }, std::max<int64_t>(1, kMinElementsPerWorker / w));
+          break;
+        }
+        const int64_t segments = (w + kSegmentColumns - 1) / kSegmentColumns;
+        pool.parallel_for(M * segments, [&](int, int64_t t0, int64_t t1) {
+          for (int64_t t = t0; t < t1; ++t) {
+            const int64_t r = t / segments, c0 = t % segments * kSegmentColumns;
+            RowLayer part = row;
+            part.width = std::min(kSegmentColumns, w - c0);
+            kernels.row_layer(part, cur + r * ld + c0, 1, ld);
+          }
+        }, std::max<int64_t>(1, kMinElementsPerWorker / std::min(kSegmentColumns, w)));
+        break;
       }
     }
   }

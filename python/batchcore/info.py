@@ -95,7 +95,19 @@ def gpus() -> list[str]:
     return [cu.device_name(i) for i in range(cu.device_count())]
 
 
-def _torch_info() -> dict:
+# The environment variables that decide how threads of the BLAS and OpenMP runtimes behave between calls
+# (spinning or sleeping) and how many there are: a neighbour's threads that keep spinning after a call take
+# cores from the next one, so every record says what they were.
+THREAD_ENV = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS",
+              "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def thread_environment() -> dict[str, str | None]:
+    """The values of THREAD_ENV in this process (None: unset)."""
+    return {name: os.environ.get(name) for name in THREAD_ENV}
+
+
+def _torch_info() -> dict[str, Any]:
     try:
         import torch
     except ImportError:
@@ -137,11 +149,11 @@ def _gpu_info(cu: Any) -> list[dict[str, Any]]:
              "l2_bytes": cu.l2_cache_bytes(i)} for i in range(cu.device_count())]
 
 
-def info() -> dict:
+def info() -> dict[str, Any]:
     """A dict describing this installation and machine; every sweep result carries it: versions
     (batchcore, numpy and its BLAS, torch, CuPy, CUDA runtime and driver), how the core was compiled,
-    the CPU and its SIMD level, thread counts, the GPUs with their default SM clocks, and torch's TF32
-    and reduced-precision-reduction flags."""
+    the CPU and its SIMD level, thread counts and the threading runtimes' environment variables, the GPUs
+    with their default SM clocks, and torch's TF32 and reduced-precision-reduction flags."""
     cu = cuda_module()
     driver = cu.driver_version() if cu is not None else 0
     return {
@@ -156,6 +168,7 @@ def info() -> dict:
         "cpu_count": os.cpu_count(),
         "simd": _core.simd_level(),
         "native_threads_default": _core.default_threads(),
+        "thread_environment": thread_environment(),
         "build": {**_core.build_info(), **(cu.build_info() if cu is not None else {})},
         "cuda_compiled": cu is not None,
         "cuda_runtime": cu.runtime_version() if cu is not None else None,

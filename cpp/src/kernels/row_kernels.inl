@@ -24,6 +24,15 @@
 #error "define BC_ISA_NS before including row_kernels.inl"
 #endif
 
+// The branch-free lanes compute operations whose results the definition would not have used (an exp of a
+// clamped argument, a quotient for a lane that keeps its input): with GCC's default -ftrapping-math it then
+// declines to vectorise the AVX2 loops (blends of possibly-trapping operations). Assuming no trap handler
+// changes no value (the bitwise tests hold it), so these functions alone are compiled without it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 namespace batchcore {
 namespace BC_ISA_NS {
 namespace {
@@ -172,3 +181,7 @@ void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
 
 }  // namespace BC_ISA_NS
 }  // namespace batchcore
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
