@@ -40,11 +40,9 @@ namespace {
 inline float fma_lane(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 inline float pick(bool take_a, float a, float b) { return take_a ? a : b; }
 
-// 2^n for an integer-valued n, clamped to [-126, 127] first (lanes outside that range are discarded by
-// their caller; the clamp keeps the conversion defined). Inside it: pow2i of math_fixed.hpp.
-inline float pow2_clamped(float n) {
-  const float c = n < -126.0f ? -126.0f : (n > 127.0f ? 127.0f : n);
-  const int32_t bits = (int32_t(c) + 127) * (int32_t(1) << 23);
+// 2^e for an integer e in [-126, 127]: pow2i of math_fixed.hpp.
+inline float pow2_exact(int32_t e) {
+  const int32_t bits = (e + 127) * (int32_t(1) << 23);
   float f;
   std::memcpy(&f, &bits, sizeof f);
   return f;
@@ -63,9 +61,13 @@ inline float exp_lane(float x) {
   float p = c[0];
 #pragma GCC unroll 16
   for (int i = 1; i < 9; ++i) p = fma_lane(p, r, c[i]);
-  const float above = (p * pow2_clamped(127.0f)) * pow2_clamped(n - 127.0f);  // k > 127
-  const float below = (p * pow2_clamped(n + 100.0f)) * pow2_clamped(-100.0f);  // k < -126
-  float y = n > 127.0f ? above : (n < -126.0f ? below : p * pow2_clamped(n));
+  // The definition's three scalings as one, (p * 2^e1) * 2^e2: k > 127: (p * 2^127) * 2^(k-127);
+  // k < -126: (p * 2^(k+100)) * 2^-100; else p * 2^k, here (p * 2^k) * 1, the same value (a product
+  // with 1 is exact). The clamp of xs keeps k in [-150, 128], so every exponent is in range.
+  const int32_t k = int32_t(n);
+  const int32_t e1 = k > 127 ? 127 : (k < -126 ? k + 100 : k);
+  const int32_t e2 = k > 127 ? k - 127 : (k < -126 ? -100 : 0);
+  float y = (p * pow2_exact(e1)) * pow2_exact(e2);
   y = pick(x < -103.97208404541016f, 0.0f, y);
   y = pick(x > 88.72283935546875f, __builtin_inff(), y);
   return pick(nan, x, y);
