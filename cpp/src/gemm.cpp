@@ -53,11 +53,17 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   const PoolView pool = shared_pool(opt.threads);
   const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
-  // Task = (row tile, panel), row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the packed
-  // panels stream past it (A is read from memory once; the weights once per row tile).
+  // Task = (row tile, panel). Row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the
+  // packed panels stream past it: A is read once, the weights once per row tile. Panel-major: a worker
+  // keeps one panel (K x 32) while the row tiles stream past it: the weights are read once, A once per
+  // panel. Per row of A, the first reads K x N / tile_rows weights, the second K x N / 32 inputs: panel-
+  // major reads less when a tile has fewer rows than a panel has columns (long K), and whichever the
+  // caches, the counts decide. The order of independent tiles never changes a bit.
+  const bool panel_major = tile_rows < kPanelWidth && row_tiles > 1;
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t rt = task / w.panels, p = task % w.panels;
+      const int64_t rt = panel_major ? task % row_tiles : task / w.panels;
+      const int64_t p = panel_major ? task / row_tiles : task % w.panels;
       const int64_t m0 = rt * tile_rows, n0 = p * kPanelWidth;
       GemmTile t;
       t.a = x + m0 * ldx;
