@@ -72,7 +72,6 @@ class NativeBackend(Backend):
         self._device = devices.parse(device)
         self.device = str(self._device)
         self.options = run_options(order, precision, policy, threads, simd)
-        self.simd = simd  # as asked ("auto" follows the CPU the record was made on)
         self.order = str(self.options.order)
         self.precision = self.options.precision
         self.policy = self.options.policy
