@@ -51,4 +51,5 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:>16} {B:>5} {call_us:10.2f} {core_us:10.2f} {call_us - core_us:12.2f}")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -38,11 +38,7 @@ bool any_non_finite(const float* p, int64_t n) {
 RowLayer row_layer_of(const Model::Layer& l) {
   RowLayer r{RowFunction::relu, l.in};
   switch (l.kind) {
-    case Model::Kind::activation: {
-      const RowFunction by_activation[] = {RowFunction::relu, RowFunction::gelu, RowFunction::silu, RowFunction::tanh};
-      r.function = by_activation[int(l.activation)];
-      break;
-    }
+    case Model::Kind::activation: r.function = RowFunction(int(l.activation)); break;  // numbered alike
     case Model::Kind::softmax: r.function = RowFunction::softmax; break;
     case Model::Kind::layer_norm: r.function = RowFunction::layer_norm; break;
     case Model::Kind::batch_norm: r.function = RowFunction::batch_norm; break;

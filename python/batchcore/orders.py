@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from . import _core, checks
-from .errors import DTypeError, OrderError
+from .errors import DeviceUnavailableError, DTypeError, OrderError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 POLICIES = ("fixed", "library-like")
@@ -59,7 +59,7 @@ def run_options(order: str | Order = "seq", precision: str = "fp32", policy: str
         raise OrderError(f"policy must be None or one of {POLICIES}, got {policy!r}")
     count = checks.threads(threads)
     if not isinstance(simd, str):
-        raise _core.DeviceUnavailableError(f"simd must be a string such as 'auto' or 'avx2', got {simd!r}")
+        raise DeviceUnavailableError(f"simd must be a string such as 'auto' or 'avx2', got {simd!r}")
     return RunOptions(parsed, precision, "fixed" if policy is None else policy, count, simd)
 
 

@@ -6,8 +6,11 @@
 
 namespace batchcore {
 
+// The kernels' activations are numbered as layers.hpp's, so that either converts to the other by value.
+static_assert(int(RowFunction::relu) == int(Activation::relu) && int(RowFunction::gelu) == int(Activation::gelu) &&
+              int(RowFunction::silu) == int(Activation::silu) && int(RowFunction::tanh) == int(Activation::tanh));
+
 void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
-  const Activation by_function[] = {Activation::relu, Activation::gelu, Activation::silu, Activation::tanh};
   for (int64_t r = 0; r < n; ++r) {
     float* x = rows + r * ld;
     switch (l.function) {
@@ -15,7 +18,7 @@ void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld)
       case RowFunction::gelu:
       case RowFunction::silu:
       case RowFunction::tanh:
-        for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], by_function[int(l.function)]);
+        for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], Activation(int(l.function)));
         break;
       case RowFunction::softmax: softmax_row(x, l.width); break;
       case RowFunction::layer_norm: layer_norm_row(x, l.width, l.p0, l.p1, l.eps); break;

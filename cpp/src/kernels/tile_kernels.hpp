@@ -27,7 +27,8 @@ struct GemmTile {
   float* scratch;      // W * kMaxRowBlock * kPanelWidth floats when the order is lanes:W, else unused
 };
 
-// The row layers of a model, as the kernels know them (layers.hpp defines each one).
+// The row layers of a model, as the kernels know them (layers.hpp defines each one; the activations come
+// first, numbered as layers.hpp's Activation: row_definition.cpp asserts it).
 enum class RowFunction : int { relu, gelu, silu, tanh, softmax, layer_norm, batch_norm };
 
 struct RowLayer {
