@@ -26,6 +26,23 @@ def gflops(flops, seconds):
     return flops / seconds / 1e9
 
 
+def blas_line():
+    """Which kernel NumPy's BLAS runs (threadpoolctl), and the OpenBLAS variables that can force an older one:
+    some machines set OPENBLAS_CORETYPE=Haswell (AVX2) for old OpenBLAS builds; a fair comparison unsets it
+    in the benchmark's command alone: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python ..."""
+    import os
+
+    forced = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ}
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        kernels = "kernel unknown (pip install threadpoolctl to see it)"
+    else:
+        kernels = ", ".join(f"{p['internal_api']} {p['version']} kernel {p.get('architecture')} "
+                            f"({p['num_threads']} threads)" for p in threadpool_info() if p["user_api"] == "blas")
+    return f"# numpy's BLAS: {kernels}; environment: {forced or 'no OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE'}"
+
+
 def timed_block(fn, x, min_seconds=0.02, settle_seconds=0.12, warmup_seconds=0.025):
     """Seconds per call over a block of calls lasting at least min_seconds. Before it: a pause, so that
     the previous contender's worker threads stop spinning (OpenBLAS's busy-wait about 0.1 s after a
@@ -67,8 +84,14 @@ def main(argv=None):
     env = bc.info()
     peak = bc.probe(threads=threads).peak_gflops
     print(f"# measured fma peak {peak:.0f} GFLOP/s on {threads} threads; 'peak%' is seq's fraction of it")
-    print(f"# {env['cpu']}, {env['cpu_count']} cores, {env['simd']}; torch {env['torch']} ({threads} threads), "
+    ident = env["cpu_identity"]
+    print(f"# {env['cpu']} (family {ident['cpu family']}, model {ident['model']}), {env['cpu_count']} cores, "
+          f"{env['simd']}; torch {env['torch']} ({threads} threads), "
           f"numpy {env['numpy']}, batchcore {env['batchcore']}; median of {repeats} interleaved repeats")
+    print(blas_line())
+    caches = env["cpu_caches"]
+    print(f"# caches per core ({caches['source']}): L1d {caches['l1d_bytes'] >> 10} KiB, L2 {caches['l2_bytes'] >> 10} KiB; "
+          f"tiles sized from L2 {caches['blocking_l2_bytes'] >> 10} KiB")
     print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders)
           + f" {'seq/torch':>9} {'peak%':>6}   (GFLOP/s)")
     for k, n in [] if args.no_layers else shapes:

@@ -16,7 +16,8 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "python" / "batchcore"
 # distribution name -> module names it provides
-PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"}}
+PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
+            "threadpoolctl": {"threadpoolctl"}}
 
 
 def declared():

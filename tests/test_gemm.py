@@ -100,3 +100,77 @@ def test_gemm_matches_rational_reference_on_adversarial_data(order, K):
         y = m.run(x, opts(order, simd=simd, threads=2))[0]
         bad = [(i, j) for i in range(len(x)) for j in range(len(W)) if not same_bits(y[i, j], want[i][j])]
         assert not bad, (simd, bad[:5])
+
+
+BLOCKING_CHILD = """
+import sys, numpy as np
+from batchcore import _core
+from batchcore.orders import run_options as opts
+rng = np.random.default_rng(5)
+out = {"source": np.array(_core.cache_sizes()["source"])}
+for M, N, K in [(197, 45, 520), (30, 33, 9000), (100, 40, 4096)]:
+    W = rng.standard_normal((N, K)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    x = rng.standard_normal((M, K)).astype(np.float32)
+    m = _core.Model(K)
+    m.add_linear(W, b)
+    for order in ("seq", "lanes:16", "pairwise", "splitk:4"):
+        for simd in _core.simd_levels():
+            for threads in (1, 2, 3):
+                out[f"{M},{N},{K},{order},{simd},{threads}"] = m.run(x, opts(order, threads=threads, simd=simd))[0]
+np.savez(sys.argv[1], **out)
+"""
+
+
+@pytest.mark.parametrize("l2", ["64K", None, "32M"])
+def test_blocking_from_the_cache_size_never_changes_bits(tmp_path, l2):
+    """Tiles of 12 rows (64 KiB: panel-major for every K here), the machine's own, and 96 rows (32 MiB:
+    row-tile-major) give every element the bits of the dot product in its order."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "BATCHCORE_L2_BYTES"}
+    if l2 is not None:
+        env["BATCHCORE_L2_BYTES"] = l2
+    path = tmp_path / "out.npz"
+    subprocess.run([sys.executable, "-c", BLOCKING_CHILD, str(path)], env=env, check=True, timeout=600)
+    got = np.load(path)
+    assert (str(got["source"]) == "BATCHCORE_L2_BYTES") == (l2 is not None)
+    want: dict = {}
+    for key in got.files:
+        if key == "source":
+            continue
+        M, N, K, order, _simd, _threads = key.split(",")
+        if (M, N, K, order) not in want:
+            rng = np.random.default_rng(5)
+            for m_, n_, k_ in [(197, 45, 520), (30, 33, 9000), (100, 40, 4096)]:
+                W = rng.standard_normal((n_, k_)).astype(np.float32)
+                b = rng.standard_normal(n_).astype(np.float32)
+                x = rng.standard_normal((m_, k_)).astype(np.float32)
+                if (m_, n_, k_) == (int(M), int(N), int(K)):
+                    want[(M, N, K, order)] = dot_reference(x, W, b, order, "fp32")
+                    break
+        assert np.array_equal(got[key].view(np.uint32), want[(M, N, K, order)].view(np.uint32)), key
+
+
+def test_cache_sizes_are_the_operating_systems():
+    """The core reads cpu0's caches as Linux's sysfs lists them (read here independently), and bounds the
+    L2 that sizes tiles to the range documented in cache_sizes.hpp."""
+    import os
+    from pathlib import Path
+
+    caches = _core.cache_sizes()
+    assert caches["source"] in {"sysfs", "sysconf", "default", "BATCHCORE_L2_BYTES"}
+    sysfs = {}
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        read = lambda name, index=index: (index / name).read_text().strip()  # noqa: E731
+        size = read("size")
+        nbytes = int(size[:-1]) << {"K": 10, "M": 20, "G": 30}[size[-1]] if size[-1] in "KMG" else int(size)
+        if read("type") != "Instruction":
+            sysfs[int(read("level"))] = nbytes
+    if caches["source"] == "sysfs":
+        assert caches["l1d_bytes"] == sysfs[1] and caches["l2_bytes"] == sysfs[2]
+        assert caches["l3_bytes"] == sysfs.get(3, 0)
+    if "BATCHCORE_L2_BYTES" not in os.environ:
+        assert caches["blocking_l2_bytes"] == min(max(caches["l2_bytes"], 256 << 10), 4 << 20)

@@ -12,6 +12,7 @@
 #include "batchcore_build_info.hpp"
 #include "kernels/tile_kernels.hpp"
 #include "timing_dict.hpp"
+#include "batchcore/cache_sizes.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
 #include "batchcore/errors.hpp"
@@ -151,6 +152,16 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("order_grammar", &order_grammar);
   m.def("parse_precision", [](const std::string& s) { return format_precision(parse_precision(s)); });
+  m.def("cache_sizes", [] {
+    const CacheSizes& c = cache_sizes();
+    py::dict d;
+    d["l1d_bytes"] = c.l1d_bytes;
+    d["l2_bytes"] = c.l2_bytes;
+    d["l3_bytes"] = c.l3_bytes;
+    d["blocking_l2_bytes"] = c.blocking_l2_bytes;
+    d["source"] = c.source;
+    return d;
+  }, "The caches the GEMM's blocking reads (bytes; per core for L1d and L2): a dict with the source.");
   m.def("simd_level", [] { return format_simd_level(best_simd_level()); });
   m.def("simd_levels", [] {
     std::vector<std::string> out;

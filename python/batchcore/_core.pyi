@@ -11,7 +11,7 @@ import typing
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -210,6 +210,10 @@ class Model:
 def build_info() -> dict:
     """
     How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
+    """
+def cache_sizes() -> dict:
+    """
+    The caches the GEMM's blocking reads (bytes; per core for L1d and L2): a dict with the source.
     """
 def check_rows(x: typing.Any, width: typing.SupportsInt | typing.SupportsIndex, finite: bool = True) -> None:
     """
