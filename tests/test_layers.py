@@ -180,6 +180,6 @@ def test_a_models_row_layers_run_the_vectorised_kernels_with_the_definitions_bit
         else:
             want = _core.row_layer(want, layer.kind, simd="definition")
     for simd in _core.simd_levels():
-        for threads in (1, 3):
+        for threads in (1, 2, 3):
             got = bc.native(simd=simd, threads=threads).run(model, x)
             assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (simd, threads)
