@@ -210,13 +210,15 @@ case("measure_cold_not_a_flag", "ArgumentError", "bc.numpy().measure(M, X, Q, co
 SWEEP = "bc.sweep(M, [1, 2], [bc.native()], timer=Q, ceilings=False, {v})"
 case("sweep_model_none", "ArgumentError", "bc.sweep(None)")
 case("sweep_model_str", "ArgumentError", "bc.sweep('mlp')")
-case("sweep_torch_module_says_what_to_pass", "ok", TORCH + """
+case("sweep_unreadable_module_on_native_says_why", "ok", TORCH + """
 try:
-    bc.sweep(nn.Sequential(nn.Linear(16, 4)), [1], timer=Q)
+    bc.sweep(nn.Conv2d(1, 2, 3), [1], [bc.native()], data=np.zeros((2, 1, 4, 4), np.float32), timer=Q)
 except bc.ArgumentError as e:
-    assert 'bc.from_torch' in str(e)
+    assert 'bc.from_torch does not read it' in str(e) and 'bc.torch()' in str(e), e
 else:
-    raise AssertionError('accepted an nn.Module')""")
+    raise AssertionError('native accepted a module from_torch cannot read')""")
+case("sweep_module_raising_is_a_module_error", "ModuleError", TORCH +
+     "bc.sweep(nn.Linear(3, 2), [1], [bc.torch()], data=np.zeros((2, 5), np.float32), timer=Q)")
 cases("sweep_batch_sizes", "ShapeError", "bc.sweep(M, {v}, [bc.native()], timer=Q, ceilings=False)", {
     "None": "None", "empty": "[]", "zero": "[0]", "float": "[2.5]", "str": "'1,2'", "bool": "[True]", "int": "8",
 })

@@ -13,12 +13,16 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 TIMEOUT_S = 600
 
 
-def quick_start() -> str:
+def snippet(name: str = "quickstart") -> str:
     with open(README) as f:
         text = f.read()
-    block = re.search(r"<!-- ci:quickstart -->\s*```python\n(.*?)```\s*<!-- /ci:quickstart -->", text, re.S)
-    assert block, "README.md has no ci:quickstart block"
+    block = re.search(rf"<!-- ci:{name} -->\s*```python\n(.*?)```\s*<!-- /ci:{name} -->", text, re.S)
+    assert block, f"README.md has no ci:{name} block"
     return block.group(1)
+
+
+def quick_start() -> str:
+    return snippet("quickstart")
 
 
 def run(args, tmp_path, stdin=None):
@@ -50,3 +54,18 @@ def test_the_quick_start_runs_as_users_run_it(how, tmp_path):
     assert len(torch_rows) == 7, "torch's CPU memory was not measured at every batch size"
     assert "batch invariant" in out
     assert (tmp_path / "sweep.json").exists() and (tmp_path / "sweep.csv").exists()
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_the_own_module_example_runs_as_users_run_it(how, tmp_path):
+    pytest.importorskip("torch")
+    code = snippet("own-module")
+    assert "__main__" not in code
+    (tmp_path / "own.py").write_text(code)
+    done = run(["own.py"], tmp_path) if how == "script" else run(["-"], tmp_path, stdin=code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("torch[cpu]")]
+    assert [int(r[1]) for r in rows[:5]] == [1, 2, 8, 64, 256]
+    classes = " ".join(rows[5])  # the line of classes: "torch[cpu] 3 classes: {1} ..." or "batch invariant"
+    assert "classes:" in classes or "batch invariant" in classes, classes
+    assert all(any(cell.startswith("~") for cell in r) for r in rows[:5]), "torch's CPU memory was not measured"

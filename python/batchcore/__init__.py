@@ -16,6 +16,7 @@ from .errors import (
     DeviceUnavailableError,
     DTypeError,
     MissingDependencyError,
+    ModuleError,
     NonFiniteError,
     OrderError,
     OutOfMemoryError,
@@ -36,7 +37,7 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
-    "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
+    "ModuleError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "compare", "decisions", "devices", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult",
     "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "orders", "Probe", "probe", "sweep",
     "torch",

@@ -1,5 +1,6 @@
-"""``python -m batchcore._rss_child MODEL.npz B THREADS``: one torch forward pass of B zero rows in this
-fresh process; prints ``{"growth_bytes": N}`` (peak RSS growth over the pass) or ``{"error": "..."}``.
+"""``python -m batchcore._rss_child MODEL.npz B THREADS`` (or ``MODULE.pt2 INPUTS_JSON THREADS``: a user's
+module as its torch.export capture, inputs as a list of {shape, dtype}): one torch forward pass of zero
+inputs in this fresh process; prints ``{"growth_bytes": N}`` (peak RSS growth over the pass) or ``{"error": "..."}``.
 Run by :func:`batchcore.rss.rss_growth_bytes`; see :mod:`batchcore.rss` for what is counted."""
 
 import json
@@ -16,22 +17,26 @@ def _status_kib(field: str) -> int:
 
 def main(argv: list[str]) -> int:
     try:
-        path, batch_size, threads = argv[0], int(argv[1]), int(argv[2])
+        path, batch, threads = argv[0], argv[1], int(argv[2])
         import numpy as np
         import torch
 
-        from batchcore.rss import load_layers
-        from batchcore.torch_models import build_module
-
         torch.set_num_threads(threads)
-        model = load_layers(path)
-        module = build_module(model)
-        x = torch.from_numpy(np.zeros((batch_size, model.input_width), np.float32))
+        if path.endswith(".pt2"):
+            module = torch.export.load(path).module()
+            inputs = [torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"])) for s in json.loads(batch)]
+        else:
+            from batchcore.rss import load_layers
+            from batchcore.torch_models import build_module
+
+            model = load_layers(path)
+            module = build_module(model)
+            inputs = [torch.from_numpy(np.zeros((int(batch), model.input_width), np.float32))]
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")  # the peak resident set restarts at the current one
         before = _status_kib("VmRSS")
         with torch.no_grad():
-            module(x)
+            module(*inputs)
         print(json.dumps({"growth_bytes": 1024 * (_status_kib("VmHWM") - before)}))
         return 0
     except BaseException as e:  # the parent reads the reason; nothing may hang

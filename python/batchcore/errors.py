@@ -22,6 +22,11 @@ class MissingDependencyError(BatchcoreError, ImportError):
     """An optional dependency that this feature needs is not installed."""
 
 
+class ModuleError(BatchcoreError):
+    """A user's module (run as it is by a torch backend) raised an exception: the message names the module,
+    the shapes and dtypes of the batch it was given and what it raised (chained as ``__cause__``)."""
+
+
 class ResultFileError(BatchcoreError):
     """A result file (JSON, JSON lines, CSV) that cannot be read or written: missing, a directory, not
     batchcore's format, or damaged beyond a torn last line. The message names the path and the problem."""
@@ -33,6 +38,7 @@ __all__ = [
     "DeviceUnavailableError",
     "DTypeError",
     "MissingDependencyError",
+    "ModuleError",
     "NonFiniteError",
     "OrderError",
     "OutOfMemoryError",

@@ -1,4 +1,4 @@
-"""Comparing float32 outputs bit by bit: ULP distance, bitwise agreement, fingerprints, invariance
+"""Comparing float32 (and float16, bfloat16) outputs bit by bit: ULP distance, bitwise agreement, fingerprints, invariance
 classes, argmax changes, accuracy, and the position / neighbour / run-to-run checks.
 
 Definitions: docs/metrics.md. Everything is vectorised over elements.
@@ -15,32 +15,49 @@ from numpy.typing import ArrayLike
 
 from .errors import DTypeError, ShapeError
 
+# The formats compared bit by bit: numpy dtype -> (signed integer of its width, mask of all but the sign).
+_SIGNED = {np.dtype(np.float32): (np.int32, 0x7FFFFFFF), np.dtype(np.float16): (np.int16, 0x7FFF)}
+_UNSIGNED = {np.dtype(np.float32): np.uint32, np.dtype(np.float16): np.uint16}
+# bfloat16 has no numpy dtype: its values travel as float32 (exactly: the low 16 bits zero), and its ULP
+# is 2^16 float32 ULPs.
+BF16_ULP_IN_FP32 = 1 << 16
+
 
 def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a)
     b = np.asarray(b)
-    if a.dtype != np.float32 or b.dtype != np.float32:
-        raise DTypeError(f"ULP comparisons are defined for float32, got {a.dtype} and {b.dtype}")
+    if a.dtype != b.dtype or a.dtype not in _SIGNED:
+        raise DTypeError(f"ULP comparisons are defined for two float32 or two float16 arrays, got {a.dtype} and {b.dtype}")
     if a.shape != b.shape:
         raise ShapeError(f"shapes differ: {a.shape} and {b.shape}")
     return a, b
 
 
 def ordered_int(x: ArrayLike) -> np.ndarray:
-    """Map float32 bit patterns to integers whose order is the floats' order (negatives reflected),
-    so that adjacent floats differ by 1 and +0 and -0 both map to 0. Returns int64."""
-    bits = np.asarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
-    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)
+    """Map float32 (or float16) bit patterns to integers whose order is the floats' order (negatives
+    reflected), so that adjacent floats differ by 1 and +0 and -0 both map to 0. Returns int64. Anything
+    but a float16 array is taken as float32."""
+    x = np.asarray(x)
+    if x.dtype != np.float16:
+        x = x.astype(np.float32, copy=False)
+    signed, magnitude = _SIGNED[x.dtype]
+    bits = x.view(signed).astype(np.int64)
+    return np.where(bits < 0, -(bits & magnitude), bits)
 
 
-def ulp_distance(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """Element-wise ULP distance of two float32 arrays, as float64 (exact: distances are below 2^33).
+def ulp_distance(a: ArrayLike, b: ArrayLike, fmt: str | None = None) -> np.ndarray:
+    """Element-wise ULP distance of two float32 (or two float16) arrays, as float64 (exact: distances are
+    below 2^33). ``fmt="bf16"``: float32 arrays holding bfloat16 values, the distance in bfloat16 ULPs.
 
     +0 and -0 are 0 apart; NaN vs NaN is 0; NaN vs a number is NaN, never a number (count those with
     :func:`nan_mismatch`).
     """
     a, b = _pair(a, b)
     d = np.abs(ordered_int(a) - ordered_int(b)).astype(np.float64)
+    if fmt == "bf16":
+        if a.dtype != np.float32 or (a.view(np.uint32) & 0xFFFF).any() or (b.view(np.uint32) & 0xFFFF).any():
+            raise DTypeError("bf16 ULPs are taken of float32 arrays holding bfloat16 values (low 16 bits zero)")
+        d /= BF16_ULP_IN_FP32
     na, nb = np.isnan(a), np.isnan(b)
     d[na & nb] = 0.0
     d[na ^ nb] = np.nan
@@ -53,17 +70,18 @@ def nan_mismatch(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     return np.isnan(a) ^ np.isnan(b)
 
 
-def max_ulp(a: ArrayLike, b: ArrayLike) -> int:
-    """Largest ULP distance over elements that are not a NaN-vs-number mismatch (0 for none)."""
-    d = ulp_distance(a, b)
+def max_ulp(a: ArrayLike, b: ArrayLike, fmt: str | None = None) -> int:
+    """Largest ULP distance over elements that are not a NaN-vs-number mismatch (0 for none); ``fmt``
+    as for :func:`ulp_distance`."""
+    d = ulp_distance(a, b, fmt)
     d = d[~np.isnan(d)]
     return int(d.max()) if d.size else 0
 
 
 def bitwise_equal(a: ArrayLike, b: ArrayLike) -> np.ndarray:
-    """True where the two float32 elements have identical bits."""
+    """True where the two float32 (or float16) elements have identical bits."""
     a, b = _pair(a, b)
-    return a.view(np.uint32) == b.view(np.uint32)
+    return a.view(_UNSIGNED[a.dtype]) == b.view(_UNSIGNED[a.dtype])
 
 
 def bitwise_equal_frac(a: ArrayLike, b: ArrayLike) -> float:
@@ -72,12 +90,16 @@ def bitwise_equal_frac(a: ArrayLike, b: ArrayLike) -> float:
 
 
 def fingerprint(y: ArrayLike) -> str:
-    """A short hash of all bits (and the shape) of a float32 array: equal fingerprints, equal outputs."""
+    """A short hash of all bits (and the shape) of a float32 array: equal fingerprints, equal outputs.
+    (float16 and integer arrays too: their dtype is hashed with them, so unequal dtypes never agree.)"""
     y = np.ascontiguousarray(y)
-    if y.dtype != np.float32:
-        raise DTypeError(f"fingerprints are taken of float32 arrays, got {y.dtype}")
+    if y.dtype != np.float32 and y.dtype not in _SIGNED and not np.issubdtype(y.dtype, np.integer) \
+            and y.dtype != np.bool_:
+        raise DTypeError(f"fingerprints are taken of float32, float16, integer or boolean arrays, got {y.dtype}")
     h = hashlib.sha256(repr(y.shape).encode())
-    h.update(y.astype("<f4", copy=False).tobytes())
+    if y.dtype != np.float32:
+        h.update(y.dtype.str.encode())  # float32 fingerprints stay what they were
+    h.update(y.astype(y.dtype.newbyteorder("<"), copy=False).tobytes())
     return h.hexdigest()[:16]
 
 

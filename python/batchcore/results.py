@@ -21,6 +21,7 @@ from .report import Classes, format_table
 
 if TYPE_CHECKING:
     from .backends import Backend, TimedBatch
+    from .user_modules import Output
 
 # The fields every point carries (names fixed; later versions add more).
 POINT_FIELDS = (
@@ -99,12 +100,32 @@ def make_point(backend: Backend, model: Model, B: int, y: np.ndarray, y_b1: np.n
     ``y_b1`` at B=1, ``y_exact`` with every linear layer correctly rounded; the time and memory of one
     batch of ``B`` rows (``measured``), held against ``ceiling`` (the backend's probe, or None)."""
     t = measured.timing
-    med = t.median_ms
-    s = backend.settings()
-    gflops = model.flops_per_row * B / (med / 1e3) / 1e9 if med else None
+    gflops = model.flops_per_row * B / (t.median_ms / 1e3) / 1e9 if t.median_ms else None
     traffic = model.min_traffic_bytes(B)
     intensity = model.flops_per_row * B / traffic
     return resultfile.json_safe({
+        **_measured_fields(backend, B, measured),
+        "gflops": gflops,
+        "intensity": intensity,
+        "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
+        "roofline_frac": gflops / ceiling.roofline_gflops(intensity, traffic) if ceiling and gflops else None,
+        "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
+        "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
+        "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
+        "argmax_changed": numerics.argmax_changed(y, y_b1),
+        "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
+        "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
+        "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
+        "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
+        "fingerprint": numerics.fingerprint(y),
+    })
+
+
+def _measured_fields(backend: Backend, B: int, measured: TimedBatch) -> dict[str, Any]:
+    """A point's fields that come from its timing and memory (every point has them, whatever it runs)."""
+    t, s = measured.timing, backend.settings()
+    med = t.median_ms
+    return {
         "backend": backend.label,
         "device": s["device"],
         "precision": s["precision"],
@@ -125,26 +146,52 @@ def make_point(backend: Backend, model: Model, B: int, y: np.ndarray, y_b1: np.n
         "samples": t.samples,
         "discarded": t.discarded,
         "samples_per_s": B / (med / 1e3) if med else None,
-        "gflops": gflops,
-        "intensity": intensity,
-        "peak_frac": gflops / ceiling.peak_gflops if ceiling and gflops else None,
-        "roofline_frac": gflops / ceiling.roofline_gflops(intensity, traffic) if ceiling and gflops else None,
         "peak_bytes": measured.peak_bytes,
         "predicted_bytes": measured.predicted_bytes,
         "memory_method": measured.memory,
         "clock": measured.clock,
-        "bitwise_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
-        "max_ulp_vs_b1": numerics.max_ulp(y, y_b1),
-        "nan_mismatch_vs_b1": int(numerics.nan_mismatch(y, y_b1).sum()),
-        "argmax_changed": numerics.argmax_changed(y, y_b1),
-        "accuracy": numerics.accuracy(y, labels) if labels is not None else None,
-        "max_ulp_vs_exact": numerics.max_ulp(y, y_exact),
-        "max_rel_err_vs_exact": float(np.max(numerics.relative_error(y, y_exact))),
-        "nonfinite_outputs": int(np.count_nonzero(~np.isfinite(y))),
-        "fingerprint": numerics.fingerprint(y),
         "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
                    "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns,
                    "rounds": max(1, len(t.round_medians_ms)), "round_medians_ms": t.round_medians_ms},
         "timer": t.timer,
         "settings": s,
+    }
+
+
+def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Output], labels: np.ndarray | None,
+                      measured: TimedBatch) -> dict[str, Any]:
+    """The record of one (torch backend, batch size) for a user's module: ``y`` its outputs over the data
+    in batches of ``B``, ``y_b1`` at B=1. Every output is compared in its own format (ULPs of float16 or
+    bfloat16 for those); argmax and accuracy read the first floating output of shape (rows, classes). The
+    FLOP count and the exactly rounded reference of a module batchcore does not read are unknown: those
+    fields are None."""
+    floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1) if a.fmt in ("fp32", "fp16", "bf16")]
+    equal = [np.asarray(a.values == b.values) if a.fmt not in ("fp32", "fp16", "bf16")
+             else numerics.bitwise_equal(a.values, b.values) for a, b in zip(y, y_b1)]
+    logits, logits_b1 = next(((a, b) for a, b, _ in floating if a.ndim == 2), (None, None))
+    precision = backend.settings()["precision"]
+    return resultfile.json_safe({
+        **_measured_fields(backend, B, measured),
+        "precision": "+".join(dict.fromkeys(o.fmt for o in y)) if precision == "fp32" else precision,
+        "gflops": None, "intensity": None, "peak_frac": None, "roofline_frac": None,
+        "bitwise_equal_frac": float(np.concatenate([e.ravel() for e in equal]).mean()),
+        "max_ulp_vs_b1": max([numerics.max_ulp(a, b, fmt) for a, b, fmt in floating], default=0),
+        "nan_mismatch_vs_b1": int(sum(numerics.nan_mismatch(a, b).sum() for a, b, _ in floating)),
+        "argmax_changed": None if logits is None or logits_b1 is None else numerics.argmax_changed(logits, logits_b1),
+        "accuracy": numerics.accuracy(logits, labels) if labels is not None and logits is not None else None,
+        "max_ulp_vs_exact": None,
+        "max_rel_err_vs_exact": None,
+        "nonfinite_outputs": int(sum(np.count_nonzero(~np.isfinite(a)) for a, _, _ in floating)),
+        "fingerprint": fingerprint_outputs(y),
+        "outputs": [{"name": o.name, "format": o.fmt, "shape": list(o.values.shape)} for o in y],
     })
+
+
+def fingerprint_outputs(outputs: list[Output]) -> str:
+    """One fingerprint of several outputs (names, formats and every bit): equal fingerprints, equal outputs."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for o in outputs:
+        h.update(f"{o.name}:{o.fmt}:{numerics.fingerprint(o.values)}".encode())
+    return h.hexdigest()[:16]

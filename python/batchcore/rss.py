@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from .models import Layer, Model
 
 METHOD = ("peak RSS growth over the first forward pass in a fresh process (weights and input already "
           "resident; includes torch's one-time thread pools and BLAS buffers; 4 KiB pages)")
+MODULE_METHOD = METHOD.replace("first forward pass", "first forward pass of the module's torch.export capture")
 
 
 def supported() -> bool:
@@ -75,11 +77,38 @@ def rss_growth_bytes(model: Model, batch_size: int, threads: int, timeout_s: flo
     with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
         path = os.path.join(tmp, "model.npz")
         save_layers(model, path)
-        cmd = [sys.executable, "-m", "batchcore._rss_child", path, str(int(batch_size)), str(int(threads))]
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise BatchcoreError(f"the memory-measuring child did not answer within {timeout_s} s") from None
+        return _ask_child(path, str(int(batch_size)), threads, timeout_s, batch_size)
+
+
+def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, timeout_s: float = 120.0) -> int:
+    """Bytes by which one forward pass of a user's module on a batch shaped like ``inputs`` (zeros of
+    their shapes and dtypes) grows the peak resident set of a fresh process. The module travels as its
+    ``torch.export`` capture at these very shapes (saved to a temporary ``.pt2``: aten operations and
+    parameters, so the child imports none of the user's code); ArgumentError when export cannot capture
+    it (the message says why)."""
+    import torch
+
+    if not supported():
+        raise ArgumentError("measuring torch's CPU memory needs Linux's /proc/self/clear_refs")
+    try:
+        exported = torch.export.export(module, tuple(inputs))
+    except Exception as e:  # torch raises many kinds here; the reason is what matters
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ArgumentError(f"torch.export could not capture {type(module).__name__} ({type(e).__name__}: {first})") from e
+    spec = [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
+    with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
+        path = os.path.join(tmp, "module.pt2")
+        torch.export.save(exported, path)
+        return _ask_child(path, json.dumps(spec), threads, timeout_s, int(inputs[0].shape[0]))
+
+
+def _ask_child(path: str, batch: str, threads: int, timeout_s: float, batch_size: int) -> int:
+    """Runs the child on a saved model (``.npz`` with a batch size, or ``.pt2`` with its inputs' spec)."""
+    cmd = [sys.executable, "-m", "batchcore._rss_child", path, batch, str(int(threads))]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise BatchcoreError(f"the memory-measuring child did not answer within {timeout_s} s") from None
     lines = done.stdout.strip().splitlines()
     try:
         answer = json.loads(lines[-1]) if lines else {}

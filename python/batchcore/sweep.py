@@ -22,13 +22,17 @@ from .backends import Backend, NativeBackend, TimedBatch, check_input, native
 from .backends import cupy as cupy_backend
 from .backends import numpy as numpy_backend
 from .backends import torch as torch_backend
-from .errors import ArgumentError, DeviceUnavailableError, ShapeError
+from .backends.torch_backend import TorchBackend
+from .errors import ArgumentError, DeviceUnavailableError, ShapeError, UnsupportedLayerError
 from .info import info
 from .models import Model
+from .module_sweep import check_module_backends, sweep_module
 from .probes import Probe
 from .probes import probe as probe_device
 from .results import SweepResult, make_point
 from .timing import Measurement, Timer, as_timer
+from .torch_models import from_torch
+from .user_modules import UserModule
 
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
 
@@ -46,13 +50,22 @@ def _check_batch_sizes(batch_sizes: Any) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-def _check_model(model: Any) -> Model:
+def _check_model(model: Any, backends: list[Backend]) -> Model | UserModule:
+    """A Model as it is; a torch module read by ``from_torch`` when it can be (every backend then runs it),
+    else the module itself, which only torch backends run (the others are refused, saying why)."""
     if isinstance(model, Model):
         return model
-    if type(model).__module__.startswith("torch"):
-        raise ArgumentError(f"sweep() takes a batchcore Model, got a torch {type(model).__name__}; "
-                            "pass bc.from_torch(module)")
-    raise ArgumentError(f"sweep() takes a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
+    if isinstance(model, (str, bytes, int, float)) or not callable(model):
+        raise ArgumentError("sweep() takes a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module "
+                            f"or a callable, got {model!r}")
+    user = UserModule(model)
+    if all(isinstance(b, TorchBackend) for b in backends):
+        return user
+    try:
+        return from_torch(model)
+    except UnsupportedLayerError as e:
+        check_module_backends(user, backends, f"bc.from_torch does not read it ({e})")
+    return user
 
 
 def _check_backends(backends: Any) -> list[Backend]:
@@ -115,17 +128,21 @@ def default_backends(device: str = "auto") -> list[Backend]:
     return found
 
 
-def sweep(model: Model, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
+def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
           data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
           out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
           ceilings: bool = True, rounds: int = 6) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
-    model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``).
+    model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``), or a torch module or callable: read by
+    ``from_torch`` when it can be, else run as it is by torch backends only (any input of any shape,
+    outputs tensors, tuples or dicts, float32/float16/bfloat16; see :mod:`batchcore.module_sweep`).
     batch_sizes: batch sizes to measure (B=1 is always computed as the reference).
     backends: list of backends (default: :func:`default_backends` on ``device``).
     data: (rows, inputs) float32 array with at least max(batch_sizes) rows; default ``rows``
-    standard-normal rows drawn with ``seed`` (default: max(512, the largest batch size)).
+    standard-normal rows drawn with ``seed`` (default: max(512, the largest batch size)). For a module
+    run as it is: required, a numpy array or torch tensor (or a tuple of them) whose first dimension is
+    the batch, in the module's own dtype (nothing is converted).
     labels: optional integer class per row, for accuracy.
     timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum);
     times are in milliseconds.
@@ -142,14 +159,19 @@ def sweep(model: Model, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backen
     out: path of a JSON-lines file: each point is appended as soon as its last round is measured; an
     existing file of the same sweep is resumed (its points are kept, not re-measured).
     """
-    model = _check_model(model)
     sizes = _check_batch_sizes(batch_sizes)
     backends = default_backends(device) if backends is None else _check_backends(backends)
+    model = _check_model(model, backends)
     timer = as_timer(timer)
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
     checks.flag(ceilings, "ceilings")
     rounds = checks.positive_int(rounds, "rounds", maximum=1000)
+    if isinstance(model, UserModule):
+        if rows is not None or cold:
+            raise ArgumentError(f"{'rows=' if rows is not None else 'cold=True'} applies to batchcore Models; a "
+                                "module's sweep runs the data= it is given, warm")
+        return sweep_module(model, sizes, backends, data, labels, timer, rounds, out, info())
     data = _check_data(model, data, rows, seed, sizes)
     if labels is not None:
         labels = np.asarray(labels)

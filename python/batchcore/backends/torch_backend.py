@@ -10,16 +10,17 @@ from typing import Any
 import numpy as np
 
 from .. import _core, checks, devices, rss
-from ..errors import ArgumentError, DeviceUnavailableError, DTypeError
+from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
 from ..models import Model
 from ..timing import Timer, as_timer
 from ..torch_models import import_torch, module_of
+from ..user_modules import Output, UserModule, as_inputs, concat_outputs, outputs_of, rows_of, slice_rows
 from .base import Backend, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
 
 # The module each model runs as, per device ("cpu": the model's own source module, or one built from its
 # parameters; a GPU: a copy moved there once); an entry goes when its model does.
-_MODULES: weakref.WeakKeyDictionary[Model, dict[str, Any]] = weakref.WeakKeyDictionary()
+_MODULES: weakref.WeakKeyDictionary[Model | UserModule, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def module_on(model: Model, device: str) -> Any:
@@ -105,6 +106,90 @@ class TorchBackend(Backend):
         if y.dtype != np.float32:
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)
+
+    # -- a user's module, run as it is ------------------------------------------------------------------
+
+    def _module_forward(self, model: UserModule, inputs: tuple[Any, ...]) -> Any:
+        module = model.module
+        was_training = getattr(module, "training", False)
+        if was_training:
+            module.eval()
+        try:
+            return self._device_forward(lambda xs: module(*xs), tuple(t.to(self.device) for t in inputs))
+        except self._torch.cuda.OutOfMemoryError as e:
+            raise OutOfMemoryError(f"{model.name} ran out of memory on {self.device} with a batch of "
+                                   f"{rows_of(inputs)} rows") from e
+        except Exception as e:
+            shapes = ", ".join(f"{tuple(t.shape)} {str(t.dtype).removeprefix('torch.')}" for t in inputs)
+            raise ModuleError(f"{model.name} raised {type(e).__name__} on a batch of {shapes}: {e}") from e
+        finally:
+            if was_training:
+                module.train(True)
+
+    def _placed(self, model: UserModule) -> UserModule:
+        """The user's module on this backend's device (moved once per device, cached; the CPU: itself)."""
+        if not self.on_gpu:
+            return model
+        per_device = _MODULES.setdefault(model, {})
+        if self.device not in per_device:
+            moved = copy.deepcopy(model.module).to(self.device) if hasattr(model.module, "to") else model.module
+            per_device[self.device] = UserModule(moved, model.name)
+        return per_device[self.device]
+
+    def run_module(self, model: UserModule, data: Any, batch_size: int) -> list[Output]:
+        """The module's outputs over all rows of ``data`` taken in consecutive batches of ``batch_size`` (the
+        last one shorter), each output joined row-wise and in its own format."""
+        inputs, b = as_inputs(data, model), check_batch_size(batch_size)
+        placed, n = self._placed(model), rows_of(inputs)
+        batches = []
+        for i in range(0, n, b):
+            part = slice_rows(inputs, i, min(n, i + b))
+            batches.append(outputs_of(self._module_forward(placed, part), rows_of(part)))
+        return concat_outputs(batches)
+
+    def measure_module(self, model: UserModule, data: Any, timer: Timer | None = None,
+                       memory: bool = True) -> TimedBatch:
+        """Time forward passes of one batch (all rows of ``data``) under ``timer``. Memory: torch's peak
+        counter on a GPU; on the CPU the peak RSS growth of one pass in a fresh process, the module taken
+        there as its ``torch.export`` capture (:func:`batchcore.rss.module_rss_growth_bytes`); a module
+        export cannot capture says why in ``memory``. ``memory=False`` skips it."""
+        inputs, timer = as_inputs(data, model), as_timer(timer)
+        placed = self._placed(model)
+        on_device = tuple(t.to(self.device) for t in inputs)
+        if not self.on_gpu:
+            timed = TimedBatch(timer.measure(lambda: self._module_forward(placed, on_device)),
+                               clock="steady_clock in the core around the Python call")
+            if not memory:
+                return timed
+            if not self.measure_memory:
+                timed.memory = "not measured (measure_memory=False)"
+            elif not rss.supported():
+                timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
+            else:
+                try:
+                    timed.peak_bytes = rss.module_rss_growth_bytes(model.module, inputs, self.threads or 1)
+                    timed.memory = rss.MODULE_METHOD
+                except ArgumentError as e:
+                    timed.memory = f"not measured ({e})"
+            return timed
+        torch = self._torch
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+        def call() -> None:
+            self._module_forward(placed, on_device)
+            torch.cuda.synchronize(self.device)
+
+        sm_clock = _sm_clock_for(torch.device(self.device).index or 0, torch.cuda.current_stream(self.device).cuda_stream)
+        sample = event_sampler(lambda: self._module_forward(placed, on_device), start, end, start.elapsed_time,
+                               None, sm_clock)
+        measurement = timer.measure(call, sample=sample)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self._module_forward(placed, on_device)
+        torch.cuda.synchronize(self.device)
+        return TimedBatch(measurement, torch.cuda.max_memory_allocated(self.device), None,
+                          "torch.cuda.Event around the module call" + _clock_note(sm_clock),
+                          "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
     def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:

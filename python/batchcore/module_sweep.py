@@ -1,0 +1,85 @@
+"""``sweep()`` of a user's own module (any ``nn.Module`` or callable that ``bc.from_torch`` does not read),
+through torch backends only: the same questions as for a :class:`~batchcore.models.Model` (bits against
+B=1, argmax flips, accuracy, time per batch in interleaved rounds) for whatever the module takes and
+returns. Its FLOPs and its exactly rounded reference are unknown to batchcore; those fields are None.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+from . import resultfile
+from .backends import Backend, TimedBatch
+from .backends.torch_backend import TorchBackend
+from .errors import ArgumentError, ShapeError
+from .results import SweepResult, make_module_point
+from .timing import Measurement, Timer
+from .torch_models import import_torch
+from .user_modules import UserModule, as_inputs, rows_of, slice_rows
+
+
+def check_module_backends(module: UserModule, backends: list[Backend], reason: str) -> None:
+    """Only torch backends run a module batchcore does not read; ``reason`` says why it was not read."""
+    others = [b.label for b in backends if not isinstance(b, TorchBackend)]
+    if others:
+        raise ArgumentError(f"{', '.join(others)} cannot run {module.name}: {reason}. Torch backends run any "
+                            "module as it is (backends=[bc.torch()]).")
+
+
+def _inputs_digest(inputs: tuple[Any, ...]) -> str:
+    torch = import_torch()
+    h = hashlib.sha256()
+    for t in inputs:
+        h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], data: Any, labels: Any,
+                 timer: Timer, rounds: int, out: Any, env: dict[str, Any]) -> SweepResult:
+    """The points of a module's sweep (see :func:`batchcore.sweep`; ``timer`` and ``rounds`` checked there)."""
+    if data is None:
+        raise ShapeError(f"a sweep of {module.name} needs data=: batchcore cannot know what a module it does not "
+                         "read takes (an array or tensor, or a tuple of them, whose first dimension is the batch)")
+    inputs = as_inputs(data, module)
+    n = rows_of(inputs)
+    if max(sizes) > n:
+        raise ShapeError(f"batch size {max(sizes)} exceeds the {n} rows of data: its bits would come from batches "
+                         f"of {n}; pass more rows or smaller batch sizes")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
+            raise ShapeError(f"labels must be integers of shape ({n},), got {labels.dtype} {labels.shape}")
+    config = {"model": module.describe(), "model_digest": module.digest(), "rows": n,
+              "data_digest": _inputs_digest(inputs),
+              "labels_digest": None if labels is None else hashlib.sha256(labels.tobytes()).hexdigest()[:16]}
+    env["probes"] = {}
+    log = resultfile.PointLog(out, config, env) if out is not None else None
+    points = list(log.done) if log else []
+    done = {(p["backend"], p["batch_size"]) for p in points}
+    tasks = []
+    for backend in backends:
+        assert isinstance(backend, TorchBackend)
+        todo = [B for B in sizes if (backend.label, B) not in done]
+        if not todo:
+            continue
+        y_b1 = backend.run_module(module, inputs, 1)
+        for B in todo:
+            tasks.append((backend, B, y_b1 if B == 1 else backend.run_module(module, inputs, B), y_b1))
+    round_timer = timer.per_round(rounds)
+    parts: dict[tuple[str, int], list[TimedBatch]] = {}
+    for r in range(rounds):
+        for backend, B, y, y_b1 in tasks:
+            measured = backend.measure_module(module, slice_rows(inputs, 0, B), round_timer, memory=r == rounds - 1)
+            parts.setdefault((backend.label, B), []).append(measured)
+            if r < rounds - 1:
+                continue
+            measured.timing = Measurement.pooled([m.timing for m in parts.pop((backend.label, B))], timer)
+            p = make_module_point(backend, B, y, y_b1, labels, measured)
+            points.append(p)
+            if log:
+                log.write(p)
+    return SweepResult(points, env, config)

@@ -1,0 +1,161 @@
+"""A user's own PyTorch module, run as it is: any ``nn.Module`` or callable, inputs of any shape whose first
+dimension is the batch (one array or tensor, or a tuple of them: images, token ids, several inputs),
+outputs a tensor, a tuple or list, or a dict of them (nested too), each compared in its own format.
+
+batchcore knows nothing of the module: the torch backends run it on slices of the user's data; no
+dtype is converted (a floating input whose dtype is not the module's is refused, not cast). torch is
+imported only when called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
+from .torch_models import import_torch
+
+# torch floating dtypes by the name batchcore gives their format
+FORMATS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def _format_of(dtype: Any) -> str:
+    name = str(dtype).removeprefix("torch.")
+    if name in FORMATS:
+        return FORMATS[name]
+    return name
+
+
+class UserModule:
+    """A module (or any callable taking tensors) that batchcore runs as it is, through torch backends.
+
+    ``module``: what is called; ``name``; ``dtype``: the format its floating parameters share ("fp32",
+    "fp16", "bf16"), None for a callable without parameters. Modules with parameters of several floating
+    dtypes are refused (their inputs' format would be ambiguous).
+    """
+
+    def __init__(self, module: Any, name: str | None = None):
+        torch = import_torch()
+        if not callable(module):
+            raise ArgumentError(f"a model must be a batchcore Model, a torch.nn.Module or a callable, got {module!r}")
+        self.module = module
+        self.name = name or type(module).__name__
+        dtypes = set()
+        if isinstance(module, torch.nn.Module):
+            dtypes = {t.dtype for t in [*module.parameters(), *module.buffers()] if t.is_floating_point()}
+        if len(dtypes) > 1:
+            raise DTypeError(f"{self.name} mixes floating dtypes {sorted(map(str, dtypes))}; batchcore compares a "
+                             "module in one format: convert it with module.float(), .half() or .bfloat16()")
+        self.dtype = _format_of(dtypes.pop()) if dtypes else None
+        if self.dtype is not None and self.dtype not in FORMATS.values():
+            raise DTypeError(f"{self.name} computes in {self.dtype}; batchcore compares float32, float16 and bfloat16")
+
+    def describe(self) -> dict[str, Any]:
+        torch = import_torch()
+        params = sum(p.numel() for p in self.module.parameters()) if isinstance(self.module, torch.nn.Module) else 0
+        return {"kind": "user module", "name": self.name, "class": type(self.module).__qualname__,
+                "dtype": self.dtype, "parameters": int(params)}
+
+    def digest(self) -> str:
+        """A hash of the module's class and every parameter and buffer (name, dtype, shape, bits)."""
+        torch = import_torch()
+        h = hashlib.sha256(type(self.module).__qualname__.encode())
+        if isinstance(self.module, torch.nn.Module):
+            for key, t in self.module.state_dict().items():
+                t = t.detach().cpu().contiguous()
+                h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return h.hexdigest()[:16]
+
+
+def as_inputs(data: Any, model: UserModule) -> tuple[Any, ...]:
+    """The user's data as a tuple of CPU tensors sharing their first dimension (rows >= 1): numpy arrays
+    become tensors of the same dtype, tensors are taken as they are. DTypeError for a floating input whose
+    format is not the module's, NonFiniteError for NaN or Inf in a floating input."""
+    torch = import_torch()
+    parts = list(data) if isinstance(data, (tuple, list)) else [data]
+    if not parts:
+        raise ShapeError("data is empty: pass an array or tensor (or a tuple of them) whose first dimension is the batch")
+    out = []
+    for i, part in enumerate(parts):
+        where = "data" if len(parts) == 1 else f"data[{i}]"
+        if isinstance(part, np.ndarray):
+            if part.dtype == np.float64 or part.dtype.kind not in "fiub":
+                raise DTypeError(f"{where} is {part.dtype}; pass the dtype the module computes in "
+                                 f"({model.dtype or 'float32'}): batchcore does not convert inputs")
+            t = torch.from_numpy(np.ascontiguousarray(part))
+        elif isinstance(part, torch.Tensor):
+            t = part.detach().cpu()
+        else:
+            raise DTypeError(f"{where} must be a numpy array or a torch tensor, got {type(part).__name__}")
+        if t.dim() == 0 or t.shape[0] == 0:
+            raise ShapeError(f"{where} has shape {tuple(t.shape)}: its first dimension is the batch and must hold rows")
+        if t.is_floating_point():
+            fmt = _format_of(t.dtype)
+            if fmt != (model.dtype or fmt):
+                raise DTypeError(f"{where} is {fmt} but {model.name} computes in {model.dtype}; batchcore does not "
+                                 f"convert inputs: pass data of the module's dtype")
+            if not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(f"{where} contains NaN or Inf")
+        out.append(t)
+    rows = {int(t.shape[0]) for t in out}
+    if len(rows) > 1:
+        raise ShapeError(f"the inputs' first dimensions differ ({sorted(rows)}): each is the batch")
+    return tuple(out)
+
+
+def rows_of(inputs: tuple[Any, ...]) -> int:
+    return int(inputs[0].shape[0])
+
+
+def slice_rows(inputs: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:
+    return tuple(t[start:stop].contiguous() for t in inputs)
+
+
+@dataclass(frozen=True)
+class Output:
+    """One output of a module: its ``name`` ("output", "output[1]", "logits", ...), its values (float16,
+    float32 or integer numpy; bfloat16 values as float32, exactly) and their format ("fp32", "fp16",
+    "bf16", or the integer dtype's name)."""
+
+    name: str
+    values: np.ndarray
+    fmt: str
+
+
+def outputs_of(result: Any, rows: int, name: str = "output") -> list[Output]:
+    """The tensors a module returned (a tensor, a tuple or list, a dict, nested), each as an Output; every
+    one must have the batch as its first dimension. DTypeError names anything else."""
+    torch = import_torch()
+    if isinstance(result, torch.Tensor):
+        t = result.detach().cpu()
+        if t.dim() == 0 or t.shape[0] != rows:
+            raise ShapeError(f"{name} has shape {tuple(t.shape)}; batchcore compares outputs whose first dimension "
+                             f"is the batch ({rows} rows here)")
+        fmt = _format_of(t.dtype)
+        if t.dtype == torch.bfloat16:
+            values = t.float().numpy()  # exact: bfloat16 is float32 with 16 fewer mantissa bits
+        elif t.is_floating_point() and fmt not in ("fp32", "fp16"):
+            raise DTypeError(f"{name} is {t.dtype}; batchcore compares float32, float16 and bfloat16 outputs")
+        else:
+            values = t.contiguous().numpy()
+        return [Output(name, np.ascontiguousarray(values), fmt)]
+    if isinstance(result, (tuple, list)):
+        return [o for i, r in enumerate(result) for o in outputs_of(r, rows, f"{name}[{i}]")]
+    if isinstance(result, dict):
+        return [o for k, r in result.items() for o in outputs_of(r, rows, f"{name}[{k!r}]")]
+    raise DTypeError(f"{name} is a {type(result).__name__}; a module's outputs must be tensors (or tuples, lists "
+                     "or dicts of tensors)")
+
+
+def concat_outputs(batches: list[list[Output]]) -> list[Output]:
+    """The outputs of consecutive batches joined row-wise (each batch must return the same outputs)."""
+    first = batches[0]
+    for b in batches[1:]:
+        if [(o.name, o.fmt, o.values.shape[1:]) for o in b] != [(o.name, o.fmt, o.values.shape[1:]) for o in first]:
+            raise ShapeError("the module returned different outputs for different batches; batchcore compares "
+                             "outputs of the same names, formats and shapes")
+    return [Output(o.name, np.concatenate([b[i].values for b in batches]), o.fmt) for i, o in enumerate(first)]
