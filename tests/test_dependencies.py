@@ -17,7 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "python" / "batchcore"
 # distribution name -> module names it provides
 PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
-            "threadpoolctl": {"threadpoolctl"}}
+            "threadpoolctl": {"threadpoolctl"},
+            "scikit-learn": {"sklearn"}}
 
 
 def declared():

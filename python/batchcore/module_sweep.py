@@ -7,6 +7,7 @@ returns. Its FLOPs and its exactly rounded reference are unknown to batchcore; t
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,20 @@ def _inputs_digest(inputs: tuple[Any, ...]) -> str:
     return h.hexdigest()[:16]
 
 
+def output_tasks(backends: list[Any], sizes: list[int], done: set[tuple[str, int]],
+                 run: Callable[[Any, int], Any]) -> list[tuple[Any, int, Any, Any]]:
+    """(backend, B, outputs at B, outputs at B=1) for every point not yet ``done``: the bits, all computed
+    before any point is timed. ``run(backend, B)``: the data's outputs in consecutive batches of B."""
+    tasks: list[tuple[Any, int, Any, Any]] = []
+    for backend in backends:
+        todo = [B for B in sizes if (backend.label, B) not in done]
+        if not todo:
+            continue
+        y_b1 = run(backend, 1)
+        tasks.extend((backend, B, y_b1 if B == 1 else run(backend, B), y_b1) for B in todo)
+    return tasks
+
+
 def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], data: Any, labels: Any,
                  timer: Timer, rounds: int, out: Any, env: dict[str, Any]) -> SweepResult:
     """The points of a module's sweep (see :func:`batchcore.sweep`; ``timer`` and ``rounds`` checked there)."""
@@ -60,15 +75,8 @@ def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], 
     log = resultfile.PointLog(out, config, env) if out is not None else None
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
-    tasks = []
-    for backend in backends:
-        assert isinstance(backend, TorchBackend)
-        todo = [B for B in sizes if (backend.label, B) not in done]
-        if not todo:
-            continue
-        y_b1 = backend.run_module(module, inputs, 1)
-        for B in todo:
-            tasks.append((backend, B, y_b1 if B == 1 else backend.run_module(module, inputs, B), y_b1))
+    torch_backends = [b for b in backends if isinstance(b, TorchBackend)]
+    tasks = output_tasks(torch_backends, sizes, done, lambda b, B: b.run_module(module, inputs, B))
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
     for r in range(rounds):

@@ -26,7 +26,7 @@ from .backends.torch_backend import TorchBackend
 from .errors import ArgumentError, DeviceUnavailableError, ShapeError, UnsupportedLayerError
 from .info import info
 from .models import Model
-from .module_sweep import check_module_backends, sweep_module
+from .module_sweep import check_module_backends, output_tasks, sweep_module
 from .probes import Probe
 from .probes import probe as probe_device
 from .results import SweepResult, make_point
@@ -200,17 +200,11 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     # spell of the machine (seen here to last seconds and slow everything by up to 1.9x) then hits one
     # round of many points, widening their intervals, instead of all the samples of a few points.
     exact_cache: dict[str, np.ndarray] = {}
-    tasks = []
     for backend in backends:
-        todo = [B for B in sizes if (backend.label, B) not in done]
-        if not todo:
-            continue
-        if backend.precision not in exact_cache:
+        if backend.precision not in exact_cache and any((backend.label, B) not in done for B in sizes):
             exact = NativeBackend(order="exact", precision=backend.precision)
             exact_cache[backend.precision] = exact.run_batched(model, data, len(data))
-        y_b1 = backend.run_batched(model, data, 1)
-        for B in todo:
-            tasks.append((backend, B, y_b1 if B == 1 else backend.run_batched(model, data, B), y_b1))
+    tasks = output_tasks(backends, sizes, done, lambda b, B: b.run_batched(model, data, B))
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
     for r in range(rounds):

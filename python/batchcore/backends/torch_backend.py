@@ -159,74 +159,61 @@ class TorchBackend(Backend):
         if not self.on_gpu:
             timed = TimedBatch(timer.measure(lambda: self._module_forward(placed, on_device)),
                                clock="steady_clock in the core around the Python call")
-            if not memory:
-                return timed
-            if not self.measure_memory:
-                timed.memory = "not measured (measure_memory=False)"
-            elif not rss.supported():
-                timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
-            else:
-                try:
-                    timed.peak_bytes = rss.module_rss_growth_bytes(model.module, inputs, self.threads or 1)
-                    timed.memory = rss.MODULE_METHOD
-                except ArgumentError as e:
-                    timed.memory = f"not measured ({e})"
-            return timed
+            threads = self.threads or _core.default_threads()
+            return self._with_cpu_memory(timed, memory, lambda: rss.module_rss_growth_bytes(model.module, inputs,
+                                                                                              threads),
+                                         rss.MODULE_METHOD)
+        return self._measure_on_gpu(lambda: self._module_forward(placed, on_device), timer)
+
+    def _measure_on_gpu(self, forward: Any, timer: Timer, flush: Any = None) -> TimedBatch:
+        """CUDA events around blocks of ``forward()`` calls (``flush`` written before each, for cold
+        passes), then torch's peak memory counter over one more call."""
         torch = self._torch
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
         def call() -> None:
-            self._module_forward(placed, on_device)
+            forward()
             torch.cuda.synchronize(self.device)
 
         sm_clock = _sm_clock_for(torch.device(self.device).index or 0, torch.cuda.current_stream(self.device).cuda_stream)
-        sample = event_sampler(lambda: self._module_forward(placed, on_device), start, end, start.elapsed_time,
-                               None, sm_clock)
+        sample = event_sampler(forward, start, end, start.elapsed_time,
+                               None if flush is None else lambda: flush.add_(1), sm_clock)
         measurement = timer.measure(call, sample=sample)
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
-        self._module_forward(placed, on_device)
+        forward()
         torch.cuda.synchronize(self.device)
         return TimedBatch(measurement, torch.cuda.max_memory_allocated(self.device), None,
                           "torch.cuda.Event around the module call" + _clock_note(sm_clock),
                           "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
+    def _with_cpu_memory(self, timed: TimedBatch, memory: bool, growth: Any, method: str) -> TimedBatch:
+        """``timed`` with the peak RSS growth that ``growth()`` measures in a fresh process, or why not."""
+        if not memory:
+            timed.memory = None
+        elif not self.measure_memory:
+            timed.memory = "not measured (measure_memory=False)"
+        elif not rss.supported():
+            timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
+        else:
+            try:
+                timed.peak_bytes, timed.memory = growth(), method
+            except ArgumentError as e:  # a module torch.export cannot capture: say why
+                timed.memory = f"not measured ({e})"
+        return timed
+
     def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
         if not self.on_gpu:
             timed = super().measure(model, x, timer, cold)
-            if not memory:
-                timed.memory = None
-            elif not self.measure_memory:
-                timed.memory = "not measured (measure_memory=False)"
-            elif not rss.supported():
-                timed.memory = "not measured (needs Linux's /proc/self/clear_refs)"
-            else:
-                threads = self.threads or _core.default_threads()
-                timed.peak_bytes, timed.memory = rss.rss_growth_bytes(model, len(x), threads), rss.METHOD
-            return timed
+            threads = self.threads or _core.default_threads()
+            return self._with_cpu_memory(timed, memory, lambda: rss.rss_growth_bytes(model, len(x), threads),
+                                         rss.METHOD)
         torch, x = self._torch, check_input(model, x)
-        timer = as_timer(timer)
         module = self.module(model).eval()
         xd = torch.from_numpy(x).to(self.device)
         flush = _l2_flush_tensor(torch, self.device) if cold else None
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def call() -> None:
-            self._device_forward(module, xd)
-            torch.cuda.synchronize(self.device)
-
-        sm_clock = _sm_clock_for(torch.device(self.device).index or 0, torch.cuda.current_stream(self.device).cuda_stream)
-        sample = event_sampler(lambda: self._device_forward(module, xd), start, end, start.elapsed_time,
-                               None if flush is None else lambda: flush.add_(1), sm_clock)
-        measurement = timer.measure(call, sample=sample)
-        torch.cuda.synchronize(self.device)
-        torch.cuda.reset_peak_memory_stats(self.device)
-        self._device_forward(module, xd)
-        torch.cuda.synchronize(self.device)
-        peak = torch.cuda.max_memory_allocated(self.device)
-        return TimedBatch(measurement, peak, None, "torch.cuda.Event around the module call" + _clock_note(sm_clock),
-                        "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
+        return self._measure_on_gpu(lambda: self._device_forward(module, xd), as_timer(timer), flush)
 
     def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if not self.on_gpu:
