@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstring>
 #include <string>
 
@@ -13,6 +14,7 @@
 #include "kernels/tile_kernels.hpp"
 #include "timing_dict.hpp"
 #include "batchcore/cache_sizes.hpp"
+#include "batchcore/conv.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/dot.hpp"
 #include "batchcore/errors.hpp"
@@ -280,6 +282,63 @@ PYBIND11_MODULE(_core, m) {
     for (py::ssize_t i = 0; i < x.size(); ++i) o[i] = round_to(p[i], prec);
     return out;
   });
+
+  py::class_<Conv2d>(m, "Conv2d",
+                     "A 2-D convolution, each output element one dot product in the run's order over the taps "
+                     "(ci, kh, kw) in torch's weight layout; a padded tap is a +0 term (docs/orders.md).")
+      .def(py::init([](const py::object& w_obj, const py::object& b_obj, int64_t height, int64_t width,
+                       std::array<int64_t, 2> stride, std::array<int64_t, 2> padding, std::array<int64_t, 2> dilation,
+                       int64_t groups) {
+             const py::array w = f32_array(w_obj, 4, "weight");
+             if (groups < 1) throw ShapeError("conv2d: groups must be positive, got " + std::to_string(groups));
+             Conv2dShape s;
+             s.out_channels = w.shape(0);
+             s.in_channels = w.shape(1) * groups;
+             s.kernel_h = w.shape(2);
+             s.kernel_w = w.shape(3);
+             s.height = height;
+             s.width = width;
+             s.stride_h = stride[0], s.stride_w = stride[1];
+             s.pad_h = padding[0], s.pad_w = padding[1];
+             s.dilation_h = dilation[0], s.dilation_w = dilation[1];
+             s.groups = groups;
+             py::array b;
+             if (!b_obj.is_none()) {
+               b = f32_array(b_obj, 1, "bias");
+               if (b.size() != s.out_channels)
+                 throw ShapeError("conv2d: bias has " + std::to_string(b.size()) + " values for " +
+                                  std::to_string(s.out_channels) + " output channels");
+             }
+             return std::make_unique<Conv2d>(f32_data(w), b_obj.is_none() ? nullptr : f32_data(b), s);
+           }),
+           py::arg("weight"), py::arg("bias"), py::arg("height"), py::arg("width"),
+           py::arg("stride") = std::array<int64_t, 2>{1, 1}, py::arg("padding") = std::array<int64_t, 2>{0, 0},
+           py::arg("dilation") = std::array<int64_t, 2>{1, 1}, py::arg("groups") = 1)
+      .def_property_readonly("output_shape", [](const Conv2d& c) {
+        const Conv2dShape& s = c.shape();
+        return py::make_tuple(s.out_channels, s.out_height(), s.out_width());
+      })
+      .def(
+          "run",
+          [](Conv2d& self, const py::object& x_obj, const RunOptions& opt) {
+            const py::array x = f32_array(x_obj, 4, "x");
+            const Conv2dShape& s = self.shape();
+            if (x.shape(1) != s.in_channels || x.shape(2) != s.height || x.shape(3) != s.width)
+              throw ShapeError("conv2d: x has samples of " + std::to_string(x.shape(1)) + " x " +
+                               std::to_string(x.shape(2)) + " x " + std::to_string(x.shape(3)) + ", the layer takes " +
+                               std::to_string(s.in_channels) + " x " + std::to_string(s.height) + " x " +
+                               std::to_string(s.width));
+            const int64_t N = x.shape(0);
+            py::array_t<float> y({N, s.out_channels, s.out_height(), s.out_width()});
+            const float* xp = f32_data(x);
+            float* yp = y.mutable_data();
+            {
+              py::gil_scoped_release release;
+              self.run(xp, N, yp, opt);
+            }
+            return y;
+          },
+          py::arg("x"), py::arg("options"), "y (N, C_out, OH, OW) for x (N, C_in, H, W) float32, finite.");
 
   py::class_<Model>(m, "Model")
       .def(py::init<int64_t>(), py::arg("input_width"))

@@ -11,7 +11,7 @@ import typing
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -144,6 +144,19 @@ class TimerPolicy:
         ...
     @warmup_s.setter
     def warmup_s(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class Conv2d:
+    """
+    A 2-D convolution, each output element one dot product in the run's order over the taps (ci, kh, kw) in torch's weight layout; a padded tap is a +0 term (docs/orders.md).
+    """
+    def __init__(self, weight: typing.Any, bias: typing.Any, height: typing.SupportsInt | typing.SupportsIndex, width: typing.SupportsInt | typing.SupportsIndex, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
+        ...
+    def run(self, x: typing.Any, options: RunOptions) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        y (N, C_out, OH, OW) for x (N, C_in, H, W) float32, finite.
+        """
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
         ...
 class Model:
     def __init__(self, input_width: typing.SupportsInt | typing.SupportsIndex) -> None:

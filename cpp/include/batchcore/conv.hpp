@@ -1,0 +1,58 @@
+// A 2-D convolution whose every output element is one dot product in a named order (docs/orders.md,
+// "Convolution"): y[n, co, oh, ow] = dot over k = (ci, kh, kw), in the row-major order of torch's
+// weight layout (C_out, C_in / groups, KH, KW), of x at the tap's position and w[co, ci, kh, kw], plus
+// b[co]. A tap that falls in the padding is a term whose input is +0 (so every element of a layer has
+// the same K and the same order tree). It runs as im2col (one row of K values per output position, the
+// padding written as +0) through the blocked GEMM, so a sample's bits depend neither on the batch nor on
+// its place in it.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "batchcore/pack_weights.hpp"
+#include "batchcore/run_options.hpp"
+#include "batchcore/tracking_allocator.hpp"
+
+namespace batchcore {
+
+class PoolView;
+
+struct Conv2dShape {
+  int64_t in_channels = 0, height = 0, width = 0, out_channels = 0, kernel_h = 0, kernel_w = 0;
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1, groups = 1;
+
+  int64_t out_height() const { return (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
+  int64_t out_width() const { return (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+  int64_t taps() const { return in_channels / groups * kernel_h * kernel_w; }  // K of every output element
+};
+
+// ShapeError naming the first impossible setting (non-positive sizes, channels not divisible by groups,
+// a kernel larger than the padded input).
+void check_conv2d_shape(const Conv2dShape& s);
+
+class Conv2d {
+ public:
+  // weight: out_channels x (in_channels / groups) x kernel_h x kernel_w; bias: out_channels or null (+0).
+  Conv2d(const float* weight, const float* bias, const Conv2dShape& shape);
+
+  const Conv2dShape& shape() const { return shape_; }
+  // y (N x out_channels x out_height x out_width) = conv(x (N x in_channels x height x width)). x finite.
+  void run(const float* x, int64_t N, float* y, const RunOptions& opt);
+  TrackingAllocator& allocator() { return alloc_; }
+
+ private:
+  void ensure_packed(Precision p);
+  // Output positions of one sample as rows of K taps (ld floats apart), rounded to `p`; padding is +0.
+  void im2col(const float* sample, int64_t group, float* rows, int64_t ld, Precision p, const PoolView& pool) const;
+
+  Conv2dShape shape_;
+  std::vector<float> weight_, bias_;
+  TrackingAllocator alloc_;
+  std::vector<PackedLinear> packed_;  // one per group
+  Precision packed_precision_ = Precision::fp32;
+  bool packed_valid_ = false;
+  std::mutex run_mu_;
+};
+
+}  // namespace batchcore

@@ -1,0 +1,121 @@
+#include "batchcore/conv.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "batchcore/errors.hpp"
+#include "batchcore/gemm.hpp"
+#include "batchcore/model.hpp"
+#include "batchcore/precision.hpp"
+#include "batchcore/thread_pool.hpp"
+
+namespace batchcore {
+
+void check_conv2d_shape(const Conv2dShape& s) {
+  const auto positive = [](int64_t v, const char* what) {
+    if (v <= 0) throw ShapeError(std::string("conv2d: ") + what + " must be positive, got " + std::to_string(v));
+  };
+  positive(s.in_channels, "in_channels");
+  positive(s.height, "height");
+  positive(s.width, "width");
+  positive(s.out_channels, "out_channels");
+  positive(s.kernel_h, "kernel height");
+  positive(s.kernel_w, "kernel width");
+  positive(s.stride_h, "stride");
+  positive(s.stride_w, "stride");
+  positive(s.dilation_h, "dilation");
+  positive(s.dilation_w, "dilation");
+  positive(s.groups, "groups");
+  if (s.pad_h < 0 || s.pad_w < 0) throw ShapeError("conv2d: padding must not be negative");
+  if (s.in_channels % s.groups || s.out_channels % s.groups)
+    throw ShapeError("conv2d: in_channels (" + std::to_string(s.in_channels) + ") and out_channels (" +
+                     std::to_string(s.out_channels) + ") must be divisible by groups (" + std::to_string(s.groups) + ")");
+  if (s.out_height() < 1 || s.out_width() < 1)
+    throw ShapeError("conv2d: the dilated kernel is larger than the padded input (" + std::to_string(s.height) + " x " +
+                     std::to_string(s.width) + ")");
+}
+
+Conv2d::Conv2d(const float* weight, const float* bias, const Conv2dShape& shape) : shape_(shape) {
+  check_conv2d_shape(shape);
+  const int64_t n = shape.out_channels * shape.taps();
+  weight_.assign(weight, weight + n);
+  if (bias) bias_.assign(bias, bias + shape.out_channels);
+  require_finite(weight_.data(), n, "conv2d weight", shape.taps());
+  if (bias) require_finite(bias_.data(), shape.out_channels, "conv2d bias", shape.out_channels);
+}
+
+void Conv2d::ensure_packed(Precision p) {
+  if (packed_valid_ && packed_precision_ == p) return;
+  packed_.clear();
+  const int64_t per_group = shape_.out_channels / shape_.groups, K = shape_.taps();
+  for (int64_t g = 0; g < shape_.groups; ++g)
+    packed_.push_back(pack_weights(weight_.data() + g * per_group * K,
+                                   bias_.empty() ? nullptr : bias_.data() + g * per_group, per_group, K, p, alloc_));
+  packed_precision_ = p;
+  packed_valid_ = true;
+}
+
+void Conv2d::im2col(const float* sample, int64_t group, float* rows, int64_t ld, Precision p,
+                    const PoolView& pool) const {
+  const Conv2dShape& s = shape_;
+  const int64_t cg = s.in_channels / s.groups, OH = s.out_height(), OW = s.out_width();
+  // Output rows in parallel: each output position's row of taps is written by one worker.
+  pool.parallel_for(OH, [&](int, int64_t oh0, int64_t oh1) {
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float* row = rows + (oh * OW + ow) * ld;
+        const int64_t iw0 = ow * s.stride_w - s.pad_w, iw_last = iw0 + (s.kernel_w - 1) * s.dilation_w;
+        const bool columns_inside = iw0 >= 0 && iw_last < s.width;
+        for (int64_t ci = 0; ci < cg; ++ci) {
+          const float* plane = sample + (group * cg + ci) * s.height * s.width;
+          for (int64_t kh = 0; kh < s.kernel_h; ++kh, row += s.kernel_w) {
+            const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
+            if (ih < 0 || ih >= s.height) {  // a row of padded taps: +0 terms
+              for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = 0.0f;
+              continue;
+            }
+            const float* line = plane + ih * s.width;
+            if (columns_inside) {
+              for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = round_to(line[iw0 + kw * s.dilation_w], p);
+              continue;
+            }
+            for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+              const int64_t iw = iw0 + kw * s.dilation_w;
+              row[kw] = iw >= 0 && iw < s.width ? round_to(line[iw], p) : 0.0f;  // a padded tap: a +0 term
+            }
+          }
+        }
+      }
+  }, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OW * s.taps())));
+}
+
+void Conv2d::run(const float* x, int64_t N, float* y, const RunOptions& opt) {
+  if (N <= 0) throw ShapeError("empty batch: a convolution needs at least one sample");
+  const Conv2dShape& s = shape_;
+  const int64_t sample_in = s.in_channels * s.height * s.width;
+  const PoolView pool = shared_pool(opt.threads);
+  require_finite(x, N * sample_in, "input", sample_in, &pool);
+  std::lock_guard<std::mutex> lock(run_mu_);
+  ensure_packed(opt.precision);
+  const GemmOptions gemm{resolve_order(opt.policy, opt.order, N), opt.threads, opt.simd};
+  const int64_t positions = s.out_height() * s.out_width(), per_group = s.out_channels / s.groups;
+  const int64_t ld_in = row_stride(s.taps()), ld_out = row_stride(per_group);
+  TrackedBuffer rows(alloc_, positions * ld_in), out(alloc_, positions * ld_out);
+  TrackedBuffer lanes(alloc_, lanes_floats(gemm.order, opt.threads));
+  const GemmWorkspace ws{lanes.data()};
+  // One sample at a time: its rows are the GEMM's M; a sample's bits never see another sample.
+  for (int64_t n = 0; n < N; ++n) {
+    const float* sample = x + n * sample_in;
+    float* dst = y + n * s.out_channels * positions;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      im2col(sample, g, rows.data(), ld_in, opt.precision, pool);
+      linear_forward(rows.data(), ld_in, positions, packed_[size_t(g)], out.data(), ld_out, ws, gemm);
+      for (int64_t co = 0; co < per_group; ++co)
+        for (int64_t pos = 0; pos < positions; ++pos)
+          dst[(g * per_group + co) * positions + pos] = out.data()[pos * ld_out + co];
+    }
+  }
+}
+
+}  // namespace batchcore
