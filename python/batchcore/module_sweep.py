@@ -18,8 +18,7 @@ from .backends.torch_backend import TorchBackend
 from .errors import ArgumentError, ShapeError
 from .results import SweepResult, make_module_point
 from .timing import Measurement, Timer
-from .torch_models import import_torch
-from .user_modules import UserModule, as_inputs, rows_of, slice_rows
+from .user_modules import UserModule, as_inputs, rows_of, slice_rows, tensors_digest
 
 
 def check_module_backends(module: UserModule, backends: list[Backend], reason: str) -> None:
@@ -30,13 +29,9 @@ def check_module_backends(module: UserModule, backends: list[Backend], reason: s
                             "module as it is (backends=[bc.torch()]).")
 
 
-def _inputs_digest(inputs: tuple[Any, ...]) -> str:
-    torch = import_torch()
-    h = hashlib.sha256()
-    for t in inputs:
-        h.update(f"{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+def array_digest(a: np.ndarray | None) -> str | None:
+    """A short hash of an array's bytes (None for None): what a result file says its data were."""
+    return None if a is None else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
 
 
 def output_tasks(backends: list[Any], sizes: list[int], done: set[tuple[str, int]],
@@ -69,8 +64,7 @@ def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], 
         if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer):
             raise ShapeError(f"labels must be integers of shape ({n},), got {labels.dtype} {labels.shape}")
     config = {"model": module.describe(), "model_digest": module.digest(), "rows": n,
-              "data_digest": _inputs_digest(inputs),
-              "labels_digest": None if labels is None else hashlib.sha256(labels.tobytes()).hexdigest()[:16]}
+              "data_digest": tensors_digest(enumerate(inputs)), "labels_digest": array_digest(labels)}
     env["probes"] = {}
     log = resultfile.PointLog(out, config, env) if out is not None else None
     points = list(log.done) if log else []

@@ -5,6 +5,7 @@ them, and their files (JSON, JSON lines, CSV; the formats are in :mod:`batchcore
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
@@ -18,6 +19,7 @@ from . import decisions, numerics, resultfile
 from .models import Model
 from .probes import Probe
 from .report import Classes, format_table
+from .user_modules import FLOAT_FORMATS
 
 if TYPE_CHECKING:
     from .backends import Backend, TimedBatch
@@ -165,9 +167,9 @@ def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Outp
     bfloat16 for those); argmax and accuracy read the first floating output of shape (rows, classes). The
     FLOP count and the exactly rounded reference of a module batchcore does not read are unknown: those
     fields are None."""
-    floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1) if a.fmt in ("fp32", "fp16", "bf16")]
-    equal = [np.asarray(a.values == b.values) if a.fmt not in ("fp32", "fp16", "bf16")
-             else numerics.bitwise_equal(a.values, b.values) for a, b in zip(y, y_b1)]
+    floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1) if a.fmt in FLOAT_FORMATS]
+    equal = [numerics.bitwise_equal(a.values, b.values) if a.fmt in FLOAT_FORMATS else np.asarray(a.values == b.values)
+             for a, b in zip(y, y_b1)]
     logits, logits_b1 = next(((a, b) for a, b, _ in floating if a.ndim == 2), (None, None))
     precision = backend.settings()["precision"]
     return resultfile.json_safe({
@@ -189,8 +191,6 @@ def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Outp
 
 def fingerprint_outputs(outputs: list[Output]) -> str:
     """One fingerprint of several outputs (names, formats and every bit): equal fingerprints, equal outputs."""
-    import hashlib
-
     h = hashlib.sha256()
     for o in outputs:
         h.update(f"{o.name}:{o.fmt}:{numerics.fingerprint(o.values)}".encode())

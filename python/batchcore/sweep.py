@@ -9,7 +9,6 @@ exactly B rows is also timed. Each measured point is appended to a JSON-lines fi
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Iterable
 from os import PathLike
@@ -26,7 +25,7 @@ from .backends.torch_backend import TorchBackend
 from .errors import ArgumentError, DeviceUnavailableError, ShapeError, UnsupportedLayerError
 from .info import info
 from .models import Model
-from .module_sweep import check_module_backends, output_tasks, sweep_module
+from .module_sweep import array_digest, check_module_backends, output_tasks, sweep_module
 from .probes import Probe
 from .probes import probe as probe_device
 from .results import SweepResult, make_point
@@ -35,10 +34,6 @@ from .torch_models import from_torch
 from .user_modules import UserModule
 
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
-
-
-def _digest(a: np.ndarray | None) -> str | None:
-    return None if a is None else hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
 
 
 def _check_batch_sizes(batch_sizes: Any) -> list[int]:
@@ -51,21 +46,22 @@ def _check_batch_sizes(batch_sizes: Any) -> list[int]:
 
 
 def _check_model(model: Any, backends: list[Backend]) -> Model | UserModule:
-    """A Model as it is; a torch module read by ``from_torch`` when it can be (every backend then runs it),
-    else the module itself, which only torch backends run (the others are refused, saying why)."""
+    """A Model as it is; a torch module read by ``from_torch`` when it can be and a backend other than torch
+    needs it (every backend then runs it), else the module itself, which only torch backends run (the
+    others are refused, saying why)."""
     if isinstance(model, Model):
         return model
-    if isinstance(model, (str, bytes, int, float)) or not callable(model):
+    if not callable(model):
         raise ArgumentError("sweep() takes a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module "
                             f"or a callable, got {model!r}")
-    user = UserModule(model)
     if all(isinstance(b, TorchBackend) for b in backends):
-        return user
+        return UserModule(model)
     try:
         return from_torch(model)
     except UnsupportedLayerError as e:
+        user = UserModule(model)
         check_module_backends(user, backends, f"bc.from_torch does not read it ({e})")
-    return user
+        return user
 
 
 def _check_backends(backends: Any) -> list[Backend]:
@@ -182,7 +178,7 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     checks.require_allocatable(3 * 4 * widest, f"a batch of {max(sizes)} rows")
 
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
-              "data_digest": _digest(data), "labels_digest": _digest(labels)}
+              "data_digest": array_digest(data), "labels_digest": array_digest(labels)}
     env = info()
     probes: dict[str, Probe] = {}
     env["probes"] = {}

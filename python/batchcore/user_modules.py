@@ -20,6 +20,7 @@ from .torch_models import import_torch
 
 # torch floating dtypes by the name batchcore gives their format
 FORMATS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+FLOAT_FORMATS = frozenset(FORMATS.values())
 
 
 def _format_of(dtype: Any) -> str:
@@ -50,7 +51,7 @@ class UserModule:
             raise DTypeError(f"{self.name} mixes floating dtypes {sorted(map(str, dtypes))}; batchcore compares a "
                              "module in one format: convert it with module.float(), .half() or .bfloat16()")
         self.dtype = _format_of(dtypes.pop()) if dtypes else None
-        if self.dtype is not None and self.dtype not in FORMATS.values():
+        if self.dtype is not None and self.dtype not in FLOAT_FORMATS:
             raise DTypeError(f"{self.name} computes in {self.dtype}; batchcore compares float32, float16 and bfloat16")
 
     def describe(self) -> dict[str, Any]:
@@ -62,13 +63,19 @@ class UserModule:
     def digest(self) -> str:
         """A hash of the module's class and every parameter and buffer (name, dtype, shape, bits)."""
         torch = import_torch()
-        h = hashlib.sha256(type(self.module).__qualname__.encode())
-        if isinstance(self.module, torch.nn.Module):
-            for key, t in self.module.state_dict().items():
-                t = t.detach().cpu().contiguous()
-                h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
-                h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        return h.hexdigest()[:16]
+        tensors = self.module.state_dict().items() if isinstance(self.module, torch.nn.Module) else []
+        return tensors_digest(tensors, type(self.module).__qualname__)
+
+
+def tensors_digest(named: Any, prefix: str = "") -> str:
+    """A short hash of (name, tensor) pairs: each name, dtype, shape and every bit, in order."""
+    torch = import_torch()
+    h = hashlib.sha256(prefix.encode())
+    for key, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
 
 
 def as_inputs(data: Any, model: UserModule) -> tuple[Any, ...]:

@@ -110,12 +110,14 @@ class TorchBackend(Backend):
     # -- a user's module, run as it is ------------------------------------------------------------------
 
     def _module_forward(self, model: UserModule, inputs: tuple[Any, ...]) -> Any:
+        """One pass of the module on inputs already on this backend's device, in eval mode (a module in
+        training mode is handed back in it); what the module raises arrives as ModuleError."""
         module = model.module
         was_training = getattr(module, "training", False)
         if was_training:
             module.eval()
         try:
-            return self._device_forward(lambda xs: module(*xs), tuple(t.to(self.device) for t in inputs))
+            return self._device_forward(lambda xs: module(*xs), inputs)
         except self._torch.cuda.OutOfMemoryError as e:
             raise OutOfMemoryError(f"{model.name} ran out of memory on {self.device} with a batch of "
                                    f"{rows_of(inputs)} rows") from e
@@ -143,7 +145,7 @@ class TorchBackend(Backend):
         placed, n = self._placed(model), rows_of(inputs)
         batches = []
         for i in range(0, n, b):
-            part = slice_rows(inputs, i, min(n, i + b))
+            part = tuple(t.to(self.device) for t in slice_rows(inputs, i, min(n, i + b)))
             batches.append(outputs_of(self._module_forward(placed, part), rows_of(part)))
         return concat_outputs(batches)
 
