@@ -12,6 +12,8 @@
 #include "error_table.hpp"
 #include "batchcore_build_info.hpp"
 #include "kernels/tile_kernels.hpp"
+#include "forward_bindings.hpp"
+#include "graph_bindings.hpp"
 #include "timing_dict.hpp"
 #include "batchcore/cache_sizes.hpp"
 #include "batchcore/conv.hpp"
@@ -38,14 +40,12 @@ int thread_count(int threads) {
   return t;
 }
 
-// A copy of the parsed options with this call's timer and cold-mode bytes.
-RunOptions for_call(const RunOptions& options, const TimerPolicy* timer, int64_t cold_bytes) {
-  if (cold_bytes < 0) throw ArgumentError("cold_bytes must be >= 0, got " + std::to_string(cold_bytes));
-  RunOptions o = options;
-  o.timer = timer;
-  o.cold_bytes = cold_bytes;
-  return o;
-}
+// The bound Conv2d owns the allocator its packed weights and workspace come from (in a graph, the graph's).
+struct BoundConv2d {
+  TrackingAllocator alloc;
+  Conv2d conv;
+  BoundConv2d(const float* w, const float* b, const Conv2dShape& s) : conv(w, b, s, alloc) {}
+};
 
 Activation parse_activation(const std::string& name) {
   if (name == "relu") return Activation::relu;
@@ -283,7 +283,7 @@ PYBIND11_MODULE(_core, m) {
     return out;
   });
 
-  py::class_<Conv2d>(m, "Conv2d",
+  py::class_<BoundConv2d>(m, "Conv2d",
                      "A 2-D convolution, each output element one dot product in the run's order over the taps "
                      "(ci, kh, kw) in torch's weight layout; a padded tap is a +0 term (docs/orders.md).")
       .def(py::init([](const py::object& w_obj, const py::object& b_obj, int64_t height, int64_t width,
@@ -309,20 +309,20 @@ PYBIND11_MODULE(_core, m) {
                  throw ShapeError("conv2d: bias has " + std::to_string(b.size()) + " values for " +
                                   std::to_string(s.out_channels) + " output channels");
              }
-             return std::make_unique<Conv2d>(f32_data(w), b_obj.is_none() ? nullptr : f32_data(b), s);
+             return std::make_unique<BoundConv2d>(f32_data(w), b_obj.is_none() ? nullptr : f32_data(b), s);
            }),
            py::arg("weight"), py::arg("bias"), py::arg("height"), py::arg("width"),
            py::arg("stride") = std::array<int64_t, 2>{1, 1}, py::arg("padding") = std::array<int64_t, 2>{0, 0},
            py::arg("dilation") = std::array<int64_t, 2>{1, 1}, py::arg("groups") = 1)
-      .def_property_readonly("output_shape", [](const Conv2d& c) {
-        const Conv2dShape& s = c.shape();
+      .def_property_readonly("output_shape", [](const BoundConv2d& c) {
+        const Conv2dShape& s = c.conv.shape();
         return py::make_tuple(s.out_channels, s.out_height(), s.out_width());
       })
       .def(
           "run",
-          [](Conv2d& self, const py::object& x_obj, const RunOptions& opt) {
+          [](BoundConv2d& self, const py::object& x_obj, const RunOptions& opt) {
             const py::array x = f32_array(x_obj, 4, "x");
-            const Conv2dShape& s = self.shape();
+            const Conv2dShape& s = self.conv.shape();
             if (x.shape(1) != s.in_channels || x.shape(2) != s.height || x.shape(3) != s.width)
               throw ShapeError("conv2d: x has samples of " + std::to_string(x.shape(1)) + " x " +
                                std::to_string(x.shape(2)) + " x " + std::to_string(x.shape(3)) + ", the layer takes " +
@@ -334,14 +334,14 @@ PYBIND11_MODULE(_core, m) {
             float* yp = y.mutable_data();
             {
               py::gil_scoped_release release;
-              self.run(xp, N, yp, opt);
+              self.conv.run(xp, N, yp, opt);
             }
             return y;
           },
           py::arg("x"), py::arg("options"), "y (N, C_out, OH, OW) for x (N, C_in, H, W) float32, finite.");
 
-  py::class_<Model>(m, "Model")
-      .def(py::init<int64_t>(), py::arg("input_width"))
+  py::class_<Model> model(m, "Model");
+  model.def(py::init<int64_t>(), py::arg("input_width"))
       .def("add_linear",
            [](Model& self, const py::object& W_obj, const py::object& b) {
              const py::array W = f32_array(W_obj, 2, "weight");
@@ -375,70 +375,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("input_width", &Model::input_width)
       .def_property_readonly("output_width", &Model::output_width)
       .def_property_readonly("flops_per_row", &Model::flops_per_row)
-      .def("__repr__", [](const Model& self) { return "<batchcore._core.Model " + self.describe() + ">"; })
-      .def(
-          "run",
-          [](Model& self, const py::object& obj, const RunOptions& options) {
-            const py::array x = model_input(self, obj);
-            const float* px = f32_data(x);
-            auto y = output_array(x.shape(0), self.output_width());
-            float* py_ = y.mutable_data();
-            RunStats stats;
-            {
-              py::gil_scoped_release release;
-              stats = self.run(px, x.shape(0), py_, options);
-            }
-            return py::make_tuple(y, stats.peak_bytes, stats.predicted_bytes);
-          },
-          py::arg("x"), py::arg_v("options", defaults, "RunOptions()"),
-          "One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).")
-      .def(
-          "measure",
-          [](Model& self, const py::object& obj, const TimerPolicy& timer, const RunOptions& options,
-             int64_t cold_bytes) {
-            const py::array x = model_input(self, obj);
-            const float* px = f32_data(x);
-            const RunOptions opt = for_call(options, &timer, cold_bytes);
-            auto y = output_array(x.shape(0), self.output_width());
-            float* py_ = y.mutable_data();
-            RunStats stats;
-            {
-              py::gil_scoped_release release;
-              stats = self.run(px, x.shape(0), py_, opt);
-            }
-            return py::make_tuple(y, summary_dict(stats.timing), stats.peak_bytes, stats.predicted_bytes);
-          },
-          py::arg("x"), py::arg("timer"), py::arg_v("options", defaults, "RunOptions()"), py::arg("cold_bytes") = 0,
-          "Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x "
-          "holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).")
-      .def(
-          "run_batched",
-          [](Model& self, const py::object& obj, int64_t batch_size, const RunOptions& options) {
-            const py::array x = model_input(self, obj);
-            const float* px = f32_data(x);
-            auto y = output_array(x.shape(0), self.output_width());
-            float* py_ = y.mutable_data();
-            {
-              py::gil_scoped_release release;
-              self.run_batched(px, x.shape(0), batch_size, py_, options);
-            }
-            return y;
-          },
-          py::arg("x"), py::arg("batch_size"), py::arg_v("options", defaults, "RunOptions()"),
-          "Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.")
-      .def("plan_bytes",
-           [](const Model& self, int64_t M, const RunOptions& options, int64_t cold_bytes) {
-             if (M <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(M));
-             return self.plan_bytes(M, for_call(options, nullptr, cold_bytes));
-           },
-           py::arg("batch_size"), py::arg_v("options", defaults, "RunOptions()"), py::arg("cold_bytes") = 0,
-           "Exact peak bytes a pass of batch_size rows holds (packed weights included).")
-      .def_property("memory_limit", [](Model& self) { return self.allocator().limit(); },
-                    [](Model& self, int64_t v) { self.allocator().set_limit(v); },
-                    "Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.")
-      .def_property_readonly("current_bytes", [](Model& self) { return self.allocator().current_bytes(); },
-                             "Live tracked bytes (the packed weights between runs).")
-      .def_property_readonly("cached_bytes", [](Model& self) { return self.allocator().cached_bytes(); },
-                             "Freed bytes kept for reuse by the next run of the same shape.")
-      .def("release_cached", [](Model& self) { self.allocator().release_cached(); });
+      .def("__repr__", [](const Model& self) { return "<batchcore._core.Model " + self.describe() + ">"; });
+  bind_forward_passes(
+      model, [](const Model& self, const py::object& obj) { return model_input(self, obj); },
+      [](const Model& self, int64_t rows) { return output_array(rows, self.output_width()); }, defaults);
+  bind_graph(m, defaults);
 }

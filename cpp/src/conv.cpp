@@ -36,7 +36,8 @@ void check_conv2d_shape(const Conv2dShape& s) {
                      std::to_string(s.width) + ")");
 }
 
-Conv2d::Conv2d(const float* weight, const float* bias, const Conv2dShape& shape) : shape_(shape) {
+Conv2d::Conv2d(const float* weight, const float* bias, const Conv2dShape& shape, TrackingAllocator& alloc)
+    : shape_(shape), alloc_(alloc) {
   check_conv2d_shape(shape);
   const int64_t n = shape.out_channels * shape.taps();
   weight_.assign(weight, weight + n);
@@ -90,6 +91,37 @@ void Conv2d::im2col(const float* sample, int64_t group, float* rows, int64_t ld,
   }, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OW * s.taps())));
 }
 
+int64_t Conv2d::packed_bytes() const {
+  return shape_.groups * PackedLinear::bytes_for(shape_.out_channels / shape_.groups, shape_.taps());
+}
+
+int64_t Conv2d::workspace_floats() const {
+  const int64_t positions = shape_.out_height() * shape_.out_width();
+  return positions * (row_stride(shape_.taps()) + row_stride(shape_.out_channels / shape_.groups));
+}
+
+void Conv2d::forward(const float* x, int64_t N, float* y, float* workspace, const GemmWorkspace& ws,
+                     const GemmOptions& gemm, Precision p) const {
+  const Conv2dShape& s = shape_;
+  const int64_t sample_in = s.in_channels * s.height * s.width;
+  const int64_t positions = s.out_height() * s.out_width(), per_group = s.out_channels / s.groups;
+  const int64_t ld_in = row_stride(s.taps()), ld_out = row_stride(per_group);
+  float* rows = workspace;
+  float* out = workspace + positions * ld_in;
+  const PoolView pool = shared_pool(gemm.threads);
+  // One sample at a time: its rows are the GEMM's M; a sample's bits never see another sample.
+  for (int64_t n = 0; n < N; ++n) {
+    const float* sample = x + n * sample_in;
+    float* dst = y + n * s.out_channels * positions;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      im2col(sample, g, rows, ld_in, p, pool);
+      linear_forward(rows, ld_in, positions, packed_[size_t(g)], out, ld_out, ws, gemm);
+      for (int64_t co = 0; co < per_group; ++co)
+        for (int64_t pos = 0; pos < positions; ++pos) dst[(g * per_group + co) * positions + pos] = out[pos * ld_out + co];
+    }
+  }
+}
+
 void Conv2d::run(const float* x, int64_t N, float* y, const RunOptions& opt) {
   if (N <= 0) throw ShapeError("empty batch: a convolution needs at least one sample");
   const Conv2dShape& s = shape_;
@@ -99,23 +131,9 @@ void Conv2d::run(const float* x, int64_t N, float* y, const RunOptions& opt) {
   std::lock_guard<std::mutex> lock(run_mu_);
   ensure_packed(opt.precision);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, N), opt.threads, opt.simd};
-  const int64_t positions = s.out_height() * s.out_width(), per_group = s.out_channels / s.groups;
-  const int64_t ld_in = row_stride(s.taps()), ld_out = row_stride(per_group);
-  TrackedBuffer rows(alloc_, positions * ld_in), out(alloc_, positions * ld_out);
+  TrackedBuffer workspace(alloc_, workspace_floats());
   TrackedBuffer lanes(alloc_, lanes_floats(gemm.order, opt.threads));
-  const GemmWorkspace ws{lanes.data()};
-  // One sample at a time: its rows are the GEMM's M; a sample's bits never see another sample.
-  for (int64_t n = 0; n < N; ++n) {
-    const float* sample = x + n * sample_in;
-    float* dst = y + n * s.out_channels * positions;
-    for (int64_t g = 0; g < s.groups; ++g) {
-      im2col(sample, g, rows.data(), ld_in, opt.precision, pool);
-      linear_forward(rows.data(), ld_in, positions, packed_[size_t(g)], out.data(), ld_out, ws, gemm);
-      for (int64_t co = 0; co < per_group; ++co)
-        for (int64_t pos = 0; pos < positions; ++pos)
-          dst[(g * per_group + co) * positions + pos] = out.data()[pos * ld_out + co];
-    }
-  }
+  forward(x, N, y, workspace.data(), GemmWorkspace{lanes.data()}, gemm, opt.precision);
 }
 
 }  // namespace batchcore

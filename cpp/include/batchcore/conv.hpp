@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "batchcore/gemm.hpp"
 #include "batchcore/pack_weights.hpp"
 #include "batchcore/run_options.hpp"
 #include "batchcore/tracking_allocator.hpp"
@@ -34,21 +35,27 @@ void check_conv2d_shape(const Conv2dShape& s);
 class Conv2d {
  public:
   // weight: out_channels x (in_channels / groups) x kernel_h x kernel_w; bias: out_channels or null (+0).
-  Conv2d(const float* weight, const float* bias, const Conv2dShape& shape);
+  // Packed weights and every run's workspace come from `alloc` (the owner's: a graph's, or its own).
+  Conv2d(const float* weight, const float* bias, const Conv2dShape& shape, TrackingAllocator& alloc);
 
   const Conv2dShape& shape() const { return shape_; }
   // y (N x out_channels x out_height x out_width) = conv(x (N x in_channels x height x width)). x finite.
   void run(const float* x, int64_t N, float* y, const RunOptions& opt);
-  TrackingAllocator& allocator() { return alloc_; }
+
+  // The parts a graph runs (one pass at a time, under the graph's own lock):
+  void ensure_packed(Precision p);
+  int64_t packed_bytes() const;     // what ensure_packed holds: one packed panel set per group
+  int64_t workspace_floats() const; // forward()'s workspace: one sample's im2col rows and GEMM output
+  void forward(const float* x, int64_t N, float* y, float* workspace, const GemmWorkspace& ws,
+               const GemmOptions& gemm, Precision p) const;
 
  private:
-  void ensure_packed(Precision p);
   // Output positions of one sample as rows of K taps (ld floats apart), rounded to `p`; padding is +0.
   void im2col(const float* sample, int64_t group, float* rows, int64_t ld, Precision p, const PoolView& pool) const;
 
   Conv2dShape shape_;
   std::vector<float> weight_, bias_;
-  TrackingAllocator alloc_;
+  TrackingAllocator& alloc_;
   std::vector<PackedLinear> packed_;  // one per group
   Precision packed_precision_ = Precision::fp32;
   bool packed_valid_ = false;

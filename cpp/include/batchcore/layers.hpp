@@ -3,6 +3,7 @@
 // itself (payload and all) and makes no NaN of a number.
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "batchcore/math_fixed.hpp"
 
@@ -20,16 +21,19 @@ BC_HD float activate(float x, Activation a) {
   return NAN;
 }
 
-BC_HD void softmax_row(float* x, int64_t n) {
+// Softmax of the n values x[0], x[stride], ..., x[(n - 1) stride], in place.
+BC_HD void softmax_strided(float* x, int64_t n, int64_t stride) {
   float m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
+  for (int64_t i = 1; i < n; ++i) m = x[i * stride] > m ? x[i * stride] : m;
   float sum = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = bc_exp(x[i] - m);
-    sum = sum + x[i];
+    x[i * stride] = bc_exp(x[i * stride] - m);
+    sum = sum + x[i * stride];
   }
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] / sum;
+  for (int64_t i = 0; i < n; ++i) x[i * stride] = x[i * stride] / sum;
 }
+
+BC_HD void softmax_row(float* x, int64_t n) { softmax_strided(x, n, 1); }
 
 // Two-pass layer norm: mean, then the mean of squared deviations; (x - mean) / sqrt(var + eps) * g + b.
 BC_HD void layer_norm_row(float* x, int64_t n, const float* gamma, const float* beta, float eps) {

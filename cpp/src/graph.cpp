@@ -1,0 +1,504 @@
+#include "batchcore/graph.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <sstream>
+
+#include "batchcore/errors.hpp"
+#include "batchcore/gemm.hpp"
+#include "batchcore/precision.hpp"
+#include "batchcore/thread_pool.hpp"
+#include "kernels/tile_kernels.hpp"
+
+namespace batchcore {
+namespace {
+
+// Element-wise row functions (the activations) run over a buffer in pieces of this many floats, a
+// multiple of every vector width; an element's value never depends on the split.
+constexpr int64_t kSegmentFloats = 4096;
+constexpr int64_t kMinElementsPerWorker = 16384;
+
+const char* op_name(Graph::Op op) {
+  static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
+                                "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
+                                "binary", "reshape", "permute"};
+  return names[int(op)];
+}
+
+std::string dims_text(const Dims& d) {
+  std::ostringstream s;
+  s << "(";
+  for (size_t i = 0; i < d.size(); ++i) s << (i ? ", " : "") << d[i];
+  s << (d.size() == 1 ? ",)" : ")");
+  return s.str();
+}
+
+[[noreturn]] void shape_error(size_t node, const char* op, const std::string& what) {
+  throw ShapeError("graph node " + std::to_string(node) + " (" + op + "): " + what);
+}
+
+// A row function (layers.hpp) on `rows` rows of `width` floats, in place, by the SIMD level's kernels.
+void apply_rows(const RowLayer& layer, float* data, int64_t rows, const GemmOptions& gemm) {
+  const IsaKernels& kernels = kernels_for(gemm.simd);
+  shared_pool(gemm.threads).parallel_for(rows, [&](int, int64_t r0, int64_t r1) {
+    kernels.row_layer(layer, data + r0 * layer.width, r1 - r0, layer.width);
+  }, std::max<int64_t>(1, kMinElementsPerWorker / layer.width));
+}
+
+}  // namespace
+
+Graph::Graph(const Dims& input) {
+  Node n;
+  n.dims = input;
+  if (input.empty() || element_count(input) <= 0 ||
+      std::any_of(input.begin(), input.end(), [](int64_t d) { return d <= 0; }))
+    throw ShapeError("a graph's input sample shape must have positive dimensions, got " + dims_text(input));
+  nodes_.push_back(std::move(n));
+}
+
+int Graph::add_node(Node n) {
+  nodes_.push_back(std::move(n));
+  packed_valid_ = packed_valid_ && nodes_.back().op != Op::linear && nodes_.back().op != Op::conv2d;
+  return int(nodes_.size()) - 1;
+}
+
+const Graph::Node& Graph::value(int id, const char* what) const {
+  if (id < 0 || size_t(id) >= nodes_.size())
+    shape_error(nodes_.size(), what, "input value " + std::to_string(id) + " does not exist");
+  const Node& n = nodes_[size_t(id)];
+  if (!n.batched) shape_error(nodes_.size(), what, "its input must depend on the model's input, not be a constant");
+  return n;
+}
+
+int Graph::add_constant(const float* values, const Dims& dims) {
+  Node n;
+  n.op = Op::constant;
+  n.dims = dims;
+  n.batched = false;
+  if (std::any_of(dims.begin(), dims.end(), [](int64_t d) { return d <= 0; }))
+    shape_error(nodes_.size(), "constant", "dimensions must be positive, got " + dims_text(dims));
+  const int64_t count = element_count(dims);
+  require_finite(values, count, "constant", count);
+  n.p0.assign(values, values + count);
+  return add_node(std::move(n));
+}
+
+int Graph::add_linear(int x, const float* W, const float* b, int64_t N, int64_t K) {
+  const Node& in = value(x, "linear");
+  if (N <= 0 || K <= 0) shape_error(nodes_.size(), "linear", "needs N >= 1 and K >= 1");
+  if (in.dims.back() != K)
+    shape_error(nodes_.size(), "linear", "takes " + std::to_string(K) + " features, its input is " + dims_text(in.dims));
+  require_finite(W, N * K, "linear weight", K);
+  if (b) require_finite(b, N, "linear bias", N);
+  Node n;
+  n.op = Op::linear;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.dims.back() = N;
+  n.p0.assign(W, W + N * K);
+  n.p1 = b ? std::vector<float>(b, b + N) : std::vector<float>(size_t(N), 0.0f);
+  return add_node(std::move(n));
+}
+
+int Graph::add_conv2d(int x, const float* weight, const float* bias, const Conv2dShape& s) {
+  const Node& in = value(x, "conv2d");
+  if (in.dims != Dims{s.in_channels, s.height, s.width})
+    shape_error(nodes_.size(), "conv2d", "takes samples of " + dims_text({s.in_channels, s.height, s.width}) +
+                                          ", its input is " + dims_text(in.dims));
+  Node n;
+  n.op = Op::conv2d;
+  n.inputs = {x};
+  n.conv = std::make_unique<Conv2d>(weight, bias, s, alloc_);
+  n.dims = {s.out_channels, s.out_height(), s.out_width()};
+  return add_node(std::move(n));
+}
+
+int Graph::add_pool2d(int x, Op kind, const Pool2dWindow& w) {
+  if (kind != Op::max_pool2d && kind != Op::avg_pool2d) shape_error(nodes_.size(), "pool2d", "is max or avg");
+  const char* name = op_name(kind);
+  const Node& in = value(x, name);
+  if (in.dims.size() != 3) shape_error(nodes_.size(), name, "takes (C, H, W) samples, got " + dims_text(in.dims));
+  if (w.kernel_h <= 0 || w.kernel_w <= 0 || w.stride_h <= 0 || w.stride_w <= 0 || w.dilation_h <= 0 ||
+      w.dilation_w <= 0 || w.pad_h < 0 || w.pad_w < 0 || w.divisor_override < 0)
+    shape_error(nodes_.size(), name, "kernel, stride and dilation must be positive and padding >= 0");
+  if (2 * w.pad_h > w.kernel_h || 2 * w.pad_w > w.kernel_w)
+    shape_error(nodes_.size(), name, "padding must be at most half the kernel (as torch requires)");
+  Node n;
+  n.op = kind;
+  n.inputs = {x};
+  n.window = w;
+  n.dims = {in.dims[0], w.out_size(in.dims[1], true), w.out_size(in.dims[2], false)};
+  if (n.dims[1] < 1 || n.dims[2] < 1) shape_error(nodes_.size(), name, "the window is larger than the padded input");
+  return add_node(std::move(n));
+}
+
+int Graph::add_adaptive_avg_pool2d(int x, int64_t out_h, int64_t out_w) {
+  const Node& in = value(x, "adaptive_avg_pool2d");
+  if (in.dims.size() != 3)
+    shape_error(nodes_.size(), "adaptive_avg_pool2d", "takes (C, H, W) samples, got " + dims_text(in.dims));
+  if (out_h <= 0 || out_w <= 0) shape_error(nodes_.size(), "adaptive_avg_pool2d", "output size must be positive");
+  Node n;
+  n.op = Op::adaptive_avg_pool2d;
+  n.inputs = {x};
+  n.ints = {out_h, out_w};
+  n.dims = {in.dims[0], out_h, out_w};
+  return add_node(std::move(n));
+}
+
+int Graph::add_channel_affine(int x, const float* scale, const float* shift) {
+  const Node& in = value(x, "channel_affine");
+  const int64_t C = in.dims[0];
+  require_finite(scale, C, "batch norm scale", C);
+  require_finite(shift, C, "batch norm shift", C);
+  Node n;
+  n.op = Op::channel_affine;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.p0.assign(scale, scale + C);
+  n.p1.assign(shift, shift + C);
+  return add_node(std::move(n));
+}
+
+int Graph::add_activation(int x, Activation a) {
+  Node n;
+  n.op = Op::activation;
+  n.inputs = {x};
+  n.dims = value(x, "activation").dims;
+  n.activation = a;
+  return add_node(std::move(n));
+}
+
+int Graph::add_softmax(int x, int64_t dim) {
+  const Node& in = value(x, "softmax");
+  if (dim < 0 || dim >= int64_t(in.dims.size()))
+    shape_error(nodes_.size(), "softmax", "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
+  Node n;
+  n.op = Op::softmax;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.ints = {dim};
+  return add_node(std::move(n));
+}
+
+int Graph::add_layer_norm(int x, const float* gamma, const float* beta, float eps) {
+  const Node& in = value(x, "layer_norm");
+  const int64_t width = in.dims.back();
+  require_finite(gamma, width, "layer norm weight", width);
+  require_finite(beta, width, "layer norm bias", width);
+  if (!(eps >= 0.0f) || !std::isfinite(eps)) throw NonFiniteError("layer norm eps must be finite and >= 0");
+  Node n;
+  n.op = Op::layer_norm;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.p0.assign(gamma, gamma + width);
+  n.p1.assign(beta, beta + width);
+  n.eps = eps;
+  return add_node(std::move(n));
+}
+
+int Graph::add_binary(int a, int b, BinaryOp op) {
+  for (int id : {a, b})
+    if (id < 0 || size_t(id) >= nodes_.size()) shape_error(nodes_.size(), "binary", "input value does not exist");
+  const Node &na = nodes_[size_t(a)], &nb = nodes_[size_t(b)];
+  if (!na.batched && !nb.batched) shape_error(nodes_.size(), "binary", "one operand must depend on the model's input");
+  Node n;
+  n.op = Op::binary;
+  n.inputs = {a, b};
+  n.binary = op;
+  if (!broadcast_dims(na.dims, nb.dims, n.dims))
+    shape_error(nodes_.size(), "binary", "shapes " + dims_text(na.dims) + " and " + dims_text(nb.dims) +
+                                          " do not broadcast");
+  return add_node(std::move(n));
+}
+
+int Graph::add_reshape(int x, const Dims& dims) {
+  const Node& in = value(x, "reshape");
+  if (dims.empty() || std::any_of(dims.begin(), dims.end(), [](int64_t d) { return d <= 0; }) ||
+      element_count(dims) != element_count(in.dims))
+    shape_error(nodes_.size(), "reshape", "cannot make " + dims_text(dims) + " of " + dims_text(in.dims));
+  Node n;
+  n.op = Op::reshape;
+  n.inputs = {x};
+  n.dims = dims;
+  return add_node(std::move(n));
+}
+
+int Graph::add_permute(int x, const std::vector<int64_t>& perm) {
+  const Node& in = value(x, "permute");
+  std::vector<int64_t> sorted = perm;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i)
+    if (sorted[i] != int64_t(i) || sorted.size() != in.dims.size())
+      shape_error(nodes_.size(), "permute", "needs a permutation of the " + std::to_string(in.dims.size()) +
+                                            " sample dimensions");
+  Node n;
+  n.op = Op::permute;
+  n.inputs = {x};
+  n.ints = perm;
+  for (int64_t d : perm) n.dims.push_back(in.dims[size_t(d)]);
+  return add_node(std::move(n));
+}
+
+void Graph::set_output(int id) {
+  value(id, "output");  // checks that it exists and is not a constant
+  output_ = id;
+}
+
+const Dims& Graph::dims_of(int id) const {
+  if (id < 0 || size_t(id) >= nodes_.size()) throw ShapeError("graph value " + std::to_string(id) + " does not exist");
+  return nodes_[size_t(id)].dims;
+}
+
+int64_t Graph::flops_per_sample() const {
+  int64_t f = 0;
+  for (const Node& n : nodes_) {
+    if (n.op == Op::linear) f += 2 * element_count(n.dims) * int64_t(n.p0.size() / n.p1.size());
+    if (n.op == Op::conv2d) f += 2 * element_count(n.dims) * n.conv->shape().taps();
+  }
+  return f;
+}
+
+std::string Graph::describe() const {
+  std::ostringstream s;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    s << (i ? "; " : "") << "%" << i << " = " << op_name(n.op);
+    for (size_t j = 0; j < n.inputs.size(); ++j) s << (j ? ", %" : " %") << n.inputs[j];
+    s << " -> " << dims_text(n.dims);
+  }
+  s << "; output %" << output_;
+  return s.str();
+}
+
+// ---- the plan -----------------------------------------------------------------------------------
+
+std::vector<Graph::Step> Graph::plan(int64_t M, Precision p) const {
+  const size_t count = nodes_.size();
+  std::vector<int64_t> last_use(count, -1);
+  for (size_t i = 0; i < count; ++i)
+    for (int in : nodes_[i].inputs) last_use[size_t(in)] = int64_t(i);
+  last_use[size_t(output_)] = int64_t(count);  // the output lives to the end of the pass
+  std::vector<Step> steps(count);
+  std::vector<int64_t> owner_last(count, -1);  // the last use of any value in an owner's buffer
+  for (size_t i = 0; i < count; ++i) {
+    const Node& n = nodes_[i];
+    Step& s = steps[i];
+    s.owner = int(i);
+    const auto writable_dying = [&](int in) {  // an input whose buffer this node may overwrite
+      const int owner = steps[size_t(in)].owner;
+      const Op kind = nodes_[size_t(owner)].op;
+      return kind != Op::input && kind != Op::constant && nodes_[size_t(in)].dims == n.dims &&
+             owner_last[size_t(owner)] == int64_t(i);
+    };
+    if (n.op == Op::reshape) {
+      s.owner = steps[size_t(n.inputs[0])].owner;
+    } else if (n.op == Op::activation || n.op == Op::channel_affine || n.op == Op::softmax ||
+               n.op == Op::layer_norm || n.op == Op::binary) {
+      for (int in : n.inputs) {
+        const bool shared = n.inputs.size() == 2 && steps[size_t(n.inputs[0])].owner == steps[size_t(n.inputs[1])].owner;
+        if (!shared && writable_dying(in)) {
+          s.owner = steps[size_t(in)].owner;
+          break;
+        }
+      }
+    }
+    if (s.owner == int(i) && n.op != Op::input && n.op != Op::constant) s.floats = M * element_count(n.dims);
+    if (n.op == Op::linear && p != Precision::fp32) s.workspace = M * element_count(nodes_[size_t(n.inputs[0])].dims);
+    if (n.op == Op::conv2d) s.workspace = n.conv->workspace_floats();
+    int64_t& last = owner_last[size_t(s.owner)];
+    last = std::max({last, int64_t(i), last_use[i]});
+  }
+  for (size_t o = 0; o < count; ++o)
+    if (steps[o].floats > 0 && owner_last[o] < int64_t(count)) steps[size_t(owner_last[o])].release.push_back(int(o));
+  return steps;
+}
+
+int64_t Graph::packed_bytes() const {
+  int64_t bytes = 0;
+  for (const Node& n : nodes_) {
+    if (n.op == Op::linear) bytes += PackedLinear::bytes_for(int64_t(n.p1.size()), int64_t(n.p0.size() / n.p1.size()));
+    if (n.op == Op::conv2d) bytes += n.conv->packed_bytes();
+  }
+  return bytes;
+}
+
+int64_t Graph::cold_copies(int64_t M, const RunOptions& opt) const {
+  if (opt.cold_bytes <= 0) return 0;
+  const int64_t one = M * input_size() * int64_t(sizeof(float));
+  return std::max<int64_t>(2, (opt.cold_bytes + one - 1) / one);
+}
+
+int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const {
+  const Order order = resolve_order(opt.policy, opt.order, M);
+  int64_t base = packed_bytes() + lanes_floats(order, opt.threads) * 4 + cold_copies(M, opt) * M * input_size() * 4;
+  int64_t live = 0, peak = 0;
+  const std::vector<Step> steps = plan(M, opt.precision);
+  for (const Step& s : steps) {
+    live += s.floats * 4;
+    peak = std::max(peak, live + s.workspace * 4);
+    for (int o : s.release) live -= steps[size_t(o)].floats * 4;
+  }
+  return base + peak;
+}
+
+void Graph::ensure_packed(Precision p) {
+  if (packed_valid_ && packed_precision_ == p) return;
+  packed_.clear();  // the previous precision's panels go first: only one set is ever resident
+  for (Node& n : nodes_) {
+    if (n.op == Op::linear) {
+      const int64_t N = int64_t(n.p1.size()), K = int64_t(n.p0.size()) / N;
+      n.packed = int(packed_.size());
+      packed_.push_back(pack_weights(n.p0.data(), n.p1.data(), N, K, p, alloc_));
+    }
+    if (n.op == Op::conv2d) n.conv->ensure_packed(p);
+  }
+  packed_precision_ = p;
+  packed_valid_ = true;
+}
+
+// ---- a pass -------------------------------------------------------------------------------------
+
+void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, float* out, float* workspace,
+                    const GemmWorkspace& ws, const GemmOptions& gemm, Precision p) const {
+  const PoolView pool = shared_pool(gemm.threads);
+  const float* in = n.inputs.empty() ? nullptr : data[size_t(n.inputs[0])];
+  const Dims& in_dims = n.inputs.empty() ? n.dims : nodes_[size_t(n.inputs[0])].dims;
+  const int64_t in_count = M * element_count(in_dims);
+  const auto copy_in = [&] { if (out != in) std::memcpy(out, in, size_t(in_count) * sizeof(float)); };
+  switch (n.op) {
+    case Op::input:
+    case Op::constant:
+    case Op::reshape:
+      return;
+    case Op::linear: {
+      const int64_t K = in_dims.back(), rows = in_count / K;
+      if (p != Precision::fp32) {
+        for (int64_t i = 0; i < in_count; ++i) workspace[i] = round_to(in[i], p);
+        in = workspace;
+      }
+      linear_forward(in, K, rows, packed_[size_t(n.packed)], out, n.dims.back(), ws, gemm);
+      return;
+    }
+    case Op::conv2d: n.conv->forward(in, M, out, workspace, ws, gemm, p); return;
+    case Op::max_pool2d: max_pool2d(in, M, in_dims[0], in_dims[1], in_dims[2], n.window, out, pool); return;
+    case Op::avg_pool2d: avg_pool2d(in, M, in_dims[0], in_dims[1], in_dims[2], n.window, out, pool); return;
+    case Op::adaptive_avg_pool2d:
+      adaptive_avg_pool2d(in, M, in_dims[0], in_dims[1], in_dims[2], n.ints[0], n.ints[1], out, pool);
+      return;
+    case Op::channel_affine:
+      channel_affine(in, M, in_dims[0], element_count(in_dims) / in_dims[0], n.p0.data(), n.p1.data(), out, pool);
+      return;
+    case Op::activation: {
+      copy_in();
+      RowLayer layer{RowFunction(int(n.activation)), std::min(kSegmentFloats, in_count)};
+      const int64_t whole = in_count / layer.width, tail = in_count - whole * layer.width;
+      apply_rows(layer, out, whole, gemm);
+      layer.width = tail;
+      if (tail) kernels_for(gemm.simd).row_layer(layer, out + whole * kSegmentFloats, 1, tail);
+      return;
+    }
+    case Op::softmax: {
+      copy_in();
+      const size_t d = size_t(n.ints[0]);
+      const int64_t len = in_dims[d], inner = element_count(Dims(in_dims.begin() + long(d) + 1, in_dims.end()));
+      if (inner == 1) {
+        apply_rows(RowLayer{RowFunction::softmax, len}, out, in_count / len, gemm);
+      } else {
+        softmax_lines(out, M, element_count(Dims(in_dims.begin(), in_dims.begin() + long(d))), len, inner, pool);
+      }
+      return;
+    }
+    case Op::layer_norm: {
+      copy_in();
+      RowLayer layer{RowFunction::layer_norm, in_dims.back(), n.p0.data(), n.p1.data(), n.eps};
+      apply_rows(layer, out, in_count / layer.width, gemm);
+      return;
+    }
+    case Op::binary: {
+      const Node &a = nodes_[size_t(n.inputs[0])], &b = nodes_[size_t(n.inputs[1])];
+      broadcast_binary({data[size_t(n.inputs[0])], a.dims, a.batched}, {data[size_t(n.inputs[1])], b.dims, b.batched},
+                       n.binary, n.dims, M, out, pool);
+      return;
+    }
+    case Op::permute: permute(in, M, in_dims, n.ints, out, pool); return;
+  }
+}
+
+void Graph::forward(const float* x, int64_t M, float* y, const std::vector<Step>& steps, const GemmWorkspace& ws,
+                    const GemmOptions& gemm, Precision p) {
+  std::vector<TrackedBuffer> buffers(nodes_.size());
+  std::vector<float*> data(nodes_.size());
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    const Step& s = steps[i];
+    if (n.op == Op::input) {
+      data[i] = const_cast<float*>(x);  // read only: no step writes in place into value 0
+    } else if (n.op == Op::constant) {
+      data[i] = const_cast<float*>(n.p0.data());  // likewise never written
+    } else if (s.floats > 0) {
+      buffers[i] = TrackedBuffer(alloc_, s.floats);
+      data[i] = buffers[i].data();
+    } else {
+      data[i] = data[size_t(s.owner)];
+    }
+    {
+      TrackedBuffer workspace(alloc_, s.workspace);
+      execute(n, data, M, data[i], workspace.data(), ws, gemm, p);
+    }
+    for (int o : s.release) buffers[size_t(o)] = TrackedBuffer();
+  }
+  std::memcpy(y, data[size_t(output_)], size_t(M * output_size()) * sizeof(float));
+}
+
+RunStats Graph::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
+  if (M <= 0) throw ShapeError("empty batch: a forward pass needs at least one sample");
+  const PoolView pool = shared_pool(opt.threads);
+  require_finite(x, M * input_size(), "input", input_size(), &pool);
+  std::lock_guard<std::mutex> lock(run_mu_);
+  ensure_packed(opt.precision);
+  alloc_.reset_peak();
+  RunStats stats;
+  const Order order = resolve_order(opt.policy, opt.order, M);  // once per run: every pass runs this order
+  const GemmOptions gemm{order, opt.threads, opt.simd};
+  const std::vector<Step> steps = plan(M, opt.precision);
+  {
+    TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
+    const GemmWorkspace ws{lanes.data()};
+    const int64_t copies = cold_copies(M, opt), sample_floats = M * input_size();
+    TrackedBuffer rotation(alloc_, copies * sample_floats);
+    for (int64_t c = 0; c < copies; ++c)
+      std::memcpy(rotation.data() + c * sample_floats, x, size_t(sample_floats) * sizeof(float));
+    int64_t next_copy = 0;
+    auto pass = [&] {
+      const float* source = x;
+      if (copies) {
+        source = rotation.data() + next_copy * sample_floats;
+        next_copy = (next_copy + 1) % copies;
+      }
+      forward(source, M, y, steps, ws, gemm, opt.precision);
+    };
+    if (opt.timer) {
+      SteadyClock clock;
+      stats.timing = time_on_clock(*opt.timer, clock, pass);
+    } else {
+      pass();
+    }
+  }
+  stats.peak_bytes = alloc_.peak_bytes();
+  stats.predicted_bytes = plan_bytes(M, opt);
+  return stats;
+}
+
+void Graph::run_batched(const float* x, int64_t samples, int64_t B, float* y, const RunOptions& opt) {
+  if (B <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(B));
+  if (samples <= 0) throw ShapeError("empty input: no samples to run");
+  RunOptions once = opt;
+  once.timer = nullptr;
+  for (int64_t s0 = 0; s0 < samples; s0 += B) {
+    const int64_t m = std::min(B, samples - s0);
+    run(x + s0 * input_size(), m, y + s0 * output_size(), once);
+  }
+}
+
+}  // namespace batchcore

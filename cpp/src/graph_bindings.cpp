@@ -1,0 +1,186 @@
+// Python binding of batchcore::Graph, thin by rule: check arguments, release the GIL, call the core.
+#include "graph_bindings.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "array_checks.hpp"
+#include "forward_bindings.hpp"
+#include "batchcore/errors.hpp"
+#include "batchcore/graph.hpp"
+
+namespace py = pybind11;
+
+namespace batchcore {
+namespace {
+
+using Pair = std::array<int64_t, 2>;
+
+// A float32 C-contiguous array of any rank >= min_ndim (a constant may be a scalar: rank 0).
+py::array f32_any(const py::handle& obj, const char* name) {
+  if (!py::isinstance<py::array>(obj)) return f32_array(obj, 1, name);  // raises its DTypeError
+  const auto a = py::reinterpret_borrow<py::array>(obj);
+  return f32_array(obj, int(a.ndim()), name);
+}
+
+Dims shape_of(const py::array& a) { return Dims(a.shape(), a.shape() + a.ndim()); }
+
+// The input of a pass: float32, C-contiguous, (M, *input_dims).
+py::array graph_input(const Graph& g, const py::object& obj) {
+  const Dims& dims = g.input_dims();
+  if (py::isinstance<py::array>(obj)) {
+    const auto a = py::reinterpret_borrow<py::array>(obj);
+    if (a.ndim() != py::ssize_t(dims.size() + 1))
+      throw ShapeError("input must be " + std::to_string(dims.size() + 1) + "-D (batch, " +
+                       std::to_string(dims.size()) + " sample dimensions), got " + std::to_string(a.ndim()) + "-D");
+  }
+  const py::array x = f32_array(obj, int(dims.size() + 1), "input");
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (x.shape(py::ssize_t(d + 1)) != dims[d])
+      throw ShapeError("input samples have dimension " + std::to_string(d) + " of " +
+                       std::to_string(x.shape(py::ssize_t(d + 1))) + ", the model takes " + std::to_string(dims[d]));
+  return x;
+}
+
+py::array_t<float> graph_output(const Graph& g, int64_t M) {
+  std::vector<py::ssize_t> shape{py::ssize_t(M)};
+  for (int64_t d : g.output_dims()) shape.push_back(py::ssize_t(d));
+  return py::array_t<float>(shape);
+}
+
+BinaryOp parse_binary(const std::string& op) {
+  if (op == "add") return BinaryOp::add;
+  if (op == "sub") return BinaryOp::sub;
+  if (op == "mul") return BinaryOp::mul;
+  if (op == "div") return BinaryOp::div;
+  throw UnsupportedLayerError("unknown element-wise operation '" + op + "'; known: add, sub, mul, div");
+}
+
+Activation activation_named(const std::string& name) {
+  const char* names[] = {"relu", "gelu", "silu", "tanh"};
+  for (int i = 0; i < 4; ++i)
+    if (name == names[i]) return Activation(i);
+  throw UnsupportedLayerError("unknown activation '" + name + "'; known: relu, gelu, silu, tanh");
+}
+
+// A parameter vector of exactly n floats.
+const float* vector_of(const py::object& obj, int64_t n, const char* name, py::array& keep) {
+  keep = f32_array(obj, 1, name);
+  if (keep.size() != n)
+    throw ShapeError(std::string(name) + " has " + std::to_string(keep.size()) + " values, " + std::to_string(n) +
+                     " needed");
+  return f32_data(keep);
+}
+
+Pool2dWindow window_of(Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+  Pool2dWindow w;
+  w.kernel_h = kernel[0], w.kernel_w = kernel[1];
+  w.stride_h = stride[0], w.stride_w = stride[1];
+  w.pad_h = padding[0], w.pad_w = padding[1];
+  w.dilation_h = dilation[0], w.dilation_w = dilation[1];
+  w.ceil_mode = ceil_mode;
+  return w;
+}
+
+}  // namespace
+
+void bind_graph(py::module_& m, const RunOptions& defaults) {
+  py::class_<Graph> graph(m, "Graph",
+                          "A model as a graph of operations over batches of N-D samples; each add_* returns the "
+                          "new value's id (the input is value 0).");
+  graph.def(py::init<const Dims&>(), py::arg("input_shape"), "input_shape: one sample's shape (no batch dimension).")
+      .def("add_constant",
+           [](Graph& g, const py::object& obj) {
+             const py::array a = f32_any(obj, "constant");
+             return g.add_constant(f32_data(a), shape_of(a));
+           })
+      .def("add_linear",
+           [](Graph& g, int x, const py::object& w_obj, const py::object& b_obj) {
+             const py::array w = f32_array(w_obj, 2, "weight");
+             py::array b;
+             const float* pb = b_obj.is_none() ? nullptr : vector_of(b_obj, w.shape(0), "bias", b);
+             return g.add_linear(x, f32_data(w), pb, w.shape(0), w.shape(1));
+           },
+           py::arg("x"), py::arg("weight"), py::arg("bias"))
+      .def("add_conv2d",
+           [](Graph& g, int x, const py::object& w_obj, const py::object& b_obj, Pair stride, Pair padding,
+              Pair dilation, int64_t groups) {
+             const py::array w = f32_array(w_obj, 4, "weight");
+             const Dims& in = g.dims_of(x);
+             if (in.size() != 3) throw ShapeError("conv2d takes (C, H, W) samples");
+             if (groups < 1) throw ShapeError("conv2d: groups must be positive, got " + std::to_string(groups));
+             Conv2dShape s;
+             s.out_channels = w.shape(0), s.in_channels = w.shape(1) * groups;
+             s.kernel_h = w.shape(2), s.kernel_w = w.shape(3);
+             s.height = in[1], s.width = in[2];
+             s.stride_h = stride[0], s.stride_w = stride[1];
+             s.pad_h = padding[0], s.pad_w = padding[1];
+             s.dilation_h = dilation[0], s.dilation_w = dilation[1];
+             s.groups = groups;
+             check_conv2d_shape(s);
+             py::array b;
+             const float* pb = b_obj.is_none() ? nullptr : vector_of(b_obj, s.out_channels, "bias", b);
+             return g.add_conv2d(x, f32_data(w), pb, s);
+           },
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride") = Pair{1, 1},
+           py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1)
+      .def("add_max_pool2d",
+           [](Graph& g, int x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+             return g.add_pool2d(x, Graph::Op::max_pool2d, window_of(kernel, stride, padding, dilation, ceil_mode));
+           },
+           py::arg("x"), py::arg("kernel"), py::arg("stride"), py::arg("padding") = Pair{0, 0},
+           py::arg("dilation") = Pair{1, 1}, py::arg("ceil_mode") = false)
+      .def("add_avg_pool2d",
+           [](Graph& g, int x, Pair kernel, Pair stride, Pair padding, bool ceil_mode, bool count_include_pad,
+              int64_t divisor_override) {
+             Pool2dWindow w = window_of(kernel, stride, padding, Pair{1, 1}, ceil_mode);
+             w.count_include_pad = count_include_pad;
+             w.divisor_override = divisor_override;
+             return g.add_pool2d(x, Graph::Op::avg_pool2d, w);
+           },
+           py::arg("x"), py::arg("kernel"), py::arg("stride"), py::arg("padding") = Pair{0, 0},
+           py::arg("ceil_mode") = false, py::arg("count_include_pad") = true, py::arg("divisor_override") = 0)
+      .def("add_adaptive_avg_pool2d",
+           [](Graph& g, int x, Pair out) { return g.add_adaptive_avg_pool2d(x, out[0], out[1]); }, py::arg("x"),
+           py::arg("output_size"))
+      .def("add_channel_affine",
+           [](Graph& g, int x, const py::object& s_obj, const py::object& t_obj) {
+             const int64_t C = g.dims_of(x).front();
+             py::array s, t;
+             const float* ps = vector_of(s_obj, C, "scale", s);
+             return g.add_channel_affine(x, ps, vector_of(t_obj, C, "shift", t));
+           },
+           py::arg("x"), py::arg("scale"), py::arg("shift"),
+           "y = x * scale[c] + shift[c], c the sample's first dimension (batch norm in eval mode, folded).")
+      .def("add_activation",
+           [](Graph& g, int x, const std::string& name) { return g.add_activation(x, activation_named(name)); },
+           py::arg("x"), py::arg("name"))
+      .def("add_softmax", &Graph::add_softmax, py::arg("x"), py::arg("dim"))
+      .def("add_layer_norm",
+           [](Graph& g, int x, const py::object& g_obj, const py::object& b_obj, float eps) {
+             const int64_t n = g.dims_of(x).back();
+             py::array ga, ba;
+             const float* pg = vector_of(g_obj, n, "layer norm weight", ga);
+             return g.add_layer_norm(x, pg, vector_of(b_obj, n, "layer norm bias", ba), eps);
+           },
+           py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"))
+      .def("add_binary",
+           [](Graph& g, int a, int b, const std::string& op) { return g.add_binary(a, b, parse_binary(op)); },
+           py::arg("a"), py::arg("b"), py::arg("op"))
+      .def("add_reshape", &Graph::add_reshape, py::arg("x"), py::arg("shape"))
+      .def("add_permute", &Graph::add_permute, py::arg("x"), py::arg("perm"))
+      .def("set_output", &Graph::set_output, py::arg("value"))
+      .def("shape_of", [](const Graph& g, int v) { return g.dims_of(v); }, py::arg("value"))
+      .def_property_readonly("input_shape", [](const Graph& g) { return g.input_dims(); })
+      .def_property_readonly("output_shape", [](const Graph& g) { return g.output_dims(); })
+      .def_property_readonly("flops_per_sample", &Graph::flops_per_sample)
+      .def("describe", &Graph::describe)
+      .def("__repr__", [](const Graph& g) { return "<batchcore._core.Graph " + g.describe() + ">"; });
+  bind_forward_passes(graph, &graph_input, &graph_output, defaults);
+}
+
+}  // namespace batchcore
