@@ -7,6 +7,7 @@
 #include <pybind11/numpy.h>
 
 #include <string>
+#include <vector>
 
 #include "batchcore/errors.hpp"
 
@@ -37,6 +38,22 @@ inline pybind11::array f32_rows(const pybind11::handle& obj, int64_t width, cons
   if (x.shape(1) != width)
     throw ShapeError(std::string(name) + " has " + std::to_string(x.shape(1)) + " columns, the model takes " +
                      std::to_string(width));
+  return x;
+}
+
+// A batch of samples of shape `dims`: (M, *dims) float32, C-contiguous, non-empty.
+inline pybind11::array f32_samples(const pybind11::handle& obj, const std::vector<int64_t>& dims, const char* name) {
+  if (pybind11::isinstance<pybind11::array>(obj)) {
+    const auto a = pybind11::reinterpret_borrow<pybind11::array>(obj);
+    if (a.ndim() != pybind11::ssize_t(dims.size() + 1))
+      throw ShapeError(std::string(name) + " must be " + std::to_string(dims.size() + 1) + "-D (the batch, then " +
+                       std::to_string(dims.size()) + " sample dimensions), got " + std::to_string(a.ndim()) + "-D");
+  }
+  pybind11::array x = f32_array(obj, int(dims.size() + 1), name);
+  for (size_t d = 0; d < dims.size(); ++d)
+    if (x.shape(pybind11::ssize_t(d + 1)) != dims[d])
+      throw ShapeError(std::string(name) + " samples have " + std::to_string(x.shape(pybind11::ssize_t(d + 1))) +
+                       " entries along dimension " + std::to_string(d) + ", the model takes " + std::to_string(dims[d]));
   return x;
 }
 

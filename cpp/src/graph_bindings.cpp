@@ -12,6 +12,7 @@
 #include "forward_bindings.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/graph.hpp"
+#include "batchcore/thread_pool.hpp"
 
 namespace py = pybind11;
 
@@ -29,22 +30,7 @@ py::array f32_any(const py::handle& obj, const char* name) {
 
 Dims shape_of(const py::array& a) { return Dims(a.shape(), a.shape() + a.ndim()); }
 
-// The input of a pass: float32, C-contiguous, (M, *input_dims).
-py::array graph_input(const Graph& g, const py::object& obj) {
-  const Dims& dims = g.input_dims();
-  if (py::isinstance<py::array>(obj)) {
-    const auto a = py::reinterpret_borrow<py::array>(obj);
-    if (a.ndim() != py::ssize_t(dims.size() + 1))
-      throw ShapeError("input must be " + std::to_string(dims.size() + 1) + "-D (batch, " +
-                       std::to_string(dims.size()) + " sample dimensions), got " + std::to_string(a.ndim()) + "-D");
-  }
-  const py::array x = f32_array(obj, int(dims.size() + 1), "input");
-  for (size_t d = 0; d < dims.size(); ++d)
-    if (x.shape(py::ssize_t(d + 1)) != dims[d])
-      throw ShapeError("input samples have dimension " + std::to_string(d) + " of " +
-                       std::to_string(x.shape(py::ssize_t(d + 1))) + ", the model takes " + std::to_string(dims[d]));
-  return x;
-}
+py::array graph_input(const Graph& g, const py::object& obj) { return f32_samples(obj, g.input_dims(), "input"); }
 
 py::array_t<float> graph_output(const Graph& g, int64_t M) {
   std::vector<py::ssize_t> shape{py::ssize_t(M)};
@@ -181,6 +167,20 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
       .def("describe", &Graph::describe)
       .def("__repr__", [](const Graph& g) { return "<batchcore._core.Graph " + g.describe() + ">"; });
   bind_forward_passes(graph, &graph_input, &graph_output, defaults);
+  m.def(
+      "check_samples",
+      [](const py::object& obj, const Dims& shape, bool finite) {
+        const py::array x = f32_samples(obj, shape, "input");
+        if (!finite) return;
+        const float* p = f32_data(x);
+        const int64_t per_sample = element_count(shape);
+        py::gil_scoped_release release;
+        const PoolView pool = shared_pool(default_thread_count());
+        require_finite(p, x.size(), "input", per_sample, &pool);
+      },
+      py::arg("x"), py::arg("shape"), py::arg("finite") = true,
+      "check_rows for a graph's input: a C-contiguous, non-empty float32 array of samples of `shape`; with finite, "
+      "NonFiniteError naming the first NaN or Inf (by sample and flat index within it).");
 }
 
 }  // namespace batchcore

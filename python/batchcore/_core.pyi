@@ -11,7 +11,7 @@ import typing
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -181,17 +181,17 @@ class Model:
         """
     def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         """
-        Exact peak bytes a pass of batch_size rows holds (packed weights included).
+        Exact peak bytes a pass of batch_size samples holds (packed weights included).
         """
     def release_cached(self) -> None:
         ...
     def run(self, x: typing.Any, options: RunOptions = ...) -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
         """
-        One forward pass of x (M x input_width). Returns (y, peak_bytes, predicted_bytes).
+        One forward pass of x (M samples). Returns (y, peak_bytes, predicted_bytes).
         """
     def run_batched(self, x: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ...) -> numpy.typing.NDArray[numpy.float32]:
         """
-        Consecutive batches of batch_size rows (the last one shorter), outputs concatenated.
+        Consecutive batches of batch_size samples (the last one shorter), outputs concatenated.
         """
     @property
     def cached_bytes(self) -> int:
@@ -220,6 +220,95 @@ class Model:
     @property
     def output_width(self) -> int:
         ...
+class Graph:
+    """
+    A model as a graph of operations over batches of N-D samples; each add_* returns the new value's id (the input is value 0).
+    """
+    def __init__(self, input_shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        """
+        input_shape: one sample's shape (no batch dimension).
+        """
+    def __repr__(self) -> str:
+        ...
+    def add_activation(self, x: typing.SupportsInt | typing.SupportsIndex, name: str) -> int:
+        ...
+    def add_adaptive_avg_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, output_size: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> int:
+        ...
+    def add_avg_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, kernel: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+        ...
+    def add_binary(self, a: typing.SupportsInt | typing.SupportsIndex, b: typing.SupportsInt | typing.SupportsIndex, op: str) -> int:
+        ...
+    def add_channel_affine(self, x: typing.SupportsInt | typing.SupportsIndex, scale: typing.Any, shift: typing.Any) -> int:
+        """
+        y = x * scale[c] + shift[c], c the sample's first dimension (batch norm in eval mode, folded).
+        """
+    def add_constant(self, arg0: typing.Any) -> int:
+        ...
+    def add_conv2d(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
+        ...
+    def add_layer_norm(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex) -> int:
+        ...
+    def add_linear(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any) -> int:
+        ...
+    def add_max_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, kernel: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], ceil_mode: bool = False) -> int:
+        ...
+    def add_permute(self, x: typing.SupportsInt | typing.SupportsIndex, perm: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
+        ...
+    def add_reshape(self, x: typing.SupportsInt | typing.SupportsIndex, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
+        ...
+    def add_softmax(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
+    def describe(self) -> str:
+        ...
+    def measure(self, x: typing.Any, timer: TimerPolicy, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[numpy.typing.NDArray[numpy.float32], dict, int, int]:
+        """
+        Forward passes of x timed by the timer policy; cold_bytes > 0: each pass reads the next of copies of x holding that many bytes. Returns (y, summary, peak_bytes, predicted_bytes).
+        """
+    def plan_bytes(self, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ..., cold_bytes: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
+        """
+        Exact peak bytes a pass of batch_size samples holds (packed weights included).
+        """
+    def release_cached(self) -> None:
+        ...
+    def run(self, x: typing.Any, options: RunOptions = ...) -> tuple[numpy.typing.NDArray[numpy.float32], int, int]:
+        """
+        One forward pass of x (M samples). Returns (y, peak_bytes, predicted_bytes).
+        """
+    def run_batched(self, x: typing.Any, batch_size: typing.SupportsInt | typing.SupportsIndex, options: RunOptions = ...) -> numpy.typing.NDArray[numpy.float32]:
+        """
+        Consecutive batches of batch_size samples (the last one shorter), outputs concatenated.
+        """
+    def set_output(self, value: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def shape_of(self, value: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
+        ...
+    @property
+    def cached_bytes(self) -> int:
+        """
+        Freed bytes kept for reuse by the next run of the same shape.
+        """
+    @property
+    def current_bytes(self) -> int:
+        """
+        Live tracked bytes (the packed weights between runs).
+        """
+    @property
+    def flops_per_sample(self) -> int:
+        ...
+    @property
+    def input_shape(self) -> list[int]:
+        ...
+    @property
+    def memory_limit(self) -> int:
+        """
+        Byte budget of the model's tracking allocator (-1: none); past it a run raises OutOfMemoryError.
+        """
+    @memory_limit.setter
+    def memory_limit(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def output_shape(self) -> list[int]:
+        ...
 def build_info() -> dict:
     """
     How the C++ core was compiled: compiler, flags of the core, per-instruction-set kernel flags.
@@ -231,6 +320,10 @@ def cache_sizes() -> dict:
 def check_rows(x: typing.Any, width: typing.SupportsInt | typing.SupportsIndex, finite: bool = True) -> None:
     """
     The checks every forward pass's input meets, whichever backend runs it: a C-contiguous, non-empty float32 numpy array of rows of `width` values (DTypeError, ShapeError); with finite, NonFiniteError naming the first NaN or Inf (the scan every pass of the core makes, on the core's threads).
+    """
+def check_samples(x: typing.Any, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], finite: bool = True) -> None:
+    """
+    check_rows for a graph's input: a C-contiguous, non-empty float32 array of samples of `shape`; with finite, NonFiniteError naming the first NaN or Inf (by sample and flat index within it).
     """
 def default_threads() -> int:
     ...

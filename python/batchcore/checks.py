@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 
-from .errors import ArgumentError, OutOfMemoryError
+from .errors import ArgumentError, OutOfMemoryError, ShapeError
 
 MAX_THREADS = 1024  # the core's kMaxThreads
 
@@ -21,6 +21,15 @@ def positive_int(value: object, name: str, error: type[Exception] = ArgumentErro
     if maximum is not None and int(value) > maximum:
         raise error(f"{name} must be at most {maximum}, got {value!r}")
     return int(value)
+
+
+def shape(value: object, name: str) -> tuple[int, ...]:
+    """A shape: a non-empty sequence of positive integers (an integer alone is a 1-D shape); ShapeError."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not list(value):  # type: ignore[call-overload]
+        raise ShapeError(f"{name} must be a non-empty tuple of positive integers, got {value!r}")
+    return tuple(positive_int(d, f"every {name} entry", ShapeError) for d in value)  # type: ignore[union-attr]
 
 
 def threads(value: object, name: str = "threads") -> int | None:

@@ -71,6 +71,21 @@ class Model:
 
     # -- facts ----------------------------------------------------------------------------------------
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One input row's shape, ``(input_width,)`` (as a graph model's ``input_shape``)."""
+        return (self.input_width,)
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return (self.output_width,)
+
+    @property
+    def widest(self) -> int:
+        """The most floats any layer holds per row (the input or a linear layer's output)."""
+        return max([self.input_width] + [layer.params["weight"].shape[0] for layer in self.layers
+                                         if layer.kind == "linear"])
+
+    @property
     def flops_per_row(self) -> int:
         """2 * sum of K * N over the linear layers: the FLOP count of one input row."""
         return sum(2 * layer.params["weight"].size for layer in self.layers if layer.kind == "linear")

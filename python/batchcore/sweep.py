@@ -17,12 +17,13 @@ from typing import Any
 import numpy as np
 
 from . import checks, devices, resultfile
-from .backends import Backend, NativeBackend, TimedBatch, check_input, native
+from .backends import Backend, NativeBackend, NumpyBackend, TimedBatch, check_input, native
 from .backends import cupy as cupy_backend
 from .backends import numpy as numpy_backend
 from .backends import torch as torch_backend
 from .backends.torch_backend import TorchBackend
 from .errors import ArgumentError, DeviceUnavailableError, ShapeError, UnsupportedLayerError
+from .graph_models import GraphModel
 from .info import info
 from .models import Model
 from .module_sweep import array_digest, check_module_backends, output_tasks, sweep_module
@@ -45,11 +46,17 @@ def _check_batch_sizes(batch_sizes: Any) -> list[int]:
     return list(dict.fromkeys(sizes))
 
 
-def _check_model(model: Any, backends: list[Backend]) -> Model | UserModule:
-    """A Model as it is; a torch module read by ``from_torch`` when it can be and a backend other than torch
-    needs it (every backend then runs it), else the module itself, which only torch backends run (the
-    others are refused, saying why)."""
-    if isinstance(model, Model):
+def _sample_shape(data: Any) -> tuple[int, ...] | None:
+    """One sample's shape in ``data`` (an array or tensor whose first dimension is the batch), if it has one."""
+    shape = getattr(data, "shape", None)
+    return tuple(int(d) for d in shape[1:]) if shape is not None and len(shape) >= 2 else None
+
+
+def _check_model(model: Any, backends: list[Backend], data: Any) -> Model | GraphModel | UserModule:
+    """A Model or GraphModel as it is; a torch module read by ``from_torch`` (with the data's sample shape)
+    when it can be and a backend other than torch needs it (every backend then runs it), else the module
+    itself, which only torch backends run (the others are refused, saying why)."""
+    if isinstance(model, (Model, GraphModel)):
         return model
     if not callable(model):
         raise ArgumentError("sweep() takes a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module "
@@ -57,7 +64,7 @@ def _check_model(model: Any, backends: list[Backend]) -> Model | UserModule:
     if all(isinstance(b, TorchBackend) for b in backends):
         return UserModule(model)
     try:
-        return from_torch(model)
+        return from_torch(model, input_shape=_sample_shape(data))
     except UnsupportedLayerError as e:
         user = UserModule(model)
         check_module_backends(user, backends, f"bc.from_torch does not read it ({e})")
@@ -81,19 +88,26 @@ def _check_backends(backends: Any) -> list[Backend]:
     return found
 
 
-def _check_data(model: Model, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
+def _check_data(model: Model | GraphModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
     seed = checks.seed(seed)
     if data is None:
         rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
         checks.require_allocatable(4 * rows * model.input_width, f"{rows} rows of data")
-        data = np.random.default_rng(seed).standard_normal((rows, model.input_width), dtype=np.float32)
+        data = np.random.default_rng(seed).standard_normal((rows, *model.input_shape), dtype=np.float32)
     elif rows is not None:
         raise ArgumentError("pass data= or rows=, not both")
+    elif type(data).__module__.startswith("torch") and hasattr(data, "numpy"):
+        data = data.detach().cpu().numpy()  # the same dtype and bits (a view on the CPU): no conversion
     data = check_input(model, data)
     if max(sizes) > len(data):
         raise ShapeError(f"batch size {max(sizes)} exceeds the {len(data)} rows of data: its bits would come from "
                          f"batches of {len(data)}; pass more rows (rows=, data=) or smaller batch sizes")
     return data
+
+
+def _rows(y: np.ndarray) -> np.ndarray:
+    """Outputs as rows (a graph's samples may be N-D): what the bitwise and ULP comparisons take."""
+    return y.reshape(len(y), -1)
 
 
 def _ceiling(backend: Backend, refresh: bool = False) -> Probe:
@@ -156,8 +170,11 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     existing file of the same sweep is resumed (its points are kept, not re-measured).
     """
     sizes = _check_batch_sizes(batch_sizes)
+    defaulted = backends is None
     backends = default_backends(device) if backends is None else _check_backends(backends)
-    model = _check_model(model, backends)
+    model = _check_model(model, backends, data)
+    if defaulted and isinstance(model, GraphModel):  # the array backends run chain models only
+        backends = [b for b in backends if not isinstance(b, NumpyBackend)]
     timer = as_timer(timer)
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
@@ -173,9 +190,7 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
         labels = np.asarray(labels)
         if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
             raise ShapeError(f"labels must be integers of shape ({len(data)},), got {labels.dtype} {labels.shape}")
-    widest = max(sizes) * max([model.input_width] + [layer.params["weight"].shape[0] for layer in model.layers
-                                                    if layer.kind == "linear"])
-    checks.require_allocatable(3 * 4 * widest, f"a batch of {max(sizes)} rows")
+    checks.require_allocatable(3 * 4 * max(sizes) * model.widest, f"a batch of {max(sizes)} rows")
 
     config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
               "data_digest": array_digest(data), "labels_digest": array_digest(labels)}
@@ -199,8 +214,8 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     for backend in backends:
         if backend.precision not in exact_cache and any((backend.label, B) not in done for B in sizes):
             exact = NativeBackend(order="exact", precision=backend.precision)
-            exact_cache[backend.precision] = exact.run_batched(model, data, len(data))
-    tasks = output_tasks(backends, sizes, done, lambda b, B: b.run_batched(model, data, B))
+            exact_cache[backend.precision] = _rows(exact.run_batched(model, data, len(data)))
+    tasks = output_tasks(backends, sizes, done, lambda b, B: _rows(b.run_batched(model, data, B)))
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
     for r in range(rounds):

@@ -1,4 +1,5 @@
-"""PyTorch modules and batchcore models: ``from_torch`` reads an ``nn.Sequential`` into a :class:`Model`,
+"""PyTorch modules and batchcore models: ``from_torch`` reads an ``nn.Sequential`` into a :class:`Model`
+(anything else torch.fx traces into a :class:`~batchcore.graph_models.GraphModel`),
 ``build_module`` makes the equivalent ``nn.Sequential`` of a model (for ``mlp`` models and the memory
 child), ``module_of`` is the module the torch backend runs. torch is imported only when called."""
 
@@ -9,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from . import checks
 from .errors import DTypeError, MissingDependencyError, NonFiniteError, UnsupportedLayerError
+from .fx_import import graph_from_torch
+from .graph_models import GraphModel
 from .models import ACTIVATIONS, Layer, Model
 
 
@@ -47,14 +51,20 @@ def _flatten_sequential(module: Any, torch: Any) -> list[Any]:
     return [module]
 
 
-def from_torch(module: Any, name: str | None = None) -> Model:
-    """Read an ``nn.Sequential`` (or a single supported layer) into a :class:`Model`.
+def from_torch(module: Any, name: str | None = None, input_shape: Any = None) -> Model | GraphModel:
+    """Read a float32 torch module into a batchcore model that every backend of its kind can run.
 
-    Supported: Linear, ReLU, GELU (exact erf form), SiLU, Tanh, Softmax over the last dimension,
-    LayerNorm over the last dimension, BatchNorm1d (eval: running statistics folded to scale and shift
-    in float64, then rounded to float32), Flatten and Dropout (no-ops on 2-D inputs in eval mode).
-    Anything else raises :class:`UnsupportedLayerError` naming the layer. The torch backend runs this
-    very module (in eval mode, without gradients).
+    A chain of layers (an ``nn.Sequential``, or a single layer, over rows of features) becomes a
+    :class:`Model`, which every backend runs: Linear, ReLU, GELU (exact erf form), SiLU, Tanh, Softmax
+    over the last dimension, LayerNorm over the last dimension, BatchNorm1d (eval: running statistics
+    folded to scale and shift in float64, then rounded to float32), Flatten, Dropout and Identity.
+
+    Anything else that ``torch.fx`` can trace (convolutions, pooling, residual connections, a custom
+    ``forward``) becomes a :class:`~batchcore.graph_models.GraphModel`, which the native backend (CPU)
+    and the torch backend run; it needs ``input_shape``, one sample's shape, e.g. ``(1, 8, 8)``
+    (``bc.sweep`` passes its data's). See :mod:`batchcore.fx_import` for the operations read. What cannot
+    be read raises :class:`UnsupportedLayerError` naming the node, its operation and the line of code it
+    comes from. The torch backend runs this very module (in eval mode, without gradients).
     """
     torch = import_torch()
     nn = torch.nn
@@ -65,6 +75,23 @@ def from_torch(module: Any, name: str | None = None) -> Model:
             # The torch backend runs this very module on float32 inputs: a float16 or float64 module
             # would fail there (or compute in another precision than every other backend).
             raise DTypeError(f"{pname} is {tensor.dtype}; batchcore runs float32 models: pass module.float()")
+    name = name or type(module).__name__
+    shape = None if input_shape is None else checks.shape(input_shape, "input_shape")
+    try:
+        chain = _read_chain(module, torch, name)
+    except UnsupportedLayerError as e:
+        if shape is None:
+            raise UnsupportedLayerError(f"{e}. A module other than a chain of those layers is read through torch.fx "
+                                        "and needs input_shape= (one sample's shape, e.g. (1, 8, 8))") from e
+        return graph_from_torch(module, shape, name)
+    if shape is None or shape == (chain.input_width,):
+        return chain
+    return graph_from_torch(module, shape, name)
+
+
+def _read_chain(module: Any, torch: Any, name: str) -> Model:
+    """An ``nn.Sequential`` (or one layer) of the layers a :class:`Model` has, or UnsupportedLayerError."""
+    nn = torch.nn
     layers: list[Layer] = []
     input_width: int | None = None
 
@@ -120,7 +147,7 @@ def from_torch(module: Any, name: str | None = None) -> Model:
             raise UnsupportedLayerError(f"{where} is not supported; supported layers: {_SUPPORTED_TORCH}")
     if input_width is None or not layers:
         raise UnsupportedLayerError("the module has no layer that fixes the input width (Linear, LayerNorm, BatchNorm1d)")
-    return Model(layers, input_width, source_module=module, name=name or type(module).__name__)
+    return Model(layers, input_width, source_module=module, name=name)
 
 
 def build_module(model: Model) -> Any:

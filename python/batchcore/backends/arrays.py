@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeviceUnavailableError, MissingDependencyError
+from ..errors import ArgumentError, DeviceUnavailableError, MissingDependencyError
 from ..models import Model
 from ..timing import Timer, as_timer
 from .base import Backend, TimedBatch, check_batch_size, check_input
@@ -18,6 +18,14 @@ from .cuda_events import _clock_note, _sm_clock_for, event_sampler
 _DEVICE_PARAMS: weakref.WeakKeyDictionary[Model, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
+def require_chain(backend: Backend, model: Any) -> None:
+    """The array backends run chain models (their forward pass is written layer by layer); a graph model
+    gets ArgumentError saying who runs it."""
+    if not isinstance(model, Model):
+        raise ArgumentError(f"{backend.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
+                            f"{getattr(model, 'name', model)!r} is a graph model: run it with bc.native() or bc.torch()")
+
+
 class NumpyBackend(Backend):
     """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU: scipy's erf)."""
 
@@ -25,6 +33,7 @@ class NumpyBackend(Backend):
     order = "library"
 
     def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        require_chain(self, model)
         # Finite inputs may overflow in the model itself: that is a result (counted per point in
         # nonfinite_outputs, as for every backend), not a warning on the user's console.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -57,6 +66,7 @@ class CupyBackend(NumpyBackend):
         return s
 
     def _device_params(self, model: Model) -> list[dict[str, Any]]:
+        require_chain(self, model)
         params = _DEVICE_PARAMS.get(model)
         if params is None:
             cp = self._cp
@@ -66,6 +76,7 @@ class CupyBackend(NumpyBackend):
         return params
 
     def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+        require_chain(self, model)
         return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
 
     def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,

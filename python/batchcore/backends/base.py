@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _core, checks
 from ..errors import ArgumentError, ShapeError
+from ..graph_models import GraphModel
 from ..info import last_level_cache_bytes
 from ..models import Model
 from ..timing import Measurement, Timer, as_timer
@@ -44,11 +45,14 @@ def cold_copies(input_bytes: int) -> int:
     return max(2, -(-cold_input_bytes() // input_bytes))
 
 
-def check_input(model: Model, x: Any, finite: bool = True) -> np.ndarray:
-    """``x`` as a validated (B, model.input_width) float32 C-contiguous array; with ``finite``, also free
-    of NaN and Inf. The core checks (``_core.check_rows``): the same code that guards its own bindings, so
-    a bad input raises the same class with the same message through every backend. The native backend
-    passes ``finite=False``: its forward pass makes the scan anyway."""
+def check_input(model: Model | GraphModel, x: Any, finite: bool = True) -> np.ndarray:
+    """``x`` as a validated (B, *model.input_shape) float32 C-contiguous array; with ``finite``, also free
+    of NaN and Inf. The core checks (``_core.check_rows``, ``_core.check_samples``): the same code that
+    guards its own bindings, so a bad input raises the same class with the same message through every
+    backend. The native backend passes ``finite=False``: its forward pass makes the scan anyway."""
+    if isinstance(model, GraphModel):
+        _core.check_samples(x, list(model.input_shape), finite)
+        return x
     if not isinstance(model, Model):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
     _core.check_rows(x, model.input_width, finite)  # the bindings' own checks: one rule, one class, one message

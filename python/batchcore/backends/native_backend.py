@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _core, checks, devices
 from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError
+from ..graph_models import GraphModel
 from ..models import ACTIVATIONS, Model
 from ..orders import run_options
 from ..timing import Measurement, Timer, as_timer
@@ -17,22 +18,26 @@ from .base import Backend, TimedBatch, check_batch_size, check_input, cold_input
 
 # What the core builds from a model (weights copied and packed; on a GPU, copied to the device), made once
 # per model and shared by every native backend; an entry goes when its model does.
-_CPU_MODELS: weakref.WeakKeyDictionary[Model, _core.Model] = weakref.WeakKeyDictionary()
+_CPU_MODELS: weakref.WeakKeyDictionary[Model | GraphModel, _core.Model | _core.Graph] = weakref.WeakKeyDictionary()
 _GPU_MODELS: weakref.WeakKeyDictionary[Model, dict[int, Any]] = weakref.WeakKeyDictionary()
 
 
-def cpu_model(model: Model) -> _core.Model:
-    """The core's copy of ``model`` (built on first use, then cached while the model lives)."""
+def cpu_model(model: Model | GraphModel) -> Any:
+    """The core's copy of ``model`` (a ``_core.Model``, or a ``_core.Graph`` for a graph model; built on
+    first use, then cached while the model lives)."""
     core = _CPU_MODELS.get(model)
     if core is None:
-        core = _CPU_MODELS[model] = _build_core_model(model)
+        core = _CPU_MODELS[model] = model.core() if isinstance(model, GraphModel) else _build_core_model(model)
     return core
 
 
-def gpu_model(model: Model, index: int) -> Any:
+def gpu_model(model: Model | GraphModel, index: int) -> Any:
     """The core's copy of ``model`` on CUDA device ``index`` (DeviceUnavailableError without ``_cuda``)."""
     from ..info import cuda_module
 
+    if isinstance(model, GraphModel):
+        raise DeviceUnavailableError(f"{model.name} is a graph model (convolutions, residuals, ...): the CUDA core "
+                                     "runs chain models only so far; run it with bc.native() on the CPU or bc.torch()")
     per_device = _GPU_MODELS.setdefault(model, {})
     if index not in per_device:
         cu = cuda_module()
@@ -142,7 +147,7 @@ class NativeBackend(Backend):
             if budget_bytes is not None and self.plan_bytes(model, B) > budget_bytes:
                 return None
             checks.require_allocatable(4 * B * model.input_width, f"a probe batch of {B} rows")
-            return core.run(np.zeros((B, model.input_width), np.float32), self.options)[1]
+            return core.run(np.zeros((B, *model.input_shape), np.float32), self.options)[1]
         except OutOfMemoryError:
             return None
         finally:

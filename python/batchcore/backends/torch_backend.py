@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _core, checks, devices, rss
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
+from ..graph_models import GraphModel
 from ..models import Model
 from ..timing import Timer, as_timer
 from ..torch_models import import_torch, module_of
@@ -209,6 +210,10 @@ class TorchBackend(Backend):
         if not self.on_gpu:
             timed = super().measure(model, x, timer, cold)
             threads = self.threads or _core.default_threads()
+            if isinstance(model, GraphModel):  # the source module itself, as torch.export captures it
+                batch = (self._torch.from_numpy(x),)
+                return self._with_cpu_memory(timed, memory, lambda: rss.module_rss_growth_bytes(
+                    model.source_module, batch, threads), rss.MODULE_METHOD)
             return self._with_cpu_memory(timed, memory, lambda: rss.rss_growth_bytes(model, len(x), threads),
                                          rss.METHOD)
         torch, x = self._torch, check_input(model, x)
@@ -225,7 +230,7 @@ class TorchBackend(Backend):
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         try:
-            self._device_forward(module, torch.zeros((B, model.input_width), device=self.device))
+            self._device_forward(module, torch.zeros((B, *model.input_shape), device=self.device))
             torch.cuda.synchronize(self.device)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()

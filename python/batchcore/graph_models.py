@@ -1,0 +1,150 @@
+"""Graph models: what ``bc.from_torch`` makes of a module that is not a plain chain of layers (a CNN, a
+residual block, a custom ``forward``), read through ``torch.fx`` (:mod:`batchcore.fx_import`).
+
+A :class:`GraphModel` is plain data, like :class:`~batchcore.models.Model`: its nodes in execution order
+(each an operation of the core's ``Graph`` with its parameters as float32 numpy arrays, its inputs as
+indices of earlier nodes, and the shape of one sample of its output), the torch module it was read from,
+and a name. The native backend builds the core's graph from it once and caches it; the torch backend runs
+the source module itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .errors import ShapeError, UnsupportedLayerError
+
+# Operation -> how the core's graph adds it: (method, parameter names passed in order after the inputs).
+GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "constant": ("add_constant", ("value",)),
+    "linear": ("add_linear", ("weight", "bias")),
+    "conv2d": ("add_conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups")),
+    "max_pool2d": ("add_max_pool2d", ("kernel", "stride", "padding", "dilation", "ceil_mode")),
+    "avg_pool2d": ("add_avg_pool2d", ("kernel", "stride", "padding", "ceil_mode", "count_include_pad",
+                                      "divisor_override")),
+    "adaptive_avg_pool2d": ("add_adaptive_avg_pool2d", ("output_size",)),
+    "channel_affine": ("add_channel_affine", ("scale", "shift")),
+    "activation": ("add_activation", ("name",)),
+    "softmax": ("add_softmax", ("dim",)),
+    "layer_norm": ("add_layer_norm", ("weight", "bias", "eps")),
+    "binary": ("add_binary", ("op",)),
+    "reshape": ("add_reshape", ("shape",)),
+    "permute": ("add_permute", ("perm",)),
+}
+
+
+@dataclass
+class GraphNode:
+    """One operation. ``op``: a key of :data:`GRAPH_OPS`; ``inputs``: indices of earlier nodes (node 0 is
+    the input); ``params``: its parameters; ``shape``: one sample's output shape; ``name`` and ``source``:
+    the torch.fx node it was read from and where in the user's code that is."""
+
+    op: str
+    inputs: tuple[int, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    shape: tuple[int, ...] = ()
+    name: str = ""
+    source: str = ""
+
+
+class GraphModel:
+    """A model as a graph of operations over batches of N-D samples (see the module's docstring).
+
+    ``nodes`` (a tuple of :class:`GraphNode`, node 0 the input), ``output`` (the node whose value the
+    model returns), ``input_shape`` and ``output_shape`` (one sample's), ``name``, ``source_module``.
+    """
+
+    def __init__(self, nodes: list[GraphNode], output: int, source_module: Any = None, name: str = "graph"):
+        nodes = list(nodes)
+        if not nodes or nodes[0].op != "input":
+            raise ShapeError("a graph model's first node must be its input")
+        for i, n in enumerate(nodes[1:], start=1):
+            if n.op not in GRAPH_OPS:
+                raise UnsupportedLayerError(f"graph node {i} ({n.name}): unknown operation {n.op!r}")
+            if any(not 0 <= j < i for j in n.inputs):
+                raise ShapeError(f"graph node {i} ({n.name}) reads a node that does not come before it")
+        if not 0 < output < len(nodes) and not (output == 0 and len(nodes) == 1):
+            raise ShapeError(f"output node {output} does not exist")
+        self.nodes: tuple[GraphNode, ...] = tuple(nodes)
+        self.output = int(output)
+        self.source_module = source_module
+        self.name = name
+        self.input_shape: tuple[int, ...] = tuple(int(d) for d in nodes[0].shape)
+        self.output_shape: tuple[int, ...] = tuple(int(d) for d in nodes[output].shape)
+
+    # -- facts ----------------------------------------------------------------------------------------
+    @property
+    def input_width(self) -> int:
+        """Floats per input sample."""
+        return int(np.prod(self.input_shape))
+
+    @property
+    def output_width(self) -> int:
+        """Floats per output sample."""
+        return int(np.prod(self.output_shape))
+
+    @property
+    def widest(self) -> int:
+        """The most floats any one node makes per sample."""
+        return max(int(np.prod(n.shape)) for n in self.nodes)
+
+    @property
+    def flops_per_row(self) -> int:
+        """2 x the multiply-adds of one sample's linear layers and convolutions (a row of the batch): each
+        output element of either is one dot product over the weight's taps (all dimensions but the first)."""
+        return sum(2 * int(np.prod(n.shape)) * int(np.prod(n.params["weight"].shape[1:]))
+                   for n in self.nodes if n.op in ("linear", "conv2d"))
+
+    def min_traffic_bytes(self, batch_size: int) -> int:
+        """Every parameter read once, the input read and the output written once (float32): a lower
+        bound of the bytes a pass moves (intermediate values assumed to stay in cache)."""
+        params = sum(v.size for n in self.nodes for v in n.params.values() if isinstance(v, np.ndarray))
+        return 4 * (params + batch_size * (self.input_width + self.output_width))
+
+    def describe(self) -> str:
+        """The graph in one line: ``(1, 8, 8) -> conv2d (8, 8, 8) -> relu ... -> linear (10,)``."""
+        parts = [str(self.input_shape)]
+        for n in self.nodes[1:]:
+            if n.op == "constant":
+                continue
+            what = n.params.get("name") or n.params.get("op") or n.op
+            extra = "".join(f" %{j}" for j in n.inputs[1:]) if n.op == "binary" else ""
+            parts.append(f"{what}{extra} {tuple(n.shape)}")
+        return " -> ".join(parts)
+
+    def digest(self) -> str:
+        """A hash of the graph and every parameter's bits."""
+        h = hashlib.sha256(self.describe().encode())
+        for n in self.nodes:
+            h.update(repr((n.op, n.inputs, n.shape)).encode())
+            for key in sorted(n.params):
+                v = n.params[key]
+                h.update(key.encode())
+                h.update(np.ascontiguousarray(v).tobytes() if isinstance(v, np.ndarray) else repr(v).encode())
+        return h.hexdigest()[:16]
+
+    def core(self) -> _core.Graph:
+        """A new core graph with this model's operations and parameters (the native backend caches one)."""
+        graph = _core.Graph(list(self.input_shape))
+        for i, n in enumerate(self.nodes[1:], start=1):
+            method, names = GRAPH_OPS[n.op]
+            try:
+                made = getattr(graph, method)(*n.inputs, *(n.params[k] for k in names))
+            except (KeyError, TypeError) as e:
+                raise ShapeError(f"graph node {i} ({n.name}): parameters {sorted(n.params)} do not fit {n.op}: {e}") from e
+            if made != i:  # pragma: no cover - the core numbers values in the order they are added
+                raise ShapeError(f"graph node {i} became value {made}")
+            if tuple(graph.shape_of(i)) != tuple(n.shape):
+                raise ShapeError(f"graph node {i} ({n.name}, {n.op}) makes samples of {tuple(graph.shape_of(i))}, "
+                                 f"torch's of {tuple(n.shape)}")
+        graph.set_output(self.output)
+        return graph
+
+    def __repr__(self) -> str:
+        return f"<batchcore.GraphModel {self.name}: {len(self.nodes) - 1} operations, {self.input_shape} -> " \
+               f"{self.output_shape}>"
