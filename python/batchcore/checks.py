@@ -27,9 +27,9 @@ def shape(value: object, name: str) -> tuple[int, ...]:
     """A shape: a non-empty sequence of positive integers (an integer alone is a 1-D shape); ShapeError."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         value = (value,)
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not list(value):  # type: ignore[call-overload]
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not list(value):
         raise ShapeError(f"{name} must be a non-empty tuple of positive integers, got {value!r}")
-    return tuple(positive_int(d, f"every {name} entry", ShapeError) for d in value)  # type: ignore[union-attr]
+    return tuple(positive_int(d, f"every {name} entry", ShapeError) for d in value)
 
 
 def threads(value: object, name: str = "threads") -> int | None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from .errors import ShapeError, UnsupportedLayerError
+from .models import Model
 
 # Operation -> how the core's graph adds it: (method, parameter names passed in order after the inputs).
 GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -148,3 +149,6 @@ class GraphModel:
     def __repr__(self) -> str:
         return f"<batchcore.GraphModel {self.name}: {len(self.nodes) - 1} operations, {self.input_shape} -> " \
                f"{self.output_shape}>"
+
+
+AnyModel = Model | GraphModel  # what every backend's run, run_batched, measure and plan take

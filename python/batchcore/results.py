@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import decisions, numerics, resultfile
-from .models import Model
+from .graph_models import AnyModel
 from .probes import Probe
 from .report import Classes, format_table
 from .user_modules import FLOAT_FORMATS
@@ -96,7 +96,7 @@ class SweepResult:
         resultfile.atomic_write(path, buf.getvalue())
 
 
-def make_point(backend: Backend, model: Model, B: int, y: np.ndarray, y_b1: np.ndarray, y_exact: np.ndarray,
+def make_point(backend: Backend, model: AnyModel, B: int, y: np.ndarray, y_b1: np.ndarray, y_exact: np.ndarray,
                labels: np.ndarray | None, measured: TimedBatch, ceiling: Probe | None) -> dict[str, Any]:
     """The record of one (backend, batch size): ``y`` the outputs of the data run in batches of ``B``,
     ``y_b1`` at B=1, ``y_exact`` with every linear layer correctly rounded; the time and memory of one

@@ -26,10 +26,14 @@ def import_torch() -> Any:
     return torch
 
 
-def module_of(model: Model) -> Any:
+def module_of(model: Model | GraphModel) -> Any:
     """The module the model runs as on the CPU: the one it was read from, else one built from its
     parameters (a new one per call: the torch backend caches it)."""
-    return model.source_module if model.source_module is not None else build_module(model)
+    if model.source_module is not None:
+        return model.source_module
+    if isinstance(model, GraphModel):
+        raise UnsupportedLayerError(f"{model.name} has no torch module to run (graph models are read from one)")
+    return build_module(model)
 
 
 def _f32(a: Any, what: str) -> np.ndarray:

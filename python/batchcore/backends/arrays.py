@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError, DeviceUnavailableError, MissingDependencyError
+from ..graph_models import AnyModel
 from ..models import Model
 from ..timing import Timer, as_timer
 from .base import Backend, TimedBatch, check_batch_size, check_input
@@ -18,12 +19,13 @@ from .cuda_events import _clock_note, _sm_clock_for, event_sampler
 _DEVICE_PARAMS: weakref.WeakKeyDictionary[Model, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def require_chain(backend: Backend, model: Any) -> None:
+def require_chain(backend: Backend, model: Any) -> Model:
     """The array backends run chain models (their forward pass is written layer by layer); a graph model
     gets ArgumentError saying who runs it."""
     if not isinstance(model, Model):
         raise ArgumentError(f"{backend.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
                             f"{getattr(model, 'name', model)!r} is a graph model: run it with bc.native() or bc.torch()")
+    return model
 
 
 class NumpyBackend(Backend):
@@ -32,12 +34,12 @@ class NumpyBackend(Backend):
     name = "numpy"
     order = "library"
 
-    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
-        require_chain(self, model)
+    def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
+        chain = require_chain(self, model)
         # Finite inputs may overflow in the model itself: that is a result (counted per point in
         # nonfinite_outputs, as for every backend), not a warning on the user's console.
         with np.errstate(over="ignore", invalid="ignore"):
-            return array_forward(np, model, x)
+            return array_forward(np, chain, x)
 
 
 class CupyBackend(NumpyBackend):
@@ -65,8 +67,8 @@ class CupyBackend(NumpyBackend):
         s.update(cupy_version=self._cp.__version__, cuda_runtime=self._cp.cuda.runtime.runtimeGetVersion())
         return s
 
-    def _device_params(self, model: Model) -> list[dict[str, Any]]:
-        require_chain(self, model)
+    def _device_params(self, model: AnyModel) -> list[dict[str, Any]]:
+        model = require_chain(self, model)
         params = _DEVICE_PARAMS.get(model)
         if params is None:
             cp = self._cp
@@ -75,12 +77,13 @@ class CupyBackend(NumpyBackend):
                 for layer in model.layers]
         return params
 
-    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
-        require_chain(self, model)
+    def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
+        model = require_chain(self, model)
         return self._cp.asnumpy(array_forward(self._cp, model, self._cp.asarray(x), self._device_params(model)))
 
-    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+    def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
+        model = require_chain(self, model)
         cp, x = self._cp, check_input(model, x)
         timer = as_timer(timer)
         params, xd = self._device_params(model), cp.asarray(x)
@@ -103,7 +106,8 @@ class CupyBackend(NumpyBackend):
         return TimedBatch(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
                         "cupy default memory pool total after one pass (input, parameters and intermediates)")
 
-    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+    def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
+        model = require_chain(self, model)
         cp, B = self._cp, check_batch_size(batch_size)
         params, pool = self._device_params(model), cp.get_default_memory_pool()
         pool.free_all_blocks()

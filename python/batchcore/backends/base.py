@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core, checks
 from ..errors import ArgumentError, ShapeError
-from ..graph_models import GraphModel
+from ..graph_models import AnyModel, GraphModel
 from ..info import last_level_cache_bytes
 from ..models import Model
 from ..timing import Measurement, Timer, as_timer
@@ -45,7 +45,7 @@ def cold_copies(input_bytes: int) -> int:
     return max(2, -(-cold_input_bytes() // input_bytes))
 
 
-def check_input(model: Model | GraphModel, x: Any, finite: bool = True) -> np.ndarray:
+def check_input(model: AnyModel, x: Any, finite: bool = True) -> np.ndarray:
     """``x`` as a validated (B, *model.input_shape) float32 C-contiguous array; with ``finite``, also free
     of NaN and Inf. The core checks (``_core.check_rows``, ``_core.check_samples``): the same code that
     guards its own bindings, so a bad input raises the same class with the same message through every
@@ -79,15 +79,15 @@ class Backend:
     def __repr__(self) -> str:
         return f"<batchcore backend {self.label}>"
 
-    def run(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def run(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         return self._forward(model, check_input(model, x))
 
-    def run_batched(self, model: Model, data: np.ndarray, batch_size: int) -> np.ndarray:
+    def run_batched(self, model: AnyModel, data: np.ndarray, batch_size: int) -> np.ndarray:
         data = check_input(model, data)
         b = check_batch_size(batch_size)
         return np.concatenate([self._forward(model, data[i : i + b]) for i in range(0, len(data), b)])
 
-    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+    def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
         """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
         pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
@@ -103,7 +103,7 @@ class Backend:
         return TimedBatch(timer.measure(lambda: self._forward(model, next(copies))),
                         clock="steady_clock in the core around the Python call; inputs rotated (cold)")
 
-    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+    def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         """The peak bytes of one forward pass of ``batch_size`` rows when it fits (in ``budget_bytes``
         where given), None after an out-of-memory error (everything freed). Backends that cannot bound
         their memory refuse with ArgumentError."""
@@ -114,5 +114,5 @@ class Backend:
         """What identifies this backend's configuration in a result record."""
         return {"backend": self.label, "device": self.device, "precision": self.precision, "order": self.order}
 
-    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+    def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import _core, checks, devices
 from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError
-from ..graph_models import GraphModel
+from ..graph_models import AnyModel, GraphModel
 from ..models import ACTIVATIONS, Model
 from ..orders import run_options
 from ..timing import Measurement, Timer, as_timer
@@ -22,7 +22,7 @@ _CPU_MODELS: weakref.WeakKeyDictionary[Model | GraphModel, _core.Model | _core.G
 _GPU_MODELS: weakref.WeakKeyDictionary[Model, dict[int, Any]] = weakref.WeakKeyDictionary()
 
 
-def cpu_model(model: Model | GraphModel) -> Any:
+def cpu_model(model: AnyModel) -> Any:
     """The core's copy of ``model`` (a ``_core.Model``, or a ``_core.Graph`` for a graph model; built on
     first use, then cached while the model lives)."""
     core = _CPU_MODELS.get(model)
@@ -31,7 +31,7 @@ def cpu_model(model: Model | GraphModel) -> Any:
     return core
 
 
-def gpu_model(model: Model | GraphModel, index: int) -> Any:
+def gpu_model(model: AnyModel, index: int) -> Any:
     """The core's copy of ``model`` on CUDA device ``index`` (DeviceUnavailableError without ``_cuda``)."""
     from ..info import cuda_module
 
@@ -100,24 +100,24 @@ class NativeBackend(Backend):
             s.update(threads=self.threads, simd=self.options.simd)
         return s
 
-    def core_model(self, model: Model) -> Any:
+    def core_model(self, model: AnyModel) -> Any:
         """The core's model this backend runs: a ``_core.Model``, or a ``_cuda.DeviceModel`` on a GPU."""
         return gpu_model(model, self._device.index) if self.on_gpu else cpu_model(model)
 
-    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         return self.core_model(model).run(x, self.options)[0]
 
-    def run(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def run(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         return self._forward(model, check_input(model, x, finite=False))  # the core scans for NaN and Inf
 
-    def run_batched(self, model: Model, data: np.ndarray, batch_size: int) -> np.ndarray:
+    def run_batched(self, model: AnyModel, data: np.ndarray, batch_size: int) -> np.ndarray:
         if self.on_gpu:  # one device call per batch, each a whole forward pass
             return super().run_batched(model, data, batch_size)
         data = check_input(model, data, finite=False)
         b = min(check_batch_size(batch_size), len(data))  # one batch of everything past len(data)
         return cpu_model(model).run_batched(data, b, self.options)
 
-    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+    def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
         x = check_input(model, x, finite=False)
         timer = as_timer(timer)
@@ -128,11 +128,11 @@ class NativeBackend(Backend):
                  if self.on_gpu else "steady_clock in the C++ core")
         return TimedBatch(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")
 
-    def plan_bytes(self, model: Model, batch_size: int) -> int:
+    def plan_bytes(self, model: AnyModel, batch_size: int) -> int:
         """Exact bytes a forward pass of ``batch_size`` rows holds at its peak (weights included)."""
         return self.core_model(model).plan_bytes(check_batch_size(batch_size), self.options)
 
-    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+    def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if budget_bytes is None and not self.on_gpu:
             raise ArgumentError("native on the CPU: largest_batch() needs budget_bytes (the search does not "
                                 "exhaust the machine's memory)")

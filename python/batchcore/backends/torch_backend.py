@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core, checks, devices, rss
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
-from ..graph_models import GraphModel
+from ..graph_models import AnyModel, GraphModel
 from ..models import Model
 from ..timing import Timer, as_timer
 from ..torch_models import import_torch, module_of
@@ -21,10 +21,10 @@ from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sam
 
 # The module each model runs as, per device ("cpu": the model's own source module, or one built from its
 # parameters; a GPU: a copy moved there once); an entry goes when its model does.
-_MODULES: weakref.WeakKeyDictionary[Model | UserModule, dict[str, Any]] = weakref.WeakKeyDictionary()
+_MODULES: weakref.WeakKeyDictionary[Model | GraphModel | UserModule, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
-def module_on(model: Model, device: str) -> Any:
+def module_on(model: AnyModel, device: str) -> Any:
     """The torch module ``model`` runs as on ``device`` (built or moved once, then cached)."""
     per_device = _MODULES.setdefault(model, {})
     if "cpu" not in per_device:
@@ -81,7 +81,7 @@ class TorchBackend(Backend):
                      torch_cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(self.device))
         return s
 
-    def module(self, model: Model) -> Any:
+    def module(self, model: AnyModel) -> Any:
         """The torch module this backend runs for ``model`` (on its device, cached)."""
         return module_on(model, self.device)
 
@@ -95,7 +95,7 @@ class TorchBackend(Backend):
         with torch.no_grad():
             return module(xd)
 
-    def _forward(self, model: Model, x: np.ndarray) -> np.ndarray:
+    def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         module = self.module(model)
         was_training = module.training
         module.eval()
@@ -205,7 +205,7 @@ class TorchBackend(Backend):
                 timed.memory = f"not measured ({e})"
         return timed
 
-    def measure(self, model: Model, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
+    def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
         if not self.on_gpu:
             timed = super().measure(model, x, timer, cold)
@@ -222,7 +222,7 @@ class TorchBackend(Backend):
         flush = _l2_flush_tensor(torch, self.device) if cold else None
         return self._measure_on_gpu(lambda: self._device_forward(module, xd), as_timer(timer), flush)
 
-    def peak_bytes_if_fits(self, model: Model, batch_size: int, budget_bytes: int | None = None) -> int | None:
+    def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if not self.on_gpu:
             return super().peak_bytes_if_fits(model, batch_size, budget_bytes)
         torch, B = self._torch, check_batch_size(batch_size)
