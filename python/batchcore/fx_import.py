@@ -309,8 +309,9 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str) -> Gr
     except UnsupportedLayerError:
         raise
     except Exception as e:
+        cause = e.__cause__ or e  # ShapeProp wraps the module's own error in a page of graph context
         raise UnsupportedLayerError(f"{name} fails on a batch of samples of shape {input_shape}: "
-                                    f"{type(e).__name__}: {e}") from e
+                                    f"{type(cause).__name__}: {cause}") from e
     finally:
         module.train(was_training)
     reader = _Reader(torch, gm, shapes)

@@ -1,0 +1,243 @@
+"""bc.from_torch through torch.fx: modules that are not chains (a CNN, a residual MLP, a custom forward)
+become graph models whose native outputs equal, bit for bit, a slow reference written from the
+definitions (tests/graph_reference.py), stay close to torch, are batch invariant, and sweep; what cannot
+be read is refused naming the node, its operation and the user's line."""
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+from batchcore.graph_models import GraphModel
+
+import graph_reference as ref
+
+torch = pytest.importorskip("torch")
+nn, F = torch.nn, torch.nn.functional
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=1, groups=2, bias=False)
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        self.avg = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d((2, 1)), nn.Flatten(), nn.Linear(8, 5))
+
+    def forward(self, x):
+        h = F.relu(self.bn(self.conv1(x)))
+        h = self.avg(self.pool(h)) + 0.5 * self.pool(h)
+        return self.head(F.silu(self.conv2(h)))
+
+
+class ResidualMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(12, 16)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 16), nn.GELU()) for _ in range(2))
+        self.out = nn.Linear(16, 3)
+        self.bias = nn.Parameter(torch.linspace(-1, 1, 3))
+
+    def forward(self, x):
+        h = self.inp(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return torch.softmax(self.out(h) - self.bias, dim=-1)
+
+
+class CustomForward(nn.Module):
+    """Tokens of 4 features: a per-token linear map, a transpose, softmax along the token axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 6)
+        self.mix = nn.Linear(5, 5)
+
+    def forward(self, x):
+        h = torch.tanh(self.proj(x))          # (B, 5, 6)
+        h = self.mix(h.transpose(1, 2))       # (B, 6, 5)
+        h = F.softmax(h, dim=1) / 2.0
+        return h.permute(0, 2, 1).reshape(x.size(0), -1)
+
+
+def _randomise_bn(module):
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return module.eval()
+
+
+CASES = {
+    "cnn": (SmallCNN, (2, 8, 7)),
+    "residual_mlp": (ResidualMLP, (12,)),
+    "custom_forward": (CustomForward, (5, 4)),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    torch.manual_seed(0)
+    make, shape = CASES[request.param]
+    module = _randomise_bn(make())
+    model = bc.from_torch(module, input_shape=shape)
+    x = np.random.default_rng(1).standard_normal((6, *shape)).astype(np.float32)
+    return request.param, module, model, x
+
+
+def test_reads_a_graph_model(case):
+    name, module, model, x = case
+    assert isinstance(model, GraphModel)
+    assert model.source_module is module
+    with torch.no_grad():
+        assert model.output_shape == tuple(module(torch.from_numpy(x)).shape[1:])
+
+
+@pytest.mark.parametrize("order", ["seq", "pairwise", "lanes:4"])
+def test_native_equals_the_definitions_bit_for_bit(case, order):
+    _, _, model, x = case
+    got = bc.native(order=order).run(model, x[:3])
+    want = ref.run(model, x[:3], order)
+    assert got.tobytes() == want.tobytes()
+
+
+def test_native_is_close_to_torch(case):
+    _, module, model, x = case
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy().reshape(len(x), -1)
+    got = bc.native().run(model, x).reshape(len(x), -1)
+    exact = bc.native(order="exact").run(model, x).reshape(len(x), -1)
+    # torch's error against the exactly rounded dots bounds how far the two may lie apart
+    spread = np.abs(want - exact).max() + np.abs(got - exact).max()
+    assert np.abs(got - want).max() <= spread + 1e-7
+    assert spread < 1e-4
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_batch_invariant(case, threads):
+    _, _, model, x = case
+    rng = np.random.default_rng(threads)
+    backend = bc.native(threads=threads)
+    alone = backend.run(model, x[:1])
+    for B in (2, 17, 64):
+        for position in (0, B // 2, B - 1):
+            batch = rng.standard_normal((B, *model.input_shape)).astype(np.float32)
+            batch[position] = x[0]
+            assert backend.run(model, batch)[position].tobytes() == alone[0].tobytes(), (B, position)
+
+
+def test_exact_peak_memory_equals_the_plan(case):
+    _, _, model, x = case
+    core = bc.native().core_model(model)
+    for B in (1, 5, 6):
+        for precision in ("fp32", "bf16"):
+            options = bc.orders.run_options("seq", precision)
+            _, peak, predicted = core.run(x[:B] if B <= len(x) else x, options)
+            assert peak == predicted == core.plan_bytes(min(B, len(x)), options)
+
+
+def test_torch_backend_is_the_module_in_plain_loops(case):
+    _, module, model, x = case
+    for B in (1, 4):
+        with torch.no_grad():
+            want = torch.cat([module(torch.from_numpy(x[i:i + B])) for i in range(0, len(x), B)]).numpy()
+        got = bc.torch().run_batched(model, x, B)
+        assert got.tobytes() == want.tobytes()
+
+
+def test_sweep_of_a_module_reads_it_with_the_data_shape():
+    torch.manual_seed(0)
+    net = _randomise_bn(SmallCNN())
+    x = torch.randn(40, 2, 8, 7)  # a torch tensor: used as it is (float32)
+    res = bc.sweep(net, data=x, batch_sizes=[1, 3, 16], backends=[bc.native(), bc.torch(measure_memory=False)],
+                   timer=bc.Timer(min_time_s=0.01, timeout_s=0.2, min_samples=3), rounds=1, ceilings=False)
+    native = [p for p in res.points if p["backend"].startswith("native")]
+    assert [p["bitwise_equal_frac"] for p in native] == [1.0, 1.0, 1.0]
+    assert all(p["peak_bytes"] == p["predicted_bytes"] for p in native)
+    flops = bc.from_torch(net, input_shape=(2, 8, 7)).flops_per_row
+    conv1, conv2, linear = 2 * 4 * 8 * 7 * 2 * 9, 2 * 4 * 2 * 2 * 2 * 9, 2 * 5 * 8
+    assert flops == conv1 + conv2 + linear
+
+
+def test_default_backends_leave_out_the_array_backends():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 2)).eval()
+    x = np.random.default_rng(0).standard_normal((8, 1, 3, 6)).astype(np.float32)
+    res = bc.sweep(net, data=x, batch_sizes=[1, 2], timer=bc.Timer(min_time_s=0.01, timeout_s=0.1, min_samples=3),
+                   rounds=1, ceilings=False)
+    assert not any(p["backend"].startswith("numpy") for p in res.points)
+    with pytest.raises(bc.ArgumentError, match="graph model"):
+        bc.numpy().run(bc.from_torch(net, input_shape=(1, 3, 6)), x)
+
+
+# -- what is refused --------------------------------------------------------------------------------
+
+class Sigmoid(nn.Module):
+    def forward(self, x):
+        return torch.sigmoid(x) + 1
+
+
+class TwoInputs(nn.Module):
+    def forward(self, x, y):
+        return x + y
+
+
+class TupleOut(nn.Module):
+    def forward(self, x):
+        return x * 2, x + 1
+
+
+class BatchSoftmax(nn.Module):
+    def forward(self, x):
+        return torch.softmax(x * 1.0, dim=0)
+
+
+class Branchy(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x
+        return -x
+
+
+@pytest.mark.parametrize("module, shape, pattern", [
+    (Sigmoid(), (4,), r"node 'sigmoid' \(call_function sigmoid\) at .*test_fx_import.py:\d+ in forward "
+                      r"\(return torch.sigmoid\(x\) \+ 1\): sigmoid is not supported"),
+    (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2)), (1, 3, 3),
+     r"\(call_module 1\).*Upsample is not supported"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Upsample(scale_factor=2)), (4,), "fails on a batch of samples of shape"),
+    (TwoInputs(), (4,), "takes 2 inputs"),
+    (TupleOut(), (4,), "returns one tensor"),
+    (BatchSoftmax(), (4,), "batch dimension"),
+    (Branchy(), (4,), "torch.fx cannot trace"),
+    (nn.Sequential(nn.Conv2d(1, 1, 2, padding="same")), (1, 4, 4), "pads unevenly"),
+    (nn.Sequential(nn.GELU(approximate="tanh")), (4,), "approximate='tanh'"),
+])
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_unsupported_is_named(module, shape, pattern):
+    with pytest.raises(bc.UnsupportedLayerError, match=pattern):
+        bc.from_torch(module.eval(), input_shape=shape)
+
+
+def test_a_graph_module_without_input_shape_says_what_is_missing():
+    with pytest.raises(bc.UnsupportedLayerError, match="needs input_shape="):
+        bc.from_torch(SmallCNN().eval())
+
+
+@pytest.mark.parametrize("bad", [0, (2, -1), "abc", ()])
+def test_bad_input_shape(bad):
+    with pytest.raises(bc.ShapeError, match="input_shape"):
+        bc.from_torch(SmallCNN().eval(), input_shape=bad)
+
+
+def test_wrong_sample_shape_is_a_shape_error(case):
+    _, _, model, x = case
+    with pytest.raises(bc.ShapeError):
+        bc.native().run(model, x.reshape(len(x), -1)[:, :-1].copy())
+    bad = x.copy()
+    bad.flat[7] = np.nan
+    with pytest.raises(bc.NonFiniteError, match="NaN"):
+        bc.native().run(model, bad)
