@@ -69,3 +69,18 @@ def test_the_own_module_example_runs_as_users_run_it(how, tmp_path):
     classes = " ".join(rows[5])  # the line of classes: "torch[cpu] 3 classes: {1} ..." or "batch invariant"
     assert "classes:" in classes or "batch invariant" in classes, classes
     assert all(any(cell.startswith("~") for cell in r) for r in rows[:5]), "torch's CPU memory was not measured"
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_the_graph_model_example_runs_as_users_run_it(how, tmp_path):
+    """The CNN of the README, read by from_torch: the native rows are batch invariant, their memory exact."""
+    code = snippet("graph-model")
+    assert "__main__" not in code
+    (tmp_path / "cnn.py").write_text(code)
+    done = run(["cnn.py"], tmp_path) if how == "script" else run(["-"], tmp_path, stdin=code)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    native = [line.split() for line in lines if line.startswith("native[seq]")]
+    assert [int(r[1]) for r in native[:5]] == [1, 2, 8, 64, 256]
+    assert "batch invariant" in " ".join(native[5])
+    assert not any(cell.startswith("~") for r in native[:5] for cell in r), "native memory is exact, not ~"
