@@ -22,7 +22,7 @@ constexpr int64_t kMinElementsPerWorker = 16384;
 const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
-                                "binary", "reshape", "permute"};
+                                "binary", "reshape", "permute", "attention", "embedding"};
   return names[int(op)];
 }
 
@@ -240,6 +240,43 @@ int Graph::add_permute(int x, const std::vector<int64_t>& perm) {
   return add_node(std::move(n));
 }
 
+int Graph::add_attention(int q, int k, int v, float scale, bool causal) {
+  const Dims &dq = value(q, "attention").dims, &dk = value(k, "attention").dims, &dv = value(v, "attention").dims;
+  const size_t rank = dq.size();
+  if (rank < 2 || dk.size() != rank || dv.size() != rank || !std::equal(dq.begin(), dq.end() - 2, dk.begin()) ||
+      !std::equal(dq.begin(), dq.end() - 2, dv.begin()) || dq.back() != dk.back() || dk[rank - 2] != dv[rank - 2])
+    shape_error(nodes_.size(), "attention", "needs q (..., Lq, d), k (..., Lk, d) and v (..., Lk, dv) with the same "
+                                            "leading dimensions, got " + dims_text(dq) + ", " + dims_text(dk) + ", " +
+                                            dims_text(dv));
+  if (!std::isfinite(scale)) throw NonFiniteError("attention scale must be finite");
+  Node n;
+  n.op = Op::attention;
+  n.inputs = {q, k, v};
+  n.dims = dq;
+  n.dims.back() = dv.back();
+  n.attention.groups = element_count(Dims(dq.begin(), dq.end() - 2));
+  n.attention.q_len = dq[rank - 2];
+  n.attention.kv_len = dk[rank - 2];
+  n.attention.head_dim = dq.back();
+  n.attention.value_dim = dv.back();
+  n.attention.scale = scale;
+  n.attention.causal = causal;
+  return add_node(std::move(n));
+}
+
+int Graph::add_embedding(int x, const float* table, int64_t rows, int64_t dim) {
+  const Node& in = value(x, "embedding");
+  if (rows <= 0 || dim <= 0) shape_error(nodes_.size(), "embedding", "the table must not be empty");
+  require_finite(table, rows * dim, "embedding table", dim);
+  Node n;
+  n.op = Op::embedding;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.dims.push_back(dim);
+  n.p0.assign(table, table + rows * dim);
+  return add_node(std::move(n));
+}
+
 void Graph::set_output(int id) {
   value(id, "output");  // checks that it exists and is not a constant
   output_ = id;
@@ -255,6 +292,8 @@ int64_t Graph::flops_per_sample() const {
   for (const Node& n : nodes_) {
     if (n.op == Op::linear) f += 2 * element_count(n.dims) * int64_t(n.p0.size() / n.p1.size());
     if (n.op == Op::conv2d) f += 2 * element_count(n.dims) * n.conv->shape().taps();
+    if (n.op == Op::attention)  // the scores' dots and the values' dots, per group
+      f += 2 * n.attention.groups * n.attention.q_len * n.attention.kv_len * (n.attention.head_dim + n.attention.value_dim);
   }
   return f;
 }
@@ -306,6 +345,10 @@ std::vector<Graph::Step> Graph::plan(int64_t M, Precision p) const {
     if (s.owner == int(i) && n.op != Op::input && n.op != Op::constant) s.floats = M * element_count(n.dims);
     if (n.op == Op::linear && p != Precision::fp32) s.workspace = M * element_count(nodes_[size_t(n.inputs[0])].dims);
     if (n.op == Op::conv2d) s.workspace = n.conv->workspace_floats();
+    if (n.op == Op::attention) {
+      s.workspace = attention_workspace_floats(n.attention, p);
+      s.inner_bytes = attention_packed_bytes(n.attention);
+    }
     int64_t& last = owner_last[size_t(s.owner)];
     last = std::max({last, int64_t(i), last_use[i]});
   }
@@ -336,7 +379,7 @@ int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const {
   const std::vector<Step> steps = plan(M, opt.precision);
   for (const Step& s : steps) {
     live += s.floats * 4;
-    peak = std::max(peak, live + s.workspace * 4);
+    peak = std::max(peak, live + s.workspace * 4 + s.inner_bytes);
     for (int o : s.release) live -= steps[size_t(o)].floats * 4;
   }
   return base + peak;
@@ -360,7 +403,7 @@ void Graph::ensure_packed(Precision p) {
 // ---- a pass -------------------------------------------------------------------------------------
 
 void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, float* out, float* workspace,
-                    const GemmWorkspace& ws, const GemmOptions& gemm, Precision p) const {
+                    const GemmWorkspace& ws, const GemmOptions& gemm, Precision p) {
   const PoolView pool = shared_pool(gemm.threads);
   const float* in = n.inputs.empty() ? nullptr : data[size_t(n.inputs[0])];
   const Dims& in_dims = n.inputs.empty() ? n.dims : nodes_[size_t(n.inputs[0])].dims;
@@ -422,6 +465,13 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
       return;
     }
     case Op::permute: permute(in, M, in_dims, n.ints, out, pool); return;
+    case Op::attention:
+      attention(in, data[size_t(n.inputs[1])], data[size_t(n.inputs[2])], M, n.attention, out, workspace,
+                alloc_, ws, gemm, p);
+      return;
+    case Op::embedding:
+      embedding(in, in_count, n.p0.data(), int64_t(n.p0.size()) / n.dims.back(), n.dims.back(), out, pool);
+      return;
   }
 }
 

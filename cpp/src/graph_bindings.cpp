@@ -159,6 +159,15 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
            py::arg("a"), py::arg("b"), py::arg("op"))
       .def("add_reshape", &Graph::add_reshape, py::arg("x"), py::arg("shape"))
       .def("add_permute", &Graph::add_permute, py::arg("x"), py::arg("perm"))
+      .def("add_attention", &Graph::add_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
+           py::arg("causal") = false,
+           "Scaled dot-product attention over the last two dimensions (the leading ones are groups, e.g. heads).")
+      .def("add_embedding",
+           [](Graph& g, int x, const py::object& t_obj) {
+             const py::array t = f32_array(t_obj, 2, "embedding table");
+             return g.add_embedding(x, f32_data(t), t.shape(0), t.shape(1));
+           },
+           py::arg("x"), py::arg("table"), "Rows of table for x's token ids (float32 integers).")
       .def("set_output", &Graph::set_output, py::arg("value"))
       .def("shape_of", [](const Graph& g, int v) { return g.dims_of(v); }, py::arg("value"))
       .def_property_readonly("input_shape", [](const Graph& g) { return g.input_dims(); })

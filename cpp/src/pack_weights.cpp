@@ -9,6 +9,11 @@ int64_t PackedLinear::bytes_for(int64_t N, int64_t K) {
 
 PackedLinear pack_weights(const float* W, const float* b, int64_t N, int64_t K, Precision p,
                           TrackingAllocator& alloc) {
+  return pack_weights_strided(W, K, 1, b, N, K, p, alloc);
+}
+
+PackedLinear pack_weights_strided(const float* W, int64_t n_stride, int64_t k_stride, const float* b, int64_t N,
+                                  int64_t K, Precision p, TrackingAllocator& alloc) {
   PackedLinear out;
   out.N = N;
   out.K = K;
@@ -20,8 +25,8 @@ PackedLinear pack_weights(const float* W, const float* b, int64_t N, int64_t K, 
     float* dst = out.panel_data.data() + panel * K * kPanelWidth;
     for (int j = 0; j < kPanelWidth; ++j) {
       const int64_t n = panel * kPanelWidth + j;
-      const float* src = n < N ? W + n * K : nullptr;
-      for (int64_t k = 0; k < K; ++k) dst[k * kPanelWidth + j] = src ? round_to(src[k], p) : 0.0f;
+      const float* src = n < N ? W + n * n_stride : nullptr;
+      for (int64_t k = 0; k < K; ++k) dst[k * kPanelWidth + j] = src ? round_to(src[k * k_stride], p) : 0.0f;
     }
   }
   for (int64_t n = 0; n < out.panels * kPanelWidth; ++n) out.bias.data()[n] = (b && n < N) ? b[n] : 0.0f;

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <sstream>
+#include <string>
+
+#include "batchcore/errors.hpp"
 
 #include "batchcore/layers.hpp"
 #include "batchcore/thread_pool.hpp"
@@ -208,6 +213,21 @@ void broadcast_binary(const BroadcastOperand& a, const BroadcastOperand& b, Bina
       }
     }
   }, grain_for(n));
+}
+
+void embedding(const float* ids, int64_t count, const float* table, int64_t rows, int64_t dim, float* y,
+                const PoolView& pool) {
+  for (int64_t i = 0; i < count; ++i)
+    if (!(ids[i] >= 0.0f && ids[i] < float(rows)) || ids[i] != std::floor(ids[i]))
+    {
+      std::ostringstream what;
+      what << "embedding: token id " << ids[i] << " (entry " << i << ") is not a row of the " << rows << "-row table";
+      throw ShapeError(what.str());
+    }
+  pool.parallel_for(count, [&](int, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i)
+      std::memcpy(y + i * dim, table + int64_t(ids[i]) * dim, size_t(dim) * sizeof(float));
+  }, grain_for(dim));
 }
 
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "batchcore/attention.hpp"
 #include "batchcore/conv.hpp"
 #include "batchcore/layers.hpp"
 #include "batchcore/model.hpp"
@@ -28,7 +29,7 @@ class Graph {
  public:
   enum class Op {
     input, constant, linear, conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, channel_affine, activation,
-    softmax, layer_norm, binary, reshape, permute
+    softmax, layer_norm, binary, reshape, permute, attention, embedding
   };
 
   explicit Graph(const Dims& input);  // the input's sample shape (value 0)
@@ -46,6 +47,10 @@ class Graph {
   int add_binary(int a, int b, BinaryOp op);
   int add_reshape(int x, const Dims& dims);
   int add_permute(int x, const std::vector<int64_t>& perm);
+  // q (G..., Lq, d), k (G..., Lk, d), v (G..., Lk, dv) -> (G..., Lq, dv); see attention.hpp.
+  int add_attention(int q, int k, int v, float scale, bool causal);
+  // x: token ids (as float32 integers); table: rows x dim -> x's shape + (dim,).
+  int add_embedding(int x, const float* table, int64_t rows, int64_t dim);
   void set_output(int value);
 
   const Dims& dims_of(int value) const;  // a value's sample shape (ShapeError for an unknown id)
@@ -76,6 +81,7 @@ class Graph {
     BinaryOp binary = BinaryOp::add;
     Pool2dWindow window;
     float eps = 0.0f;
+    AttentionShape attention;  // attention: its shape, scale and mask
     std::unique_ptr<Conv2d> conv;
     int packed = -1;           // linear: index into packed_
   };
@@ -84,6 +90,7 @@ class Graph {
     int owner = 0;              // the value whose buffer holds this one (itself when it allocates)
     int64_t floats = 0;         // the buffer it allocates (0 for views, in-place results and value 0)
     int64_t workspace = 0;      // floats held only while this node runs
+    int64_t inner_bytes = 0;    // what the operation allocates itself on top, at most, while it runs
     std::vector<int> release;   // owners whose buffers go after this node
   };
 
@@ -93,7 +100,7 @@ class Graph {
   int64_t packed_bytes() const;
   void ensure_packed(Precision p);
   void execute(const Node& n, const std::vector<float*>& data, int64_t M, float* out, float* workspace,
-               const GemmWorkspace& ws, const GemmOptions& gemm, Precision p) const;
+               const GemmWorkspace& ws, const GemmOptions& gemm, Precision p);
   void forward(const float* x, int64_t M, float* y, const std::vector<Step>& steps, const GemmWorkspace& ws,
                const GemmOptions& gemm, Precision p);
 

@@ -62,6 +62,11 @@ void broadcast_binary(const BroadcastOperand& a, const BroadcastOperand& b, Bina
 // The shape of `a op b` into out; false where the shapes do not broadcast.
 bool broadcast_dims(const Dims& a, const Dims& b, Dims& out);
 
+// y = the rows table[id] (dim floats each) for the `count` ids, which are float32 integers in [0, rows):
+// token ids as the core receives them. ShapeError naming the first that is not.
+void embedding(const float* ids, int64_t count, const float* table, int64_t rows, int64_t dim, float* y,
+               const PoolView& pool);
+
 // out[..] = x permuted: out's dimension i is x's dimension perm[i].
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,
              const PoolView& pool);
