@@ -119,6 +119,23 @@ def row_function(x, name, p0=None, p1=None, eps=0.0):
     return _core.row_layer(rows, name, p0, p1, eps, simd="definition").reshape(x.shape)
 
 
+def attention(q, k, v, scale, causal, order):
+    """Per group: s_ij = dot(q_i, k_j) * scale, the row softmax over j (j <= i when causal, the rest +0),
+    o_ic = dot(p_i, v[:, c]) over the keys."""
+    lead = q.shape[:-2]
+    q, k, v = (a.reshape(-1, *a.shape[-2:]) for a in (q, k, v))
+    out = np.empty((len(q), q.shape[1], v.shape[2]), np.float32)
+    for g in range(len(q)):
+        for i in range(q.shape[1]):
+            seen = min(i + 1, k.shape[1]) if causal else k.shape[1]
+            scores = np.array([f32(_dot(q[g, i], k[g, j], 0.0, order) * f32(scale)) for j in range(seen)], np.float32)
+            p = np.zeros(k.shape[1], np.float32)
+            p[:seen] = row_function(scores[None, :], "softmax")[0]
+            for c in range(v.shape[2]):
+                out[g, i, c] = _dot(p, v[g, :, c], 0.0, order)
+    return out.reshape(*lead, *out.shape[1:])
+
+
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
 
 
@@ -156,6 +173,10 @@ def run_sample(model, x, order="seq"):
         elif op == "binary":
             with np.errstate(all="ignore"):
                 v = BINARY[p["op"]](ins[0], ins[1], dtype=np.float32)
+        elif op == "attention":
+            v = attention(*ins, p["scale"], p["causal"], order)
+        elif op == "embedding":
+            v = p["table"][ins[0].astype(np.int64)]
         elif op == "reshape":
             v = ins[0].reshape(p["shape"])
         elif op == "permute":

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.graph_models import GraphModel
-
 import graph_reference as ref
+from batchcore.graph_models import GraphModel
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional
@@ -61,6 +60,33 @@ class CustomForward(nn.Module):
         return h.permute(0, 2, 1).reshape(x.size(0), -1)
 
 
+class TextClassifier(nn.Module):
+    """Token ids -> embedding + learned positions -> attention (an nn.MultiheadAttention, then a causal
+    scaled_dot_product_attention over heads made by view/transpose, positions scaled by an arange)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(20, 8)
+        self.pos = nn.Parameter(torch.randn(1, 5, 8) * 0.1)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, tokens):
+        h = self.emb(tokens) + self.pos
+        a, _ = self.attn(h, h, h)
+        h = self.norm(h + a)
+        h = h * (1 + torch.arange(tokens.size(1)).float()[:, None] / 10)
+        q = h.view(h.size(0), 5, 2, 4).transpose(1, 2)
+        o = F.scaled_dot_product_attention(q, q, q, is_causal=True)
+        return self.head(o.transpose(1, 2).reshape(h.size(0), 5, 8))
+
+
+def _encoder(norm_first):
+    return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True,
+                                      norm_first=norm_first, activation="gelu")
+
+
 def _randomise_bn(module):
     with torch.no_grad():
         for m in module.modules():
@@ -73,20 +99,30 @@ def _randomise_bn(module):
 
 
 CASES = {
-    "cnn": (SmallCNN, (2, 8, 7)),
-    "residual_mlp": (ResidualMLP, (12,)),
-    "custom_forward": (CustomForward, (5, 4)),
+    "cnn": (SmallCNN, (2, 8, 7), "float32"),
+    "residual_mlp": (ResidualMLP, (12,), "float32"),
+    "custom_forward": (CustomForward, (5, 4), "float32"),
+    "encoder_post_norm": (lambda: _encoder(False), (5, 8), "float32"),
+    "encoder_pre_norm": (lambda: _encoder(True), (5, 8), "float32"),
+    "text_attention": (TextClassifier, (5,), "int64"),
 }
+
+
+def samples(model, n, rng):
+    """n random inputs for the model: standard normal numbers, or token ids of its embedding table."""
+    if model.input_dtype == "int64":
+        rows = min(len(node.params["table"]) for node in model.nodes if node.op == "embedding")
+        return rng.integers(0, rows, (n, *model.input_shape))
+    return rng.standard_normal((n, *model.input_shape)).astype(np.float32)
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
 def case(request):
     torch.manual_seed(0)
-    make, shape = CASES[request.param]
+    make, shape, dtype = CASES[request.param]
     module = _randomise_bn(make())
-    model = bc.from_torch(module, input_shape=shape)
-    x = np.random.default_rng(1).standard_normal((6, *shape)).astype(np.float32)
-    return request.param, module, model, x
+    model = bc.from_torch(module, input_shape=shape, input_dtype=dtype)
+    return request.param, module, model, samples(model, 6, np.random.default_rng(1))
 
 
 def test_reads_a_graph_model(case):
@@ -125,7 +161,7 @@ def test_batch_invariant(case, threads):
     alone = backend.run(model, x[:1])
     for B in (2, 17, 64):
         for position in (0, B // 2, B - 1):
-            batch = rng.standard_normal((B, *model.input_shape)).astype(np.float32)
+            batch = samples(model, B, rng)
             batch[position] = x[0]
             assert backend.run(model, batch)[position].tobytes() == alone[0].tobytes(), (B, position)
 
@@ -133,6 +169,7 @@ def test_batch_invariant(case, threads):
 def test_exact_peak_memory_equals_the_plan(case):
     _, _, model, x = case
     core = bc.native().core_model(model)
+    x = x.astype(np.float32)  # the core takes token ids as the float32 values that hold them
     for B in (1, 5, 6):
         for precision in ("fp32", "bf16"):
             options = bc.orders.run_options("seq", precision)
@@ -238,6 +275,43 @@ def test_wrong_sample_shape_is_a_shape_error(case):
     with pytest.raises(bc.ShapeError):
         bc.native().run(model, x.reshape(len(x), -1)[:, :-1].copy())
     bad = x.copy()
+    if model.input_dtype == "int64":
+        bad.flat[7] = 20  # past the 20-row table
+        with pytest.raises(bc.ShapeError, match="not a row of the 20-row table"):
+            bc.native().run(model, bad)
+        with pytest.raises(bc.DTypeError, match="int64"):
+            bc.native().run(model, x.astype(np.float32))
+        return
     bad.flat[7] = np.nan
     with pytest.raises(bc.NonFiniteError, match="NaN"):
         bc.native().run(model, bad)
+
+
+def test_exact_order_is_the_correctly_rounded_value_for_sampled_elements():
+    """A conv then a linear over the last dimension, order 'exact': sampled outputs against rationals."""
+    from reference import reference_dot
+
+    torch.manual_seed(3)
+    module = nn.Sequential(nn.Conv2d(2, 3, 3, stride=(1, 2), padding=1), nn.Linear(4, 5)).eval()
+    model = bc.from_torch(module, input_shape=(2, 6, 8))
+    x = np.random.default_rng(3).standard_normal((2, 2, 6, 8)).astype(np.float32)
+    got = bc.native(order="exact").run(model, x)
+    w1, b1 = module[0].weight.detach().numpy(), module[0].bias.detach().numpy()
+    w2, b2 = module[1].weight.detach().numpy(), module[1].bias.detach().numpy()
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))  # +0 taps
+    for n, c, h, j in [(0, 0, 0, 0), (1, 2, 5, 4), (0, 1, 3, 2), (1, 0, 2, 1)]:
+        conv_row = [reference_dot(padded[n, :, h:h + 3, 2 * w:2 * w + 3].ravel(), w1[c].ravel(), b1[c], "exact")
+                    for w in range(4)]
+        assert got[n, c, h, j] == reference_dot(conv_row, w2[j], b2[j], "exact")
+
+
+def test_sweep_of_a_text_model_takes_int64_token_ids():
+    torch.manual_seed(0)
+    net = TextClassifier().eval()
+    tokens = torch.randint(0, 20, (24, 5))  # int64, as an embedding takes them
+    res = bc.sweep(net, data=tokens, batch_sizes=[1, 4, 24], backends=[bc.native(), bc.torch(measure_memory=False)],
+                   timer=bc.Timer(min_time_s=0.01, timeout_s=0.2, min_samples=3), rounds=1, ceilings=False)
+    native = [p for p in res.points if p["backend"].startswith("native")]
+    assert [p["bitwise_equal_frac"] for p in native] == [1.0, 1.0, 1.0]
+    with pytest.raises(bc.ShapeError, match="token ids"):
+        bc.sweep(bc.from_torch(net, input_shape=(5,), input_dtype="int64"), backends=[bc.native()])

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore import _core
-
 import graph_reference as ref
+from batchcore import _core
 
 
 def packed_bytes(N, K):

@@ -234,6 +234,10 @@ class Graph:
         ...
     def add_adaptive_avg_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, output_size: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> int:
         ...
+    def add_attention(self, q: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, v: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex, causal: bool = False) -> int:
+        """
+        Scaled dot-product attention over the last two dimensions (the leading ones are groups, e.g. heads).
+        """
     def add_avg_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, kernel: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: typing.SupportsInt | typing.SupportsIndex = 0) -> int:
         ...
     def add_binary(self, a: typing.SupportsInt | typing.SupportsIndex, b: typing.SupportsInt | typing.SupportsIndex, op: str) -> int:
@@ -246,6 +250,10 @@ class Graph:
         ...
     def add_conv2d(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
         ...
+    def add_embedding(self, x: typing.SupportsInt | typing.SupportsIndex, table: typing.Any) -> int:
+        """
+        Rows of table for x's token ids (float32 integers).
+        """
     def add_layer_norm(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, eps: typing.SupportsFloat | typing.SupportsIndex) -> int:
         ...
     def add_linear(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from .errors import ShapeError, UnsupportedLayerError
+from .errors import DTypeError, ShapeError, UnsupportedLayerError
 from .models import Model
 
 # Operation -> how the core's graph adds it: (method, parameter names passed in order after the inputs).
@@ -36,7 +36,27 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "binary": ("add_binary", ("op",)),
     "reshape": ("add_reshape", ("shape",)),
     "permute": ("add_permute", ("perm",)),
+    "attention": ("add_attention", ("scale", "causal")),
+    "embedding": ("add_embedding", ("table",)),
 }
+
+# Token ids reach the core as float32, which holds every integer below 2**24 exactly.
+MAX_TOKEN_ID = 2**24
+
+
+def check_token_ids(x: Any, sample_shape: tuple[int, ...]) -> np.ndarray:
+    """A batch of token ids: a C-contiguous int64 numpy array of shape (B, *sample_shape), B >= 1, every
+    id in [0, 2**24) (DTypeError, ShapeError); the core checks each against its table."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.int64:
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise DTypeError(f"token ids must be an int64 numpy array, got {got} (nothing is converted silently)")
+    if x.shape[1:] != tuple(sample_shape) or x.ndim != len(sample_shape) + 1 or len(x) == 0:
+        raise ShapeError(f"token ids must have shape (batch, {', '.join(map(str, sample_shape))}), got {x.shape}")
+    if not x.flags.c_contiguous:
+        raise DTypeError("token ids must be C-contiguous (pass np.ascontiguousarray(...))")
+    if x.min() < 0 or x.max() >= MAX_TOKEN_ID:
+        raise ShapeError(f"token ids must lie in [0, 2**24), got {x.min()}..{x.max()}")
+    return x
 
 
 @dataclass
@@ -57,10 +77,12 @@ class GraphModel:
     """A model as a graph of operations over batches of N-D samples (see the module's docstring).
 
     ``nodes`` (a tuple of :class:`GraphNode`, node 0 the input), ``output`` (the node whose value the
-    model returns), ``input_shape`` and ``output_shape`` (one sample's), ``name``, ``source_module``.
+    model returns), ``input_shape`` and ``output_shape`` (one sample's), ``input_dtype`` ("float32", or
+    "int64" for token ids), ``name``, ``source_module``.
     """
 
-    def __init__(self, nodes: list[GraphNode], output: int, source_module: Any = None, name: str = "graph"):
+    def __init__(self, nodes: list[GraphNode], output: int, source_module: Any = None, name: str = "graph",
+                 input_dtype: str = "float32"):
         nodes = list(nodes)
         if not nodes or nodes[0].op != "input":
             raise ShapeError("a graph model's first node must be its input")
@@ -71,6 +93,9 @@ class GraphModel:
                 raise ShapeError(f"graph node {i} ({n.name}) reads a node that does not come before it")
         if not 0 < output < len(nodes) and not (output == 0 and len(nodes) == 1):
             raise ShapeError(f"output node {output} does not exist")
+        if input_dtype not in ("float32", "int64"):
+            raise ShapeError(f"a graph model's input is float32 numbers or int64 token ids, not {input_dtype!r}")
+        self.input_dtype = input_dtype
         self.nodes: tuple[GraphNode, ...] = tuple(nodes)
         self.output = int(output)
         self.source_module = source_module
@@ -98,8 +123,13 @@ class GraphModel:
     def flops_per_row(self) -> int:
         """2 x the multiply-adds of one sample's linear layers and convolutions (a row of the batch): each
         output element of either is one dot product over the weight's taps (all dimensions but the first)."""
-        return sum(2 * int(np.prod(n.shape)) * int(np.prod(n.params["weight"].shape[1:]))
-                   for n in self.nodes if n.op in ("linear", "conv2d"))
+        flops = sum(2 * int(np.prod(n.shape)) * int(np.prod(n.params["weight"].shape[1:]))
+                    for n in self.nodes if n.op in ("linear", "conv2d"))
+        for n in self.nodes:  # attention: the scores' dots over d, the values' dots over the keys
+            if n.op == "attention":
+                q, k = self.nodes[n.inputs[0]].shape, self.nodes[n.inputs[1]].shape
+                flops += 2 * int(np.prod(q[:-1])) * k[-2] * (q[-1] + n.shape[-1])
+        return flops
 
     def min_traffic_bytes(self, batch_size: int) -> int:
         """Every parameter read once, the input read and the output written once (float32): a lower
@@ -120,7 +150,7 @@ class GraphModel:
 
     def digest(self) -> str:
         """A hash of the graph and every parameter's bits."""
-        h = hashlib.sha256(self.describe().encode())
+        h = hashlib.sha256((self.describe() + self.input_dtype).encode())
         for n in self.nodes:
             h.update(repr((n.op, n.inputs, n.shape)).encode())
             for key in sorted(n.params):

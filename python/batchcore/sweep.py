@@ -63,8 +63,9 @@ def _check_model(model: Any, backends: list[Backend], data: Any) -> Model | Grap
                             f"or a callable, got {model!r}")
     if all(isinstance(b, TorchBackend) for b in backends):
         return UserModule(model)
+    dtype = "int64" if str(getattr(data, "dtype", "")).removeprefix("torch.") == "int64" else "float32"
     try:
-        return from_torch(model, input_shape=_sample_shape(data))
+        return from_torch(model, input_shape=_sample_shape(data), input_dtype=dtype)
     except UnsupportedLayerError as e:
         user = UserModule(model)
         check_module_backends(user, backends, f"bc.from_torch does not read it ({e})")
@@ -91,6 +92,9 @@ def _check_backends(backends: Any) -> list[Backend]:
 def _check_data(model: Model | GraphModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
     seed = checks.seed(seed)
     if data is None:
+        if isinstance(model, GraphModel) and model.input_dtype == "int64":
+            raise ShapeError(f"{model.name} takes token ids: pass data= (an int64 array of shape (rows, "
+                             f"{', '.join(map(str, model.input_shape))}))")
         rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
         checks.require_allocatable(4 * rows * model.input_width, f"{rows} rows of data")
         data = np.random.default_rng(seed).standard_normal((rows, *model.input_shape), dtype=np.float32)

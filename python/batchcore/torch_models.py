@@ -55,7 +55,8 @@ def _flatten_sequential(module: Any, torch: Any) -> list[Any]:
     return [module]
 
 
-def from_torch(module: Any, name: str | None = None, input_shape: Any = None) -> Model | GraphModel:
+def from_torch(module: Any, name: str | None = None, input_shape: Any = None,
+               input_dtype: str = "float32") -> Model | GraphModel:
     """Read a float32 torch module into a batchcore model that every backend of its kind can run.
 
     A chain of layers (an ``nn.Sequential``, or a single layer, over rows of features) becomes a
@@ -64,9 +65,10 @@ def from_torch(module: Any, name: str | None = None, input_shape: Any = None) ->
     folded to scale and shift in float64, then rounded to float32), Flatten, Dropout and Identity.
 
     Anything else that ``torch.fx`` can trace (convolutions, pooling, residual connections, a custom
-    ``forward``) becomes a :class:`~batchcore.graph_models.GraphModel`, which the native backend (CPU)
-    and the torch backend run; it needs ``input_shape``, one sample's shape, e.g. ``(1, 8, 8)``
-    (``bc.sweep`` passes its data's). See :mod:`batchcore.fx_import` for the operations read. What cannot
+    ``forward``, attention, embeddings) becomes a :class:`~batchcore.graph_models.GraphModel`, which the
+    native backend (CPU) and the torch backend run; it needs ``input_shape``, one sample's shape, e.g.
+    ``(1, 8, 8)``, and ``input_dtype``: "float32", or "int64" for token ids (``bc.sweep`` passes its
+    data's). See :mod:`batchcore.fx_import` for the operations read. What cannot
     be read raises :class:`UnsupportedLayerError` naming the node, its operation and the line of code it
     comes from. The torch backend runs this very module (in eval mode, without gradients).
     """
@@ -87,10 +89,16 @@ def from_torch(module: Any, name: str | None = None, input_shape: Any = None) ->
         if shape is None:
             raise UnsupportedLayerError(f"{e}. A module other than a chain of those layers is read through torch.fx "
                                         "and needs input_shape= (one sample's shape, e.g. (1, 8, 8))") from e
-        return graph_from_torch(module, shape, name)
-    if shape is None or shape == (chain.input_width,):
+        return graph_from_torch(module, shape, name, _input_dtype(input_dtype))
+    if (shape is None or shape == (chain.input_width,)) and input_dtype == "float32":
         return chain
-    return graph_from_torch(module, shape, name)
+    return graph_from_torch(module, shape or (chain.input_width,), name, _input_dtype(input_dtype))
+
+
+def _input_dtype(input_dtype: Any) -> str:
+    if input_dtype not in ("float32", "int64"):
+        raise DTypeError(f"input_dtype must be 'float32' (numbers) or 'int64' (token ids), got {input_dtype!r}")
+    return str(input_dtype)
 
 
 def _read_chain(module: Any, torch: Any, name: str) -> Model:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _core, checks
 from ..errors import ArgumentError, ShapeError
-from ..graph_models import AnyModel, GraphModel
+from ..graph_models import AnyModel, GraphModel, check_token_ids
 from ..info import last_level_cache_bytes
 from ..models import Model
 from ..timing import Measurement, Timer, as_timer
@@ -51,6 +51,8 @@ def check_input(model: AnyModel, x: Any, finite: bool = True) -> np.ndarray:
     guards its own bindings, so a bad input raises the same class with the same message through every
     backend. The native backend passes ``finite=False``: its forward pass makes the scan anyway."""
     if isinstance(model, GraphModel):
+        if model.input_dtype == "int64":
+            return check_token_ids(x, model.input_shape)
         _core.check_samples(x, list(model.input_shape), finite)
         return x
     if not isinstance(model, Model):

@@ -47,6 +47,12 @@ def gpu_model(model: AnyModel, index: int) -> Any:
     return per_device[index]
 
 
+def _as_core_input(model: AnyModel, x: np.ndarray) -> np.ndarray:
+    """What the core reads: the input itself, or token ids (int64, checked below 2**24) as the float32
+    values that hold them exactly."""
+    return x.astype(np.float32) if isinstance(model, GraphModel) and model.input_dtype == "int64" else x
+
+
 def _build_core_model(model: Model) -> _core.Model:
     core = _core.Model(model.input_width)
     for layer in model.layers:
@@ -105,7 +111,7 @@ class NativeBackend(Backend):
         return gpu_model(model, self._device.index) if self.on_gpu else cpu_model(model)
 
     def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
-        return self.core_model(model).run(x, self.options)[0]
+        return self.core_model(model).run(_as_core_input(model, x), self.options)[0]
 
     def run(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         return self._forward(model, check_input(model, x, finite=False))  # the core scans for NaN and Inf
@@ -115,7 +121,7 @@ class NativeBackend(Backend):
             return super().run_batched(model, data, batch_size)
         data = check_input(model, data, finite=False)
         b = min(check_batch_size(batch_size), len(data))  # one batch of everything past len(data)
-        return cpu_model(model).run_batched(data, b, self.options)
+        return cpu_model(model).run_batched(_as_core_input(model, data), b, self.options)
 
     def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
@@ -123,7 +129,8 @@ class NativeBackend(Backend):
         timer = as_timer(timer)
         checks.flag(cold, "cold")
         extra = dict(cold=cold) if self.on_gpu else dict(cold_bytes=cold_input_bytes() if cold else 0)
-        _, summary, peak, predicted = self.core_model(model).measure(x, timer.policy(), self.options, **extra)
+        _, summary, peak, predicted = self.core_model(model).measure(_as_core_input(model, x), timer.policy(),
+                                                                     self.options, **extra)
         clock = ("CUDA events on the core's stream; samples under 75 % of the default SM clock discarded"
                  if self.on_gpu else "steady_clock in the C++ core")
         return TimedBatch(Measurement.from_summary(summary, timer), peak, predicted, clock, "tracked allocator (exact)")

@@ -1,0 +1,271 @@
+"""The reader of a traced module's nodes (:mod:`batchcore.fx_import` drives it): each torch operation it
+knows becomes one or more operations of a :class:`~batchcore.graph_models.GraphModel`; what it does not
+know raises UnsupportedLayerError naming the node, its operation and the user's line of code."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import fx_composites
+from .errors import NonFiniteError, UnsupportedLayerError
+from .graph_models import GraphNode
+
+SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool2d, AvgPool2d, "
+             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, GELU (erf), SiLU, Tanh, Softmax (any sample dimension), "
+             "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
+             "scaled_dot_product_attention, Dropout, Identity, + - * / (broadcasting), reshape/view/flatten, "
+             "permute/transpose, contiguous")
+
+
+def _pair(v: Any) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(v[0]), int(v[1])]
+
+
+def _f32(t: Any, what: str) -> np.ndarray:
+    a = np.array(t.detach().cpu().numpy(), dtype=np.float32, order="C")  # keeps a 0-d tensor 0-d
+    if not np.isfinite(a).all():
+        raise NonFiniteError(f"{what} contains NaN or Inf")
+    return a
+
+
+def _where(node: Any) -> str:
+    """The line of the user's code a node comes from (the last recorded frame outside torch), else its
+    module path."""
+    import torch
+
+    inside_torch = os.path.dirname(torch.__file__)
+    lines = (node.meta.get("stack_trace") or "").splitlines()
+    frames = [(f.strip(), code.strip()) for f, code in zip(lines, lines[1:] + [""])
+              if f.strip().startswith('File "') and inside_torch not in f]
+    if frames:
+        frame, code = frames[-1]
+        m = re.match(r'File "(.*)", line (\d+), in (.*)', frame)
+        place = f"{m.group(1)}:{m.group(2)} in {m.group(3)}" if m else frame
+        return f"{place} ({code})" if code and not code.startswith("File ") else place
+    return f"module {node.target!r}" if node.op == "call_module" else "the traced forward"
+
+
+def _describe(node: Any) -> str:
+    target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    return f"node {node.name!r} ({node.op} {target})"
+
+
+class FxReader:
+    """One pass over a traced graph's nodes, in order (see :func:`batchcore.fx_import.graph_from_torch`)."""
+
+    def __init__(self, torch: Any, gm: Any, shapes: dict[Any, tuple[int, ...]]):
+        self.torch, self.gm, self.shapes = torch, gm, shapes
+        self.nodes: list[GraphNode] = []
+        self.ids: dict[Any, int] = {}                  # fx node -> graph node (values that depend on the input)
+        self.consts: dict[Any, Any] = {}               # fx node -> its value (tensors and numbers that do not)
+        self.tuples: dict[Any, list[int | None]] = {}  # fx node -> the graph nodes of a tuple's items (None: unread)
+        self.node: Any = None                          # the fx node being read
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def refuse(self, why: str) -> UnsupportedLayerError:
+        return UnsupportedLayerError(f"{_describe(self.node)} at {_where(self.node)}: {why}")
+
+    def add(self, kind: str, inputs: tuple[int, ...], out_shape: tuple[int, ...] | None = None, **params: Any) -> int:
+        """A graph node for the fx node being read: its output shape is the traced one unless given (the
+        inner nodes of a module read as several operations)."""
+        shape = self.shapes[self.node] if out_shape is None else tuple(out_shape)
+        self.nodes.append(GraphNode(kind, inputs, params, shape, self.node.name, _where(self.node)))
+        return len(self.nodes) - 1
+
+    def shape(self, graph_node: int) -> tuple[int, ...]:
+        return self.nodes[graph_node].shape
+
+    def value(self, arg: Any) -> int:
+        """The graph node of an operand: an input-dependent value, or a constant made a node here (leading
+        dimensions of size 1 beyond the result's rank dropped: they broadcast over the batch)."""
+        if arg in self.ids:
+            return self.ids[arg]
+        const = self.consts.get(arg, arg) if isinstance(arg, self.torch.fx.Node) else arg
+        if isinstance(const, (int, float)) and not isinstance(const, bool):
+            const = self.torch.tensor(float(const))
+        if not isinstance(const, self.torch.Tensor) or not const.is_floating_point():
+            raise self.refuse(f"an operand is {type(const).__name__}, not a float tensor or number")
+        rank = len(self.shapes[self.node])
+        while const.dim() > rank and const.shape[0] == 1:
+            const = const[0]
+        if const.dim() > rank:
+            raise self.refuse(f"a constant of shape {tuple(const.shape)} would differ from sample to sample")
+        self.nodes.append(GraphNode("constant", (), {"value": _f32(const, "a constant")}, tuple(const.shape),
+                                    getattr(arg, "name", "constant"), _where(self.node)))
+        return len(self.nodes) - 1
+
+    def arg(self, i: int, name: str, default: Any = None) -> Any:
+        args, kwargs = self.node.args, self.node.kwargs
+        return args[i] if len(args) > i else kwargs.get(name, default)
+
+    def sample_dim(self, dim: int) -> int:
+        """A dimension of the full tensor (batch first) as a dimension of one sample."""
+        rank = len(self.shapes[self.node.args[0]]) + 1
+        d = int(dim) % rank
+        if d == 0:
+            raise self.refuse("it works along the batch dimension, which would mix samples")
+        return d - 1
+
+    # -- the operations -------------------------------------------------------------------------------
+    def linear(self, m: Any, x: int) -> int:
+        bias = _f32(m.bias, f"{self.node.name}.bias") if m.bias is not None else None
+        return self.add("linear", (x,), weight=_f32(m.weight, f"{self.node.name}.weight"), bias=bias)
+
+    def conv2d(self, m: Any, x: int) -> int:
+        if m.padding_mode != "zeros":
+            raise self.refuse(f"padding_mode={m.padding_mode!r} is not supported, only 'zeros'")
+        padding = m.padding
+        if isinstance(padding, str):
+            total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size)]
+            if padding == "same" and any(t % 2 for t in total):
+                raise self.refuse("padding='same' with an even dilated kernel pads unevenly, which is not supported")
+            padding = [0, 0] if padding == "valid" else [t // 2 for t in total]
+        bias = _f32(m.bias, f"{self.node.name}.bias") if m.bias is not None else None
+        return self.add("conv2d", (x,), weight=_f32(m.weight, f"{self.node.name}.weight"), bias=bias,
+                        stride=_pair(m.stride), padding=_pair(padding), dilation=_pair(m.dilation), groups=m.groups)
+
+    def batch_norm(self, m: Any, x: int) -> int:
+        if m.running_mean is None or m.running_var is None:
+            raise self.refuse("batch norm without running statistics cannot run in eval mode")
+        mean, var = m.running_mean.detach().double(), m.running_var.detach().double()
+        g = m.weight.detach().double() if m.weight is not None else self.torch.ones_like(mean)
+        b = m.bias.detach().double() if m.bias is not None else self.torch.zeros_like(mean)
+        scale = g / self.torch.sqrt(var + m.eps)  # folded in float64, then rounded once to float32
+        return self.add("channel_affine", (x,), scale=_f32(scale, self.node.name), shift=_f32(b - mean * scale,
+                                                                                               self.node.name))
+
+    def embedding(self, x: int, weight: Any, max_norm: Any = None) -> int:
+        if max_norm is not None:
+            raise self.refuse("an embedding with max_norm changes its table as it runs; not supported")
+        return self.add("embedding", (x,), table=_f32(weight, f"{self.node.name}.weight"))
+
+    def max_pool(self, x: int, kernel: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool,
+                 return_indices: bool = False) -> int:
+        if return_indices:
+            raise self.refuse("max pooling with return_indices is not supported")
+        return self.add("max_pool2d", (x,), kernel=_pair(kernel), stride=_pair(stride or kernel),
+                        padding=_pair(padding), dilation=_pair(dilation), ceil_mode=bool(ceil_mode))
+
+    def avg_pool(self, x: int, kernel: Any, stride: Any, padding: Any, ceil_mode: bool, count_include_pad: bool,
+                 divisor_override: Any) -> int:
+        return self.add("avg_pool2d", (x,), kernel=_pair(kernel), stride=_pair(stride or kernel),
+                        padding=_pair(padding), ceil_mode=bool(ceil_mode), count_include_pad=bool(count_include_pad),
+                        divisor_override=int(divisor_override or 0))
+
+    def adaptive_avg_pool(self, x: int) -> int:
+        return self.add("adaptive_avg_pool2d", (x,), output_size=list(self.shapes[self.node][1:]))
+
+    def activation(self, name: str, x: int, approximate: str = "none") -> int:
+        if approximate != "none":
+            raise self.refuse(f"GELU(approximate={approximate!r}) is not supported yet, only 'none'")
+        return self.add("activation", (x,), name=name)
+
+    def softmax(self, x: int, dim: Any) -> int:
+        if dim is None:
+            raise self.refuse("softmax without dim is not supported (pass dim=)")
+        return self.add("softmax", (x,), dim=self.sample_dim(dim))
+
+    def reshape(self, x: int) -> int:
+        return self.add("reshape", (x,), shape=list(self.shapes[self.node]))
+
+    def permute(self, x: int, dims: list[int]) -> int:
+        rank = len(dims)
+        if int(dims[0]) % rank != 0:
+            raise self.refuse("it moves the batch dimension, which would mix samples")
+        return self.add("permute", (x,), perm=[int(d) % rank - 1 for d in dims[1:]])
+
+    def transpose(self, x: int, d0: int, d1: int) -> int:
+        rank = len(self.shapes[self.node]) + 1
+        dims = list(range(rank))
+        a, b = int(d0) % rank, int(d1) % rank
+        dims[a], dims[b] = dims[b], dims[a]
+        return self.permute(x, dims)
+
+    def binary(self, op: str, a: Any, b: Any, alpha: Any = None) -> int:
+        if alpha not in (None, 1):
+            raise self.refuse(f"{op} with alpha={alpha} is not supported")
+        return self.add("binary", (self.value(a), self.value(b)), op=op)
+
+    def attention(self, q: int, k: int, v: int, scale: Any = None, causal: bool = False) -> int:
+        d = self.shape(q)[-1]
+        return self.add("attention", (q, k, v), scale=float(np.float32(1 / np.sqrt(d) if scale is None else scale)),
+                        causal=bool(causal))
+
+    # -- dispatch -------------------------------------------------------------------------------------
+    def read_module(self, m: Any, x: int) -> int:
+        nn = self.torch.nn
+        if isinstance(m, nn.Linear):
+            return self.linear(m, x)
+        if isinstance(m, nn.Conv2d):
+            return self.conv2d(m, x)
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return self.batch_norm(m, x)
+        if isinstance(m, nn.LayerNorm):
+            return fx_composites.layer_norm(self, m, x)
+        if isinstance(m, nn.MaxPool2d):
+            return self.max_pool(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
+        if isinstance(m, nn.AvgPool2d):
+            return self.avg_pool(x, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                                 m.divisor_override)
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            return self.adaptive_avg_pool(x)
+        if isinstance(m, nn.Flatten):
+            return self.reshape(x)
+        if isinstance(m, (nn.ReLU, nn.SiLU, nn.Tanh)):
+            return self.activation({nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh"}[type(m)], x)
+        if isinstance(m, nn.GELU):
+            return self.activation("gelu", x, m.approximate)
+        if isinstance(m, nn.Softmax):
+            return self.softmax(x, m.dim)
+        if isinstance(m, nn.Embedding):
+            return self.embedding(x, m.weight, m.max_norm)
+        if isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
+            self.no_masks(1)
+            return (fx_composites.encoder_layer if isinstance(m, nn.TransformerEncoderLayer)
+                    else fx_composites.encoder)(self, m, x)
+        if isinstance(m, (nn.Dropout, nn.Identity)):
+            return x
+        raise self.refuse(f"{type(m).__name__} is not supported; supported: {SUPPORTED}")
+
+    def no_masks(self, first: int) -> None:
+        """Refuses masks and causal flags passed to a module or function from argument ``first`` on."""
+        names = ("mask", "src_mask", "attn_mask", "key_padding_mask", "src_key_padding_mask", "is_causal")
+        given = [k for k, v in self.node.kwargs.items() if k in names and v not in (None, False)]
+        given += [f"argument {i}" for i, v in enumerate(self.node.args[first:], first) if v not in (None, False)
+                  and not isinstance(v, bool)]
+        if given:
+            raise self.refuse(f"masks are not supported yet ({', '.join(map(str, given))})")
+
+    def read_call(self, name: str, x: int) -> int:
+        """call_function and call_method nodes, by the function's or method's name."""
+        a = self.arg
+        calls: dict[str, Callable[[], int]] = {
+            "relu": lambda: self.activation("relu", x), "silu": lambda: self.activation("silu", x),
+            "tanh": lambda: self.activation("tanh", x),
+            "gelu": lambda: self.activation("gelu", x, a(1, "approximate", "none")),
+            "softmax": lambda: self.softmax(x, a(1, "dim")),
+            "max_pool2d": lambda: self.max_pool(x, a(1, "kernel_size"), a(2, "stride"), a(3, "padding", 0),
+                                                a(4, "dilation", 1), a(5, "ceil_mode", False),
+                                                a(6, "return_indices", False)),
+            "avg_pool2d": lambda: self.avg_pool(x, a(1, "kernel_size"), a(2, "stride"), a(3, "padding", 0),
+                                                a(4, "ceil_mode", False), a(5, "count_include_pad", True),
+                                                a(6, "divisor_override")),
+            "adaptive_avg_pool2d": lambda: self.adaptive_avg_pool(x),
+            "dropout": lambda: x, "contiguous": lambda: x,
+            "embedding": lambda: self.embedding(x, self.consts[a(1, "weight")], a(3, "max_norm")),
+            "permute": lambda: self.permute(x, list(self.node.args[1:]) if len(self.node.args) > 2
+                                            or isinstance(a(1, "dims"), int) else list(a(1, "dims"))),
+            "transpose": lambda: self.transpose(x, a(1, "dim0"), a(2, "dim1")),
+        }
+        for reshaping in ("reshape", "view", "flatten", "unflatten", "squeeze", "unsqueeze"):
+            calls[reshaping] = lambda: self.reshape(x)
+        if name not in calls:
+            raise self.refuse(f"{name} is not supported; supported: {SUPPORTED}")
+        return calls[name]()
+
+
