@@ -7,6 +7,7 @@
 
 #include "batchcore/errors.hpp"
 #include "batchcore/gemm.hpp"
+#include "batchcore/passes.hpp"
 #include "batchcore/precision.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "kernels/tile_kernels.hpp"
@@ -367,9 +368,7 @@ int64_t Graph::packed_bytes() const {
 }
 
 int64_t Graph::cold_copies(int64_t M, const RunOptions& opt) const {
-  if (opt.cold_bytes <= 0) return 0;
-  const int64_t one = M * input_size() * int64_t(sizeof(float));
-  return std::max<int64_t>(2, (opt.cold_bytes + one - 1) / one);
+  return batchcore::cold_copies(M * input_size() * int64_t(sizeof(float)), opt);
 }
 
 int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const {
@@ -515,25 +514,9 @@ RunStats Graph::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
   {
     TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
     const GemmWorkspace ws{lanes.data()};
-    const int64_t copies = cold_copies(M, opt), sample_floats = M * input_size();
-    TrackedBuffer rotation(alloc_, copies * sample_floats);
-    for (int64_t c = 0; c < copies; ++c)
-      std::memcpy(rotation.data() + c * sample_floats, x, size_t(sample_floats) * sizeof(float));
-    int64_t next_copy = 0;
-    auto pass = [&] {
-      const float* source = x;
-      if (copies) {
-        source = rotation.data() + next_copy * sample_floats;
-        next_copy = (next_copy + 1) % copies;
-      }
+    stats.timing = run_passes(x, M * input_size(), alloc_, opt, [&](const float* source) {
       forward(source, M, y, steps, ws, gemm, opt.precision);
-    };
-    if (opt.timer) {
-      SteadyClock clock;
-      stats.timing = time_on_clock(*opt.timer, clock, pass);
-    } else {
-      pass();
-    }
+    });
   }
   stats.peak_bytes = alloc_.peak_bytes();
   stats.predicted_bytes = plan_bytes(M, opt);

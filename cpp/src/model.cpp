@@ -8,6 +8,7 @@
 
 #include "batchcore/errors.hpp"
 #include "batchcore/gemm.hpp"
+#include "batchcore/passes.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "batchcore/timer.hpp"
 #include "kernels/tile_kernels.hpp"
@@ -189,9 +190,7 @@ int64_t Model::planned_bytes(int64_t M, Order order, const RunOptions& opt) cons
 }
 
 int64_t Model::cold_copies(int64_t M, const RunOptions& opt) const {
-  if (opt.cold_bytes <= 0) return 0;
-  const int64_t one = M * input_width_ * int64_t(sizeof(float));
-  return std::max<int64_t>(2, (opt.cold_bytes + one - 1) / one);
+  return batchcore::cold_copies(M * input_width_ * int64_t(sizeof(float)), opt);
 }
 
 void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0, float* act1,
@@ -262,25 +261,9 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
     TrackedBuffer act0(alloc_, act_floats), act1(alloc_, act_floats);
     TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
     const GemmWorkspace ws{lanes.data()};
-    const int64_t copies = cold_copies(M, opt), rows_floats = M * input_width_;
-    TrackedBuffer rotation(alloc_, copies * rows_floats);
-    for (int64_t c = 0; c < copies; ++c)
-      std::memcpy(rotation.data() + c * rows_floats, x, size_t(rows_floats) * sizeof(float));
-    int64_t next_copy = 0;
-    auto pass = [&] {
-      const float* source = x;
-      if (copies) {
-        source = rotation.data() + next_copy * rows_floats;
-        next_copy = (next_copy + 1) % copies;
-      }
+    stats.timing = run_passes(x, M * input_width_, alloc_, opt, [&](const float* source) {
       forward(source, M, y, in.data(), act0.data(), act1.data(), ws, gemm, opt.precision);
-    };
-    if (opt.timer) {
-      SteadyClock clock;
-      stats.timing = time_on_clock(*opt.timer, clock, pass);
-    } else {
-      pass();
-    }
+    });
   }
   stats.peak_bytes = alloc_.peak_bytes();
   stats.predicted_bytes = planned_bytes(M, order, opt);

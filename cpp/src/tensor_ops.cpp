@@ -21,6 +21,18 @@ int64_t grain_for(int64_t elements_per_item) {
   return std::max<int64_t>(1, kMinElementsPerWorker / std::max<int64_t>(1, elements_per_item));
 }
 
+// value(plane, oh, ow) for every output position of every (sample, channel) plane, planes in parallel:
+// the loop every 2-D pooling shares.
+template <class Value>
+void each_pooled_output(const float* x, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                        int64_t work_per_plane, float* y, const PoolView& pool, const Value& value) {
+  pool.parallel_for(planes, [&](int, int64_t q0, int64_t q1) {
+    for (int64_t q = q0; q < q1; ++q)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow) y[(q * OH + oh) * OW + ow] = value(x + q * H * W, oh, ow);
+  }, grain_for(work_per_plane));
+}
+
 // Strides of `dims` (row-major) read through a broadcast to `out` (right-aligned; 0 where broadcast).
 std::vector<int64_t> broadcast_strides(const Dims& dims, const Dims& out) {
   std::vector<int64_t> strides(out.size(), 0);
@@ -80,73 +92,50 @@ int64_t Pool2dWindow::out_size(int64_t in, bool rows) const {
 void max_pool2d(const float* x, int64_t samples, int64_t C, int64_t H, int64_t W, const Pool2dWindow& p, float* y,
                 const PoolView& pool) {
   const int64_t OH = p.out_size(H, true), OW = p.out_size(W, false);
-  pool.parallel_for(samples * C, [&](int, int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const float* plane = x + q * H * W;
-      float* out = y + q * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          float best = -INFINITY;
-          bool any = false;
-          for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
-            const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dilation_h;
-            if (ih < 0 || ih >= H) continue;
-            for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
-              const int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dilation_w;
-              if (iw < 0 || iw >= W) continue;
-              const float v = plane[ih * W + iw];
-              if (!any || v > best) best = v;  // the first of equal values stays (-0 before +0 stays -0)
-              any = true;
-            }
-          }
-          out[oh * OW + ow] = best;
-        }
+  each_pooled_output(x, samples * C, H, W, OH, OW, OH * OW * p.kernel_h * p.kernel_w, y, pool,
+                     [&](const float* plane, int64_t oh, int64_t ow) {
+    float best = -INFINITY;
+    bool any = false;
+    for (int64_t kh = 0; kh < p.kernel_h; ++kh) {
+      const int64_t ih = oh * p.stride_h - p.pad_h + kh * p.dilation_h;
+      if (ih < 0 || ih >= H) continue;
+      for (int64_t kw = 0; kw < p.kernel_w; ++kw) {
+        const int64_t iw = ow * p.stride_w - p.pad_w + kw * p.dilation_w;
+        if (iw < 0 || iw >= W) continue;
+        const float v = plane[ih * W + iw];
+        if (!any || v > best) best = v;  // the first of equal values stays (-0 before +0 stays -0)
+        any = true;
+      }
     }
-  }, grain_for(OH * OW * p.kernel_h * p.kernel_w));
+    return best;
+  });
 }
 
 void avg_pool2d(const float* x, int64_t samples, int64_t C, int64_t H, int64_t W, const Pool2dWindow& p, float* y,
                 const PoolView& pool) {
   const int64_t OH = p.out_size(H, true), OW = p.out_size(W, false);
-  pool.parallel_for(samples * C, [&](int, int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const float* plane = x + q * H * W;
-      float* out = y + q * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
-          int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
-          const int64_t padded_taps = (h1 - h0) * (w1 - w0);
-          h0 = std::max<int64_t>(h0, 0), w0 = std::max<int64_t>(w0, 0);
-          h1 = std::min(h1, H), w1 = std::min(w1, W);
-          if (h0 >= h1 || w0 >= w1) {  // a window wholly in the padding (ceil_mode): torch gives +0
-            out[oh * OW + ow] = 0.0f;
-            continue;
-          }
-          const int64_t divisor = p.divisor_override ? p.divisor_override
-                                  : p.count_include_pad ? padded_taps
-                                                        : (h1 - h0) * (w1 - w0);
-          out[oh * OW + ow] = window_sum(plane, W, h0, h1, w0, w1) / float(divisor);
-        }
-    }
-  }, grain_for(OH * OW * p.kernel_h * p.kernel_w));
+  each_pooled_output(x, samples * C, H, W, OH, OW, OH * OW * p.kernel_h * p.kernel_w, y, pool,
+                     [&](const float* plane, int64_t oh, int64_t ow) {
+    int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
+    int64_t h1 = std::min(h0 + p.kernel_h, H + p.pad_h), w1 = std::min(w0 + p.kernel_w, W + p.pad_w);
+    const int64_t padded_taps = (h1 - h0) * (w1 - w0);
+    h0 = std::max<int64_t>(h0, 0), w0 = std::max<int64_t>(w0, 0);
+    h1 = std::min(h1, H), w1 = std::min(w1, W);
+    if (h0 >= h1 || w0 >= w1) return 0.0f;  // a window wholly in the padding (ceil_mode): torch gives +0
+    const int64_t divisor = p.divisor_override ? p.divisor_override
+                            : p.count_include_pad ? padded_taps
+                                                  : (h1 - h0) * (w1 - w0);
+    return window_sum(plane, W, h0, h1, w0, w1) / float(divisor);
+  });
 }
 
 void adaptive_avg_pool2d(const float* x, int64_t samples, int64_t C, int64_t H, int64_t W, int64_t OH, int64_t OW,
                          float* y, const PoolView& pool) {
-  pool.parallel_for(samples * C, [&](int, int64_t q0, int64_t q1) {
-    for (int64_t q = q0; q < q1; ++q) {
-      const float* plane = x + q * H * W;
-      float* out = y + q * OH * OW;
-      for (int64_t oh = 0; oh < OH; ++oh) {
-        const int64_t h0 = oh * H / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const int64_t w0 = ow * W / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
-          out[oh * OW + ow] = window_sum(plane, W, h0, h1, w0, w1) / float((h1 - h0) * (w1 - w0));
-        }
-      }
-    }
-  }, grain_for(H * W));
+  each_pooled_output(x, samples * C, H, W, OH, OW, H * W, y, pool, [&](const float* plane, int64_t oh, int64_t ow) {
+    const int64_t h0 = oh * H / OH, h1 = ((oh + 1) * H + OH - 1) / OH;
+    const int64_t w0 = ow * W / OW, w1 = ((ow + 1) * W + OW - 1) / OW;
+    return window_sum(plane, W, h0, h1, w0, w1) / float((h1 - h0) * (w1 - w0));
+  });
 }
 
 void channel_affine(const float* x, int64_t samples, int64_t C, int64_t inner, const float* scale, const float* shift,
