@@ -72,7 +72,7 @@ LAYERS = [
     {"batchcore.errors", "batchcore.checks", "batchcore.info", "batchcore.devices"},
     {"batchcore.models", "batchcore.orders", "batchcore.timing", "batchcore.numerics", "batchcore.resultfile",
      "batchcore.report", "batchcore.torch_models", "batchcore.rss", "batchcore.user_modules",
-     "batchcore.graph_models", "batchcore.fx_import"},
+     "batchcore.graph_models", "batchcore.fx_import", "batchcore.fx_reader", "batchcore.fx_composites"},
     {"batchcore.probes", "batchcore.memory", "batchcore.backends", "batchcore.backends.base",
      "batchcore.backends.native_backend", "batchcore.backends.torch_backend", "batchcore.backends.arrays",
      "batchcore.backends.cuda_events"},

@@ -7,30 +7,15 @@ head dimension), dropout is the identity. Only ``batch_first=True`` modules keep
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .fx_reader import FxReader
+from .fx_reader import FxReader, _f32
 
 
 def _linear(r: FxReader, x: int, weight: Any, bias: Any, what: str) -> int:
-    from .fx_reader import _f32
-
     w = _f32(weight, f"{r.node.name}.{what}.weight")
     b = None if bias is None else _f32(bias, f"{r.node.name}.{what}.bias")
     return r.add("linear", (x,), (*r.shape(x)[:-1], w.shape[0]), weight=w, bias=b)
-
-
-def layer_norm(r: FxReader, m: Any, x: int) -> int:
-    from .fx_reader import _f32
-
-    if len(m.normalized_shape) != 1:
-        raise r.refuse(f"layer norm over {tuple(m.normalized_shape)} is not supported, only the last dimension")
-    n = m.normalized_shape[0]
-    g = m.weight if m.weight is not None else r.torch.ones(n)
-    b = m.bias if m.bias is not None else r.torch.zeros(n)
-    return r.add("layer_norm", (x,), r.shape(x), weight=_f32(g, r.node.name), bias=_f32(b, r.node.name),
-                 eps=float(m.eps))
 
 
 def _split_heads(r: FxReader, x: int, heads: int) -> int:
@@ -93,14 +78,14 @@ def encoder_layer(r: FxReader, layer: Any, x: int) -> int:
         return r.add("binary", (a, b), r.shape(a), op="add")
 
     if layer.norm_first:
-        x = residual(x, attend(layer_norm(r, layer.norm1, x)))
-        return residual(x, feed_forward(layer_norm(r, layer.norm2, x)))
-    x = layer_norm(r, layer.norm1, residual(x, attend(x)))
-    return layer_norm(r, layer.norm2, residual(x, feed_forward(x)))
+        x = residual(x, attend(r.layer_norm(layer.norm1, x)))
+        return residual(x, feed_forward(r.layer_norm(layer.norm2, x)))
+    x = r.layer_norm(layer.norm1, residual(x, attend(x)))
+    return r.layer_norm(layer.norm2, residual(x, feed_forward(x)))
 
 
 def encoder(r: FxReader, m: Any, x: int) -> int:
     """``nn.TransformerEncoder``: its layers in turn, then its final norm if it has one."""
     for layer in m.layers:
         x = encoder_layer(r, layer, x)
-    return x if m.norm is None else layer_norm(r, m.norm, x)
+    return x if m.norm is None else r.layer_norm(m.norm, x)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import fx_composites
 from .errors import UnsupportedLayerError
 from .fx_reader import FxReader
 from .graph_models import GraphModel, GraphNode
@@ -149,9 +150,7 @@ def _makes_a_tuple(torch: Any, reader: FxReader, node: Any) -> bool:
     m = reader.gm.get_submodule(node.target)
     reader.no_masks(3)
     q, k, v = (reader.value(reader.arg(i, name)) for i, name in enumerate(("query", "key", "value")))
-    from .fx_composites import multihead_attention
-
-    reader.tuples[node] = [multihead_attention(reader, m, q, k, v), None]
+    reader.tuples[node] = [fx_composites.multihead_attention(reader, m, q, k, v), None]
     return True
 
 
@@ -183,5 +182,10 @@ def _read_node(reader: FxReader, node: Any) -> int:
         raise reader.refuse("its first operand does not depend on the input")
     x = reader.ids[first]
     if node.op == "call_module":
-        return reader.read_module(reader.gm.get_submodule(target), x)
+        m = reader.gm.get_submodule(target)
+        if isinstance(m, (reader.torch.nn.TransformerEncoderLayer, reader.torch.nn.TransformerEncoder)):
+            reader.no_masks(1)
+            return (fx_composites.encoder_layer if isinstance(m, reader.torch.nn.TransformerEncoderLayer)
+                    else fx_composites.encoder)(reader, m, x)
+        return reader.read_module(m, x)
     return reader.read_call(name, x)

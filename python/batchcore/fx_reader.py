@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from . import fx_composites
 from .errors import NonFiniteError, UnsupportedLayerError
 from .graph_models import GraphNode
 
@@ -139,6 +138,16 @@ class FxReader:
         return self.add("channel_affine", (x,), scale=_f32(scale, self.node.name), shift=_f32(b - mean * scale,
                                                                                                self.node.name))
 
+    def layer_norm(self, m: Any, x: int) -> int:
+        """Layer norm over the last dimension (the shape of its input)."""
+        if len(m.normalized_shape) != 1:
+            raise self.refuse(f"layer norm over {tuple(m.normalized_shape)} is not supported, only the last dimension")
+        n = m.normalized_shape[0]
+        g = m.weight if m.weight is not None else self.torch.ones(n)
+        b = m.bias if m.bias is not None else self.torch.zeros(n)
+        return self.add("layer_norm", (x,), self.shape(x), weight=_f32(g, self.node.name), bias=_f32(b, self.node.name),
+                        eps=float(m.eps))
+
     def embedding(self, x: int, weight: Any, max_norm: Any = None) -> int:
         if max_norm is not None:
             raise self.refuse("an embedding with max_norm changes its table as it runs; not supported")
@@ -206,7 +215,7 @@ class FxReader:
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             return self.batch_norm(m, x)
         if isinstance(m, nn.LayerNorm):
-            return fx_composites.layer_norm(self, m, x)
+            return self.layer_norm(m, x)
         if isinstance(m, nn.MaxPool2d):
             return self.max_pool(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, m.return_indices)
         if isinstance(m, nn.AvgPool2d):
@@ -224,10 +233,6 @@ class FxReader:
             return self.softmax(x, m.dim)
         if isinstance(m, nn.Embedding):
             return self.embedding(x, m.weight, m.max_norm)
-        if isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerEncoder)):
-            self.no_masks(1)
-            return (fx_composites.encoder_layer if isinstance(m, nn.TransformerEncoderLayer)
-                    else fx_composites.encoder)(self, m, x)
         if isinstance(m, (nn.Dropout, nn.Identity)):
             return x
         raise self.refuse(f"{type(m).__name__} is not supported; supported: {SUPPORTED}")
