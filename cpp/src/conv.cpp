@@ -9,6 +9,7 @@
 #include "batchcore/model.hpp"
 #include "batchcore/precision.hpp"
 #include "batchcore/thread_pool.hpp"
+#include "kernels/tile_kernels.hpp"
 
 namespace batchcore {
 
@@ -43,6 +44,12 @@ Conv2d::Conv2d(const float* weight, const float* bias, const Conv2dShape& shape,
   weight_.assign(weight, weight + n);
   if (bias) bias_.assign(bias, bias + shape.out_channels);
   require_finite(weight_.data(), n, "conv2d weight", shape.taps());
+  if (shape.in_channels / shape.groups * shape.height * shape.width < (int64_t(1) << 31))
+    for (int64_t ci = 0; ci < shape.in_channels / shape.groups; ++ci)
+      for (int64_t kh = 0; kh < shape.kernel_h; ++kh)
+        for (int64_t kw = 0; kw < shape.kernel_w; ++kw)
+          tap_offsets_.push_back(
+              int32_t((ci * shape.height + kh * shape.dilation_h) * shape.width + kw * shape.dilation_w));
   if (bias) require_finite(bias_.data(), shape.out_channels, "conv2d bias", shape.out_channels);
 }
 
@@ -57,47 +64,54 @@ void Conv2d::ensure_packed(Precision p) {
   packed_valid_ = true;
 }
 
-void Conv2d::im2col(const float* sample, int64_t group, float* rows, int64_t ld, Precision p,
-                    const PoolView& pool) const {
+void Conv2d::im2col(const float* sample, int64_t group, int64_t first, int64_t count, float* rows, int64_t ld,
+                    Precision p, SimdLevel simd) const {
   const Conv2dShape& s = shape_;
-  const int64_t cg = s.in_channels / s.groups, OH = s.out_height(), OW = s.out_width();
-  // Output rows in parallel: each output position's row of taps is written by one worker.
-  pool.parallel_for(OH, [&](int, int64_t oh0, int64_t oh1) {
-    for (int64_t oh = oh0; oh < oh1; ++oh)
-      for (int64_t ow = 0; ow < OW; ++ow) {
-        float* row = rows + (oh * OW + ow) * ld;
-        const int64_t iw0 = ow * s.stride_w - s.pad_w, iw_last = iw0 + (s.kernel_w - 1) * s.dilation_w;
-        const bool columns_inside = iw0 >= 0 && iw_last < s.width;
-        for (int64_t ci = 0; ci < cg; ++ci) {
-          const float* plane = sample + (group * cg + ci) * s.height * s.width;
-          for (int64_t kh = 0; kh < s.kernel_h; ++kh, row += s.kernel_w) {
-            const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
-            if (ih < 0 || ih >= s.height) {  // a row of padded taps: +0 terms
-              for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = 0.0f;
-              continue;
-            }
-            const float* line = plane + ih * s.width;
-            if (columns_inside) {
-              for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = round_to(line[iw0 + kw * s.dilation_w], p);
-              continue;
-            }
-            for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
-              const int64_t iw = iw0 + kw * s.dilation_w;
-              row[kw] = iw >= 0 && iw < s.width ? round_to(line[iw], p) : 0.0f;  // a padded tap: a +0 term
-            }
-          }
+  const int64_t cg = s.in_channels / s.groups, OW = s.out_width();
+  const bool fast_path = p == Precision::fp32 && !tap_offsets_.empty();
+  const auto gather = kernels_for(simd).gather;
+  for (int64_t pos = first; pos < first + count; ++pos) {
+    const int64_t oh = pos / OW, ow = pos % OW;
+    float* row = rows + (pos - first) * ld;
+    const int64_t iw0 = ow * s.stride_w - s.pad_w, iw_last = iw0 + (s.kernel_w - 1) * s.dilation_w;
+    const int64_t ih0 = oh * s.stride_h - s.pad_h, ih_last = ih0 + (s.kernel_h - 1) * s.dilation_h;
+    const bool columns_inside = iw0 >= 0 && iw_last < s.width;
+    if (fast_path && columns_inside && ih0 >= 0 && ih_last < s.height) {  // the window wholly inside
+      gather(row, sample + group * cg * s.height * s.width + ih0 * s.width + iw0, tap_offsets_.data(), s.taps());
+      continue;
+    }
+    for (int64_t ci = 0; ci < cg; ++ci) {
+      const float* plane = sample + (group * cg + ci) * s.height * s.width;
+      for (int64_t kh = 0; kh < s.kernel_h; ++kh, row += s.kernel_w) {
+        const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
+        if (ih < 0 || ih >= s.height) {  // a row of padded taps: +0 terms
+          for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = 0.0f;
+          continue;
+        }
+        const float* line = plane + ih * s.width;
+        if (columns_inside && p == Precision::fp32) {
+          for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = line[iw0 + kw * s.dilation_w];
+          continue;
+        }
+        for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+          const int64_t iw = iw0 + kw * s.dilation_w;
+          row[kw] = iw >= 0 && iw < s.width ? round_to(line[iw], p) : 0.0f;  // a padded tap: a +0 term
         }
       }
-  }, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, OW * s.taps())));
+    }
+  }
+}
+
+int64_t Conv2d::chunk_positions() const {
+  return std::min(shape_.out_height() * shape_.out_width(), gemm_tile_rows(shape_.taps()));
 }
 
 int64_t Conv2d::packed_bytes() const {
   return shape_.groups * PackedLinear::bytes_for(shape_.out_channels / shape_.groups, shape_.taps());
 }
 
-int64_t Conv2d::workspace_floats() const {
-  const int64_t positions = shape_.out_height() * shape_.out_width();
-  return positions * (row_stride(shape_.taps()) + row_stride(shape_.out_channels / shape_.groups));
+int64_t Conv2d::workspace_floats(int threads) const {
+  return threads * chunk_positions() * (row_stride(shape_.taps()) + row_stride(shape_.out_channels / shape_.groups));
 }
 
 void Conv2d::forward(const float* x, int64_t N, float* y, float* workspace, const GemmWorkspace& ws,
@@ -106,20 +120,24 @@ void Conv2d::forward(const float* x, int64_t N, float* y, float* workspace, cons
   const int64_t sample_in = s.in_channels * s.height * s.width;
   const int64_t positions = s.out_height() * s.out_width(), per_group = s.out_channels / s.groups;
   const int64_t ld_in = row_stride(s.taps()), ld_out = row_stride(per_group);
-  float* rows = workspace;
-  float* out = workspace + positions * ld_in;
-  const PoolView pool = shared_pool(gemm.threads);
-  // One sample at a time: its rows are the GEMM's M; a sample's bits never see another sample.
-  for (int64_t n = 0; n < N; ++n) {
-    const float* sample = x + n * sample_in;
-    float* dst = y + n * s.out_channels * positions;
-    for (int64_t g = 0; g < s.groups; ++g) {
-      im2col(sample, g, rows, ld_in, p, pool);
-      linear_forward(rows, ld_in, positions, packed_[size_t(g)], out, ld_out, ws, gemm);
+  const int64_t chunk = chunk_positions(), chunks = (positions + chunk - 1) / chunk;
+  const int64_t per_worker = chunk * (ld_in + ld_out), lanes_per_worker = lanes_floats(gemm.order, 1);
+  // Task = (sample, group, chunk of positions): the worker writes the chunk's im2col rows, multiplies them
+  // by the group's packed weights on its own thread, and scatters the outputs to channel-major order.
+  shared_pool(gemm.threads).parallel_for(N * s.groups * chunks, [&](int worker, int64_t t0, int64_t t1) {
+    float* rows = workspace + worker * per_worker;
+    float* out = rows + chunk * ld_in;
+    float* scratch = ws.lanes ? ws.lanes + worker * lanes_per_worker : nullptr;
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n = t / (s.groups * chunks), g = t / chunks % s.groups, first = t % chunks * chunk;
+      const int64_t count = std::min(chunk, positions - first);
+      im2col(x + n * sample_in, g, first, count, rows, ld_in, p, gemm.simd);
+      linear_forward_here(rows, ld_in, count, packed_[size_t(g)], out, ld_out, scratch, gemm.order, gemm.simd);
+      float* dst = y + (n * s.out_channels + g * per_group) * positions + first;
       for (int64_t co = 0; co < per_group; ++co)
-        for (int64_t pos = 0; pos < positions; ++pos) dst[(g * per_group + co) * positions + pos] = out[pos * ld_out + co];
+        for (int64_t i = 0; i < count; ++i) dst[co * positions + i] = out[i * ld_out + co];
     }
-  }
+  });
 }
 
 void Conv2d::run(const float* x, int64_t N, float* y, const RunOptions& opt) {
@@ -131,7 +149,7 @@ void Conv2d::run(const float* x, int64_t N, float* y, const RunOptions& opt) {
   std::lock_guard<std::mutex> lock(run_mu_);
   ensure_packed(opt.precision);
   const GemmOptions gemm{resolve_order(opt.policy, opt.order, N), opt.threads, opt.simd};
-  TrackedBuffer workspace(alloc_, workspace_floats());
+  TrackedBuffer workspace(alloc_, workspace_floats(opt.threads));
   TrackedBuffer lanes(alloc_, lanes_floats(gemm.order, opt.threads));
   forward(x, N, y, workspace.data(), GemmWorkspace{lanes.data()}, gemm, opt.precision);
 }

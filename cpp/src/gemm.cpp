@@ -48,13 +48,37 @@ int64_t row_stride(int64_t width) {
   return (lines % 2 == 1 ? lines : lines + 1) * line;
 }
 
+namespace {
+
+// The tile (row tile rt, panel p) of y = x W^T + b: one task of linear_forward, on the calling thread.
+void run_task(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy, int64_t tile_rows,
+              int64_t rt, int64_t p, float* scratch, Order order, void (*run_tile)(const GemmTile&, Order)) {
+  const int64_t m0 = rt * tile_rows, n0 = p * kPanelWidth;
+  GemmTile t;
+  t.a = x + m0 * ldx;
+  t.lda = ldx;
+  t.rows = int(M - m0 < tile_rows ? M - m0 : tile_rows);
+  t.panel = w.panel(p);
+  t.bias = w.panel_bias(p);
+  t.K = w.K;
+  t.y = y + m0 * ldy + n0;
+  t.ldy = ldy;
+  t.cols = int(w.N - n0 < kPanelWidth ? w.N - n0 : kPanelWidth);
+  t.scratch = scratch;
+  if (order.kind == OrderKind::exact) exact_tile(t);
+  else run_tile(t, order);
+}
+
+}  // namespace
+
+int64_t gemm_tile_rows(int64_t K) { return tile_rows_for(K); }
+
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt) {
   const int64_t tile_rows = tile_rows_for(w.K);
   const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
   const auto run_tile = kernels_for(opt.simd).run_tile;
   const PoolView pool = shared_pool(opt.threads);
-  const bool exact = opt.order.kind == OrderKind::exact;
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
   // Task = (row tile, panel). Row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the
   // packed panels stream past it: A is read once, the weights once per row tile. Panel-major: a worker
@@ -67,22 +91,18 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
     for (int64_t task = begin; task < end; ++task) {
       const int64_t rt = panel_major ? task % row_tiles : task / w.panels;
       const int64_t p = panel_major ? task / row_tiles : task % w.panels;
-      const int64_t m0 = rt * tile_rows, n0 = p * kPanelWidth;
-      GemmTile t;
-      t.a = x + m0 * ldx;
-      t.lda = ldx;
-      t.rows = int(M - m0 < tile_rows ? M - m0 : tile_rows);
-      t.panel = w.panel(p);
-      t.bias = w.panel_bias(p);
-      t.K = w.K;
-      t.y = y + m0 * ldy + n0;
-      t.ldy = ldy;
-      t.cols = int(w.N - n0 < kPanelWidth ? w.N - n0 : kPanelWidth);
-      t.scratch = ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr;
-      if (exact) exact_tile(t);
-      else run_tile(t, opt.order);
+      run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr,
+               opt.order, run_tile);
     }
   }, ceil_div(kMinFlopsPerWorker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
+}
+
+void linear_forward_here(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
+                         float* scratch, Order order, SimdLevel simd) {
+  const int64_t tile_rows = tile_rows_for(w.K);
+  const auto run_tile = kernels_for(simd).run_tile;
+  for (int64_t rt = 0; rt * tile_rows < M; ++rt)
+    for (int64_t p = 0; p < w.panels; ++p) run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, scratch, order, run_tile);
 }
 
 }  // namespace batchcore

@@ -313,7 +313,8 @@ std::string Graph::describe() const {
 
 // ---- the plan -----------------------------------------------------------------------------------
 
-std::vector<Graph::Step> Graph::plan(int64_t M, Precision p) const {
+std::vector<Graph::Step> Graph::plan(int64_t M, const RunOptions& opt) const {
+  const Precision p = opt.precision;
   const size_t count = nodes_.size();
   std::vector<int64_t> last_use(count, -1);
   for (size_t i = 0; i < count; ++i)
@@ -345,7 +346,7 @@ std::vector<Graph::Step> Graph::plan(int64_t M, Precision p) const {
     }
     if (s.owner == int(i) && n.op != Op::input && n.op != Op::constant) s.floats = M * element_count(n.dims);
     if (n.op == Op::linear && p != Precision::fp32) s.workspace = M * element_count(nodes_[size_t(n.inputs[0])].dims);
-    if (n.op == Op::conv2d) s.workspace = n.conv->workspace_floats();
+    if (n.op == Op::conv2d) s.workspace = n.conv->workspace_floats(opt.threads);
     if (n.op == Op::attention) {
       s.workspace = attention_workspace_floats(n.attention, p);
       s.inner_bytes = attention_packed_bytes(n.attention);
@@ -375,7 +376,7 @@ int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const {
   const Order order = resolve_order(opt.policy, opt.order, M);
   int64_t base = packed_bytes() + lanes_floats(order, opt.threads) * 4 + cold_copies(M, opt) * M * input_size() * 4;
   int64_t live = 0, peak = 0;
-  const std::vector<Step> steps = plan(M, opt.precision);
+  const std::vector<Step> steps = plan(M, opt);
   for (const Step& s : steps) {
     live += s.floats * 4;
     peak = std::max(peak, live + s.workspace * 4 + s.inner_bytes);
@@ -510,7 +511,7 @@ RunStats Graph::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
   RunStats stats;
   const Order order = resolve_order(opt.policy, opt.order, M);  // once per run: every pass runs this order
   const GemmOptions gemm{order, opt.threads, opt.simd};
-  const std::vector<Step> steps = plan(M, opt.precision);
+  const std::vector<Step> steps = plan(M, opt);
   {
     TrackedBuffer lanes(alloc_, lanes_floats(order, opt.threads));
     const GemmWorkspace ws{lanes.data()};

@@ -3,13 +3,15 @@
 // weight layout (C_out, C_in / groups, KH, KW), of x at the tap's position and w[co, ci, kh, kw], plus
 // b[co]. A tap that falls in the padding is a term whose input is +0 (so every element of a layer has
 // the same K and the same order tree). It runs as im2col (one row of K values per output position, the
-// padding written as +0) through the blocked GEMM, so a sample's bits depend neither on the batch nor on
-// its place in it.
+// padding written as +0) through the blocked GEMM, a chunk of a sample's positions per task, each worker
+// writing its chunk's rows and multiplying them while they are in its L2, so a sample's bits depend
+// neither on the batch nor on its place in it, nor on the threads.
 #pragma once
 #include <cstdint>
 #include <mutex>
 #include <vector>
 
+#include "batchcore/cpu_features.hpp"
 #include "batchcore/gemm.hpp"
 #include "batchcore/pack_weights.hpp"
 #include "batchcore/run_options.hpp"
@@ -45,16 +47,25 @@ class Conv2d {
   // The parts a graph runs (one pass at a time, under the graph's own lock):
   void ensure_packed(Precision p);
   int64_t packed_bytes() const;     // what ensure_packed holds: one packed panel set per group
-  int64_t workspace_floats() const; // forward()'s workspace: one sample's im2col rows and GEMM output
+  // forward()'s workspace: per worker, a chunk of output positions' im2col rows and their GEMM output.
+  int64_t workspace_floats(int threads) const;
   void forward(const float* x, int64_t N, float* y, float* workspace, const GemmWorkspace& ws,
                const GemmOptions& gemm, Precision p) const;
 
  private:
-  // Output positions of one sample as rows of K taps (ld floats apart), rounded to `p`; padding is +0.
-  void im2col(const float* sample, int64_t group, float* rows, int64_t ld, Precision p, const PoolView& pool) const;
+  int64_t chunk_positions() const;  // output positions a worker takes at once (its rows fit the L2)
+  // Output positions [first, first + count) of one sample as rows of K taps (ld floats apart), rounded to
+  // `p`; padding is +0.
+  void im2col(const float* sample, int64_t group, int64_t first, int64_t count, float* rows, int64_t ld,
+              Precision p, SimdLevel simd) const;
 
   Conv2dShape shape_;
   std::vector<float> weight_, bias_;
+  // Where tap k of an output position lies relative to the position's first tap, within one group's
+  // channels: (ci * H + kh * dilation_h) * W + kw * dilation_w. An output position whose window lies
+  // wholly inside the input copies its row as x[first + tap_offsets_[k]] (im2col's fast path).
+  // Empty where a group's channels span 2^31 floats or more (the fast path then stays unused).
+  std::vector<int32_t> tap_offsets_;
   TrackingAllocator& alloc_;
   std::vector<PackedLinear> packed_;  // one per group
   Precision packed_precision_ = Precision::fp32;

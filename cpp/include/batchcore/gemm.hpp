@@ -31,6 +31,14 @@ int64_t row_stride(int64_t width);
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt);
 
+// The same on the calling thread alone (for a caller that is itself one of the pool's workers): scratch is
+// lanes_floats(order, 1) floats, or null unless the order is lanes:W.
+void linear_forward_here(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
+                         float* scratch, Order order, SimdLevel simd);
+
+// The rows of A a GEMM tile holds for K columns (sized from the L2; a multiple of 12, 12..96).
+int64_t gemm_tile_rows(int64_t K);
+
 // Workspace size in floats for `order` (0 unless it is lanes:W).
 int64_t lanes_floats(Order order, int threads);
 

@@ -96,7 +96,7 @@ class Graph {
 
   int add_node(Node n);
   const Node& value(int id, const char* what) const;  // ShapeError for an unknown id or a constant input
-  std::vector<Step> plan(int64_t M, Precision p) const;
+  std::vector<Step> plan(int64_t M, const RunOptions& opt) const;
   int64_t packed_bytes() const;
   void ensure_packed(Precision p);
   void execute(const Node& n, const std::vector<float*>& data, int64_t M, float* out, float* workspace,

@@ -46,7 +46,8 @@ struct RowLayer {
   void run_tile(const GemmTile& t, Order o);                                   \
   float fma_probe(int64_t n);                                                  \
   void triad(float* a, const float* b, const float* c, float s, int64_t n);    \
-  void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld);
+  void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld);        \
+  void gather(float* dst, const float* src, const int32_t* index, int64_t n);
 namespace isa_scalar { BC_ISA_ENTRY_POINTS }
 namespace isa_avx2 { BC_ISA_ENTRY_POINTS }
 namespace isa_avx512 { BC_ISA_ENTRY_POINTS }
@@ -60,6 +61,7 @@ struct IsaKernels {
   float (*fma_probe)(int64_t n);
   void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
   void (*row_layer)(const RowLayer& l, float* rows, int64_t n, int64_t ld);  // n rows, ld floats apart
+  void (*gather)(float* dst, const float* src, const int32_t* index, int64_t n);  // dst[i] = src[index[i]]
 };
 const IsaKernels& kernels_for(SimdLevel level);
 
