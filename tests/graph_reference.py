@@ -136,6 +136,23 @@ def attention(q, k, v, scale, causal, order):
     return out.reshape(*lead, *out.shape[1:])
 
 
+def log_softmax(x):
+    """Along the last dimension: m = the maximum, s = sum of exp(x_i - m) left to right, (x_i - m) - log s,
+    exp and log by math_fixed.hpp's scalar definitions."""
+    out = np.empty_like(x)
+    for index in np.ndindex(x.shape[:-1]):
+        row = x[index]
+        m = row[0]
+        for v in row[1:]:
+            m = v if v > m else m
+        shifted = (row - m).astype(np.float32)
+        s = f32(0.0)
+        for e in _core.fixed_math(shifted, "exp"):
+            s = f32(s + e)
+        out[index] = shifted - _core.fixed_math(np.array([s], np.float32), "log")[0]
+    return out
+
+
 BINARY = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}
 
 
@@ -168,6 +185,8 @@ def run_sample(model, x, order="seq"):
         elif op == "softmax":
             moved = np.moveaxis(ins[0], p["dim"], -1)
             v = np.moveaxis(row_function(moved, "softmax"), -1, p["dim"])
+        elif op == "log_softmax":
+            v = np.moveaxis(log_softmax(np.moveaxis(ins[0], p["dim"], -1)), -1, p["dim"])
         elif op == "layer_norm":
             v = row_function(ins[0], "layer_norm", p["weight"], p["bias"], p["eps"])
         elif op == "binary":

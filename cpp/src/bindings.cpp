@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "activation_names.hpp"
 #include "array_checks.hpp"
 #include "error_table.hpp"
 #include "batchcore_build_info.hpp"
@@ -21,6 +22,7 @@
 #include "batchcore/dot.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/gemm.hpp"
+#include "batchcore/math_fixed.hpp"
 #include "batchcore/model.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/probes.hpp"
@@ -47,13 +49,6 @@ struct BoundConv2d {
   BoundConv2d(const float* w, const float* b, const Conv2dShape& s) : conv(w, b, s, alloc) {}
 };
 
-Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::relu;
-  if (name == "gelu") return Activation::gelu;
-  if (name == "silu") return Activation::silu;
-  if (name == "tanh") return Activation::tanh;
-  throw UnsupportedLayerError("unknown activation '" + name + "'; known: relu, gelu, silu, tanh");
-}
 
 py::array_t<float> output_array(int64_t rows, int64_t cols) { return py::array_t<float>({rows, cols}); }
 
@@ -228,10 +223,11 @@ PYBIND11_MODULE(_core, m) {
          float eps, const std::string& simd) {
         const py::array x = f32_array(obj, 2, "x");
         const int64_t n = x.shape(0), width = x.shape(1);
-        static const char* names[] = {"relu", "gelu", "silu", "tanh", "softmax", "layer_norm", "batch_norm"};
+        static const char* names[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "softmax", "layer_norm",
+                                      "batch_norm"};
         int f = 0;
-        while (f < 7 && function != names[f]) ++f;
-        if (f == 7) throw UnsupportedLayerError("unknown row function '" + function + "'");
+        while (f < 8 && function != names[f]) ++f;
+        if (f == 8) throw UnsupportedLayerError("unknown row function '" + function + "'");
         RowLayer layer{RowFunction(f), width};
         py::array p0, p1;  // layer norm's gamma and beta, batch norm's scale and shift: `width` floats each
         if (layer.function == RowFunction::layer_norm || layer.function == RowFunction::batch_norm) {
@@ -273,6 +269,23 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("a"), py::arg("b"), py::arg("c") = 0.0f, py::arg("order") = Order{}, py::arg("precision") = "fp32");
 
+  m.def(
+      "fixed_math",
+      [](const py::object& obj, const std::string& name) {
+        const py::array x = f32_array(obj, 1, "x");
+        float (*f)(float) = nullptr;
+        if (name == "exp") f = [](float v) { return bc_exp(v); };
+        if (name == "log") f = [](float v) { return bc_log(v); };
+        if (name == "tanh") f = [](float v) { return bc_tanh(v); };
+        if (!f) throw ArgumentError("fixed_math: unknown function '" + name + "'; known: exp, log, tanh");
+        const float* p = f32_data(x);
+        py::array_t<float> out(x.size());
+        float* o = out.mutable_data();
+        for (py::ssize_t i = 0; i < x.size(); ++i) o[i] = f(p[i]);
+        return out;
+      },
+      py::arg("x"), py::arg("name"),
+      "math_fixed.hpp's exp, log or tanh of each element: the scalar definitions the CPU and GPU share.");
   m.def("round_to", [](const py::object& obj, const std::string& precision) {
     const py::array x = f32_array(obj, 1, "x");
     const float* p = f32_data(x);

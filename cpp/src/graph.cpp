@@ -23,7 +23,7 @@ constexpr int64_t kMinElementsPerWorker = 16384;
 const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
-                                "binary", "reshape", "permute", "attention", "embedding"};
+                                "binary", "reshape", "permute", "attention", "embedding", "log_softmax"};
   return names[int(op)];
 }
 
@@ -170,12 +170,16 @@ int Graph::add_activation(int x, Activation a) {
   return add_node(std::move(n));
 }
 
-int Graph::add_softmax(int x, int64_t dim) {
-  const Node& in = value(x, "softmax");
+int Graph::add_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op::softmax); }
+
+int Graph::add_log_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op::log_softmax); }
+
+int Graph::add_softmax_node(int x, int64_t dim, Op kind) {
+  const Node& in = value(x, op_name(kind));
   if (dim < 0 || dim >= int64_t(in.dims.size()))
-    shape_error(nodes_.size(), "softmax", "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
+    shape_error(nodes_.size(), op_name(kind), "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
   Node n;
-  n.op = Op::softmax;
+  n.op = kind;
   n.inputs = {x};
   n.dims = in.dims;
   n.ints = {dim};
@@ -335,7 +339,7 @@ std::vector<Graph::Step> Graph::plan(int64_t M, const RunOptions& opt) const {
     if (n.op == Op::reshape) {
       s.owner = steps[size_t(n.inputs[0])].owner;
     } else if (n.op == Op::activation || n.op == Op::channel_affine || n.op == Op::softmax ||
-               n.op == Op::layer_norm || n.op == Op::binary) {
+               n.op == Op::log_softmax || n.op == Op::layer_norm || n.op == Op::binary) {
       for (int in : n.inputs) {
         const bool shared = n.inputs.size() == 2 && steps[size_t(n.inputs[0])].owner == steps[size_t(n.inputs[1])].owner;
         if (!shared && writable_dying(in)) {
@@ -441,14 +445,16 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
       if (tail) kernels_for(gemm.simd).row_layer(layer, out + whole * kSegmentFloats, 1, tail);
       return;
     }
-    case Op::softmax: {
+    case Op::softmax:
+    case Op::log_softmax: {
       copy_in();
       const size_t d = size_t(n.ints[0]);
       const int64_t len = in_dims[d], inner = element_count(Dims(in_dims.begin() + long(d) + 1, in_dims.end()));
-      if (inner == 1) {
+      const int64_t outer = element_count(Dims(in_dims.begin(), in_dims.begin() + long(d)));
+      if (inner == 1 && n.op == Op::softmax) {  // rows: the vectorised kernels
         apply_rows(RowLayer{RowFunction::softmax, len}, out, in_count / len, gemm);
       } else {
-        softmax_lines(out, M, element_count(Dims(in_dims.begin(), in_dims.begin() + long(d))), len, inner, pool);
+        softmax_lines(out, M, outer, len, inner, n.op == Op::log_softmax, pool);
       }
       return;
     }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "activation_names.hpp"
 #include "array_checks.hpp"
 #include "forward_bindings.hpp"
 #include "batchcore/errors.hpp"
@@ -46,12 +47,6 @@ BinaryOp parse_binary(const std::string& op) {
   throw UnsupportedLayerError("unknown element-wise operation '" + op + "'; known: add, sub, mul, div");
 }
 
-Activation activation_named(const std::string& name) {
-  const char* names[] = {"relu", "gelu", "silu", "tanh"};
-  for (int i = 0; i < 4; ++i)
-    if (name == names[i]) return Activation(i);
-  throw UnsupportedLayerError("unknown activation '" + name + "'; known: relu, gelu, silu, tanh");
-}
 
 // A parameter vector of exactly n floats.
 const float* vector_of(const py::object& obj, int64_t n, const char* name, py::array& keep) {
@@ -143,9 +138,10 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
            py::arg("x"), py::arg("scale"), py::arg("shift"),
            "y = x * scale[c] + shift[c], c the sample's first dimension (batch norm in eval mode, folded).")
       .def("add_activation",
-           [](Graph& g, int x, const std::string& name) { return g.add_activation(x, activation_named(name)); },
+           [](Graph& g, int x, const std::string& name) { return g.add_activation(x, parse_activation(name)); },
            py::arg("x"), py::arg("name"))
       .def("add_softmax", &Graph::add_softmax, py::arg("x"), py::arg("dim"))
+      .def("add_log_softmax", &Graph::add_log_softmax, py::arg("x"), py::arg("dim"))
       .def("add_layer_norm",
            [](Graph& g, int x, const py::object& g_obj, const py::object& b_obj, float eps) {
              const int64_t n = g.dims_of(x).back();

@@ -153,11 +153,13 @@ void channel_affine(const float* x, int64_t samples, int64_t C, int64_t inner, c
   }, grain_for(inner));
 }
 
-void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, const PoolView& pool) {
+void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, bool log,
+                   const PoolView& pool) {
   pool.parallel_for(samples * outer * inner, [&](int, int64_t l0, int64_t l1) {
     for (int64_t l = l0; l < l1; ++l) {
-      const int64_t block = l / inner, offset = l % inner;
-      softmax_strided(x + block * n * inner + offset, n, inner);
+      float* line = x + l / inner * n * inner + l % inner;
+      if (log) log_softmax_strided(line, n, inner);
+      else softmax_strided(line, n, inner);
     }
   }, grain_for(n));
 }

@@ -11,7 +11,7 @@ import typing
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'fixed_math', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -258,6 +258,8 @@ class Graph:
         ...
     def add_linear(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any) -> int:
         ...
+    def add_log_softmax(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
     def add_max_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, kernel: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], ceil_mode: bool = False) -> int:
         ...
     def add_permute(self, x: typing.SupportsInt | typing.SupportsIndex, perm: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
@@ -337,6 +339,10 @@ def default_threads() -> int:
     ...
 def dot(a: typing.Any, b: typing.Any, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
     ...
+def fixed_math(x: typing.Any, name: str) -> numpy.typing.NDArray[numpy.float32]:
+    """
+    math_fixed.hpp's exp, log or tanh of each element: the scalar definitions the CPU and GPU share.
+    """
 def order_grammar() -> list[str]:
     ...
 def parse_precision(arg0: str) -> str:

@@ -57,8 +57,10 @@ def _activation(r: FxReader, layer: Any, x: int) -> int:
         name = "relu"
     elif act is F.gelu or isinstance(act, nn.GELU) and act.approximate == "none":
         name = "gelu"
+    elif isinstance(act, nn.GELU) and act.approximate == "tanh":
+        name = "gelu_tanh"
     else:
-        raise r.refuse(f"an encoder layer with activation {act!r} is not supported (relu, gelu)")
+        raise r.refuse(f"an encoder layer with activation {act!r} is not supported (relu, gelu, GELU(approximate='tanh'))")
     return r.add("activation", (x,), r.shape(x), name=name)
 
 

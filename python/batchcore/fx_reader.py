@@ -15,7 +15,8 @@ from .errors import NonFiniteError, UnsupportedLayerError
 from .graph_models import GraphNode
 
 SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool2d, AvgPool2d, "
-             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, GELU (erf), SiLU, Tanh, Softmax (any sample dimension), "
+             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, GELU (erf and tanh), SiLU, Tanh, Softmax and LogSoftmax (any "
+             "sample dimension), "
              "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
              "scaled_dot_product_attention, Dropout, Identity, + - * / (broadcasting), reshape/view/flatten, "
              "permute/transpose, contiguous")
@@ -170,14 +171,14 @@ class FxReader:
         return self.add("adaptive_avg_pool2d", (x,), output_size=list(self.shapes[self.node][1:]))
 
     def activation(self, name: str, x: int, approximate: str = "none") -> int:
-        if approximate != "none":
-            raise self.refuse(f"GELU(approximate={approximate!r}) is not supported yet, only 'none'")
-        return self.add("activation", (x,), name=name)
+        if approximate not in ("none", "tanh"):
+            raise self.refuse(f"GELU(approximate={approximate!r}) is not supported, only 'none' and 'tanh'")
+        return self.add("activation", (x,), name="gelu_tanh" if approximate == "tanh" else name)
 
-    def softmax(self, x: int, dim: Any) -> int:
+    def softmax(self, x: int, dim: Any, kind: str = "softmax") -> int:
         if dim is None:
-            raise self.refuse("softmax without dim is not supported (pass dim=)")
-        return self.add("softmax", (x,), dim=self.sample_dim(dim))
+            raise self.refuse(f"{kind} without dim is not supported (pass dim=)")
+        return self.add(kind, (x,), dim=self.sample_dim(dim))
 
     def reshape(self, x: int) -> int:
         return self.add("reshape", (x,), shape=list(self.shapes[self.node]))
@@ -229,8 +230,8 @@ class FxReader:
             return self.activation({nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh"}[type(m)], x)
         if isinstance(m, nn.GELU):
             return self.activation("gelu", x, m.approximate)
-        if isinstance(m, nn.Softmax):
-            return self.softmax(x, m.dim)
+        if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
+            return self.softmax(x, m.dim, "softmax" if isinstance(m, nn.Softmax) else "log_softmax")
         if isinstance(m, nn.Embedding):
             return self.embedding(x, m.weight, m.max_norm)
         if isinstance(m, (nn.Dropout, nn.Identity)):
@@ -254,6 +255,7 @@ class FxReader:
             "tanh": lambda: self.activation("tanh", x),
             "gelu": lambda: self.activation("gelu", x, a(1, "approximate", "none")),
             "softmax": lambda: self.softmax(x, a(1, "dim")),
+            "log_softmax": lambda: self.softmax(x, a(1, "dim"), "log_softmax"),
             "max_pool2d": lambda: self.max_pool(x, a(1, "kernel_size"), a(2, "stride"), a(3, "padding", 0),
                                                 a(4, "dilation", 1), a(5, "ceil_mode", False),
                                                 a(6, "return_indices", False)),

@@ -32,6 +32,7 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "channel_affine": ("add_channel_affine", ("scale", "shift")),
     "activation": ("add_activation", ("name",)),
     "softmax": ("add_softmax", ("dim",)),
+    "log_softmax": ("add_log_softmax", ("dim",)),
     "layer_norm": ("add_layer_norm", ("weight", "bias", "eps")),
     "binary": ("add_binary", ("op",)),
     "reshape": ("add_reshape", ("shape",)),

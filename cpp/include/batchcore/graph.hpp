@@ -29,7 +29,7 @@ class Graph {
  public:
   enum class Op {
     input, constant, linear, conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, channel_affine, activation,
-    softmax, layer_norm, binary, reshape, permute, attention, embedding
+    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax
   };
 
   explicit Graph(const Dims& input);  // the input's sample shape (value 0)
@@ -43,6 +43,7 @@ class Graph {
   int add_channel_affine(int x, const float* scale, const float* shift);  // per entry of x's first dimension
   int add_activation(int x, Activation a);
   int add_softmax(int x, int64_t dim);  // dim: a dimension of the sample, 0-based
+  int add_log_softmax(int x, int64_t dim);
   int add_layer_norm(int x, const float* gamma, const float* beta, float eps);  // over the last dimension
   int add_binary(int a, int b, BinaryOp op);
   int add_reshape(int x, const Dims& dims);
@@ -95,6 +96,7 @@ class Graph {
   };
 
   int add_node(Node n);
+  int add_softmax_node(int x, int64_t dim, Op kind);
   const Node& value(int id, const char* what) const;  // ShapeError for an unknown id or a constant input
   std::vector<Step> plan(int64_t M, const RunOptions& opt) const;
   int64_t packed_bytes() const;

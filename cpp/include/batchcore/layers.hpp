@@ -9,7 +9,7 @@
 
 namespace batchcore {
 
-enum class Activation : int { relu = 0, gelu, silu, tanh };
+enum class Activation : int { relu = 0, gelu, silu, tanh, gelu_tanh };
 
 BC_HD float activate(float x, Activation a) {
   switch (a) {
@@ -17,6 +17,7 @@ BC_HD float activate(float x, Activation a) {
     case Activation::gelu: return bc_gelu(x);
     case Activation::silu: return bc_silu(x);
     case Activation::tanh: return bc_tanh(x);
+    case Activation::gelu_tanh: return bc_gelu_tanh(x);
   }
   return NAN;
 }
@@ -34,6 +35,17 @@ BC_HD void softmax_strided(float* x, int64_t n, int64_t stride) {
 }
 
 BC_HD void softmax_row(float* x, int64_t n) { softmax_strided(x, n, 1); }
+
+// Log-softmax of n values `stride` apart, in place: m = the maximum, s = sum of exp(x_i - m) left to
+// right, y_i = (x_i - m) - log s.
+BC_HD void log_softmax_strided(float* x, int64_t n, int64_t stride) {
+  float m = x[0];
+  for (int64_t i = 1; i < n; ++i) m = x[i * stride] > m ? x[i * stride] : m;
+  float sum = 0.0f;
+  for (int64_t i = 0; i < n; ++i) sum = sum + bc_exp(x[i * stride] - m);
+  const float log_sum = bc_log(sum);
+  for (int64_t i = 0; i < n; ++i) x[i * stride] = (x[i * stride] - m) - log_sum;
+}
 
 // Two-pass layer norm: mean, then the mean of squared deviations; (x - mean) / sqrt(var + eps) * g + b.
 BC_HD void layer_norm_row(float* x, int64_t n, const float* gamma, const float* beta, float eps) {

@@ -115,4 +115,47 @@ BC_HD float bc_tanh(float x) {
   return x > 0.0f ? r : -r;
 }
 
+// GELU's tanh form (torch's approximate='tanh'): 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+// computed as the equal x / (1 + exp(-2u)), which has no cancellation where tanh(u) nears -1 (the tanh
+// form in float32 loses every digit there). The cube is (x x) x; at x = -inf the quotient would be
+// -inf / inf: the limit -0 instead (what every x below about -10 gives).
+BC_HD float bc_gelu_tanh(float x) {
+  if (x != x) return x;
+  if (x == -INFINITY) return -0.0f;
+  const float cube = (x * x) * x;
+  const float inner = x + 0.044715f * cube;
+  return x / (1.0f + bc_exp(-1.5957691216057308f * inner));
+}
+
+// Natural logarithm (log-softmax's denominator): x = m 2^e with m in [sqrt(1/2), sqrt 2), m - 1 exact,
+// s = (m - 1) / (m + 1), log m = 2 atanh s = 2s + 2s s^2 (1/3 + s^2/5 + ... + s^10/13), log x = e ln2 + log m
+// with ln2 split in two (e * the high part is exact). NaN stays NaN; log 0 = -inf; negative x gives NaN.
+BC_HD float bc_log(float x) {
+  if (x != x) return x;
+  if (x < 0.0f) return NAN;
+  if (x == 0.0f) return -INFINITY;
+  if (x == INFINITY) return x;
+  int e = 0;
+  if (x < 1.17549435e-38f) {  // subnormal: scale into the normal range first (exact)
+    x = x * 8388608.0f;
+    e = -23;
+  }
+  const uint32_t bits = float_bits(x);
+  e += int((bits >> 23) & 0xffu) - 127;
+  float m = bits_float((bits & 0x7fffffu) | 0x3f800000u);  // [1, 2)
+  if (m > 1.41421356f) {
+    m = 0.5f * m;  // exact
+    e += 1;
+  }
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float c[] = {7.6923076923076923e-02f, 9.0909090909090909e-02f, 1.1111111111111111e-01f,
+                     1.4285714285714286e-01f, 2.0000000000000000e-01f, 3.3333333333333333e-01f};
+  const float p = horner(s2, c);
+  const float t = 2.0f * s;
+  const float log_m = fmaf(t * s2, p, t);
+  const float fe = float(e);
+  return fmaf(fe, 0.693145751953125f, fmaf(fe, 1.428606765330187045e-06f, log_m));
+}
+
 }  // namespace batchcore

@@ -44,9 +44,10 @@ void adaptive_avg_pool2d(const float* x, int64_t samples, int64_t C, int64_t H, 
 void channel_affine(const float* x, int64_t samples, int64_t C, int64_t inner, const float* scale,
                     const float* shift, float* y, const PoolView& pool);
 
-// Softmax along one dimension of `outer x n x inner` samples, in place: each of the n-element lines
-// (stride `inner`) as layers.hpp's softmax_row.
-void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, const PoolView& pool);
+// Softmax (or log-softmax) along one dimension of `outer x n x inner` samples, in place: each of the
+// n-element lines (stride `inner`) as layers.hpp's softmax_strided (log_softmax_strided).
+void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, bool log,
+                   const PoolView& pool);
 
 enum class BinaryOp : int { add = 0, sub, mul, div };
 

@@ -114,6 +114,14 @@ inline float tanh_lane(float x) {
   return pick(x != x, x, y);
 }
 
+// bc_gelu_tanh.
+inline float gelu_tanh_lane(float x) {
+  const float cube = (x * x) * x;
+  const float inner = x + 0.044715f * cube;
+  const float y = pick(x == -__builtin_inff(), -0.0f, x / (1.0f + exp_lane(-1.5957691216057308f * inner)));
+  return pick(x != x, x, y);
+}
+
 // activate() of layers.hpp, per function (bc_silu for silu).
 inline float relu_lane(float x) { return x > 0.0f || x != x ? x : 0.0f; }
 inline float silu_lane(float x) {
@@ -174,6 +182,7 @@ void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
       case RowFunction::gelu: map_row(x, l.width, [](float v) { return gelu_lane(v); }); break;
       case RowFunction::silu: map_row(x, l.width, [](float v) { return silu_lane(v); }); break;
       case RowFunction::tanh: map_row(x, l.width, [](float v) { return tanh_lane(v); }); break;
+      case RowFunction::gelu_tanh: map_row(x, l.width, [](float v) { return gelu_tanh_lane(v); }); break;
       case RowFunction::softmax: softmax_row_lanes(x, l.width); break;
       case RowFunction::layer_norm: layer_norm_row_lanes(x, l.width, l.p0, l.p1, l.eps); break;
       case RowFunction::batch_norm: batch_norm_row_lanes(x, l.width, l.p0, l.p1); break;
