@@ -88,7 +88,7 @@ def main(argv=None):
         torch_err, native_err = validate(name, module, model, native, x_all[: min(4, len(x_all))])
         print(f"\n## {name}: {model.flops_per_row / 1e6:.1f} MFLOP per sample; max error vs exact: "
               f"torch {torch_err:.2e}, native seq {native_err:.2e}")
-        print(f"| B | torch ms | native seq ms | native/torch speed | native GFLOP/s | native peak MiB (exact) |")
+        print("| B | torch ms | native seq ms | native/torch speed | native GFLOP/s | native peak MiB (exact) |")
         print("|---|---|---|---|---|---|")
         for B in sizes:
             x = np.ascontiguousarray(x_all[:B])
