@@ -50,13 +50,15 @@ def train(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, b
 
 def sweep_and_print(net: torch.nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, quick: bool, out: str | None,
                     train_s: float) -> bc.SweepResult:
-    """Accuracy and the batch size's effect on the held-out digits, for torch in float32 and bfloat16."""
+    """Accuracy and the batch size's effect on the held-out digits: torch and the native core (read by
+    bc.from_torch through torch.fx: seq and pairwise orders) in float32, then torch in bfloat16."""
     with torch.no_grad():
         acc = float((net(x_te).argmax(1) == y_te).float().mean())
     print(f"trained in {train_s:.1f} s; test accuracy {acc:.4f} on {len(x_te)} held-out digits")
     sizes = [1, 8, 64] if quick else [1, 2, 8, 64, 256, len(x_te)]
     timer = bc.Timer(min_time_s=0, timeout_s=0.5, target=0.5) if quick else bc.Timer(min_time_s=0.2, timeout_s=3, target=0.02)
-    res = bc.sweep(net, data=x_te, labels=y_te.numpy(), batch_sizes=sizes, backends=[bc.torch()], timer=timer,
+    backends = [bc.torch(), bc.native(order="seq"), bc.native(order="pairwise")]
+    res = bc.sweep(net, data=x_te, labels=y_te.numpy(), batch_sizes=sizes, backends=backends, timer=timer,
                    rounds=1 if quick else 3, out=out)
     print(res.table())
     print(res.classes())

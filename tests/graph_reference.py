@@ -196,6 +196,13 @@ def run_sample(model, x, order="seq"):
             v = attention(*ins, p["scale"], p["causal"], order)
         elif op == "embedding":
             v = p["table"][ins[0].astype(np.int64)]
+        elif op == "reduce":
+            moved = np.moveaxis(ins[0], p["dim"], 0)
+            total = moved[0].copy()
+            for part in moved[1:]:
+                total = (total + part).astype(np.float32)
+            v = (total / np.float32(len(moved))).astype(np.float32) if p["mean"] else total
+            v = v.reshape(node.shape)
         elif op == "reshape":
             v = ins[0].reshape(p["shape"])
         elif op == "permute":

@@ -28,5 +28,12 @@ def test_example_runs_and_learns(name, tmp_path):
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("torch[cpu]")]
     assert [int(r[1]) for r in rows[:3]] == [1, 8, 64] and [int(r[1]) for r in rows[4:7]] == [1, 8, 64]
     points = [json.loads(line) for line in log.read_text().splitlines()[1:]]  # the first line is the header
-    assert [p["batch_size"] for p in points] == [1, 8, 64]
-    assert all(p["accuracy"] == pytest.approx(accuracy, abs=5e-5) for p in points if p["argmax_changed"] == 0)
+    torch_points = [p for p in points if p["backend"] == "torch[cpu]"]
+    assert [p["batch_size"] for p in torch_points] == [1, 8, 64]
+    assert all(p["accuracy"] == pytest.approx(accuracy, abs=5e-5) for p in torch_points if p["argmax_changed"] == 0)
+    # The native core read the module through torch.fx: both orders, batch invariant, exact memory
+    native = [p for p in points if p["backend"].startswith("native[")]
+    assert sorted({p["backend"] for p in native}) == ["native[pairwise]", "native[seq]"]
+    assert all(p["bitwise_equal_frac"] == 1.0 and p["argmax_changed"] == 0 for p in native)
+    assert all(p["peak_bytes"] == p["predicted_bytes"] for p in native)
+    assert re.search(r"native\[seq\]\s+batch invariant:\s+\{1, 8, 64\}", done.stdout)

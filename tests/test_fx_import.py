@@ -47,7 +47,7 @@ class ResidualMLP(nn.Module):
 
 class CustomForward(nn.Module):
     """Tokens of 4 features: a per-token linear map, GELU's tanh form, a transpose, softmax along the token
-    axis, log-softmax along the features."""
+    axis, log-softmax along the features, a mean and a sum (keepdim) broadcast back."""
 
     def __init__(self):
         super().__init__()
@@ -58,7 +58,7 @@ class CustomForward(nn.Module):
         h = F.gelu(self.proj(x), approximate="tanh")  # (B, 5, 6)
         h = self.mix(h.transpose(1, 2))               # (B, 6, 5)
         h = F.softmax(h, dim=1) / 2.0 + torch.log_softmax(h, dim=-1)
-        return h.permute(0, 2, 1).reshape(x.size(0), -1)
+        return h.permute(0, 2, 1).reshape(x.size(0), -1) + h.mean(1).sum(-1, keepdim=True)
 
 
 class TextClassifier(nn.Module):
@@ -217,6 +217,24 @@ def test_default_backends_leave_out_the_array_backends():
 class Sigmoid(nn.Module):
     def forward(self, x):
         return torch.sigmoid(x) + 1
+
+
+class FirstChannel(nn.Module):
+    def forward(self, x):
+        return x[:, 0] * 2.0
+
+
+class SecondRow(nn.Module):
+    def forward(self, x):
+        return x[:, 1]
+
+
+def test_indexing_a_dimension_of_one():
+    model = bc.from_torch(FirstChannel(), input_shape=(1, 3))
+    x = np.arange(6, dtype=np.float32).reshape(2, 1, 3)
+    assert np.array_equal(bc.native().run(model, x), x[:, 0] * 2)
+    with pytest.raises(bc.UnsupportedLayerError, match="only x\\[:, 0\\]"):
+        bc.from_torch(SecondRow(), input_shape=(2, 3))
 
 
 class TwoInputs(nn.Module):

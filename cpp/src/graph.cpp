@@ -23,7 +23,7 @@ constexpr int64_t kMinElementsPerWorker = 16384;
 const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
-                                "binary", "reshape", "permute", "attention", "embedding", "log_softmax"};
+                                "binary", "reshape", "permute", "attention", "embedding", "log_softmax", "sum", "mean"};
   return names[int(op)];
 }
 
@@ -173,6 +173,21 @@ int Graph::add_activation(int x, Activation a) {
 int Graph::add_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op::softmax); }
 
 int Graph::add_log_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op::log_softmax); }
+
+int Graph::add_reduce(int x, int64_t dim, bool mean) {
+  const Op kind = mean ? Op::mean : Op::sum;
+  const Node& in = value(x, op_name(kind));
+  if (dim < 0 || dim >= int64_t(in.dims.size()))
+    shape_error(nodes_.size(), op_name(kind), "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
+  Node n;
+  n.op = kind;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.dims.erase(n.dims.begin() + long(dim));
+  if (n.dims.empty()) n.dims = {1};
+  n.ints = {dim};
+  return add_node(std::move(n));
+}
 
 int Graph::add_softmax_node(int x, int64_t dim, Op kind) {
   const Node& in = value(x, op_name(kind));
@@ -471,6 +486,13 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
       return;
     }
     case Op::permute: permute(in, M, in_dims, n.ints, out, pool); return;
+    case Op::sum:
+    case Op::mean: {
+      const size_t d = size_t(n.ints[0]);
+      reduce_lines(in, M, element_count(Dims(in_dims.begin(), in_dims.begin() + long(d))), in_dims[d],
+                   element_count(Dims(in_dims.begin() + long(d) + 1, in_dims.end())), n.op == Op::mean, out, pool);
+      return;
+    }
     case Op::attention:
       attention(in, data[size_t(n.inputs[1])], data[size_t(n.inputs[2])], M, n.attention, out, workspace,
                 alloc_, ws, gemm, p);

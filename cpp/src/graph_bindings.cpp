@@ -142,6 +142,8 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
            py::arg("x"), py::arg("name"))
       .def("add_softmax", &Graph::add_softmax, py::arg("x"), py::arg("dim"))
       .def("add_log_softmax", &Graph::add_log_softmax, py::arg("x"), py::arg("dim"))
+      .def("add_reduce", &Graph::add_reduce, py::arg("x"), py::arg("dim"), py::arg("mean"),
+           "Sum (mean=False) or mean over one sample dimension, left to right from the first value.")
       .def("add_layer_norm",
            [](Graph& g, int x, const py::object& g_obj, const py::object& b_obj, float eps) {
              const int64_t n = g.dims_of(x).back();

@@ -164,6 +164,21 @@ void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t 
   }, grain_for(n));
 }
 
+void reduce_lines(const float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, bool mean, float* y,
+                  const PoolView& pool) {
+  pool.parallel_for(samples * outer, [&](int, int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* block = x + b * n * inner;
+      float* out = y + b * inner;
+      for (int64_t i = 0; i < inner; ++i) out[i] = block[i];
+      for (int64_t j = 1; j < n; ++j)
+        for (int64_t i = 0; i < inner; ++i) out[i] = out[i] + block[j * inner + i];
+      if (mean)
+        for (int64_t i = 0; i < inner; ++i) out[i] = out[i] / float(n);
+    }
+  }, grain_for(n * inner));
+}
+
 bool broadcast_dims(const Dims& a, const Dims& b, Dims& out) {
   const size_t rank = std::max(a.size(), b.size());
   out.assign(rank, 1);

@@ -264,6 +264,10 @@ class Graph:
         ...
     def add_permute(self, x: typing.SupportsInt | typing.SupportsIndex, perm: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
         ...
+    def add_reduce(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex, mean: bool) -> int:
+        """
+        Sum (mean=False) or mean over one sample dimension, left to right from the first value.
+        """
     def add_reshape(self, x: typing.SupportsInt | typing.SupportsIndex, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
         ...
     def add_softmax(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex) -> int:

@@ -19,7 +19,7 @@ SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension),
              "sample dimension), "
              "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
              "scaled_dot_product_attention, Dropout, Identity, + - * / (broadcasting), reshape/view/flatten, "
-             "permute/transpose, contiguous")
+             "permute/transpose, contiguous, sum/mean over one dimension, x[:, 0] of a dimension of 1")
 
 
 def _pair(v: Any) -> list[int]:
@@ -180,6 +180,36 @@ class FxReader:
             raise self.refuse(f"{kind} without dim is not supported (pass dim=)")
         return self.add(kind, (x,), dim=self.sample_dim(dim))
 
+    def reduce(self, x: int, dim: Any, keepdim: bool = False, mean: bool = True, dtype: Any = None) -> int:
+        what = "mean" if mean else "sum"
+        if dtype is not None:
+            raise self.refuse(f"{what} with dtype= is not supported")
+        if not isinstance(dim, int):
+            raise self.refuse(f"{what} over {dim!r} is not supported: one dimension of the sample, as an int")
+        rank = len(self.shapes[self.node.args[0]])
+        reduced = self.add("reduce", (x,), tuple(d for i, d in enumerate(self.shapes[self.node.args[0]])
+                                                 if i != self.sample_dim(dim)) or (1,),
+                           dim=self.sample_dim(dim), mean=mean)
+        if keepdim or rank == 1:  # the traced shape keeps a 1 where the dimension was (or is a scalar)
+            return self.add("reshape", (reduced,), shape=list(self.shapes[self.node]))
+        return reduced
+
+    def index(self, x: int, index: Any) -> int:
+        """x[:, i, ...]: the batch kept whole, integers only where the dimension has size 1 (a reshape)."""
+        parts = index if isinstance(index, tuple) else (index,)
+        shape = self.shapes[self.node.args[0]]
+        whole = slice(None)
+        if not parts or parts[0] != whole:
+            raise self.refuse("indexing must keep the batch dimension whole (x[:, ...])")
+        for d, part in enumerate(parts[1:]):
+            if part == whole or part is Ellipsis and d == len(parts) - 2:
+                continue
+            if not (isinstance(part, int) and d < len(shape) and shape[d] == 1 and part in (0, -1)):
+                raise self.refuse(f"indexing with {part!r} is not supported yet (only x[:, 0] of a dimension of 1)")
+        if not self.shapes[self.node]:
+            raise self.refuse("indexing down to one number per sample is not supported")
+        return self.reshape(x)
+
     def reshape(self, x: int) -> int:
         return self.add("reshape", (x,), shape=list(self.shapes[self.node]))
 
@@ -264,6 +294,9 @@ class FxReader:
                                                 a(6, "divisor_override")),
             "adaptive_avg_pool2d": lambda: self.adaptive_avg_pool(x),
             "dropout": lambda: x, "contiguous": lambda: x,
+            "mean": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), True, a(3, "dtype")),
+            "sum": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), False, a(3, "dtype")),
+            "getitem": lambda: self.index(x, a(1, "index")),
             "embedding": lambda: self.embedding(x, self.consts[a(1, "weight")], a(3, "max_norm")),
             "permute": lambda: self.permute(x, list(self.node.args[1:]) if len(self.node.args) > 2
                                             or isinstance(a(1, "dims"), int) else list(a(1, "dims"))),

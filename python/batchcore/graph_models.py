@@ -33,6 +33,7 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "activation": ("add_activation", ("name",)),
     "softmax": ("add_softmax", ("dim",)),
     "log_softmax": ("add_log_softmax", ("dim",)),
+    "reduce": ("add_reduce", ("dim", "mean")),
     "layer_norm": ("add_layer_norm", ("weight", "bias", "eps")),
     "binary": ("add_binary", ("op",)),
     "reshape": ("add_reshape", ("shape",)),

@@ -29,7 +29,7 @@ class Graph {
  public:
   enum class Op {
     input, constant, linear, conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, channel_affine, activation,
-    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax
+    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax, sum, mean
   };
 
   explicit Graph(const Dims& input);  // the input's sample shape (value 0)
@@ -44,6 +44,7 @@ class Graph {
   int add_activation(int x, Activation a);
   int add_softmax(int x, int64_t dim);  // dim: a dimension of the sample, 0-based
   int add_log_softmax(int x, int64_t dim);
+  int add_reduce(int x, int64_t dim, bool mean);  // sum or mean over a dimension, which goes
   int add_layer_norm(int x, const float* gamma, const float* beta, float eps);  // over the last dimension
   int add_binary(int a, int b, BinaryOp op);
   int add_reshape(int x, const Dims& dims);

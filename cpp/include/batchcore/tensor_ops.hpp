@@ -49,6 +49,11 @@ void channel_affine(const float* x, int64_t samples, int64_t C, int64_t inner, c
 void softmax_lines(float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, bool log,
                    const PoolView& pool);
 
+// y[o, i] = the sum of the n values x[o, 0..n), i] left to right from the first (no +0 term), divided by n
+// when `mean` (one division): a sum or mean over one dimension of `outer x n x inner` samples.
+void reduce_lines(const float* x, int64_t samples, int64_t outer, int64_t n, int64_t inner, bool mean, float* y,
+                  const PoolView& pool);
+
 enum class BinaryOp : int { add = 0, sub, mul, div };
 
 // out = a op b with numpy broadcasting of the sample shapes (an operand that is not batched, a constant,
