@@ -367,8 +367,8 @@ std::vector<Graph::Step> Graph::plan(int64_t M, const RunOptions& opt) const {
     if (n.op == Op::linear && p != Precision::fp32) s.workspace = M * element_count(nodes_[size_t(n.inputs[0])].dims);
     if (n.op == Op::conv2d) s.workspace = n.conv->workspace_floats(opt.threads);
     if (n.op == Op::attention) {
-      s.workspace = attention_workspace_floats(n.attention, p);
-      s.inner_bytes = attention_packed_bytes(n.attention);
+      s.workspace = attention_workspace_floats(n.attention, p, opt.threads);
+      s.inner_bytes = attention_packed_bytes(n.attention, opt.threads);
     }
     int64_t& last = owner_last[size_t(s.owner)];
     last = std::max({last, int64_t(i), last_use[i]});

@@ -3,8 +3,9 @@
 //   s_ij = dot(q_i, k_j) in the run's order, times `scale` (one multiply),
 //   p_i  = the row softmax of s_i (j <= i only when causal; the masked p_ij are +0),
 //   o_i  = dot(p_i, v[:, c]) over the key positions j in the run's order, for each value column c.
-// Both products run through the blocked GEMM (one sample and group at a time, keys and values packed as
-// weights), so a sample's bits depend neither on the batch nor on its place in it.
+// Both products run through the GEMM's tiles, a (sample, group) per task on one worker (its keys and values
+// packed as weights into buffers the worker holds), so a sample's bits depend neither on the batch nor on
+// its place in it, nor on the threads.
 #pragma once
 #include <cstdint>
 
@@ -20,10 +21,12 @@ struct AttentionShape {
   bool causal = false;
 };
 
-// Floats of the caller's workspace: the scores of one group, and its queries rounded when p is not fp32.
-int64_t attention_workspace_floats(const AttentionShape& s, Precision p);
-// Bytes attention() allocates itself from `alloc` while it runs: one group's packed keys and values.
-int64_t attention_packed_bytes(const AttentionShape& s);
+// Floats of the caller's workspace: per worker, the scores of one group, and its queries rounded when p
+// is not fp32.
+int64_t attention_workspace_floats(const AttentionShape& s, Precision p, int threads);
+// Bytes attention() allocates itself from `alloc` for the call: per worker, one group's packed keys and
+// values.
+int64_t attention_packed_bytes(const AttentionShape& s, int threads);
 
 // q: samples x groups x q_len x head_dim; k: ... x kv_len x head_dim; v: ... x kv_len x value_dim;
 // out: samples x groups x q_len x value_dim.

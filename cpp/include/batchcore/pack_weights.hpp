@@ -25,6 +25,12 @@ struct PackedLinear {
 // W is N x K row-major (torch's Linear.weight), b has N entries (nullptr: zero bias, +0).
 PackedLinear pack_weights(const float* W, const float* b, int64_t N, int64_t K, Precision p,
                           TrackingAllocator& alloc);
+// Buffers for N x K weights in precision p, to be filled by fill_packed (attention packs each sample's
+// keys and values into buffers its workers hold for the whole call).
+PackedLinear allocate_packed(int64_t N, int64_t K, Precision p, TrackingAllocator& alloc);
+// Packs W[n][k] = W[n * n_stride + k * k_stride] and b (null: +0) into `out` (allocated for these N, K).
+void fill_packed(PackedLinear& out, const float* W, int64_t n_stride, int64_t k_stride, const float* b);
+
 // W[n][k] at W[n * n_stride + k * k_stride]: a slice or a transpose packed without a copy (attention's
 // keys of one head, and its values transposed).
 PackedLinear pack_weights_strided(const float* W, int64_t n_stride, int64_t k_stride, const float* b, int64_t N,
