@@ -334,3 +334,13 @@ def test_sweep_of_a_text_model_takes_int64_token_ids():
     assert [p["bitwise_equal_frac"] for p in native] == [1.0, 1.0, 1.0]
     with pytest.raises(bc.ShapeError, match="token ids"):
         bc.sweep(bc.from_torch(net, input_shape=(5,), input_dtype="int64"), backends=[bc.native()])
+
+
+def test_largest_batch_of_a_graph_model_is_the_plan_under_the_budget():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                        nn.Linear(8, 4)).eval()
+    model = bc.from_torch(net, input_shape=(3, 16, 16))
+    native = bc.native()
+    found = bc.largest_batch(model, native, budget_bytes=2**20)
+    assert native.plan_bytes(model, found.batch_size) <= 2**20 < native.plan_bytes(model, found.batch_size + 1)
+    assert found.peak_bytes == native.plan_bytes(model, found.batch_size)

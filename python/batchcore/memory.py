@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from . import checks
 from .errors import ArgumentError, OutOfMemoryError
+from .graph_models import AnyModel, GraphModel
 from .models import Model
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class LargestBatch:
     capped: bool = False
 
 
-def largest_batch(model: Model, backend: Backend, budget_bytes: int | None = None, start: int = 1,
+def largest_batch(model: AnyModel, backend: Backend, budget_bytes: int | None = None, start: int = 1,
                   max_batch: int = 1 << 24) -> LargestBatch:
     """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
     fails, then bisecting between the last fit and the first failure (about 2 log2(B) passes).
@@ -46,7 +47,7 @@ def largest_batch(model: Model, backend: Backend, budget_bytes: int | None = Non
     """
     from .backends import Backend
 
-    if not isinstance(model, Model):
+    if not isinstance(model, (Model, GraphModel)):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
     if not isinstance(backend, Backend) and not callable(getattr(backend, "peak_bytes_if_fits", None)):
         raise ArgumentError(f"backend must be a batchcore backend such as bc.native(), got {backend!r}")
