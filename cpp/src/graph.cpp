@@ -175,21 +175,15 @@ int Graph::add_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op:
 int Graph::add_log_softmax(int x, int64_t dim) { return add_softmax_node(x, dim, Op::log_softmax); }
 
 int Graph::add_reduce(int x, int64_t dim, bool mean) {
-  const Op kind = mean ? Op::mean : Op::sum;
-  const Node& in = value(x, op_name(kind));
-  if (dim < 0 || dim >= int64_t(in.dims.size()))
-    shape_error(nodes_.size(), op_name(kind), "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
-  Node n;
-  n.op = kind;
-  n.inputs = {x};
-  n.dims = in.dims;
+  Node n = along_dimension(x, dim, mean ? Op::mean : Op::sum);
   n.dims.erase(n.dims.begin() + long(dim));
   if (n.dims.empty()) n.dims = {1};
-  n.ints = {dim};
   return add_node(std::move(n));
 }
 
-int Graph::add_softmax_node(int x, int64_t dim, Op kind) {
+int Graph::add_softmax_node(int x, int64_t dim, Op kind) { return add_node(along_dimension(x, dim, kind)); }
+
+Graph::Node Graph::along_dimension(int x, int64_t dim, Op kind) const {
   const Node& in = value(x, op_name(kind));
   if (dim < 0 || dim >= int64_t(in.dims.size()))
     shape_error(nodes_.size(), op_name(kind), "dimension " + std::to_string(dim) + " is not one of " + dims_text(in.dims));
@@ -198,7 +192,7 @@ int Graph::add_softmax_node(int x, int64_t dim, Op kind) {
   n.inputs = {x};
   n.dims = in.dims;
   n.ints = {dim};
-  return add_node(std::move(n));
+  return n;
 }
 
 int Graph::add_layer_norm(int x, const float* gamma, const float* beta, float eps) {
@@ -553,14 +547,9 @@ RunStats Graph::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
 }
 
 void Graph::run_batched(const float* x, int64_t samples, int64_t B, float* y, const RunOptions& opt) {
-  if (B <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(B));
-  if (samples <= 0) throw ShapeError("empty input: no samples to run");
-  RunOptions once = opt;
-  once.timer = nullptr;
-  for (int64_t s0 = 0; s0 < samples; s0 += B) {
-    const int64_t m = std::min(B, samples - s0);
-    run(x + s0 * input_size(), m, y + s0 * output_size(), once);
-  }
+  in_batches(samples, B, opt, [&](int64_t first, int64_t count, const RunOptions& once) {
+    run(x + first * input_size(), count, y + first * output_size(), once);
+  });
 }
 
 }  // namespace batchcore

@@ -271,14 +271,9 @@ RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
 }
 
 void Model::run_batched(const float* x, int64_t rows, int64_t B, float* y, const RunOptions& opt) {
-  if (B <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(B));
-  if (rows <= 0) throw ShapeError("empty input: no rows to run");
-  RunOptions once = opt;
-  once.timer = nullptr;
-  for (int64_t r0 = 0; r0 < rows; r0 += B) {
-    const int64_t m = std::min(B, rows - r0);
-    run(x + r0 * input_width_, m, y + r0 * width_, once);
-  }
+  in_batches(rows, B, opt, [&](int64_t first, int64_t count, const RunOptions& once) {
+    run(x + first * input_width_, count, y + first * width_, once);
+  });
 }
 
 }  // namespace batchcore

@@ -98,6 +98,7 @@ class Graph {
 
   int add_node(Node n);
   int add_softmax_node(int x, int64_t dim, Op kind);
+  Node along_dimension(int x, int64_t dim, Op kind) const;  // a node of `kind` over dimension dim of x
   const Node& value(int id, const char* what) const;  // ShapeError for an unknown id or a constant input
   std::vector<Step> plan(int64_t M, const RunOptions& opt) const;
   int64_t packed_bytes() const;

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <string>
 
+#include "batchcore/errors.hpp"
 #include "batchcore/run_options.hpp"
 #include "batchcore/timer.hpp"
 #include "batchcore/tracking_allocator.hpp"
@@ -41,6 +43,17 @@ TimingSummary run_passes(const float* x, int64_t input_floats, TrackingAllocator
   }
   SteadyClock clock;
   return time_on_clock(*opt.timer, clock, one);
+}
+
+// run(first sample, count) over consecutive batches of B of `samples` (the last one shorter), untimed: an
+// evaluation loop, as run_batched runs it.
+template <class RunBatch>
+void in_batches(int64_t samples, int64_t B, const RunOptions& opt, const RunBatch& run) {
+  if (B <= 0) throw ShapeError("batch size must be positive, got " + std::to_string(B));
+  if (samples <= 0) throw ShapeError("empty input: nothing to run");
+  RunOptions once = opt;
+  once.timer = nullptr;
+  for (int64_t s0 = 0; s0 < samples; s0 += B) run(s0, std::min(B, samples - s0), once);
 }
 
 }  // namespace batchcore
