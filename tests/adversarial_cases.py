@@ -212,9 +212,10 @@ case("sweep_model_none", "ArgumentError", "bc.sweep(None)")
 case("sweep_model_str", "ArgumentError", "bc.sweep('mlp')")
 case("sweep_unreadable_module_on_native_says_why", "ok", TORCH + """
 try:
-    bc.sweep(nn.Conv2d(1, 2, 3), [1], [bc.native()], data=np.zeros((2, 1, 4, 4), np.float32), timer=Q)
+    bc.sweep(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)), [1], [bc.native()],
+             data=np.zeros((2, 1, 4, 4), np.float32), timer=Q)
 except bc.ArgumentError as e:
-    assert 'bc.from_torch does not read it' in str(e) and 'bc.torch()' in str(e), e
+    assert 'bc.from_torch does not read it' in str(e) and 'Upsample' in str(e) and 'bc.torch()' in str(e), e
 else:
     raise AssertionError('native accepted a module from_torch cannot read')""")
 case("sweep_module_raising_is_a_module_error", "ModuleError", TORCH +
