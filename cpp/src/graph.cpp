@@ -91,11 +91,12 @@ int64_t Graph::cold_copies(int64_t M, const RunOptions& opt) const {
   return batchcore::cold_copies(M * input_size() * int64_t(sizeof(float)), opt);
 }
 
-int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const {
+int64_t Graph::plan_bytes(int64_t M, const RunOptions& opt) const { return planned_bytes(M, opt, plan(M, opt)); }
+
+int64_t Graph::planned_bytes(int64_t M, const RunOptions& opt, const std::vector<Step>& steps) const {
   const Order order = resolve_order(opt.policy, opt.order, M);
   int64_t base = packed_bytes() + lanes_floats(order, opt.threads) * 4 + cold_copies(M, opt) * M * input_size() * 4;
   int64_t live = 0, peak = 0;
-  const std::vector<Step> steps = plan(M, opt);
   for (const Step& s : steps) {
     live += s.floats * 4;
     peak = std::max(peak, live + s.workspace * 4 + s.inner_bytes);
@@ -248,7 +249,7 @@ RunStats Graph::run(const float* x, int64_t M, float* y, const RunOptions& opt) 
     });
   }
   stats.peak_bytes = alloc_.peak_bytes();
-  stats.predicted_bytes = plan_bytes(M, opt);
+  stats.predicted_bytes = planned_bytes(M, opt, steps);  // the schedule the run followed
   return stats;
 }
 

@@ -101,6 +101,7 @@ class Graph {
   Node along_dimension(int x, int64_t dim, Op kind) const;  // a node of `kind` over dimension dim of x
   const Node& value(int id, const char* what) const;  // ShapeError for an unknown id or a constant input
   std::vector<Step> plan(int64_t M, const RunOptions& opt) const;
+  int64_t planned_bytes(int64_t M, const RunOptions& opt, const std::vector<Step>& steps) const;  // steps' peak
   int64_t packed_bytes() const;
   void ensure_packed(Precision p);
   void execute(const Node& n, const std::vector<float*>& data, int64_t M, float* out, float* workspace,
