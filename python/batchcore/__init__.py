@@ -7,7 +7,7 @@
     print(res.table()); print(res.classes())
 """
 
-from . import decisions, devices, numerics, orders
+from . import decisions, devices, numerics, orders, studies
 from .backends import cupy, native, numpy, torch
 from .decisions import compare
 from .errors import (
@@ -38,7 +38,7 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
     "ModuleError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
-    "compare", "decisions", "devices", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult",
+    "compare", "decisions", "devices", "studies", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult",
     "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "orders", "Probe", "probe", "sweep",
     "torch",
 ]

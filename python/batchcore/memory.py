@@ -9,6 +9,7 @@ that every smaller one fits (memory grows with B).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from . import checks
 from .errors import ArgumentError, OutOfMemoryError
 from .graph_models import AnyModel, GraphModel
 from .models import Model
+from .progress import Steps
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -36,13 +38,14 @@ class LargestBatch:
 
 
 def largest_batch(model: AnyModel, backend: Backend, budget_bytes: int | None = None, start: int = 1,
-                  max_batch: int = 1 << 24) -> LargestBatch:
+                  max_batch: int = 1 << 24, progress: bool | None = None) -> LargestBatch:
     """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
     fails, then bisecting between the last fit and the first failure (about 2 log2(B) passes).
 
     backend: a backend with a ``peak_bytes_if_fits`` method: ``bc.native()`` on the CPU (needs ``budget_bytes``) or on
     a GPU; ``bc.torch(device="cuda")``; ``bc.cupy()``.
     budget_bytes: bytes the pass may hold at its peak (weights included); required on the CPU.
+    progress: show each probe on standard error (None: only on a terminal; see :mod:`batchcore.progress`).
     Raises OutOfMemoryError when not even ``start`` rows fit.
     """
     from .backends import Backend
@@ -60,30 +63,39 @@ def largest_batch(model: AnyModel, backend: Backend, budget_bytes: int | None = 
     steps: list[tuple[int, bool, int | None]] = []
 
     def fits(B: int) -> bool:
+        shown.now(f"B={B}")
         peak = backend.peak_bytes_if_fits(model, B, budget_bytes)
         steps.append((B, peak is not None, peak))
+        shown.done()
         return peak is not None
 
+    with Steps(f"largest batch, {backend.label}", None, progress) as shown:
+        good, bad = _double_then_bisect(fits, start, max_batch)
+    if good == 0:
+        where = f"a budget of {budget_bytes} bytes" if budget_bytes else "the device memory"
+        raise OutOfMemoryError(f"{backend.label}: not even {start} row(s) fit in {where}")
+    peak = next(p for b, ok, p in reversed(steps) if ok and b == good)
+    return LargestBatch(good, peak, budget_bytes, backend.label, steps, capped=bad is None)
+
+
+def _double_then_bisect(fits: Callable[[int], bool], start: int, max_batch: int) -> tuple[int, int | None]:
+    """(largest B found to fit, or 0; smallest B found to fail, or None when ``max_batch`` fit): doubling
+    from ``start`` to the first failure, then bisection between the last fit and it."""
     good, bad, B = 0, None, start
     while bad is None:
         if fits(B):
             good = B
             if B == max_batch:
-                break
+                return good, None
             B = min(2 * B, max_batch)
         else:
             bad = B
     if good == 0:
-        where = f"a budget of {budget_bytes} bytes" if budget_bytes else "the device memory"
-        raise OutOfMemoryError(f"{backend.label}: not even {start} row(s) fit in {where}")
-    if bad is not None:
-        lo = good
-        while bad - lo > 1:
-            mid = (lo + bad) // 2
-            if fits(mid):
-                lo = mid
-            else:
-                bad = mid
-        good = lo
-    peak = next(p for b, ok, p in reversed(steps) if ok and b == good)
-    return LargestBatch(good, peak, budget_bytes, backend.label, steps, capped=bad is None)
+        return 0, bad
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good, bad

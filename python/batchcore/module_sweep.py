@@ -7,7 +7,7 @@ returns. Its FLOPs and its exactly rounded reference are unknown to batchcore; t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,7 @@ from . import resultfile
 from .backends import Backend, TimedBatch
 from .backends.torch_backend import TorchBackend
 from .errors import ArgumentError, ShapeError
+from .progress import Steps
 from .results import SweepResult, make_module_point
 from .timing import Measurement, Timer
 from .user_modules import UserModule, as_inputs, rows_of, slice_rows, tensors_digest
@@ -35,7 +36,7 @@ def array_digest(a: np.ndarray | None) -> str | None:
 
 
 def output_tasks(backends: list[Any], sizes: list[int], done: set[tuple[str, int]],
-                 run: Callable[[Any, int], Any]) -> list[tuple[Any, int, Any, Any]]:
+                 run: Callable[[Any, int], Any], steps: Steps) -> list[tuple[Any, int, Any, Any]]:
     """(backend, B, outputs at B, outputs at B=1) for every point not yet ``done``: the bits, all computed
     before any point is timed. ``run(backend, B)``: the data's outputs in consecutive batches of B."""
     tasks: list[tuple[Any, int, Any, Any]] = []
@@ -43,13 +44,28 @@ def output_tasks(backends: list[Any], sizes: list[int], done: set[tuple[str, int
         todo = [B for B in sizes if (backend.label, B) not in done]
         if not todo:
             continue
+        steps.now(f"outputs of {backend.label} at B=1")
         y_b1 = run(backend, 1)
-        tasks.extend((backend, B, y_b1 if B == 1 else run(backend, B), y_b1) for B in todo)
+        for B in todo:
+            steps.now(f"outputs of {backend.label} at B={B}")
+            tasks.append((backend, B, y_b1 if B == 1 else run(backend, B), y_b1))
     return tasks
 
 
+def timing_rounds(tasks: list[tuple[Any, int, Any, Any]], rounds: int,
+                  steps: Steps) -> Iterator[tuple[int, Any, int, Any, Any]]:
+    """(round, backend, B, outputs at B, outputs at B=1): every task once per round, round after round
+    (interleaved, so that a slow spell of the machine widens many points' intervals a little instead of
+    biasing a few), each step shown on ``steps``."""
+    for r in range(rounds):
+        for backend, B, y, y_b1 in tasks:
+            steps.now(f"timing {backend.label} at B={B}, round {r + 1} of {rounds}")
+            yield r, backend, B, y, y_b1
+            steps.done()
+
+
 def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], data: Any, labels: Any,
-                 timer: Timer, rounds: int, out: Any, env: dict[str, Any]) -> SweepResult:
+                 timer: Timer, rounds: int, out: Any, env: dict[str, Any], progress: bool | None) -> SweepResult:
     """The points of a module's sweep (see :func:`batchcore.sweep`; ``timer`` and ``rounds`` checked there)."""
     if data is None:
         raise ShapeError(f"a sweep of {module.name} needs data=: batchcore cannot know what a module it does not "
@@ -70,11 +86,12 @@ def sweep_module(module: UserModule, sizes: list[int], backends: list[Backend], 
     points = list(log.done) if log else []
     done = {(p["backend"], p["batch_size"]) for p in points}
     torch_backends = [b for b in backends if isinstance(b, TorchBackend)]
-    tasks = output_tasks(torch_backends, sizes, done, lambda b, B: b.run_module(module, inputs, B))
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
-    for r in range(rounds):
-        for backend, B, y, y_b1 in tasks:
+    with Steps("sweep", None, progress) as steps:
+        tasks = output_tasks(torch_backends, sizes, done, lambda b, B: b.run_module(module, inputs, B), steps)
+        steps.total(len(tasks) * rounds)
+        for r, backend, B, y, y_b1 in timing_rounds(tasks, rounds, steps):
             measured = backend.measure_module(module, slice_rows(inputs, 0, B), round_timer, memory=r == rounds - 1)
             parts.setdefault((backend.label, B), []).append(measured)
             if r < rounds - 1:

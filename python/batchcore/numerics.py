@@ -126,6 +126,17 @@ def accuracy(y: ArrayLike, labels: ArrayLike) -> float:
     return float((out.argmax(axis=1) == want).mean())
 
 
+def accuracy_interval(correct: int, rows: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy of ``correct`` out of ``rows`` (as fractions): it stays
+    inside [0, 1] and keeps its coverage near 0 and 1, where the normal approximation does not."""
+    from scipy.stats import binomtest
+
+    if rows <= 0 or not 0 <= correct <= rows:
+        raise ShapeError(f"an accuracy needs 0 <= correct <= rows and rows > 0, got {correct} of {rows}")
+    ci = binomtest(int(correct), int(rows)).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def relative_error(y: ArrayLike, y_exact: ArrayLike) -> np.ndarray:
     """Per row: ||y - y_exact||_2 / ||y_exact||_2, in float64 (0 where both are 0). Elements with the same
     bits contribute no error (two equal infinities are not inf - inf = NaN apart); a row whose exact norm

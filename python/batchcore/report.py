@@ -38,19 +38,25 @@ COLUMNS = [
 ]
 
 
-def format_table(points: list[dict]) -> str:
-    """One row per (backend, batch size), columns aligned."""
-    rows = [[h for h, _, _ in COLUMNS]]
-    for p in points:
-        rows.append([_fmt(f(p) if callable(f) else p.get(f), spec) for _, f, spec in COLUMNS])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+def text_table(columns: list[str], rows: list[list[object]]) -> str:
+    """Columns aligned, the first to the left and the others to the right, a rule under the header;
+    numbers to 4 significant digits, None as ``-``."""
+    cells = [list(columns)] + [[v if isinstance(v, str) else _fmt(v, "d" if isinstance(v, int) and not isinstance(v, bool)
+                                                                   else ".4g" if isinstance(v, float) else "") for v in r]
+                               for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
-    for j, r in enumerate(rows):
-        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
-        lines.append("  ".join(cells).rstrip())
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def format_table(points: list[dict]) -> str:
+    """One row per (backend, batch size), columns aligned."""
+    return text_table([h for h, _, _ in COLUMNS],
+                      [[_fmt(f(p) if callable(f) else p.get(f), spec) for _, f, spec in COLUMNS] for p in points])
 
 
 class Classes(dict):

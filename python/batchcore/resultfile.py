@@ -50,8 +50,8 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: StrPath, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, synced, then renamed into
+def atomic_write(path: StrPath, text: str | bytes) -> None:
+    """Write ``text`` (or bytes: an image) to ``path`` through a temporary file in the same folder, synced, then renamed into
     place: readers see the old file or the new one, never half of one. The file gets the mode a plain
     ``open(path, "w")`` would (0666 less the umask)."""
     path = os.fspath(path)
@@ -63,8 +63,8 @@ def atomic_write(path: StrPath, text: str) -> None:
     except OSError as e:
         raise ResultFileError(f"cannot write {path}: {e.strerror or e} (folder {folder})") from None
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())

@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import decisions, numerics, resultfile
+from . import checks, decisions, numerics, resultfile
+from .errors import MissingDependencyError
 from .graph_models import AnyModel
 from .probes import Probe
 from .report import Classes, format_table
 from .user_modules import FLOAT_FORMATS
 
 if TYPE_CHECKING:
+    import pandas
+
     from .backends import Backend, TimedBatch
     from .user_modules import Output
 
@@ -66,12 +69,35 @@ class SweepResult:
     def table(self) -> str:
         """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
         class of the point within its backend (0 is the class of the smallest batch size)."""
+        return format_table([{**p, "class_id": c} for p, c in zip(self.points, self.class_ids())])
+
+    def class_ids(self) -> list[int]:
+        """Each point's invariance class within its backend (0: the class of the smallest batch size)."""
         classes = self.classes()
-        rows = []
-        for p in self.points:
-            groups = classes[p["backend"]]
-            rows.append({**p, "class_id": next(i for i, g in enumerate(groups) if p["batch_size"] in g)})
-        return format_table(rows)
+        return [next(i for i, g in enumerate(classes[p["backend"]]) if p["batch_size"] in g) for p in self.points]
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per point: the :data:`POINT_FIELDS` as columns (times in ms, memory in bytes, the README's
+        "table's columns" say what each holds), then ``class_id``; None where a value is unknown. Needs pandas
+        (``pip install 'batchcore[report]'``), else MissingDependencyError."""
+        try:
+            import pandas
+        except ImportError:
+            raise MissingDependencyError("to_pandas() needs pandas: pip install 'batchcore[report]'") from None
+        frame = pandas.DataFrame([{k: p.get(k) for k in POINT_FIELDS} for p in self.points], columns=list(POINT_FIELDS))
+        frame["class_id"] = self.class_ids()
+        return frame
+
+    def plot(self, path: str | PathLike[str], budget_bytes: int | None = None) -> None:
+        """Every panel of the sweep in one image (latency and throughput with 95 % CI bands, bitwise
+        agreement with B=1, prediction flips, invariance classes as a strip, peak memory with
+        ``budget_bytes`` as a line), written atomically as .png, .svg or .pdf (by the path's suffix).
+        Needs matplotlib (``pip install 'batchcore[report]'``), else MissingDependencyError."""
+        from . import plots
+
+        if budget_bytes is not None:
+            budget_bytes = checks.positive_int(budget_bytes, "budget_bytes")
+        plots.save(plots.overview(self, budget_bytes), path)
 
     def to_json(self, path: str | PathLike[str]) -> None:
         """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);

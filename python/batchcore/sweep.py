@@ -26,9 +26,10 @@ from .errors import ArgumentError, DeviceUnavailableError, ShapeError, Unsupport
 from .graph_models import GraphModel
 from .info import info
 from .models import Model
-from .module_sweep import array_digest, check_module_backends, output_tasks, sweep_module
+from .module_sweep import array_digest, check_module_backends, output_tasks, sweep_module, timing_rounds
 from .probes import Probe
 from .probes import probe as probe_device
+from .progress import Steps
 from .results import SweepResult, make_point
 from .timing import Measurement, Timer, as_timer
 from .torch_models import from_torch
@@ -37,7 +38,7 @@ from .user_modules import UserModule
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
 
 
-def _check_batch_sizes(batch_sizes: Any) -> list[int]:
+def check_batch_sizes(batch_sizes: Any) -> list[int]:
     if isinstance(batch_sizes, (str, bytes)) or not hasattr(batch_sizes, "__iter__"):
         raise ShapeError(f"batch_sizes must be a list of positive integers, got {batch_sizes!r}")
     sizes = [checks.positive_int(b, "every batch size", ShapeError) for b in batch_sizes]
@@ -52,7 +53,7 @@ def _sample_shape(data: Any) -> tuple[int, ...] | None:
     return tuple(int(d) for d in shape[1:]) if shape is not None and len(shape) >= 2 else None
 
 
-def _check_model(model: Any, backends: list[Backend], data: Any) -> Model | GraphModel | UserModule:
+def resolve_model(model: Any, backends: list[Backend], data: Any) -> Model | GraphModel | UserModule:
     """A Model or GraphModel as it is; a torch module read by ``from_torch`` (with the data's sample shape)
     when it can be and a backend other than torch needs it (every backend then runs it), else the module
     itself, which only torch backends run (the others are refused, saying why)."""
@@ -72,7 +73,7 @@ def _check_model(model: Any, backends: list[Backend], data: Any) -> Model | Grap
         return user
 
 
-def _check_backends(backends: Any) -> list[Backend]:
+def check_backends(backends: Any) -> list[Backend]:
     if isinstance(backends, Backend):
         raise ArgumentError("backends must be a list of backends, e.g. [bc.native()]")
     if isinstance(backends, (str, bytes)) or not hasattr(backends, "__iter__"):
@@ -89,7 +90,7 @@ def _check_backends(backends: Any) -> list[Backend]:
     return found
 
 
-def _check_data(model: Model | GraphModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
+def resolve_data(model: Model | GraphModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
     seed = checks.seed(seed)
     if data is None:
         if isinstance(model, GraphModel) and model.input_dtype == "int64":
@@ -145,7 +146,7 @@ def default_backends(device: str = "auto") -> list[Backend]:
 def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
           data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
           out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
-          ceilings: bool = True, rounds: int = 6) -> SweepResult:
+          ceilings: bool = True, rounds: int = 6, progress: bool | None = None) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``), or a torch module or callable: read by
@@ -172,11 +173,13 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     width, not as a false difference. ``rounds=1``: each point timed once, start to end.
     out: path of a JSON-lines file: each point is appended as soon as its last round is measured; an
     existing file of the same sweep is resumed (its points are kept, not re-measured).
+    progress: draw a progress bar on standard error (the point being timed, points done, time left);
+    None: only when standard error is a terminal (see :mod:`batchcore.progress`).
     """
-    sizes = _check_batch_sizes(batch_sizes)
+    sizes = check_batch_sizes(batch_sizes)
     defaulted = backends is None
-    backends = default_backends(device) if backends is None else _check_backends(backends)
-    model = _check_model(model, backends, data)
+    backends = default_backends(device) if backends is None else check_backends(backends)
+    model = resolve_model(model, backends, data)
     if defaulted and isinstance(model, GraphModel):  # the array backends run chain models only
         backends = [b for b in backends if not isinstance(b, NumpyBackend)]
     timer = as_timer(timer)
@@ -188,8 +191,8 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
         if rows is not None or cold:
             raise ArgumentError(f"{'rows=' if rows is not None else 'cold=True'} applies to batchcore Models; a "
                                 "module's sweep runs the data= it is given, warm")
-        return sweep_module(model, sizes, backends, data, labels, timer, rounds, out, info())
-    data = _check_data(model, data, rows, seed, sizes)
+        return sweep_module(model, sizes, backends, data, labels, timer, rounds, out, info(), progress)
+    data = resolve_data(model, data, rows, seed, sizes)
     if labels is not None:
         labels = np.asarray(labels)
         if labels.shape != (len(data),) or not np.issubdtype(labels.dtype, np.integer):
@@ -219,12 +222,13 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
         if backend.precision not in exact_cache and any((backend.label, B) not in done for B in sizes):
             exact = NativeBackend(order="exact", precision=backend.precision)
             exact_cache[backend.precision] = _rows(exact.run_batched(model, data, len(data)))
-    tasks = output_tasks(backends, sizes, done, lambda b, B: _rows(b.run_batched(model, data, B)))
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
-    for r in range(rounds):
-        last = r == rounds - 1
-        for backend, B, y, y_b1 in tasks:
+    with Steps("sweep", None, progress) as steps:
+        tasks = output_tasks(backends, sizes, done, lambda b, B: _rows(b.run_batched(model, data, B)), steps)
+        steps.total(len(tasks) * rounds)
+        for r, backend, B, y, y_b1 in timing_rounds(tasks, rounds, steps):
+            last = r == rounds - 1
             measured = backend.measure(model, np.ascontiguousarray(data[:B]), round_timer, cold=cold, memory=last)
             parts.setdefault((backend.label, B), []).append(measured)
             if not last:

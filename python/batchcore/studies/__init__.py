@@ -1,0 +1,12 @@
+"""The five questions, each answered by a study on real data: its verdict, its tables, its figures.
+
+``bc.studies.accuracy(module, data, labels, ...)``: does a larger batch change predictions and accuracy?
+Each study returns a :class:`Study` (print it, ``to_json`` it, ``batchcore report`` it); ``batchcore study
+NAME`` runs it on scikit-learn's bundled digits (:mod:`batchcore.studies.digits`).
+"""
+
+from .accuracy import accuracy
+from .figures import figures_of
+from .record import Study, Table
+
+__all__ = ["Study", "Table", "accuracy", "figures_of"]
