@@ -52,3 +52,44 @@ def test_a_small_sweep_prints_table_ceilings_and_classes(capsys, tmp_path, monke
     backends = 4 if "torch[cpu]" in text else 3  # torch, numpy, native seq, native splitk:4
     assert f", {2 * backends} points" in text
     assert sum(1 for line in out.read_text().splitlines() if '"type": "point"' in line) == 2 * backends
+
+
+@pytest.mark.parametrize("command", ["sweep", "report", "compare", "probe", "largest-batch", "study"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and f"usage: batchcore {command}" in capsys.readouterr().out
+
+
+def test_sweep_json_compare_and_plot(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+    small = ["--sizes", "16,4", "--batch-sizes", "1,2", "--rows", "8", "--threads", "1"] + QUICK
+    assert main(["sweep", *small, "--json", "--out", str(tmp_path / "a.jsonl"), "--plot", str(tmp_path / "a.png")]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {p["backend"] for p in doc["points"]} >= {"numpy", "native[seq]"} and doc["env"]["batchcore"]
+    assert (tmp_path / "a.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["compare", str(tmp_path / "a.jsonl"), str(tmp_path / "a.jsonl"), "--json"]) == 0
+    compared = json.loads(capsys.readouterr().out)
+    assert len(compared["rows"]) == len(doc["points"]) and all(r["ratio"] == 1.0 for r in compared["rows"])
+    assert compared["counts"]["SLOWER"] == compared["counts"]["FASTER"] == 0  # a run against itself
+
+
+def test_probe_and_largest_batch_print_data(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+    assert main(["probe", "--threads", "1", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["device"] == "cpu" and found["threads"] == 1 and found["peak_gflops"] > 0
+    assert main(["largest-batch", "--sizes", "64,32,10", "--budget-mib", "0.25", "--json"]) == 0
+    largest = json.loads(capsys.readouterr().out)
+    bc = __import__("batchcore")
+    model, plan = bc.mlp([64, 32, 10], head="softmax", seed=0), bc.native().plan_bytes  # the planner (tested elsewhere)
+    B = largest["batch_size"]
+    assert largest["peak_bytes"] == plan(model, B) <= 2**18 < plan(model, B + 1)  # the CLI's MiB are 2^20 bytes
+    assert main(["largest-batch", "--sizes", "64,32,10"]) == 2  # the CPU needs a budget
+    assert "budget" in capsys.readouterr().err
+
+
+def test_study_names_are_checked(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["study", "folklore"])
+    assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err

@@ -69,16 +69,20 @@ def test_the_cycle_finder_finds_a_planted_cycle():
 
 # The layers, lowest first: a module may import from its own layer or a lower one, never a higher one.
 LAYERS = [
-    {"batchcore.errors", "batchcore.checks", "batchcore.info", "batchcore.devices"},
+    {"batchcore.errors", "batchcore.checks", "batchcore.info", "batchcore.devices", "batchcore.progress"},
     {"batchcore.models", "batchcore.orders", "batchcore.timing", "batchcore.numerics", "batchcore.resultfile",
      "batchcore.report", "batchcore.torch_models", "batchcore.rss", "batchcore.user_modules",
-     "batchcore.graph_models", "batchcore.fx_import", "batchcore.fx_reader", "batchcore.fx_composites"},
+     "batchcore.graph_models", "batchcore.fx_import", "batchcore.fx_reader", "batchcore.fx_composites",
+     "batchcore.plots"},
     {"batchcore.probes", "batchcore.memory", "batchcore.backends", "batchcore.backends.base",
      "batchcore.backends.native_backend", "batchcore.backends.torch_backend", "batchcore.backends.arrays",
      "batchcore.backends.cuda_events"},
     {"batchcore.decisions"},
     {"batchcore.results"},
     {"batchcore.sweep", "batchcore.module_sweep"},
+    {"batchcore.studies", "batchcore.studies.record", "batchcore.studies.outputs", "batchcore.studies.rounding",
+     "batchcore.studies.accuracy", "batchcore.studies.figures", "batchcore.studies.digits"},
+    {"batchcore.html_report"},
     {"batchcore.cli", "batchcore.__main__", "batchcore", "batchcore._rss_child"},  # entry points
 ]
 

@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .results import SweepResult
-
 Point = dict[str, Any]
 FORMATS = ("png", "svg", "pdf")
 STYLES: list[dict[str, Any]] = [dict(marker="o", linestyle="-"), dict(marker="s", linestyle="--"),
@@ -180,16 +178,17 @@ def draw_memory(ax: Axes, points: list[Point], budget_bytes: int | None = None) 
         ax.legend(fontsize="small")
 
 
-def overview(result: SweepResult, budget_bytes: int | None = None) -> Figure:
-    """Every panel of a sweep in one figure: latency, throughput, bits, flips, classes, memory."""
+def overview(points: list[Point], classes: dict[str, list[list[int]]], title: str,
+             budget_bytes: int | None = None) -> Figure:
+    """Every panel of a sweep in one figure: latency, throughput, memory, bits, flips, classes."""
     fig, axes = figure(16, 9, 2, 3)
-    draw_latency(axes[0], result.points)
-    draw_throughput(axes[1], result.points)
-    draw_memory(axes[2], result.points, budget_bytes)
-    draw_bits(axes[3], result.points)
-    draw_flips(axes[4], result.points)
-    draw_classes(axes[5], result.points, result.classes())
-    fig.suptitle(f"{result.config.get('model') or 'a model'} on {machine(result.env)}", fontsize="medium")
+    draw_latency(axes[0], points)
+    draw_throughput(axes[1], points)
+    draw_memory(axes[2], points, budget_bytes)
+    draw_bits(axes[3], points)
+    draw_flips(axes[4], points)
+    draw_classes(axes[5], points, classes)
+    fig.suptitle(title, fontsize="medium")
     return fig
 
 

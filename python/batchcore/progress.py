@@ -48,10 +48,11 @@ class Steps:
                 TimeRemainingColumn,
             )
 
+            console = Console(stderr=True)
+            # On a terminal the bar goes when done; drawn elsewhere (forced), its last state stays as a line.
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[note]}"),
-                                 console=Console(stderr=True), transient=True)
+                                 TextColumn("{task.fields[note]}"), console=console, transient=console.is_terminal)
             self._task = self._bar.add_task(description, total=total, note="")
 
     def __enter__(self) -> Steps:

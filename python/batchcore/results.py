@@ -97,7 +97,8 @@ class SweepResult:
 
         if budget_bytes is not None:
             budget_bytes = checks.positive_int(budget_bytes, "budget_bytes")
-        plots.save(plots.overview(self, budget_bytes), path)
+        title = f"{self.config.get('model') or 'a model'} on {plots.machine(self.env)}"
+        plots.save(plots.overview(self.points, self.classes(), title, budget_bytes), path)
 
     def to_json(self, path: str | PathLike[str]) -> None:
         """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);

@@ -1,0 +1,78 @@
+"""The studies on real data that ships with a package: scikit-learn's bundled digits (1,797 8 x 8 images,
+no download), the small CNN the examples train on them, and ``run(name)`` behind ``batchcore study NAME``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from ..errors import ArgumentError, MissingDependencyError
+from .record import Study
+
+STUDY_NAMES = ("accuracy",)
+
+
+def load() -> tuple[Any, Any, Any, Any]:
+    """Train and test images (N, 1, 8, 8) float32 tensors scaled to [0, 1], and int64 labels; 25 % held
+    out, stratified, with a fixed seed (450 test images)."""
+    try:
+        import torch
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as e:
+        raise MissingDependencyError(f"the digits studies need torch and scikit-learn ({e.name} is missing): "
+                                     "pip install torch==2.13.0 'batchcore[examples]'") from None
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[:, None]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
+    return torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te)
+
+
+def cnn(seed: int = 0) -> Any:
+    """Two 3x3 convolutions with ReLU and 2x2 max pooling, then a linear layer to 10 classes."""
+    import torch
+
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 16 x 4 x 4
+                         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 32 x 2 x 2
+                         nn.Flatten(), nn.Linear(128, 10))
+
+
+def train(net: Any, x: Any, y: Any, epochs: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> float:
+    """Adam on cross-entropy over shuffled mini-batches (the shuffle drawn from ``seed``); the network is
+    left in eval mode. Returns the seconds it took."""
+    import torch
+
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    t0 = time.perf_counter()
+    net.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+    return time.perf_counter() - t0
+
+
+def run(name: str, quick: bool = False, progress: bool | None = None) -> Study:
+    """Study ``name`` (one of STUDY_NAMES) on the digits; ``quick``: fewer epochs and batch sizes."""
+    import batchcore as bc
+
+    if name not in STUDY_NAMES:
+        raise ArgumentError(f"no study named {name!r}; the studies are {', '.join(STUDY_NAMES)}")
+    x_tr, y_tr, x_te, y_te = load()
+    net = cnn()
+    seconds = train(net, x_tr, y_tr, epochs=2 if quick else 15)
+    sizes = [1, 8, 64] if quick else [1, 2, 8, 64, 256, len(x_te)]
+    study = bc.studies.accuracy(net, x_te, y_te, batch_sizes=sizes, backends=[bc.torch(), bc.native(order="seq")],
+                                progress=progress)
+    study.notes.insert(0, f"A CNN (2 conv + pool, 1 linear) trained for {2 if quick else 15} epochs on "
+                          f"{len(x_tr)} digits in {seconds:.1f} s, evaluated on {len(x_te)} held-out digits.")
+    return study

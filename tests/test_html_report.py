@@ -1,0 +1,85 @@
+"""``batchcore report``: one self-contained page (no address outside it), its sections those the files hold,
+figures embedded; opened in headless Chromium (Debian's package), which renders it and loads every image.
+CI installs Chromium and sets BATCHCORE_REQUIRE_BROWSER=1, so there the browser test cannot skip."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+from batchcore import html_report
+
+pytest.importorskip("matplotlib")
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    labels = np.random.default_rng(0).integers(0, 4, 64)
+    bc.sweep(bc.mlp([16, 8, 4], seed=0), batch_sizes=[1, 2, 8, 64], backends=[bc.numpy(), bc.native()], rows=64,
+             labels=labels, timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), rounds=2, ceilings=False,
+             out=folder / "run.jsonl")
+    study = bc.studies.Study("accuracy", "Does a larger batch change predictions?", "No prediction changed.",
+                             [bc.studies.Table("per B", ["backend", "B"], [["numpy", 1]])],
+                             data={"points": [{"backend": "numpy", "batch_size": 1, "accuracy": 0.5,
+                                               "accuracy_ci": [0.4, 0.6]}], "flips": []}, env=bc.info())
+    study.to_json(folder / "study.json")
+    return folder
+
+
+def test_the_page_holds_the_sections_of_what_the_files_hold(files, tmp_path):
+    page = html_report.render([files / "run.jsonl", files / "study.json"], latency_ms=1.0, budget_bytes=10**6)
+    for heading in ("Does the batch size change the predictions?", "How fast, and how much memory?",
+                    "Does a larger batch change predictions?", "Environment"):
+        assert heading in page
+    assert "native[seq]: the same bits at every batch size." in page
+    assert "best B with p99 &lt;= 1 ms" in page and "95 % Wilson interval" in page
+    # the sweep: bits and flips, classes, latency and throughput, memory; the study: its accuracy figure
+    assert len(re.findall(r'<img alt="[^"]+" src="data:image/png;base64,', page)) == 5
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)  # nothing loaded from anywhere
+    only_sweep = html_report.render([files / "run.jsonl"])
+    assert "Does a larger batch change predictions?" not in only_sweep and "Environment" in only_sweep
+
+
+def test_the_command_writes_the_page_and_refuses_what_is_not_a_result(files, tmp_path, capsys):
+    from batchcore.cli import main
+
+    out = tmp_path / "report.html"
+    assert main(["report", str(files / "run.jsonl"), "-o", str(out)]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    (tmp_path / "foreign.json").write_text('{"hello": 1}')
+    assert main(["report", str(tmp_path / "foreign.json"), "-o", str(tmp_path / "bad.html")]) == 2
+    assert "ResultFileError" in capsys.readouterr().err and not (tmp_path / "bad.html").exists()
+
+
+def test_chromium_renders_the_page_and_loads_every_image(files, tmp_path):
+    if BROWSER is None:
+        if os.environ.get("BATCHCORE_REQUIRE_BROWSER") == "1":
+            pytest.fail("BATCHCORE_REQUIRE_BROWSER=1 but no chromium on PATH")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    page = html_report.render([files / "run.jsonl", files / "study.json"])
+    # The harness's script (not part of the report) titles the page with how many images decoded.
+    probe = ("<script>window.addEventListener('load', () => { const im = [...document.images]; document.title = "
+             "'IMAGES ' + im.filter(i => i.complete && i.naturalWidth > 0).length + ' OF ' + im.length; });</script>")
+    path = tmp_path / "page.html"
+    path.write_text(page.replace("</body>", probe + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--virtual-time-budget=10000"]
+    with tempfile.TemporaryDirectory() as profile:
+        done = subprocess.run([BROWSER, *flags, f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+        shot = tmp_path / "page.png"
+        subprocess.run([BROWSER, *flags, f"--user-data-dir={profile}", "--window-size=1200,2000",
+                        f"--screenshot={shot}", path.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    title = re.search(r"<title>(.*?)</title>", done.stdout).group(1)
+    images = page.count("<img ")
+    assert title == f"IMAGES {images} OF {images}", title
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
