@@ -4,12 +4,11 @@ stratified split, a short training loop, and the sweep they end with."""
 from __future__ import annotations
 
 import argparse
-import time
 
-import numpy as np
 import torch
 
 import batchcore as bc
+from batchcore import studies
 
 
 def parse_args(description: str) -> argparse.Namespace:
@@ -21,31 +20,12 @@ def parse_args(description: str) -> argparse.Namespace:
 
 def digits() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Train and test images (N, 1, 8, 8) float32 scaled to [0, 1], and int64 labels; 25 % held out."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    d = load_digits()
-    x = (d.images / 16.0).astype(np.float32)[:, None]
-    x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.25, random_state=0, stratify=d.target)
-    return torch.from_numpy(x_tr), torch.from_numpy(y_tr), torch.from_numpy(x_te), torch.from_numpy(y_te)
+    return studies.digits.load()
 
 
-def train(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int = 64,
-          lr: float = 3e-3) -> float:
-    """Adam on cross-entropy, shuffled mini-batches; returns the seconds it took."""
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    t0 = time.perf_counter()
-    net.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
-            opt.step()
-    net.eval()
-    return time.perf_counter() - t0
+def train(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> float:
+    """Adam on cross-entropy, shuffled mini-batches of 64; returns the seconds it took."""
+    return studies.digits.train(net, x, y, epochs)
 
 
 def sweep_and_print(net: torch.nn.Module, x_te: torch.Tensor, y_te: torch.Tensor, quick: bool, out: str | None,

@@ -81,7 +81,8 @@ LAYERS = [
     {"batchcore.results"},
     {"batchcore.sweep", "batchcore.module_sweep"},
     {"batchcore.studies", "batchcore.studies.record", "batchcore.studies.outputs", "batchcore.studies.rounding",
-     "batchcore.studies.accuracy", "batchcore.studies.figures", "batchcore.studies.digits"},
+     "batchcore.studies.accuracy", "batchcore.studies.figures", "batchcore.studies.digits",
+     "batchcore.studies.evaluation"},
     {"batchcore.html_report"},
     {"batchcore.cli", "batchcore.__main__", "batchcore", "batchcore._rss_child"},  # entry points
 ]

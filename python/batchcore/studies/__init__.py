@@ -5,8 +5,10 @@ Each study returns a :class:`Study` (print it, ``to_json`` it, ``batchcore repor
 NAME`` runs it on scikit-learn's bundled digits (:mod:`batchcore.studies.digits`).
 """
 
+from . import digits
 from .accuracy import accuracy
+from .evaluation import evaluation
 from .figures import figures_of
 from .record import Study, Table
 
-__all__ = ["Study", "Table", "accuracy", "figures_of"]
+__all__ = ["Study", "Table", "accuracy", "digits", "evaluation", "figures_of"]

@@ -116,7 +116,8 @@ def verdict(points: list[dict[str, Any]]) -> str:
                 "boundary at float resolution)")
     tail = ("every accuracy lies inside B=1's 95 % interval: the batch size does not change accuracy beyond noise"
             if not outside else f"{len(outside)} (backend, B) accuracies leave B=1's 95 % interval")
-    return f"{head}; accuracy {100 * lo:.2f}-{100 * hi:.2f} %, {tail}."
+    span = f"{100 * lo:.2f} % at every B" if lo == hi else f"{100 * lo:.2f}-{100 * hi:.2f} %"
+    return f"{head}; accuracy {span}, {tail}."
 
 
 def tables(points: list[dict[str, Any]], flips: list[dict[str, Any]], shown: int = 20) -> list[Table]:

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ArgumentError, MissingDependencyError
 from .record import Study
 
-STUDY_NAMES = ("accuracy",)
+STUDY_NAMES = ("accuracy", "evaluation")
 
 
 def load() -> tuple[Any, Any, Any, Any]:
@@ -63,16 +63,23 @@ def train(net: Any, x: Any, y: Any, epochs: int, batch_size: int = 64, lr: float
 
 def run(name: str, quick: bool = False, progress: bool | None = None) -> Study:
     """Study ``name`` (one of STUDY_NAMES) on the digits; ``quick``: fewer epochs and batch sizes."""
-    import batchcore as bc
+    from ..backends import native, torch
+    from .accuracy import accuracy
+    from .evaluation import evaluation
 
     if name not in STUDY_NAMES:
         raise ArgumentError(f"no study named {name!r}; the studies are {', '.join(STUDY_NAMES)}")
     x_tr, y_tr, x_te, y_te = load()
     net = cnn()
-    seconds = train(net, x_tr, y_tr, epochs=2 if quick else 15)
-    sizes = [1, 8, 64] if quick else [1, 2, 8, 64, 256, len(x_te)]
-    study = bc.studies.accuracy(net, x_te, y_te, batch_sizes=sizes, backends=[bc.torch(), bc.native(order="seq")],
-                                progress=progress)
-    study.notes.insert(0, f"A CNN (2 conv + pool, 1 linear) trained for {2 if quick else 15} epochs on "
+    epochs = 2 if quick else 15
+    seconds = train(net, x_tr, y_tr, epochs=epochs)
+    backends = [torch(), native(order="seq")]
+    if name == "accuracy":
+        sizes = [1, 8, 64] if quick else [1, 2, 8, 64, 256, len(x_te)]
+        study = accuracy(net, x_te, y_te, batch_sizes=sizes, backends=backends, progress=progress)
+    else:
+        sizes = [1, 8, 64] if quick else [1, 8, 32, 128, len(x_te)]
+        study = evaluation(net, x_te, y_te, batch_sizes=sizes, backends=backends, progress=progress)
+    study.notes.insert(0, f"A CNN (2 conv + pool, 1 linear) trained for {epochs} epochs in batches of 64 on "
                           f"{len(x_tr)} digits in {seconds:.1f} s, evaluated on {len(x_te)} held-out digits.")
     return study

@@ -43,7 +43,24 @@ def _accuracy(data: dict[str, Any]) -> Figures:
     return [(fig, "accuracy per batch size, and each flip's change against the rounding bound")]
 
 
-DRAW: dict[str, Callable[[dict[str, Any]], Figures]] = {"accuracy": _accuracy}
+def _evaluation(data: dict[str, Any]) -> Figures:
+    points = data.get("points", [])
+    fig, (ax,) = plots.figure(6.5, 3.8)
+    for i, (label, pts) in enumerate(plots.by_backend(points).items()):
+        base = pts[0]["loss"]
+        style = plots.STYLES[i % len(plots.STYLES)]
+        ax.plot([p["batch_size"] for p in pts], [(p["loss"] - base) / base for p in pts], label=f"{label}: evaluation loop",
+                **style)
+        ax.plot([p["batch_size"] for p in pts], [(p["loss_exact_sum"] - base) / base for p in pts],
+                label=f"{label}: exact sum", color=ax.lines[-1].get_color(), alpha=0.5, marker="x", linestyle=":")
+    plots.log_batch_axis(ax, points)
+    ax.set_ylabel("loss relative to B=1's loop loss")
+    ax.set_title("Loss per evaluation batch size")
+    ax.legend(fontsize="small")
+    return [(fig, "loss against the evaluation batch size, as a loop reports it and summed exactly")]
+
+
+DRAW: dict[str, Callable[[dict[str, Any]], Figures]] = {"accuracy": _accuracy, "evaluation": _evaluation}
 
 
 def figures_of(study: dict[str, Any]) -> Figures:

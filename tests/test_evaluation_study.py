@@ -1,0 +1,66 @@
+"""Study 2 (evaluation batch size): the loss and accuracy it reports are those of an evaluation loop written
+out here in plain torch; with batch-invariant logits (the native core) only the reduction can change the
+loss's bits, and the exactly summed loss is then the same at every B; the causes it names follow the bits."""
+
+import math
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+from batchcore.studies.evaluation import why
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+
+@pytest.fixture(scope="module")
+def case():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(30, 48), nn.ReLU(), nn.Linear(48, 6)).eval()
+    return net, torch.randn(333, 30), torch.randint(0, 6, (333,))
+
+
+def loop_loss(net, x, y, B):
+    """The evaluation loop as users write it: sum of batch mean loss x batch rows, over rows, in float32."""
+    total = torch.zeros(())
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), B):
+            out = net(x[i:i + B])
+            total = total + F.cross_entropy(out, y[i:i + B]) * len(y[i:i + B])
+            correct += int((out.argmax(1) == y[i:i + B]).sum())
+    return np.float32((total / len(x)).item()), correct / len(x)
+
+
+def test_the_study_reports_what_a_plain_torch_loop_reports(case):
+    net, x, y = case
+    study = bc.studies.evaluation(net, x, y, batch_sizes=[1, 7, 64, 333], backends=[bc.torch()])
+    b1, _ = loop_loss(net, x, y, 1)
+    for p in study.data["points"]:
+        loss, acc = loop_loss(net, x, y, p["batch_size"])
+        assert np.float32(p["loss"]) == loss and p["accuracy"] == acc
+        assert p["loss_equal_b1"] == (loss == b1)
+
+
+def test_with_batch_invariant_logits_only_the_reduction_moves_the_loss(case):
+    net, x, y = case
+    study = bc.studies.evaluation(net, x, y, batch_sizes=[1, 7, 64, 333], backends=[bc.native()])
+    points = study.data["points"]
+    assert all(p["logits_equal_frac"] == 1.0 for p in points)
+    assert len({p["loss_exact_sum"] for p in points}) == 1  # per-row losses summed exactly: one value
+    with torch.no_grad():
+        rows = F.cross_entropy(net(x), y, reduction="none").double()
+    assert points[0]["loss_exact_sum"] == pytest.approx(math.fsum(rows.tolist()) / 333, rel=1e-6)
+    moved = [p for p in points if not p["loss_equal_b1"]]
+    assert moved, "float32 per-batch means regroup the sum: some B must move the loss's bits"
+    assert all(p["why"] == "the reduction: per-batch means weighted in float32" for p in moved)
+    assert "only the reduction's grouping changes" in study.verdict
+
+
+def test_the_named_cause_follows_the_bits():
+    assert why(logits_equal=True, loss_equal=True) == "-"
+    assert why(logits_equal=True, loss_equal=False).startswith("the reduction")
+    assert why(logits_equal=False, loss_equal=False).startswith("the logits")
+    assert why(logits_equal=False, loss_equal=True).startswith("logits differ")
