@@ -17,8 +17,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "python" / "batchcore"
 # distribution name -> module names it provides
 PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
-            "threadpoolctl": {"threadpoolctl"},
-            "scikit-learn": {"sklearn"}}
+            "threadpoolctl": {"threadpoolctl"}, "scikit-learn": {"sklearn"}, "rich": {"rich"},
+            "matplotlib": {"matplotlib"}, "pandas": {"pandas"}}
 
 
 def declared():
@@ -34,7 +34,7 @@ def declared():
 def imports():
     """(module, top-level name, at module level?) for every absolute import in the package."""
     found = []
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text())
         top_level = {id(n) for n in tree.body}
         for node in ast.walk(tree):
@@ -45,7 +45,7 @@ def imports():
             else:
                 continue
             for n in names:
-                found.append((path.name, n.split(".")[0], id(node) in top_level))
+                found.append((str(path.relative_to(PACKAGE)), n.split(".")[0], id(node) in top_level))
     return found
 
 

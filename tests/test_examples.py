@@ -37,3 +37,33 @@ def test_example_runs_and_learns(name, tmp_path):
     assert all(p["bitwise_equal_frac"] == 1.0 and p["argmax_changed"] == 0 for p in native)
     assert all(p["peak_bytes"] == p["predicted_bytes"] for p in native)
     assert re.search(r"native\[seq\]\s+batch invariant:\s+\{1, 8, 64\}", done.stdout)
+
+
+def run_study_example(name, tmp_path):
+    out = tmp_path / f"{name}.json"
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--quick", "--out", str(out)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout, json.loads(out.read_text())
+
+
+def test_study_1_accuracy_example(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("01_accuracy", tmp_path)
+    assert "Verdict: " in text and study["study"] == "accuracy"
+    points = study["data"]["points"]
+    assert [(p["backend"], p["batch_size"]) for p in points] == [(b, B) for b in ("torch[cpu]", "native[seq]") for B in (1, 8, 64)]
+    assert all(p["accuracy"] > 0.3 for p in points)  # ten classes: a guess gets 0.1
+    assert all(p["flips"] == 0 and p["bitwise_equal_frac"] == 1.0 for p in points if p["backend"] == "native[seq]")
+    assert "first-order bound through 8 layers" in study["data"]["bound"]
+
+
+def test_study_2_evaluation_example(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("02_evaluation", tmp_path)
+    assert "Verdict: " in text and study["study"] == "evaluation"
+    native = [p for p in study["data"]["points"] if p["backend"] == "native[seq]"]
+    assert [p["batch_size"] for p in native] == [1, 8, 64] and all(p["logits_equal_frac"] == 1.0 for p in native)
+    assert len({p["loss_exact_sum"] for p in native}) == 1

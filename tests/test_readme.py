@@ -84,3 +84,19 @@ def test_the_graph_model_example_runs_as_users_run_it(how, tmp_path):
     assert [int(r[1]) for r in native[:5]] == [1, 2, 8, 64, 256]
     assert "batch invariant" in " ".join(native[5])
     assert not any(cell.startswith("~") for r in native[:5] for cell in r), "native memory is exact, not ~"
+
+
+def test_the_study_example_runs_and_its_report_is_written(tmp_path):
+    """The README's study snippet as a plain script, then the report command it names, on its output."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    code = snippet("study")
+    assert "__main__" not in code
+    (tmp_path / "study.py").write_text(code)
+    done = run(["study.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Verdict: " in done.stdout and "native[seq]" in done.stdout
+    report = run(["-m", "batchcore", "report", "accuracy.json", "-o", "report.html"], tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "Does a larger batch change" in (tmp_path / "report.html").read_text()
