@@ -7,8 +7,11 @@ NAME`` runs it on scikit-learn's bundled digits (:mod:`batchcore.studies.digits`
 
 from . import digits
 from .accuracy import accuracy
+from .deployment import deployment
 from .evaluation import evaluation
 from .figures import figures_of
+from .performance import performance
 from .record import Study, Table
+from .training import training
 
-__all__ = ["Study", "Table", "accuracy", "digits", "evaluation", "figures_of"]
+__all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "performance", "training"]

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ArgumentError, MissingDependencyError
 from .record import Study
 
-STUDY_NAMES = ("accuracy", "evaluation")
+STUDY_NAMES = ("accuracy", "evaluation", "training", "performance", "deployment")
 
 
 def load() -> tuple[Any, Any, Any, Any]:
@@ -41,6 +41,17 @@ def cnn(seed: int = 0) -> Any:
                          nn.Flatten(), nn.Linear(128, 10))
 
 
+def cnn_bn(seed: int = 0) -> Any:
+    """The CNN with batch normalisation after each convolution."""
+    import torch
+
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Flatten(), nn.Linear(128, 10))
+
+
 def train(net: Any, x: Any, y: Any, epochs: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0) -> float:
     """Adam on cross-entropy over shuffled mini-batches (the shuffle drawn from ``seed``); the network is
     left in eval mode. Returns the seconds it took."""
@@ -62,24 +73,45 @@ def train(net: Any, x: Any, y: Any, epochs: int, batch_size: int = 64, lr: float
 
 
 def run(name: str, quick: bool = False, progress: bool | None = None) -> Study:
-    """Study ``name`` (one of STUDY_NAMES) on the digits; ``quick``: fewer epochs and batch sizes."""
+    """Study ``name`` (one of STUDY_NAMES) on the digits with the CNN above; ``quick``: fewer epochs, seeds,
+    batch sizes and samples (seconds, for CI)."""
     from ..backends import native, torch
+    from ..timing import Timer
     from .accuracy import accuracy
+    from .deployment import deployment
     from .evaluation import evaluation
+    from .performance import performance
+    from .training import training
 
     if name not in STUDY_NAMES:
         raise ArgumentError(f"no study named {name!r}; the studies are {', '.join(STUDY_NAMES)}")
     x_tr, y_tr, x_te, y_te = load()
-    net = cnn()
     epochs = 2 if quick else 15
+    if name == "training":
+        return training(cnn, cnn_bn, train, x_tr, y_tr, x_te, y_te, batch_sizes=(32, 128, 512),
+                        seeds=(0, 1) if quick else (0, 1, 2, 3, 4), epochs=epochs, bn_sizes=(2, 8, 64, len(x_te)),
+                        progress=progress)
+    net = cnn()
     seconds = train(net, x_tr, y_tr, epochs=epochs)
     backends = [torch(), native(order="seq")]
     if name == "accuracy":
         sizes = [1, 8, 64] if quick else [1, 2, 8, 64, 256, len(x_te)]
         study = accuracy(net, x_te, y_te, batch_sizes=sizes, backends=backends, progress=progress)
-    else:
+    elif name == "evaluation":
         sizes = [1, 8, 64] if quick else [1, 8, 32, 128, len(x_te)]
         study = evaluation(net, x_te, y_te, batch_sizes=sizes, backends=backends, progress=progress)
+    elif name == "performance":
+        import torch as th
+
+        every = th.cat([x_tr, x_te])  # 1,797 digits: batches up to 1,024
+        sizes = [1, 8, 64] if quick else [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        timer = Timer(min_time_s=0, timeout_s=0.2, target=0.2) if quick else Timer(min_time_s=0.2, timeout_s=3, target=0.02)
+        study = performance(net, every, batch_sizes=sizes, backends=backends, budget_bytes=2**24, latency_ms=1.0,
+                            timer=timer, rounds=1 if quick else 3, progress=progress)
+    else:
+        study = deployment(net, x_te, max_batch_sizes=(1, 4, 16) if quick else (1, 2, 4, 8, 16, 32),
+                           max_delays_ms=(0.0, 1.0) if quick else (0.0, 0.5, 2.0), requests=600 if quick else 4000,
+                           service_samples=10 if quick else 60, backend=torch(), progress=progress)
     study.notes.insert(0, f"A CNN (2 conv + pool, 1 linear) trained for {epochs} epochs in batches of 64 on "
-                          f"{len(x_tr)} digits in {seconds:.1f} s, evaluated on {len(x_te)} held-out digits.")
+                          f"{len(x_tr)} digits in {seconds:.1f} s.")
     return study

@@ -60,7 +60,110 @@ def _evaluation(data: dict[str, Any]) -> Figures:
     return [(fig, "loss against the evaluation batch size, as a loop reports it and summed exactly")]
 
 
-DRAW: dict[str, Callable[[dict[str, Any]], Figures]] = {"accuracy": _accuracy, "evaluation": _evaluation}
+def _deployment(data: dict[str, Any]) -> Figures:
+    settings, checks = data.get("settings", []), data.get("validation", [])
+    fig, axes = plots.figure(16, 4, 1, 3)
+    delays = sorted({s["max_delay_ms"] for s in settings})
+    for i, d in enumerate(delays):
+        rows = [s for s in settings if s["max_delay_ms"] == d]
+        style = plots.STYLES[i % len(plots.STYLES)]
+        axes[0].plot([s["max_batch"] for s in rows], [s["p99_ms"] for s in rows], label=f"max delay {d:g} ms", **style)
+        axes[1].plot([s["max_batch"] for s in rows], [s["max_rate_within_budget"] for s in rows],
+                     label=f"max delay {d:g} ms", **style)
+    axes[0].axhline(data.get("p99_budget_ms", 0), color="red", linestyle="--", label="p99 budget")
+    for ax, title, ylabel in ((axes[0], f"p99 latency at {data.get('rate_per_s', 0):.4g} requests/s", "p99 ms"),
+                              (axes[1], "Highest rate with p99 within the budget", "requests / s")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({s["max_batch"] for s in settings}), [str(b) for b in sorted({s["max_batch"] for s in settings})])
+        ax.set_xlabel("max batch size")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+    axes[0].set_yscale("log")
+    for i, v in enumerate(checks):
+        style = plots.STYLES[i % len(plots.STYLES)]
+        line, = axes[2].plot(v["simulated"]["quantiles_ms"], [q + 1 for q in range(99)], linestyle="-",
+                             label=f"simulated, max batch {v['max_batch']}, {v['max_delay_ms']:g} ms")
+        axes[2].plot(v["real"]["quantiles_ms"], [q + 1 for q in range(99)], linestyle="--", marker=style["marker"],
+                     markevery=10, color=line.get_color(), label="real queue, same setting")
+    if checks:
+        axes[2].set_xscale("log")
+        axes[2].set_xlabel("latency ms")
+        axes[2].set_ylabel("percentile")
+        axes[2].legend(fontsize="small")
+    else:
+        plots.nothing(axes[2], "no real run to compare with")
+    axes[2].set_title("Simulation against the real queue")
+    return [(fig, "p99 latency and the highest rate within the budget per setting; simulated and real latency")]
+
+
+def _roofline(ax: Any, points: list[dict[str, Any]], probes: dict[str, Any]) -> None:
+    """GFLOP/s against arithmetic intensity per backend, under each probed roof min(peak, bandwidth x I)."""
+    import numpy as np
+
+    drawn = False
+    for i, (label, pts) in enumerate(plots.by_backend(points).items()):
+        xy = [(p["intensity"], p["gflops"]) for p in pts if p.get("intensity") and p.get("gflops")]
+        if not xy:
+            continue
+        line, = ax.plot([x for x, _ in xy], [y for _, y in xy], label=label, linestyle="none",
+                        marker=plots.STYLES[i % len(plots.STYLES)]["marker"])
+        roof = probes.get(label) or {}
+        if roof.get("peak_gflops") and roof.get("bandwidth_gbs"):
+            xs = np.geomspace(min(x for x, _ in xy) / 2, max(x for x, _ in xy) * 2, 100)
+            ax.plot(xs, np.minimum(roof["peak_gflops"], roof["bandwidth_gbs"] * xs), color=line.get_color(), alpha=0.5)
+        drawn = True
+    if not drawn:
+        plots.nothing(ax, "no FLOP counts (a module batchcore does not read)")
+        return
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (flop / byte)")
+    ax.set_ylabel("GFLOP/s")
+    ax.set_title("Roofline: points under min(peak, bandwidth x intensity)")
+    ax.legend(fontsize="small")
+
+
+def _performance(data: dict[str, Any]) -> Figures:
+    points = data.get("points", [])
+    fig, axes = plots.figure(16, 4, 1, 3)
+    plots.draw_latency(axes[0], points)
+    plots.draw_throughput(axes[1], points)
+    _roofline(axes[2], points, data.get("env", {}).get("probes", {}))
+    fig2, (mem,) = plots.figure(6, 3.6)
+    plots.draw_memory(mem, points, data.get("budget_bytes"))
+    return [(fig, "latency, throughput and roofline against the batch size"), (fig2, "peak memory against B")]
+
+
+def _training(data: dict[str, Any]) -> Figures:
+    per_b = data.get("batch_effect", {}).get("per_batch", {})
+    fig, (ax, ax2) = plots.figure(11, 3.8, 1, 2)
+    sizes = sorted(per_b, key=int)
+    for B in sizes:
+        v = per_b[B]
+        ax.scatter([int(B)] * len(v["accuracies"]), [100 * a for a in v["accuracies"]], s=12, color="0.6")
+        ax.errorbar([int(B)], [100 * v["mean"]], yerr=[[100 * (v["mean"] - v["ci"][0])], [100 * (v["ci"][1] - v["mean"])]],
+                    marker="o", capsize=4, color="tab:blue")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([int(B) for B in sizes], [str(B) for B in sizes])
+    ax.set_xlabel("training batch size")
+    ax.set_ylabel("test accuracy % (seeds, mean, 95 % CI)")
+    ax.set_title("Training batch size against seed noise")
+    for i, mode in enumerate(("train", "eval")):
+        rows = [r for r in data.get("batchnorm", []) if r["mode"] == mode]
+        ax2.plot([r["batch_size"] for r in rows], [100 * r["accuracy"] for r in rows], label=f"BatchNorm, {mode} mode",
+                 **plots.STYLES[i])
+    ax2.set_xscale("log", base=2)
+    ax2.set_xlabel("evaluation batch size")
+    ax2.set_ylabel("test accuracy %")
+    ax2.set_title("BatchNorm: batch statistics against running ones")
+    ax2.legend(fontsize="small")
+    return [(fig, "test accuracy per training batch size over seeds; BatchNorm train and eval mode per B")]
+
+
+DRAW: dict[str, Callable[[dict[str, Any]], Figures]] = {"accuracy": _accuracy, "evaluation": _evaluation,
+                                                        "deployment": _deployment, "performance": _performance,
+                                                        "training": _training}
 
 
 def figures_of(study: dict[str, Any]) -> Figures:

@@ -14,6 +14,7 @@ from ..sweep import check_backends, resolve_data, resolve_model
 from ..user_modules import FLOAT_FORMATS, Output, UserModule, as_inputs, rows_of
 
 Logits = Callable[[Backend, int], np.ndarray]
+Forward = Callable[[np.ndarray], Any]  # one pass over the rows at these indices
 
 
 def first_logits(outputs: list[Output], name: str) -> np.ndarray:
@@ -57,3 +58,25 @@ def check_labels(labels: Any, rows: int) -> np.ndarray:
     if out.shape != (rows,) or not np.issubdtype(out.dtype, np.integer):
         raise ShapeError(f"labels must be integers of shape ({rows},), got {out.dtype} {out.shape}")
     return out
+
+
+def batch_forward(module: Any, data: Any, backend: Backend) -> tuple[Forward, int]:
+    """(``forward(indices)``: one pass of the backend over those rows of ``data``, gathered into a batch
+    first, as a server gathers its queued requests; the number of rows)."""
+    (backend,) = check_backends([backend])
+    model = resolve_model(module, [backend], data)
+    if isinstance(model, UserModule):
+        inputs = as_inputs(data, model)
+        assert isinstance(backend, TorchBackend)
+        torch_backend = backend
+
+        def forward_module(idx: np.ndarray) -> Any:
+            return torch_backend.run_module(model, tuple(t[idx] for t in inputs), len(idx))
+
+        return forward_module, rows_of(inputs)
+    x = resolve_data(model, data, None, 0, [1])
+
+    def forward_model(idx: np.ndarray) -> Any:
+        return backend.run(model, x[idx])
+
+    return forward_model, len(x)

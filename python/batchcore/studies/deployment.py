@@ -1,0 +1,175 @@
+"""Study 5: which dynamic-batching setting should a server use?
+
+The folklore: "the best batch size must be found empirically" (by load-testing each setting). The
+measurement: the model's service time per batch size, measured once, then a dynamic batcher
+(:mod:`batchcore.studies.serving`) simulated for every (max batch size, max queue delay) at a Poisson
+arrival rate: p50 and p99 latency with their 95 % intervals, throughput, mean batch. The best setting under
+a p99 budget is scored as MLPerf's Server scenario scores a system: the highest arrival rate whose p99
+stays within the budget (found by bisection, per setting). The simulation is then checked against the same
+queue run for real in this process, with real forward passes, on the same arrivals: p50 and p99 agree when
+their intervals overlap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backends import Backend
+from ..checks import positive_int
+from ..errors import ArgumentError
+from ..info import info
+from ..progress import Steps
+from .outputs import batch_forward
+from .record import Study, Table
+from .serving import poisson_arrivals, serve, service_times, simulate
+
+QUESTION = "Which dynamic-batching setting (max batch size, max queue delay) serves the most load within a p99 budget?"
+
+
+def _positive(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not np.isfinite(value):
+        raise ArgumentError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def max_rate_within(service: dict[int, np.ndarray], max_batch: int, delay_s: float, budget_s: float, requests: int,
+                    seed: int, steps: int = 14) -> float:
+    """The highest Poisson rate (requests/s) whose simulated p99 latency is within ``budget_s`` (bisection
+    between 0 and the setting's capacity, max_batch / median service time of max_batch); 0 when none is."""
+    capacity = max_batch / float(np.median(service[max_batch]))
+    lo, hi = 0.0, 1.2 * capacity
+
+    def ok(rate: float) -> bool:
+        arrivals = poisson_arrivals(rate, requests, seed)
+        served = simulate(arrivals, service, max_batch, delay_s, seed)
+        return float(np.quantile(served.latencies, 0.99)) <= budget_s
+
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batch_sizes: Any = (1, 2, 4, 8, 16),
+               max_delays_ms: Any = (0.0, 0.5, 2.0), p99_budget_ms: float | None = None, backend: Backend | None = None,
+               requests: int = 3000, service_samples: int = 60, validate: Any = "best", seed: int = 0,
+               progress: bool | None = None) -> Study:
+    """Study 5 for ``module`` on rows of ``data`` through ``backend`` (default ``bc.native()`` where batchcore
+    reads the module, else ``bc.torch()``). ``rate_per_s``: the arrival rate of the table (default 1.5 x
+    what B=1 passes can serve: a server that must batch). ``p99_budget_ms``: the budget the best setting is
+    chosen under (default 4 x the median service time of the largest batch). ``validate``: "best" (the best
+    setting and no batching), a list of (max_batch, max_delay_ms), or None: run those for real too."""
+    from ..backends import native, torch
+
+    sizes = sorted({positive_int(b, "every max batch size") for b in max_batch_sizes})
+    delays = sorted({float(_positive(d, "every max delay") if d else 0.0) for d in max_delays_ms})
+    requests = positive_int(requests, "requests", maximum=10**6)
+    if backend is None:
+        try:
+            forward, rows = batch_forward(module, data, native())
+            backend_label = "native[seq]"
+        except ArgumentError:
+            forward, rows = batch_forward(module, data, torch())
+            backend_label = "torch[cpu]"
+    else:
+        forward, rows = batch_forward(module, data, backend)
+        backend_label = backend.label
+    with Steps("deployment study", max(sizes) + len(sizes) * len(delays), progress) as steps:
+
+        def timing(b: int) -> None:
+            steps.now(f"service time, B={b}")
+            steps.done()
+
+        service = service_times(forward, rows, max(sizes), positive_int(service_samples, "service_samples"), seed, timing)
+        median_ms = {b: 1e3 * float(np.median(t)) for b, t in service.items()}
+        rate = _positive(rate_per_s, "rate_per_s") if rate_per_s is not None else 1.5 * 1e3 / median_ms[1]
+        budget_ms = _positive(p99_budget_ms, "p99_budget_ms") if p99_budget_ms is not None else 4 * median_ms[max(sizes)]
+        arrivals = poisson_arrivals(rate, requests, seed)
+        settings = []
+        for b in sizes:
+            for d in delays:
+                steps.now(f"simulating max_batch={b}, max_delay={d:g} ms")
+                row = {"max_batch": b, "max_delay_ms": d,
+                       **simulate(arrivals, service, b, d / 1e3, seed).summary(rate),
+                       "max_rate_within_budget": max_rate_within(service, b, d / 1e3, budget_ms / 1e3, requests, seed)}
+                settings.append(row)
+                steps.done()
+    best = max(settings, key=lambda s: s["max_rate_within_budget"])
+    checks = _validate(validate, best, sizes, forward, rows, arrivals, service, rate, seed)
+    data_out = {"backend": backend_label, "rate_per_s": rate, "p99_budget_ms": budget_ms, "requests": requests,
+                "service_ms": {str(b): (1e3 * t).tolist() for b, t in service.items()}, "settings": settings,
+                "best": {"max_batch": best["max_batch"], "max_delay_ms": best["max_delay_ms"]}, "validation": checks}
+    return Study("deployment", QUESTION, verdict(data_out), tables(data_out), notes(data_out, median_ms), data_out, info())
+
+
+def _validate(validate: Any, best: dict[str, Any], sizes: list[int], forward: Any, rows: int, arrivals: np.ndarray,
+              service: dict[int, np.ndarray], rate: float, seed: int) -> list[dict[str, Any]]:
+    if validate is None:
+        return []
+    if validate == "best":
+        pairs = [(best["max_batch"], best["max_delay_ms"])]
+        pairs += [(b, 0.0) for b in sizes[-1:] if (b, 0.0) not in pairs]
+    elif isinstance(validate, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in validate):
+        pairs = [(positive_int(b, "a validated max batch"), float(d)) for b, d in validate]
+    else:
+        raise ArgumentError(f"validate must be 'best', a list of (max_batch, max_delay_ms) or None, got {validate!r}")
+    out = []
+    for b, d in pairs:
+        if b > max(service):
+            raise ArgumentError(f"a validated max batch of {b} exceeds the measured sizes (up to {max(service)})")
+        sim = simulate(arrivals, service, b, d / 1e3, seed).summary(rate)
+        real = serve(forward, rows, arrivals, b, d / 1e3, seed).summary(rate)
+        agree = {q: _overlap(sim[f"{q}_ci_ms"], real[f"{q}_ci_ms"]) for q in ("p50", "p99")}
+        out.append({"max_batch": b, "max_delay_ms": d, "simulated": sim, "real": real, "agree": agree})
+    return out
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def verdict(d: dict[str, Any]) -> str:
+    key = (d["best"]["max_batch"], d["best"]["max_delay_ms"])
+    best = next(s for s in d["settings"] if (s["max_batch"], s["max_delay_ms"]) == key)
+    single = max((s for s in d["settings"] if s["max_batch"] == 1), key=lambda s: s["max_rate_within_budget"], default=None)
+    text = (f"With a p99 budget of {d['p99_budget_ms']:.3g} ms, max batch {best['max_batch']} with a "
+            f"{best['max_delay_ms']:g} ms queue delay serves the most load: {best['max_rate_within_budget']:.4g} "
+            "requests/s within the budget")
+    if single is not None and single["max_rate_within_budget"] > 0:
+        text += f", {best['max_rate_within_budget'] / single['max_rate_within_budget']:.2f}x what unbatched passes serve"
+    elif single is not None:
+        text += "; unbatched passes meet the budget at no rate"
+    if d["validation"]:
+        agree = all(all(v["agree"].values()) for v in d["validation"])
+        text += (". The simulation from measured service times agrees with the real queue within the intervals"
+                 if agree else ". The simulation and the real queue disagree beyond their intervals (see the table)")
+    return text + "."
+
+
+def tables(d: dict[str, Any]) -> list[Table]:
+    out = [Table(f"Simulated at {d['rate_per_s']:.4g} requests/s ({d['requests']} Poisson arrivals, {d['backend']}); "
+                 f"the last column is the highest rate whose p99 is within {d['p99_budget_ms']:.3g} ms",
+                 ["max batch", "max delay ms", "p50 ms", "p99 ms", "p99 95 % CI", "throughput /s", "mean batch",
+                  "overloaded", "max rate within budget /s"],
+                 [[s["max_batch"], s["max_delay_ms"], s["p50_ms"], s["p99_ms"],
+                   f"[{s['p99_ci_ms'][0]:.4g}, {s['p99_ci_ms'][1]:.4g}]", s["throughput_per_s"], s["mean_batch"],
+                   "yes" if s["overloaded"] else "no", s["max_rate_within_budget"]] for s in d["settings"]])]
+    if d["validation"]:
+        out.append(Table("The simulation against the real queue (same arrivals, real forward passes in this process)",
+                         ["max batch", "max delay ms", "p50 sim", "p50 real", "p99 sim", "p99 real", "p99 sim CI",
+                          "p99 real CI", "agree"],
+                         [[v["max_batch"], v["max_delay_ms"], v["simulated"]["p50_ms"], v["real"]["p50_ms"],
+                           v["simulated"]["p99_ms"], v["real"]["p99_ms"],
+                           "[{:.4g}, {:.4g}]".format(*v["simulated"]["p99_ci_ms"]),
+                           "[{:.4g}, {:.4g}]".format(*v["real"]["p99_ci_ms"]),
+                           "yes" if all(v["agree"].values()) else "no"] for v in d["validation"]]))
+    return out
+
+
+def notes(d: dict[str, Any], median_ms: dict[int, float]) -> list[str]:
+    shown = ", ".join(f"B={b}: {m:.3g}" for b, m in median_ms.items() if b & (b - 1) == 0)
+    return [f"Median service time per pass (ms, rows gathered + forward, timed around the server's own call): {shown}.",
+            "Latency: from a request's arrival to the end of the pass that served it; intervals: 95 % order-statistic.",
+            "The best setting is MLPerf Server's score: the highest arrival rate whose p99 is within the budget."]

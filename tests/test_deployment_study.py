@@ -1,0 +1,119 @@
+"""Study 5 (dynamic batching): the simulator gives the latencies of a hand-derived case exactly, agrees pass for
+pass with a separate event-stepping simulation written here, and with queueing theory (M/D/1, Pollaczek-
+Khinchine); the real in-process queue agrees with the simulation from measured service times within their
+intervals; the best setting is the one that holds the highest rate within the budget."""
+
+import math
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+from batchcore.studies.serving import poisson_arrivals, serve, simulate
+
+
+def test_a_hand_derived_case():
+    arrivals = np.array([0.0, 0.001, 0.0015, 0.010])
+    service = {1: np.array([0.002]), 2: np.array([0.003]), 3: np.array([0.004])}
+    served = simulate(arrivals, service, max_batch=2, max_delay_s=0.0005)
+    # request 0 waits its 0.5 ms delay alone (the second comes at 1 ms) and is served from 0.5 to 2.5 ms;
+    # 1 and 2 queue meanwhile and go together from 2.5 to 5.5 ms; 3 waits its delay alone: 10.5 to 12.5 ms
+    assert served.batches == [1, 2, 1]
+    assert served.latencies == pytest.approx([0.0025, 0.0045, 0.004, 0.0025], abs=1e-15)
+    assert served.span_s == pytest.approx(0.0125, abs=1e-15)
+
+
+def stepping_reference(arrivals, service_of, max_batch, delay):
+    """The same policy, simulated another way: time moves from event to event (a free worker, an arrival,
+    a deadline), the queue a list of waiting requests."""
+    n, latencies, batches = len(arrivals), [None] * len(arrivals), []
+    free_at, nxt = 0.0, 0
+    while nxt < n:
+        t = max(free_at, arrivals[nxt])
+        while True:
+            waiting = [k for k in range(nxt, n) if arrivals[k] <= t]
+            if len(waiting) >= max_batch or t >= arrivals[nxt] + delay:
+                break
+            coming = arrivals[nxt + len(waiting)] if nxt + len(waiting) < n else math.inf
+            t = min(arrivals[nxt] + delay, coming)
+        batch = waiting[:max_batch]
+        end = t + service_of(len(batch))
+        for k in batch:
+            latencies[k] = end - arrivals[k]
+        batches.append(len(batch))
+        free_at, nxt = end, batch[-1] + 1
+    return np.array(latencies), batches
+
+
+@pytest.mark.parametrize("max_batch, delay, rate", [(1, 0.0, 800), (4, 0.0, 3000), (4, 0.002, 3000), (16, 0.001, 9000)])
+def test_the_simulator_agrees_with_an_event_stepping_simulation(max_batch, delay, rate):
+    arrivals = poisson_arrivals(rate, 600, seed=5)
+    service_of = lambda b: 0.0009 + 0.0002 * b  # noqa: E731  (deterministic: one value per size)
+    service = {b: np.array([service_of(b)]) for b in range(1, 17)}
+    served = simulate(arrivals, service, max_batch, delay)
+    latencies, batches = stepping_reference(arrivals, service_of, max_batch, delay)
+    assert served.batches == batches
+    assert np.allclose(served.latencies, latencies, rtol=0, atol=1e-12)
+
+
+def test_no_batching_is_an_md1_queue():
+    # Poisson arrivals, one server, a constant service time D: mean time in system D + rho D / (2 (1 - rho)).
+    D, rho = 0.001, 0.6
+    arrivals = poisson_arrivals(rho / D, 200_000, seed=1)
+    served = simulate(arrivals, {1: np.array([D])}, max_batch=1, max_delay_s=0.0)
+    theory = D + rho * D / (2 * (1 - rho))
+    assert served.latencies.mean() == pytest.approx(theory, rel=0.02)
+
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def slow_net():
+    """An MLP whose passes take about a millisecond or more here, so that the real queue's thread hand-offs
+    (tens of microseconds) are small against them."""
+    torch.manual_seed(0)
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10)).eval()
+
+
+def test_the_real_queue_agrees_with_the_simulation(slow_net):
+    study = bc.studies.deployment(slow_net, torch.randn(256, 1024), max_batch_sizes=(1, 4, 8), max_delays_ms=(0, 1),
+                                  requests=1200, service_samples=40, validate=[(8, 1.0), (4, 0.0)])
+    for check in study.data["validation"]:
+        assert check["agree"] == {"p50": True, "p99": True}, check
+        assert check["real"]["mean_batch"] == pytest.approx(check["simulated"]["mean_batch"], rel=0.25)
+
+
+def test_the_best_setting_holds_the_highest_rate_within_the_budget(slow_net):
+    study = bc.studies.deployment(slow_net, torch.randn(64, 1024), max_batch_sizes=(1, 2, 8), max_delays_ms=(0,),
+                                  requests=800, service_samples=20, validate=None)
+    d = study.data
+    best = max(d["settings"], key=lambda s: s["max_rate_within_budget"])
+    assert d["best"] == {"max_batch": best["max_batch"], "max_delay_ms": best["max_delay_ms"]}
+    service = {int(b): np.array(t) / 1e3 for b, t in d["service_ms"].items()}
+    for s in d["settings"]:  # at its highest rate, the p99 is within the budget
+        rate = s["max_rate_within_budget"]
+        if rate == 0:
+            continue
+        p99 = lambda r: np.quantile(simulate(poisson_arrivals(r, 800, 0), service, s["max_batch"], 0.0, 0).latencies, 0.99)  # noqa: E731
+        assert p99(rate) * 1e3 <= d["p99_budget_ms"]
+    assert "serves the most load" in study.verdict
+
+
+def test_bad_settings_are_named(slow_net):
+    x = torch.randn(8, 1024)
+    with pytest.raises(bc.ArgumentError, match="rate_per_s must be a positive number"):
+        bc.studies.deployment(slow_net, x, rate_per_s=-1, max_batch_sizes=(1,), service_samples=2, validate=None)
+    with pytest.raises(bc.ArgumentError, match="every max batch size"):
+        bc.studies.deployment(slow_net, x, max_batch_sizes=(0,), validate=None)
+    with pytest.raises(bc.ArgumentError, match="validate must be"):
+        bc.studies.deployment(slow_net, x, max_batch_sizes=(1,), service_samples=2, requests=10, validate="all")
+
+
+def test_a_failing_forward_reaches_the_caller():
+    def broken(idx):
+        raise RuntimeError("planted")
+
+    with pytest.raises(RuntimeError, match="planted"):
+        serve(broken, 4, np.array([0.0, 0.001]), max_batch=2, max_delay_s=0.0)
