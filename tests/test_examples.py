@@ -53,7 +53,8 @@ def test_study_1_accuracy_example(tmp_path):
     text, study = run_study_example("01_accuracy", tmp_path)
     assert "Verdict: " in text and study["study"] == "accuracy"
     points = study["data"]["points"]
-    assert [(p["backend"], p["batch_size"]) for p in points] == [(b, B) for b in ("torch[cpu]", "native[seq]") for B in (1, 8, 64)]
+    expected = [(b, B) for b in ("torch[cpu]", "native[seq]") for B in (1, 8, 64)]
+    assert [(p["backend"], p["batch_size"]) for p in points] == expected
     assert all(p["accuracy"] > 0.3 for p in points)  # ten classes: a guess gets 0.1
     assert all(p["flips"] == 0 and p["bitwise_equal_frac"] == 1.0 for p in points if p["backend"] == "native[seq]")
     assert "first-order bound through 8 layers" in study["data"]["bound"]

@@ -102,7 +102,8 @@ def tables(d: dict[str, Any]) -> list[Table]:
                  "roofline, peak memory (MiB)",
                  ["backend", "B", "median ms", "95 % CI", "p99 ms", "rows/s", "GFLOP/s", "%peak", "%roof", "peak MiB"], rows)]
     out.append(Table("Decisions", ["backend", "knee", "knee range", "best under the p99 budget", "largest batch that fits"],
-                     [[b, k["batch_size"], f"{k['between'][0]}..{k['between'][1] or 'beyond'}",
+                     [[b, k["batch_size"], "beyond the swept sizes" if k["batch_size"] is None
+                       else f"{k['between'][0]}..{k['between'][1] or 'beyond'}",
                        d["best"].get(b, {}).get("batch_size"), d["largest"].get(b, {}).get("batch_size")]
                       for b, k in d["knee"].items()]))
     return out

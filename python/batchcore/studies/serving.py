@@ -9,7 +9,8 @@ its arrival to the end of the pass that served it. Arrivals are Poisson: exponen
 :func:`simulate` replays the policy on arrival times, drawing each pass's service time from the times
 measured for its batch size (:func:`service_times`, timed around the same call the real server makes,
 gathering of the batch's rows included). :func:`serve` runs the policy with a producer thread that releases
-requests at the same arrival times and a worker thread that runs the real forward passes.
+requests at given arrival times and a worker thread that runs the real forward passes; it records when each
+request was really queued, so that the simulation it is checked against replays those very arrivals.
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def service_times(forward: Callable[[np.ndarray], Any], rows: int, max_batch: in
     return out
 
 
+def wakeup_times(requests: int = 200, gap_s: float = 0.002) -> np.ndarray:
+    """Seconds from a request's arrival to the end of an empty pass, for requests far apart (the worker
+    always idle): what the real queue's hand-off between threads costs a pass that a waiting worker starts."""
+    arrivals = np.arange(requests) * gap_s
+    return serve(lambda idx: None, 1, arrivals, max_batch=1, max_delay_s=0.0).latencies
+
+
 @dataclass
 class Served:
     """Latencies (s) of every request and the size of every pass, in order; the span from the first arrival
@@ -63,6 +71,7 @@ class Served:
     latencies: np.ndarray
     batches: list[int]
     span_s: float
+    arrivals: np.ndarray | None = None  # a real run: when each request was actually queued (s from the start)
 
     def summary(self, rate_per_s: float) -> dict[str, Any]:
         """p50 and p99 latency (ms) with their 95 % order-statistic intervals, throughput (requests/s),
@@ -77,19 +86,22 @@ class Served:
 
 
 def simulate(arrivals: np.ndarray, service: dict[int, np.ndarray], max_batch: int, max_delay_s: float,
-             seed: int = 0) -> Served:
-    """The policy replayed on ``arrivals`` (s, sorted), each pass's time drawn from ``service[b]``."""
+             seed: int = 0, wakeup: np.ndarray | None = None) -> Served:
+    """The policy replayed on ``arrivals`` (s, sorted), each pass's time drawn from ``service[b]``; a pass
+    that a waiting worker starts (it was idle when the batch closed) first pays a draw from ``wakeup`` (s):
+    the time a real worker thread takes to wake and take its batch (:func:`wakeup_times`)."""
     rng = np.random.default_rng(seed)
     n = len(arrivals)
     latencies = np.empty(n)
     batches = []
-    free_at, i, end = 0.0, 0, 0.0
+    free_at, i, end = -np.inf, 0, 0.0  # the worker waits from the start
     while i < n:
         start = max(free_at, arrivals[i])
         full_at = arrivals[i + max_batch - 1] if i + max_batch - 1 < n else np.inf
         close = max(start, min(arrivals[i] + max_delay_s, full_at))
         j = min(i + max_batch, bisect.bisect_right(arrivals, close, lo=i))
-        end = close + float(rng.choice(service[j - i]))
+        woke = float(rng.choice(wakeup)) if wakeup is not None and close > free_at else 0.0
+        end = close + woke + float(rng.choice(service[j - i]))
         latencies[i:j] = end - arrivals[i:j]
         batches.append(j - i)
         free_at, i = end, j
@@ -109,13 +121,17 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
     rows_of = np.random.default_rng(seed).integers(0, rows, n)
     failure: list[BaseException] = []
 
+    queued = np.empty(n)
+
     def produce() -> None:
-        t0 = time.perf_counter()
         for k, at in enumerate(arrivals):
-            while (wait := t0 + at - time.perf_counter()) > 0:
-                time.sleep(wait if wait > 2e-4 else 0)  # sleep most of the gap, spin the rest
+            # Sleep, never spin: a spinning producer takes a core from the forward passes it is timing. A
+            # late wake-up delays the request; its latency and its arrival are both taken when it is queued.
+            if (wait := t_start + at - time.perf_counter()) > 0:
+                time.sleep(wait)
             with cond:
-                queue.append((k, time.perf_counter()))
+                queued[k] = time.perf_counter()
+                queue.append((k, queued[k]))
                 cond.notify()
 
     def work() -> None:
@@ -142,7 +158,7 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
 
     worker = threading.Thread(target=work, name="batchcore-serve-worker", daemon=True)
     producer = threading.Thread(target=produce, name="batchcore-serve-producer", daemon=True)
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() + 0.01  # both threads started before the first arrival
     worker.start()
     producer.start()
     producer.join()
@@ -150,4 +166,4 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
     worker.join()
     if failure:
         raise failure[0]
-    return Served(latencies, batches, time.perf_counter() - t_start)
+    return Served(latencies, batches, float(np.max(queued + latencies) - queued[0]), queued - t_start)

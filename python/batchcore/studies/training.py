@@ -173,6 +173,7 @@ def tables(d: dict[str, Any]) -> list[Table]:
 
 
 def notes(d: dict[str, Any]) -> list[str]:
-    return ["Every network is trained with Adam on cross-entropy over shuffled mini-batches, the shuffle drawn from the seed.",
+    return ["Every network is trained with Adam on cross-entropy over shuffled mini-batches, the shuffle drawn from the seed; "
+            "the same epochs and learning rate at every B, so a larger B takes proportionally fewer optimizer steps.",
             "Accumulation: each of the k losses is divided by k (a power of two here, so exactly) and backward() adds "
             "into .grad in float32; relative errors: ||g - g64|| / ||g64|| over all parameters, g64 the same step in float64."]
