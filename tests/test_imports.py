@@ -83,7 +83,7 @@ LAYERS = [
     {"batchcore.studies", "batchcore.studies.record", "batchcore.studies.outputs", "batchcore.studies.rounding",
      "batchcore.studies.accuracy", "batchcore.studies.figures", "batchcore.studies.digits",
      "batchcore.studies.evaluation", "batchcore.studies.serving", "batchcore.studies.deployment",
-     "batchcore.studies.performance", "batchcore.studies.training"},
+     "batchcore.studies.performance", "batchcore.studies.training", "batchcore.studies.queue_check"},
     {"batchcore.html_report"},
     {"batchcore.cli", "batchcore.__main__", "batchcore", "batchcore._rss_child"},  # entry points
 ]

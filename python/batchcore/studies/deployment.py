@@ -6,8 +6,7 @@ measurement: the model's service time per batch size, measured once, then a dyna
 arrival rate: p50 and p99 latency with their 95 % intervals, throughput, mean batch. The best setting under
 a p99 budget is scored as MLPerf's Server scenario scores a system: the highest arrival rate whose p99
 stays within the budget (found by bisection, per setting). The simulation is then checked against the same
-queue run for real in this process, with real forward passes: the simulation replays the arrivals as the
-real run queued them, and p50 and p99 agree when their intervals overlap.
+queue run for real in this process, with real forward passes (:mod:`batchcore.studies.queue_check`).
 """
 
 from __future__ import annotations
@@ -22,8 +21,9 @@ from ..errors import ArgumentError
 from ..info import info
 from ..progress import Steps
 from .outputs import batch_forward
+from .queue_check import check_setting
 from .record import Study, Table
-from .serving import poisson_arrivals, serve, service_times, simulate, wakeup_times
+from .serving import ServiceTimes, poisson_arrivals, service_times, simulate
 
 QUESTION = "Which dynamic-batching setting (max batch size, max queue delay) serves the most load within a p99 budget?"
 
@@ -34,16 +34,16 @@ def _positive(value: Any, name: str) -> float:
     return float(value)
 
 
-def max_rate_within(service: dict[int, np.ndarray], max_batch: int, delay_s: float, budget_s: float, requests: int,
-                    seed: int, wakeup: np.ndarray | None = None, steps: int = 14) -> float:
+def max_rate_within(service: ServiceTimes, max_batch: int, delay_s: float, budget_s: float, requests: int,
+                    seed: int, steps: int = 14) -> float:
     """The highest Poisson rate (requests/s) whose simulated p99 latency is within ``budget_s`` (bisection
     between 0 and the setting's capacity, max_batch / median service time of max_batch); 0 when none is."""
-    capacity = max_batch / float(np.median(service[max_batch]))
+    capacity = max_batch / float(np.median(service.hot[max_batch]))
     lo, hi = 0.0, 1.2 * capacity
 
     def ok(rate: float) -> bool:
         arrivals = poisson_arrivals(rate, requests, seed)
-        served = simulate(arrivals, service, max_batch, delay_s, seed, wakeup)
+        served = simulate(arrivals, service, max_batch, delay_s, seed)
         return float(np.quantile(served.latencies, 0.99)) <= budget_s
 
     for _ in range(steps):
@@ -83,9 +83,7 @@ def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batc
             steps.done()
 
         service = service_times(forward, rows, max(sizes), positive_int(service_samples, "service_samples"), seed, timing)
-        steps.now("the worker thread's wake-up time")
-        wakeup = wakeup_times()
-        median_ms = {b: 1e3 * float(np.median(t)) for b, t in service.items()}
+        median_ms = {b: 1e3 * float(np.median(t)) for b, t in service.hot.items()}
         rate = _positive(rate_per_s, "rate_per_s") if rate_per_s is not None else 1.5 * 1e3 / median_ms[1]
         budget_ms = _positive(p99_budget_ms, "p99_budget_ms") if p99_budget_ms is not None else 4 * median_ms[max(sizes)]
         arrivals = poisson_arrivals(rate, requests, seed)
@@ -94,22 +92,22 @@ def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batc
             for d in delays:
                 steps.now(f"simulating max_batch={b}, max_delay={d:g} ms")
                 row = {"max_batch": b, "max_delay_ms": d,
-                       **simulate(arrivals, service, b, d / 1e3, seed, wakeup).summary(rate),
-                       "max_rate_within_budget": max_rate_within(service, b, d / 1e3, budget_ms / 1e3, requests, seed,
-                                                                 wakeup)}
+                       **simulate(arrivals, service, b, d / 1e3, seed).summary(rate),
+                       "max_rate_within_budget": max_rate_within(service, b, d / 1e3, budget_ms / 1e3, requests, seed)}
                 settings.append(row)
                 steps.done()
     best = max(settings, key=lambda s: s["max_rate_within_budget"])
-    checks = _validate(validate, best, sizes, forward, rows, arrivals, service, wakeup, rate, seed)
+    checks = _validate(validate, best, sizes, forward, rows, arrivals, service_samples, rate, seed)
     data_out = {"backend": backend_label, "rate_per_s": rate, "p99_budget_ms": budget_ms, "requests": requests,
-                "service_ms": {str(b): (1e3 * t).tolist() for b, t in service.items()}, "settings": settings,
-                "wakeup_ms": (1e3 * wakeup).tolist(),
+                "service_ms": {str(b): (1e3 * t).tolist() for b, t in service.hot.items()},
+                "idle_service_ms": {str(b): (1e3 * t).tolist() for b, t in service.idle.items()},
+                "wakeup_ms": (1e3 * service.wakeup).tolist(), "settings": settings,
                 "best": {"max_batch": best["max_batch"], "max_delay_ms": best["max_delay_ms"]}, "validation": checks}
     return Study("deployment", QUESTION, verdict(data_out), tables(data_out), notes(data_out, median_ms), data_out, info())
 
 
 def _validate(validate: Any, best: dict[str, Any], sizes: list[int], forward: Any, rows: int, arrivals: np.ndarray,
-              service: dict[int, np.ndarray], wakeup: np.ndarray, rate: float, seed: int) -> list[dict[str, Any]]:
+              samples: int, rate: float, seed: int) -> list[dict[str, Any]]:
     if validate is None:
         return []
     if validate == "best":
@@ -119,21 +117,10 @@ def _validate(validate: Any, best: dict[str, Any], sizes: list[int], forward: An
         pairs = [(positive_int(b, "a validated max batch"), float(d)) for b, d in validate]
     else:
         raise ArgumentError(f"validate must be 'best', a list of (max_batch, max_delay_ms) or None, got {validate!r}")
-    out = []
-    for b, d in pairs:
-        if b > max(service):
-            raise ArgumentError(f"a validated max batch of {b} exceeds the measured sizes (up to {max(service)})")
-        served = serve(forward, rows, arrivals, b, d / 1e3, seed)
-        assert served.arrivals is not None
-        sim = simulate(served.arrivals, service, b, d / 1e3, seed, wakeup).summary(rate)  # the arrivals as they came
-        real = served.summary(rate)
-        agree = {q: _overlap(sim[f"{q}_ci_ms"], real[f"{q}_ci_ms"]) for q in ("p50", "p99")}
-        out.append({"max_batch": b, "max_delay_ms": d, "simulated": sim, "real": real, "agree": agree})
-    return out
-
-
-def _overlap(a: list[float], b: list[float]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
+    for b, _ in pairs:
+        if b > max(sizes):
+            raise ArgumentError(f"a validated max batch of {b} exceeds the measured sizes (up to {max(sizes)})")
+    return [check_setting(forward, rows, arrivals, b, d, samples, rate, seed) for b, d in pairs]
 
 
 def verdict(d: dict[str, Any]) -> str:
@@ -179,8 +166,8 @@ def tables(d: dict[str, Any]) -> list[Table]:
 
 def notes(d: dict[str, Any], median_ms: dict[int, float]) -> list[str]:
     shown = ", ".join(f"B={b}: {m:.3g}" for b, m in median_ms.items() if b & (b - 1) == 0)
-    return [f"Median service time per pass (ms, rows gathered + forward, timed around the server's own call): {shown}; "
-            f"a waiting worker thread's wake-up: median {float(np.median(d['wakeup_ms'])):.3g} ms, added to each pass "
-            "it starts.",
+    return [f"Median time per pass back to back (ms; measured through the server's own threads: rows gathered, forward, "
+            f"bookkeeping): {shown}; a pass that a waiting worker starts pays the worker's wake-up (median "
+            f"{float(np.median(d['wakeup_ms'])):.3g} ms) and a pass after an idle spell, both measured the same way.",
             "Latency: from a request's arrival to the end of the pass that served it; intervals: 95 % order-statistic.",
             "The best setting is MLPerf Server's score: the highest arrival rate whose p99 is within the budget."]

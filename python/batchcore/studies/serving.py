@@ -36,31 +36,69 @@ def poisson_arrivals(rate_per_s: float, requests: int, seed: int) -> np.ndarray:
     return np.cumsum(gaps) - gaps[0]
 
 
+@dataclass
+class ServiceTimes:
+    """Seconds per pass for each batch size: ``hot`` for passes run back to back (a busy worker), ``idle`` for
+    passes a waiting worker starts (thread pools asleep, caches cooled), and ``wakeup``: a waiting worker's
+    hand-off, from the request that completes its batch being queued to the batch being taken."""
+
+    hot: dict[int, np.ndarray]
+    idle: dict[int, np.ndarray]
+    wakeup: np.ndarray
+
+
 def service_times(forward: Callable[[np.ndarray], Any], rows: int, max_batch: int, samples: int,
-                  seed: int = 0, on_size: Callable[[int], None] | None = None) -> dict[int, np.ndarray]:
-    """Seconds of ``forward`` on batches of each size 1..max_batch (``samples`` passes each, after three
-    warm-up passes), each batch of rows drawn at random: the time the server will spend per pass."""
+                  seed: int = 0, on_size: Callable[[int], None] | None = None, rounds: int = 4) -> ServiceTimes:
+    """The pass times of each batch size 1..max_batch, measured through :func:`serve` itself (the same
+    threads, locks, gathering and bookkeeping as the real queue), ``samples`` of each kind per size, in
+    ``rounds`` interleaved rounds over the sizes (a slow spell of the machine then hits every size a little),
+    after three warm-up passes per size:
+
+    - *idle*: groups of b requests arriving together, far enough apart that the worker waits for each: the
+      worker's wake-up (the group's last request queued -> batch taken) and the pass (taken -> ended);
+    - *hot*: many requests queued at once: passes back to back, each timed from the end of the one before.
+    """
+    hot: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
+    idle: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
+    wake: list[float] = []
+    per_round = max(2, -(-samples // rounds))
     rng = np.random.default_rng(seed)
-    out = {}
-    for b in range(1, max_batch + 1):
-        if on_size:
-            on_size(b)
-        idx = [rng.choice(rows, b, replace=b > rows) for _ in range(samples + 3)]
-        times = []
-        for k, i in enumerate(idx):
-            t0 = time.perf_counter()
-            forward(i)
-            if k >= 3:
-                times.append(time.perf_counter() - t0)
-        out[b] = np.array(times)
-    return out
+    for b in hot:  # first passes at a new size allocate and fault pages in: not what a warm server pays
+        for _ in range(3):
+            forward(rng.choice(rows, b, replace=b > rows))
+    for r in range(rounds):
+        for b in hot:
+            if on_size and r == 0:
+                on_size(b)
+            gap = 2 * max(0.0005, float(np.median(idle[b])) if idle[b] else 0.002)  # idle about as long as a pass
+            # b - 1 requests together, the last 0.2 ms later: the producer sleeps before queuing it, so the
+            # worker's wake-up is not held up by a producer busy queuing (the GIL's 5 ms switch interval)
+            groups = np.arange(per_round + 1)[:, None] * gap + np.r_[np.zeros(b - 1), 2e-4][None, :]
+            alone = serve(forward, rows, groups.ravel(), b, 1.0, seed + r)
+            assert alone.passes is not None
+            # only passes whose worker was waiting when their last request came (a slow pass can back the
+            # next group up behind it: that wait is queueing, not a wake-up)
+            waited = np.r_[True, alone.passes[:-1, 2] < alone.passes[1:, 0]] & (np.array(alone.batches) == b)
+            full = alone.passes[waited]
+            wake += (full[:, 1] - full[:, 0]).tolist()
+            idle[b] += (full[:, 2] - full[:, 1]).tolist()
+            # Requests 20 us apart (the producer sleeps between them, leaving the GIL to the worker), so many
+            # that the queue holds a full batch whenever a pass ends
+            busy = serve(forward, rows, np.arange(b * (per_round + 2)) * 2e-5, b, 0.0, seed + r)
+            assert busy.passes is not None
+            ends, sizes = busy.passes[:, 2], np.array(busy.batches)
+            hot[b] += [float(e - d) for e, d, n in zip(ends[2:], ends[1:], sizes[2:]) if n == b]
+    return ServiceTimes({b: np.array(t) for b, t in hot.items()}, {b: np.array(t) for b, t in idle.items()},
+                        np.array(wake))
 
 
-def wakeup_times(requests: int = 200, gap_s: float = 0.002) -> np.ndarray:
-    """Seconds from a request's arrival to the end of an empty pass, for requests far apart (the worker
-    always idle): what the real queue's hand-off between threads costs a pass that a waiting worker starts."""
-    arrivals = np.arange(requests) * gap_s
-    return serve(lambda idx: None, 1, arrivals, max_batch=1, max_delay_s=0.0).latencies
+def resample(service: ServiceTimes, rng: np.random.Generator) -> ServiceTimes:
+    """A bootstrap replicate: every sample set drawn again with replacement, to its own size."""
+    def again(t: np.ndarray) -> np.ndarray:
+        return rng.choice(t, len(t))
+
+    return ServiceTimes({b: again(t) for b, t in service.hot.items()}, {b: again(t) for b, t in service.idle.items()},
+                        again(service.wakeup))
 
 
 @dataclass
@@ -72,6 +110,7 @@ class Served:
     batches: list[int]
     span_s: float
     arrivals: np.ndarray | None = None  # a real run: when each request was actually queued (s from the start)
+    passes: np.ndarray | None = None  # a real run, per pass: (its last request queued, taken, ended), s
 
     def summary(self, rate_per_s: float) -> dict[str, Any]:
         """p50 and p99 latency (ms) with their 95 % order-statistic intervals, throughput (requests/s),
@@ -85,11 +124,10 @@ class Served:
                 "overloaded": bool(throughput < 0.95 * rate_per_s)}
 
 
-def simulate(arrivals: np.ndarray, service: dict[int, np.ndarray], max_batch: int, max_delay_s: float,
-             seed: int = 0, wakeup: np.ndarray | None = None) -> Served:
-    """The policy replayed on ``arrivals`` (s, sorted), each pass's time drawn from ``service[b]``; a pass
-    that a waiting worker starts (it was idle when the batch closed) first pays a draw from ``wakeup`` (s):
-    the time a real worker thread takes to wake and take its batch (:func:`wakeup_times`)."""
+def simulate(arrivals: np.ndarray, service: ServiceTimes, max_batch: int, max_delay_s: float, seed: int = 0) -> Served:
+    """The policy replayed on ``arrivals`` (s, sorted). A pass that a busy worker goes straight on to draws
+    its time from ``service.hot[b]``; one that a waiting worker starts (it was idle when the batch closed)
+    pays a draw from ``service.wakeup`` and one from ``service.idle[b]``."""
     rng = np.random.default_rng(seed)
     n = len(arrivals)
     latencies = np.empty(n)
@@ -100,8 +138,10 @@ def simulate(arrivals: np.ndarray, service: dict[int, np.ndarray], max_batch: in
         full_at = arrivals[i + max_batch - 1] if i + max_batch - 1 < n else np.inf
         close = max(start, min(arrivals[i] + max_delay_s, full_at))
         j = min(i + max_batch, bisect.bisect_right(arrivals, close, lo=i))
-        woke = float(rng.choice(wakeup)) if wakeup is not None and close > free_at else 0.0
-        end = close + woke + float(rng.choice(service[j - i]))
+        if close > free_at:
+            end = close + float(rng.choice(service.wakeup)) + float(rng.choice(service.idle[j - i]))
+        else:
+            end = close + float(rng.choice(service.hot[j - i]))
         latencies[i:j] = end - arrivals[i:j]
         batches.append(j - i)
         free_at, i = end, j
@@ -117,6 +157,7 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
     n = len(arrivals)
     latencies = np.empty(n)
     batches: list[int] = []
+    passes: list[tuple[float, float, float]] = []
     finished = threading.Event()
     rows_of = np.random.default_rng(seed).integers(0, rows, n)
     failure: list[BaseException] = []
@@ -145,11 +186,13 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
                     while len(queue) < max_batch and (left := deadline - time.perf_counter()) > 0:
                         cond.wait(left)
                     taken = [queue.popleft() for _ in range(min(max_batch, len(queue)))]
+                    t_taken = time.perf_counter()
                 forward(rows_of[[k for k, _ in taken]])
                 t_end = time.perf_counter()
                 for k, t_arrival in taken:
                     latencies[k] = t_end - t_arrival
                 batches.append(len(taken))
+                passes.append((max(t for _, t in taken), t_taken, t_end))
                 done += len(taken)
         except BaseException as e:  # the producer still ends; the failure is raised in the caller's thread
             failure.append(e)
@@ -166,4 +209,5 @@ def serve(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray,
     worker.join()
     if failure:
         raise failure[0]
-    return Served(latencies, batches, float(np.max(queued + latencies) - queued[0]), queued - t_start)
+    return Served(latencies, batches, float(np.max(queued + latencies) - queued[0]), queued - t_start,
+                  np.array(passes).reshape(-1, 3) - t_start)

@@ -1,0 +1,70 @@
+"""The deployment study's check of its simulation against the real queue, on one setting.
+
+The real queue runs in segments of the arrivals, and before each segment the service times are measured
+again (one round over the batch sizes): both then see the same machine, whose speed drifts by a few per
+cent over seconds on these VMs. Each segment is simulated on the arrivals as the real run queued them,
+with the service times of every round; the simulation's p50 and p99 intervals join the order-statistic
+interval with the 2.5-97.5 % range over bootstrap replicates of the service times. The two agree on a
+quantile when real / simulated is neither FASTER nor SLOWER in :func:`batchcore.compare`'s terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .. import decisions
+from .serving import Served, ServiceTimes, resample, serve, service_times, simulate
+
+AGREE_WITHIN = 0.10  # bc.compare's default min_change: what reruns of the same code move on one machine
+BOOTSTRAP = 40       # replicates of the service times behind the simulation's intervals
+SEGMENTS = 4
+
+
+def merge(parts: list[ServiceTimes]) -> ServiceTimes:
+    """The samples of several measurements of the same sizes, pooled."""
+    sizes = parts[0].hot
+    return ServiceTimes({b: np.concatenate([p.hot[b] for p in parts]) for b in sizes},
+                        {b: np.concatenate([p.idle[b] for p in parts]) for b in sizes},
+                        np.concatenate([p.wakeup for p in parts]))
+
+
+def joined(parts: list[Served]) -> Served:
+    """Segments of a run as one: their latencies and passes, their spans added."""
+    return Served(np.concatenate([p.latencies for p in parts]), [b for p in parts for b in p.batches],
+                  sum(p.span_s for p in parts))
+
+
+def agree(sim: list[float], real: list[float]) -> bool:
+    """real / simulated neither FASTER nor SLOWER (``bc.compare``, min_change 10 %): the intervals overlap
+    or come within 10 % of each other."""
+    verdict = decisions.compare_points({"time_ms_ci_low": sim[0], "time_ms_ci_high": sim[1]},
+                                       {"time_ms_ci_low": real[0], "time_ms_ci_high": real[1]}, AGREE_WITHIN)
+    return verdict in ("SAME", "UNSURE")
+
+
+def check_setting(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.ndarray, max_batch: int,
+                  max_delay_ms: float, samples: int, rate: float, seed: int) -> dict[str, Any]:
+    """The real queue against its simulation for one setting: their summaries and whether they agree."""
+    delay = max_delay_ms / 1e3
+    rounds, segments = [], []
+    for k, idx in enumerate(np.array_split(np.arange(len(arrivals)), SEGMENTS)):
+        rounds.append(service_times(forward, rows, max_batch, max(2, samples // SEGMENTS), seed + k, rounds=1))
+        segments.append(serve(forward, rows, arrivals[idx] - arrivals[idx[0]], max_batch, delay, seed + k))
+    service = merge(rounds)
+    queued = [s.arrivals for s in segments if s.arrivals is not None]
+
+    def simulated(times: ServiceTimes, offset: int) -> Served:
+        return joined([simulate(a, times, max_batch, delay, seed + offset + k) for k, a in enumerate(queued)])
+
+    sim, real = simulated(service, 0).summary(rate), joined(segments).summary(rate)
+    rng = np.random.default_rng(seed + 1)
+    boot = np.array([np.quantile(simulated(resample(service, rng), 100 * (r + 1)).latencies, (0.5, 0.99))
+                     for r in range(BOOTSTRAP)]) * 1e3
+    for col, q in enumerate(("p50", "p99")):
+        low, high = np.quantile(boot[:, col], (0.025, 0.975))
+        sim[f"{q}_ci_ms"] = [min(sim[f"{q}_ci_ms"][0], float(low)), max(sim[f"{q}_ci_ms"][1], float(high))]
+    return {"max_batch": max_batch, "max_delay_ms": max_delay_ms, "simulated": sim, "real": real,
+            "agree": {q: agree(sim[f"{q}_ci_ms"], real[f"{q}_ci_ms"]) for q in ("p50", "p99")}}
