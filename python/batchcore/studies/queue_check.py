@@ -34,7 +34,7 @@ def merge(parts: list[ServiceTimes]) -> ServiceTimes:
 def joined(parts: list[Served]) -> Served:
     """Segments of a run as one: their latencies and passes, their spans added."""
     return Served(np.concatenate([p.latencies for p in parts]), [b for p in parts for b in p.batches],
-                  sum(p.span_s for p in parts))
+                  sum(p.span_s for p in parts), arrival_span_s=sum(p.arrival_span_s for p in parts))
 
 
 def agree(sim: list[float], real: list[float]) -> bool:
