@@ -8,15 +8,12 @@ prediction that differs from B=1's, its margin, and whether rounding alone expla
     python examples/01_accuracy.py --quick --out a.json  # CI smoke; then: batchcore report a.json -o a.html
 """
 
-import argparse
+from digits_common import show, study_args
 
 import batchcore as bc
 from batchcore.studies import digits
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--quick", action="store_true", help="2 epochs and 3 batch sizes (seconds)")
-ap.add_argument("--out", default=None, help="write the study as JSON, for batchcore report")
-args = ap.parse_args()
+args = study_args(__doc__)
 
 x_train, y_train, x_test, y_test = digits.load()
 net = digits.cnn(seed=0)
@@ -25,6 +22,4 @@ print(f"trained in {seconds:.1f} s")
 
 sizes = [1, 8, 64] if args.quick else [1, 2, 8, 64, 256, len(x_test)]
 study = bc.studies.accuracy(net, x_test, y_test, batch_sizes=sizes, backends=[bc.torch(), bc.native(order="seq")])
-print(study)
-if args.out:
-    study.to_json(args.out)
+show(study, args.out)

@@ -8,15 +8,12 @@ why not (the logits, or the loss's reduction), next to the same per-row losses s
     python examples/02_evaluation.py --quick --out e.json   # CI smoke; then: batchcore report e.json -o e.html
 """
 
-import argparse
+from digits_common import show, study_args
 
 import batchcore as bc
 from batchcore.studies import digits
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--quick", action="store_true", help="2 epochs and 3 batch sizes (seconds)")
-ap.add_argument("--out", default=None, help="write the study as JSON, for batchcore report")
-args = ap.parse_args()
+args = study_args(__doc__)
 
 x_train, y_train, x_test, y_test = digits.load()
 net = digits.cnn(seed=0)
@@ -24,6 +21,4 @@ digits.train(net, x_train, y_train, epochs=2 if args.quick else 15, batch_size=6
 
 sizes = [1, 8, 64] if args.quick else [1, 8, 32, 128, len(x_test)]
 study = bc.studies.evaluation(net, x_test, y_test, batch_sizes=sizes, backends=[bc.torch(), bc.native(order="seq")])
-print(study)
-if args.out:
-    study.to_json(args.out)
+show(study, args.out)

@@ -9,20 +9,15 @@ BatchNorm evaluated in batches of B in train and in eval mode.
     python examples/03_training.py --quick --out t.json   # CI smoke; then: batchcore report t.json -o t.html
 """
 
-import argparse
+from digits_common import show, study_args
 
 import batchcore as bc
 from batchcore.studies import digits
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--quick", action="store_true", help="2 seeds, 2 epochs (seconds)")
-ap.add_argument("--out", default=None, help="write the study as JSON, for batchcore report")
-args = ap.parse_args()
+args = study_args(__doc__)
 
 x_train, y_train, x_test, y_test = digits.load()
 study = bc.studies.training(digits.cnn, digits.cnn_bn, digits.train, x_train, y_train, x_test, y_test,
                             batch_sizes=(32, 128, 512), seeds=(0, 1) if args.quick else (0, 1, 2, 3, 4),
                             epochs=2 if args.quick else 15, accumulate=(4, 32), bn_sizes=(2, 8, 64, len(x_test)))
-print(study)
-if args.out:
-    study.to_json(args.out)
+show(study, args.out)

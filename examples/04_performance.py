@@ -9,17 +9,13 @@ real forward passes whose out-of-memory errors are caught with everything freed.
     python examples/04_performance.py --quick --out p.json   # CI smoke; then: batchcore report p.json -o p.html
 """
 
-import argparse
-
 import torch
+from digits_common import show, study_args
 
 import batchcore as bc
 from batchcore.studies import digits
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--quick", action="store_true", help="3 batch sizes, a short timer (seconds)")
-ap.add_argument("--out", default=None, help="write the study as JSON, for batchcore report")
-args = ap.parse_args()
+args = study_args(__doc__)
 
 x_train, y_train, x_test, y_test = digits.load()
 net = digits.cnn(seed=0)
@@ -31,6 +27,4 @@ timer = bc.Timer(min_time_s=0, timeout_s=0.2, target=0.2) if args.quick else bc.
 backends = [bc.torch(measure_memory=not args.quick), bc.native(order="seq")]  # torch's CPU memory: ~1 s a point
 study = bc.studies.performance(net, every_digit, batch_sizes=sizes, backends=backends,
                                budget_bytes=16 * 2**20, latency_ms=1.0, timer=timer, rounds=1 if args.quick else 3)
-print(study)
-if args.out:
-    study.to_json(args.out)
+show(study, args.out)

@@ -9,15 +9,12 @@ one (the highest rate within a p99 budget), and the simulation checked against t
     python examples/05_deployment.py --quick --out d.json   # CI smoke; then: batchcore report d.json -o d.html
 """
 
-import argparse
+from digits_common import show, study_args
 
 import batchcore as bc
 from batchcore.studies import digits
 
-ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-ap.add_argument("--quick", action="store_true", help="fewer settings, requests and samples (seconds)")
-ap.add_argument("--out", default=None, help="write the study as JSON, for batchcore report")
-args = ap.parse_args()
+args = study_args(__doc__)
 
 x_train, y_train, x_test, y_test = digits.load()
 net = digits.wide_mlp(seed=0)  # passes of tenths of a ms: the CNN's tens of us are less than a queue's hand-offs
@@ -27,6 +24,4 @@ study = bc.studies.deployment(net, x_test, max_batch_sizes=(1, 4, 16) if args.qu
                               max_delays_ms=(0.0, 1.0) if args.quick else (0.0, 0.5, 2.0),
                               requests=600 if args.quick else 4000, service_samples=10 if args.quick else 60,
                               backend=bc.native(threads=1))  # one core computes, the other carries the load
-print(study)
-if args.out:
-    study.to_json(args.out)
+show(study, args.out)

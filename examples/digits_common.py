@@ -49,3 +49,18 @@ def sweep_and_print(net: torch.nn.Module, x_te: torch.Tensor, y_te: torch.Tensor
     print(half.table())
     print(half.classes())
     return res
+
+
+def study_args(description: str) -> argparse.Namespace:
+    """The studies' command line: --quick (seconds, for CI) and --out (the study as JSON, for batchcore report)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer epochs, seeds, sizes and samples (seconds)")
+    ap.add_argument("--out", default=None, help="write the study as JSON; then: batchcore report OUT -o page.html")
+    return ap.parse_args()
+
+
+def show(study: bc.studies.Study, out: str | None) -> None:
+    """Print the study (question, verdict, tables) and write it to ``out`` when given."""
+    print(study)
+    if out:
+        study.to_json(out)

@@ -68,3 +68,36 @@ def test_study_2_evaluation_example(tmp_path):
     native = [p for p in study["data"]["points"] if p["backend"] == "native[seq]"]
     assert [p["batch_size"] for p in native] == [1, 8, 64] and all(p["logits_equal_frac"] == 1.0 for p in native)
     assert len({p["loss_exact_sum"] for p in native}) == 1
+
+
+def test_study_3_training_example(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("03_training", tmp_path)
+    assert "Verdict: " in text and study["study"] == "training"
+    per_b = study["data"]["batch_effect"]["per_batch"]
+    assert sorted(map(int, per_b)) == [32, 128, 512] and all(len(v["accuracies"]) == 2 for v in per_b.values())
+    acc = study["data"]["accumulation"]
+    assert acc["rows"] == 128 and acc["steps"] == 4 and 0 <= acc["equal_frac"] <= 1
+    modes = study["data"]["batchnorm"]
+    assert all(r["flips_vs_full"] == 0 for r in modes if r["batch_size"] == 450)
+
+
+def test_study_4_performance_example(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("04_performance", tmp_path)
+    assert "Verdict: " in text and study["study"] == "performance"
+    assert {p["backend"] for p in study["data"]["points"]} == {"torch[cpu]", "native[seq]"}
+    found = study["data"]["largest"]["native[seq]"]
+    assert found["peak_bytes"] <= 16 * 2**20 and any(not ok for _, ok, _ in found["steps"])
+
+
+def test_study_5_deployment_example(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("05_deployment", tmp_path)
+    assert "Verdict: " in text and study["study"] == "deployment"
+    d = study["data"]
+    assert [(s["max_batch"], s["max_delay_ms"]) for s in d["settings"]] == [(b, t) for b in (1, 4, 16) for t in (0.0, 1.0)]
+    assert d["validation"] and all(set(v["agree"]) == {"p50", "p99"} for v in d["validation"])

@@ -43,8 +43,9 @@ def max_rate_within(service: ServiceTimes, max_batch: int, delay_s: float, budge
     """The highest Poisson rate (requests/s) whose simulated p99 latency is within ``budget_s``; 0 when none
     is. p99 need not grow with the rate (with a queue delay, a lone request waits the whole delay, a busy
     queue fills batches sooner), so rates are scanned on a geometric grid up to 1.2 x the setting's capacity
-    (max_batch / median back-to-back pass) and the highest good one refined by bisection towards the next."""
-    capacity = max_batch / float(np.median(service.hot[max_batch]))
+    (the most rows per second any batch size up to max_batch passes back to back, at its median) and the
+    highest good one refined by bisection towards the next."""
+    capacity = max(b / float(np.median(service.hot[b])) for b in range(1, max_batch + 1))  # medians are noisy
 
     def ok(rate: float) -> bool:
         served = simulate(poisson_arrivals(rate, requests, seed), service, max_batch, delay_s, seed)
@@ -95,9 +96,14 @@ def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batc
             steps.now(f"service time, B={b}")
             steps.done()
 
-        service = service_times(forward, rows, max(sizes), positive_int(service_samples, "service_samples"), seed, timing)
+        samples = positive_int(service_samples, "service_samples")
+        if rate_per_s is None:  # 1.5 x what unbatched passes serve: a first look at B=1's passes
+            first = service_times(forward, rows, 1, 8, seed, rounds=1)
+            rate = min(1.5 / float(np.median(first.hot[1])), MAX_DEFAULT_RATE)
+        else:
+            rate = _positive(rate_per_s, "rate_per_s")
+        service = service_times(forward, rows, max(sizes), samples, seed, timing, idle_s=1 / rate)
         median_ms = {b: 1e3 * float(np.median(t)) for b, t in service.hot.items()}
-        rate = _positive(rate_per_s, "rate_per_s") if rate_per_s is not None else min(1.5 * 1e3 / median_ms[1], MAX_DEFAULT_RATE)
         budget_ms = _positive(p99_budget_ms, "p99_budget_ms") if p99_budget_ms is not None else 4 * median_ms[max(sizes)]
         arrivals = poisson_arrivals(rate, requests, seed)
         settings = []
@@ -110,7 +116,7 @@ def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batc
                 settings.append(row)
                 steps.done()
     best = max(settings, key=lambda s: s["max_rate_within_budget"])
-    checks = _validate(validate, best, sizes, forward, rows, arrivals, service_samples, rate, seed)
+    checks = _validate(validate, best, sizes, forward, rows, arrivals, samples, rate, seed)
     data_out = {"backend": backend_label, "rate_per_s": rate, "p99_budget_ms": budget_ms, "requests": requests,
                 "service_ms": {str(b): (1e3 * t).tolist() for b, t in service.hot.items()},
                 "idle_service_ms": {str(b): (1e3 * t).tolist() for b, t in service.idle.items()},

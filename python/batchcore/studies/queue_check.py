@@ -51,7 +51,8 @@ def check_setting(forward: Callable[[np.ndarray], Any], rows: int, arrivals: np.
     delay = max_delay_ms / 1e3
     rounds, segments = [], []
     for k, idx in enumerate(np.array_split(np.arange(len(arrivals)), SEGMENTS)):
-        rounds.append(service_times(forward, rows, max_batch, max(2, samples // SEGMENTS), seed + k, rounds=1))
+        rounds.append(service_times(forward, rows, max_batch, max(2, samples // SEGMENTS), seed + k, rounds=1,
+                                    idle_s=1 / rate))
         segments.append(serve(forward, rows, arrivals[idx] - arrivals[idx[0]], max_batch, delay, seed + k))
     service = merge(rounds)
     queued = [s.arrivals for s in segments if s.arrivals is not None]

@@ -48,14 +48,16 @@ class ServiceTimes:
 
 
 def service_times(forward: Callable[[np.ndarray], Any], rows: int, max_batch: int, samples: int,
-                  seed: int = 0, on_size: Callable[[int], None] | None = None, rounds: int = 4) -> ServiceTimes:
+                  seed: int = 0, on_size: Callable[[int], None] | None = None, rounds: int = 4,
+                  idle_s: float | None = None) -> ServiceTimes:
     """The pass times of each batch size 1..max_batch, measured through :func:`serve` itself (the same
     threads, locks, gathering and bookkeeping as the real queue), ``samples`` of each kind per size, in
     ``rounds`` interleaved rounds over the sizes (a slow spell of the machine then hits every size a little),
     after three warm-up passes per size:
 
-    - *idle*: groups of b requests arriving together, far enough apart that the worker waits for each: the
-      worker's wake-up (the group's last request queued -> batch taken) and the pass (taken -> ended);
+    - *idle*: groups of b requests, ``idle_s`` apart (the gaps of the load to be simulated; default 2.5
+      passes; at least 1.5), so that the worker waits for each: the worker's wake-up (the group's last
+      request queued -> batch taken) and the pass (taken -> ended);
     - *hot*: many requests queued at once: passes back to back, each timed from the end of the one before.
     """
     hot: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
@@ -70,9 +72,10 @@ def service_times(forward: Callable[[np.ndarray], Any], rows: int, max_batch: in
         for b in hot:
             if on_size and r == 0:
                 on_size(b)
-            # The worker idles about as long as a pass between groups: how long it idles changes what the
-            # next pass costs (caches, clocks), and a server under load idles for about that long.
-            gap = 2.5 * max(1e-4, float(np.median(idle[b])) if idle[b] else 1e-3)
+            # How long the worker idles changes what its next pass costs (caches, clocks): as long as the
+            # load's own gaps, when known, but long enough that it does wait for every group.
+            pass_s = float(np.median(idle[b])) if idle[b] else 1e-3
+            gap = 2.5 * pass_s if idle_s is None else max(idle_s, 1.5 * pass_s)
             # b - 1 requests together, the last a third of the gap later: the producer sleeps before queuing
             # it, so the worker's wake-up is not held up by a producer busy queuing (the GIL's switch interval)
             groups = np.arange(per_round + 1)[:, None] * gap + np.r_[np.zeros(b - 1), gap / 3][None, :]

@@ -147,9 +147,11 @@ def verdict(d: dict[str, Any]) -> str:
               "reduction's order, not an error")
     train = [r for r in d["batchnorm"] if r["mode"] == "train"]
     evals = [r for r in d["batchnorm"] if r["mode"] == "eval"]
-    third = (f"BatchNorm in train mode moved accuracy between {100 * min(r['accuracy'] for r in train):.1f} and "
-             f"{100 * max(r['accuracy'] for r in train):.1f} % across B ({max(r['flips_vs_full'] for r in train)} "
-             f"predictions flipped at worst); in eval mode {max(r['flips_vs_full'] for r in evals)} flipped")
+    lo, hi = min(r["accuracy"] for r in train), max(r["accuracy"] for r in train)
+    span = f"left accuracy at {100 * lo:.2f} %" if lo == hi else f"moved accuracy between {100 * lo:.2f} and {100 * hi:.2f} %"
+    third = (f"BatchNorm in train mode {span} across evaluation batch sizes and flipped up to "
+             f"{max(r['flips_vs_full'] for r in train)} predictions against the full batch; in eval mode "
+             f"{max(r['flips_vs_full'] for r in evals)} flipped")
     return f"{first}. {second}. {third}."
 
 
