@@ -27,6 +27,7 @@ body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}
+table.env td:last-child{text-align:left;font-family:monospace;font-size:.85em;word-break:break-word}
 .verdict{background:#eef6ee;border-left:4px solid #4a4;padding:.5em .8em}.note{color:#666;font-size:.9em}
 """
 
@@ -153,11 +154,23 @@ def study_section(study: dict[str, Any]) -> str:
 
 
 def environment_section(envs: list[tuple[str, dict[str, Any]]]) -> str:
-    """Every run's environment: versions, machine, build, thread settings, probes."""
-    out = ["<h2>Environment</h2>"]
+    """The environments the runs carry, each distinct one once (with the files that ran in it): versions,
+    machine, build, thread settings, and the probed ceilings as a table of their own."""
+    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for name, env in envs:
-        rows = [[k, v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)] for k, v in env.items()]
-        out += [f"<p><b>{_e(name)}</b>: {_e(plots.machine(env))}</p>", table(["field", "value"], rows)]
+        key = json.dumps({k: v for k, v in env.items() if k != "probes"}, sort_keys=True, default=str)
+        groups.setdefault(key, ([], env))[0].append(name)
+    out = ["<h2>Environment</h2>"]
+    for names, env in groups.values():
+        rows = [[k, v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)]
+                for k, v in env.items() if k != "probes"]
+        out += [f"<p><b>{_e(', '.join(names))}</b>: {_e(plots.machine(env))}</p>",
+                table(["field", "value"], rows).replace("<table>", '<table class="env">')]
+        probes = [(label, c) for label, c in (env.get("probes") or {}).items() if isinstance(c, dict) and "peak_gflops" in c]
+        if probes:
+            out.append(table(["backend", "device", "threads", "fma peak GFLOP/s", "memory GB/s", "cache GB/s", "measured"],
+                             [[label, c.get("device"), c.get("threads"), c.get("peak_gflops"), c.get("bandwidth_gbs"),
+                               c.get("cache_bandwidth_gbs"), c.get("measured_at")] for label, c in probes]))
     return "\n".join(out)
 
 
