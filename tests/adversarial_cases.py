@@ -402,3 +402,37 @@ x = np.random.default_rng(1).standard_normal((300, 16), dtype=np.float32)
 ref = bc.native(threads=1).run(M, x)
 for t in (2, 3, 7, 16):
     assert np.array_equal(bc.native(threads=t).run(M, x).view(np.uint32), ref.view(np.uint32)), t""")
+
+# -- plots, the report, the studies ---------------------------------------------------------------------
+case("plot_suffix", "ArgumentError", "bc.SweepResult([{'backend': 'x', 'batch_size': 1}]).plot(os.path.join(tmp, 'a.jpeg'))")
+case("plot_budget", "ArgumentError", "bc.SweepResult([]).plot(os.path.join(tmp, 'a.png'), budget_bytes='1 MiB')")
+case("plot_into_a_folder", "ResultFileError", """
+r = bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, rounds=1, ceilings=False)
+r.plot(os.path.join(tmp, 'missing', 'a.png'))""")
+case("report_no_files", "ArgumentError", "from batchcore import html_report; html_report.render([])")
+case("report_missing_file", "ResultFileError",
+     "from batchcore import html_report; html_report.render([os.path.join(tmp, 'none.json')])")
+case("report_foreign_json", "ResultFileError", """
+p = os.path.join(tmp, 'f.json'); open(p, 'w').write('[1, 2]')
+from batchcore import html_report; html_report.render([p])""")
+case("report_study_without_name", "ResultFileError", """
+p = os.path.join(tmp, 's.json'); open(p, 'w').write(json.dumps({'type': 'study', 'env': {}}))
+from batchcore import html_report; html_report.render([p])""")
+case("report_unwritable", "ResultFileError", """
+log = os.path.join(tmp, 'r.jsonl')
+bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, rounds=1, ceilings=False, out=log)
+from batchcore import html_report; html_report.write([log], os.path.join(tmp, 'no', 'r.html'))""")
+case("sweep_progress", "ArgumentError", "bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, progress='yes')")
+cases("accuracy_study_labels", "ShapeError", "bc.studies.accuracy(M, X, {v}, backends=[bc.native()])", {
+    "short": "np.zeros(3, np.int64)", "float": "np.zeros(4)", "2d": "np.zeros((4, 1), np.int64)",
+})
+case("accuracy_study_nan", "NonFiniteError",
+     "x = X.copy(); x[0, 0] = np.nan; bc.studies.accuracy(M, x, np.zeros(4, np.int64), backends=[bc.native()])")
+case("accuracy_study_sizes", "ShapeError",
+     "bc.studies.accuracy(M, X, np.zeros(4, np.int64), batch_sizes=[0], backends=[bc.native()])")
+case("evaluation_study_backends", "ArgumentError", "bc.studies.evaluation(M, X, np.zeros(4, np.int64), backends=['torch'])")
+cases("deployment_study_settings", "ArgumentError", "bc.studies.deployment(M, X, backend=bc.native(), {v})", {
+    "rate": "rate_per_s=0", "budget": "p99_budget_ms=float('nan')", "delay": "max_delays_ms=(-1,)",
+    "validate": "validate='some', service_samples=2, requests=5, max_batch_sizes=(1,)",
+    "requests": "requests=0",
+})

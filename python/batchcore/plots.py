@@ -201,12 +201,17 @@ def image_bytes(fig: Figure, fmt: str = "png", dpi: int = 110) -> bytes:
     return buf.getvalue()
 
 
-def save(fig: Figure, path: str | PathLike[str]) -> None:
-    """Write the figure atomically, in the format its file name's suffix names (.png, .svg, .pdf)."""
+def image_format(path: str | PathLike[str]) -> str:
+    """The format a plot path's suffix names (png, svg, pdf); ArgumentError for any other."""
     suffix = str(path).rsplit(".", 1)[-1].lower() if "." in str(path) else ""
     if suffix not in FORMATS:
         raise ArgumentError(f"plot path {str(path)!r} must end in .png, .svg or .pdf")
-    resultfile.atomic_write(path, image_bytes(fig, suffix))
+    return suffix
+
+
+def save(fig: Figure, path: str | PathLike[str]) -> None:
+    """Write the figure atomically, in the format its file name's suffix names (.png, .svg, .pdf)."""
+    resultfile.atomic_write(path, image_bytes(fig, image_format(path)))
 
 
 def machine(env: dict[str, Any]) -> str:

@@ -95,6 +95,7 @@ class SweepResult:
         Needs matplotlib (``pip install 'batchcore[report]'``), else MissingDependencyError."""
         from . import plots
 
+        plots.image_format(path)  # a bad path is refused before anything is drawn
         if budget_bytes is not None:
             budget_bytes = checks.positive_int(budget_bytes, "budget_bytes")
         title = f"{self.config.get('model') or 'a model'} on {plots.machine(self.env)}"
