@@ -1,6 +1,7 @@
 """Study 5 (dynamic batching): the simulator gives the latencies of a hand-derived case exactly, agrees pass for
 pass with a separate event-stepping simulation written here, and with queueing theory (M/D/1, Pollaczek-
-Khinchine); the real in-process queue's median latency agrees with the simulation from measured service times;
+Khinchine); the real in-process queue agrees with the queue model replayed with the service times it paid
+(p50 and p99) and with the forecast from service times measured before it (p50); a wrong model disagrees;
 the best setting is the one that holds the highest rate within the budget."""
 
 import math
@@ -9,8 +10,9 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.studies.queue_check import agree
-from batchcore.studies.serving import ServiceTimes, poisson_arrivals, serve, simulate
+from batchcore.studies.outputs import batch_forward
+from batchcore.studies.queue_check import agree, simulated_summary
+from batchcore.studies.serving import Served, ServiceTimes, observed_times, poisson_arrivals, serve, service_times, simulate
 
 
 def test_a_waiting_worker_pays_its_wake_up_and_a_busy_one_does_not():
@@ -89,27 +91,66 @@ def slow_net():
 
 
 def test_the_real_queue_agrees_with_the_simulation(slow_net):
-    # At the study's rate (1.5 x what unbatched passes serve) these settings run at moderate load; near
-    # saturation latency grows as 1 / (1 - load), and a 3 % drift of the machine moves it by tens of per cent.
-    # The medians must agree (one rerun allowed on a VM whose speed wanders); a simulator that is wrong (no
-    # wake-ups, no batching, other service times) disagrees on both tries. The p99s are compared and
-    # reported but not required here: a real run's tail holds the VM's hiccups (seen in CI: a real p99 of
-    # 17 ms against a simulated 6-10 ms while the medians agreed within 3 %).
+    # At the study's rate (1.5 x what unbatched passes serve) these settings run at moderate load. The queue
+    # model, replayed with the service times the real run paid, must agree with the real queue on p50 and
+    # p99; the forecast from times measured before each segment must agree on p50 (its p99 is reported: a
+    # real run's tail holds the VM's hiccups during it, which a measurement seconds earlier need not see;
+    # CI once saw a real p99 of 17 ms against a forecast 6-10 ms while the medians agreed within 3 %). One
+    # rerun is allowed on a VM whose speed wanders; a wrong model disagrees on both tries (tests below).
     for attempt in range(2):
         study = bc.studies.deployment(slow_net, torch.randn(256, 1024), max_batch_sizes=(1, 4, 8), max_delays_ms=(0, 1),
                                       requests=1200, service_samples=40, validate=[(8, 1.0), (8, 0.0)],
                                       backend=bc.native(threads=1), seed=attempt)
         checks = study.data["validation"]
-        if all(c["agree"]["p50"] for c in checks):
+        if all(c["agree"]["p50"] and c["replay_agree"]["p50"] and c["replay_agree"]["p99"] for c in checks):
             break
     else:
-        pytest.fail(f"the simulation and the real queue disagreed twice: {[(c['simulated'], c['real']) for c in checks]}")
-    assert all(set(c["agree"]) == {"p50", "p99"} for c in checks)
+        pytest.fail(f"the simulation and the real queue disagreed twice: {checks}")
+    assert all(set(c["agree"]) == set(c["replay_agree"]) == {"p50", "p99"} for c in checks)
+    assert "The queue model, replayed with the service times the real run paid, agrees" in study.verdict
     for c in checks:
-        assert c["real"]["mean_batch"] == pytest.approx(c["simulated"]["mean_batch"], rel=0.25)
-        # the comparison can fail: a simulation 60 % slower than it was disagrees on the median
-        slower = [1.6 * v for v in c["simulated"]["p50_ci_ms"]]
+        assert c["real"]["mean_batch"] == pytest.approx(c["replayed"]["mean_batch"], rel=0.25)
+        # the comparison can fail: a replay 2.5x slower than it was disagrees on the median. (Its intervals
+        # bootstrap over the run's 4 segments: when the machine is busy with something else during some of
+        # them, a p50's is up to 2.3x wide, a p99's 3x. The model errors the check catches: the next test.)
+        slower = [2.5 * v for v in c["replayed"]["p50_ci_ms"]]
         assert not agree(slower, c["real"]["p50_ci_ms"])
+
+
+def test_observed_service_times_are_sorted_as_the_simulator_draws_them():
+    # The hand-derived case above, run for real with wake-ups: request 0 waits its 0.5 ms delay alone and is
+    # taken 0.1 ms late (an idle pass of 2 ms); 1 and 2 fill a batch at 1.5 ms, while the worker is busy, and
+    # go from its end at 2.6 ms to 5.6 ms (hot: 3 ms); 3 waits its delay to 10.5 ms, is taken at 10.55 ms.
+    arrivals = np.array([0.0, 0.001, 0.0015, 0.010])
+    passes = np.array([[0.0, 0.0006, 0.0026], [0.0015, 0.0027, 0.0056], [0.010, 0.01055, 0.01255]])
+    run = Served(np.zeros(4), [1, 2, 1], 0.01255, arrivals, passes, 0.01)
+    times = observed_times(run, max_batch=2, max_delay_s=0.0005)
+    assert times.wakeup == pytest.approx([0.0001, 0.00005], abs=1e-15)
+    assert times.idle[1] == pytest.approx([0.002, 0.002], abs=1e-15) and len(times.idle[2]) == 0
+    assert times.hot[2] == pytest.approx([0.003], abs=1e-15) and len(times.hot[1]) == 0
+    # replayed with these times (one wake-up of 0.1 ms), the policy gives back the run's latencies up to the
+    # last request's, whose wake-up was shorter
+    replay = simulate(arrivals, ServiceTimes({1: np.array([0.002]), 2: times.hot[2]}, {1: np.array([0.002]), 2: times.hot[2]},
+                                             np.array([0.0001])), max_batch=2, max_delay_s=0.0005)
+    assert replay.batches == [1, 2, 1]
+    assert replay.latencies[:3] == pytest.approx(passes[[0, 1, 1], 2] - arrivals[:3], abs=1e-15)
+
+
+def test_a_queue_model_that_forgets_the_delay_disagrees_with_the_real_queue(slow_net):
+    forward, rows = batch_forward(slow_net, torch.randn(64, 1024), bc.native(threads=1))
+    measured = service_times(forward, rows, 8, 4, rounds=1)
+    # light load (a third of what unbatched passes serve) and a 2 ms delay: most batches close by deadline
+    rate = 0.3 / float(np.median(measured.hot[1]))
+    run = serve(forward, rows, poisson_arrivals(rate, 400, 3), max_batch=8, max_delay_s=0.002)
+    observed = [observed_times(run, 8, 0.002)]
+    real = run.summary(rate)
+    assert run.arrivals is not None
+    right = simulated_summary(observed, measured, [run.arrivals], 8, 0.002, rate, 0)
+    wrong = simulated_summary(observed, measured, [run.arrivals], 8, 0.0, rate, 0)
+    assert agree(right["p50_ci_ms"], real["p50_ci_ms"])
+    assert not agree(wrong["p50_ci_ms"], real["p50_ci_ms"])
+    # the right model's median is several times nearer the real one than the wrong model's
+    assert abs(right["p50_ms"] - real["p50_ms"]) < abs(wrong["p50_ms"] - real["p50_ms"]) / 3
 
 
 def test_the_best_setting_holds_the_highest_rate_within_the_budget(slow_net):

@@ -100,4 +100,4 @@ def test_study_5_deployment_example(tmp_path):
     assert "Verdict: " in text and study["study"] == "deployment"
     d = study["data"]
     assert [(s["max_batch"], s["max_delay_ms"]) for s in d["settings"]] == [(b, t) for b in (1, 4, 16) for t in (0.0, 1.0)]
-    assert d["validation"] and all(set(v["agree"]) == {"p50", "p99"} for v in d["validation"])
+    assert d["validation"] and all(set(v["agree"]) == set(v["replay_agree"]) == {"p50", "p99"} for v in d["validation"])

@@ -82,9 +82,13 @@ def _deployment(data: dict[str, Any]) -> Figures:
     axes[0].set_yscale("log")
     for i, v in enumerate(checks):
         style = plots.STYLES[i % len(plots.STYLES)]
-        line, = axes[2].plot(v["simulated"]["quantiles_ms"], [q + 1 for q in range(99)], linestyle="-",
-                             label=f"simulated, max batch {v['max_batch']}, {v['max_delay_ms']:g} ms")
-        axes[2].plot(v["real"]["quantiles_ms"], [q + 1 for q in range(99)], linestyle="--", marker=style["marker"],
+        percentiles = [q + 1 for q in range(99)]
+        line, = axes[2].plot(v["simulated"]["quantiles_ms"], percentiles, linestyle="-",
+                             label=f"forecast, max batch {v['max_batch']}, {v['max_delay_ms']:g} ms")
+        if "replayed" in v:
+            axes[2].plot(v["replayed"]["quantiles_ms"], percentiles, linestyle=":", color=line.get_color(),
+                         label="replayed with the run's service times")
+        axes[2].plot(v["real"]["quantiles_ms"], percentiles, linestyle="--", marker=style["marker"],
                      markevery=10, color=line.get_color(), label="real queue, same setting")
     if checks:
         axes[2].set_xscale("log")

@@ -133,6 +133,31 @@ class Served:
                 "overloaded": bool(throughput < 0.95 * offered)}
 
 
+def observed_times(served: Served, max_batch: int, max_delay_s: float) -> ServiceTimes:
+    """The service times a real run (:func:`serve`) paid, sorted as :func:`simulate` draws them: a pass the
+    worker went straight on to (its batch had closed, by size or by deadline, before the pass before it
+    ended) is *hot*, timed from that pass's end to its own; any other is *idle*: the worker's wake-up (from
+    the moment the batch closed to its being taken) and the pass (taken -> ended). Sizes that did not occur
+    have no samples."""
+    assert served.arrivals is not None and served.passes is not None
+    arrivals, passes = served.arrivals, served.passes
+    hot: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
+    idle: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
+    wake: list[float] = []
+    first, free_at = 0, -np.inf
+    for (_, taken, ended), b in zip(passes, served.batches):
+        full_at = arrivals[first + max_batch - 1] if first + max_batch - 1 < len(arrivals) else np.inf
+        close = max(free_at, arrivals[first], min(arrivals[first] + max_delay_s, full_at))
+        if close > free_at:
+            wake.append(float(taken - close))
+            idle[b].append(float(ended - taken))
+        else:
+            hot[b].append(float(ended - free_at))
+        first, free_at = first + b, ended
+    return ServiceTimes({b: np.array(t) for b, t in hot.items()}, {b: np.array(t) for b, t in idle.items()},
+                        np.array(wake))
+
+
 def simulate(arrivals: np.ndarray, service: ServiceTimes, max_batch: int, max_delay_s: float, seed: int = 0) -> Served:
     """The policy replayed on ``arrivals`` (s, sorted). A pass that a busy worker goes straight on to draws
     its time from ``service.hot[b]``; one that a waiting worker starts (it was idle when the batch closed)
