@@ -44,3 +44,16 @@ def test_the_tables_hold_every_point(study):
     assert len(table.rows) == len(study.data["points"]) == 10
     assert [r[1] for r in table.rows] == [1, 4, 16, 64, 256] * 2
     assert np.all([r[2] > 0 for r in table.rows])
+
+
+def test_the_module_is_read_once(monkeypatch):
+    import sys
+
+    sweep_module = sys.modules["batchcore.sweep"]  # the package's ``sweep`` attribute is the function
+    calls = []
+    real = sweep_module.from_torch
+    monkeypatch.setattr(sweep_module, "from_torch", lambda *a, **k: calls.append(1) or real(*a, **k))
+    net = torch.nn.Sequential(torch.nn.Linear(8, 4)).eval()
+    bc.studies.performance(net, torch.randn(4, 8), batch_sizes=[1, 4], backends=[bc.torch(measure_memory=False), bc.native()],
+                           budget_bytes=2**16, timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), rounds=1)
+    assert len(calls) == 1  # for the sweep and the largest-batch search alike

@@ -38,16 +38,18 @@ def performance(module: Any, data: Any, batch_sizes: Any = (1, 2, 4, 8, 16, 32, 
     from ..backends import native, torch
 
     backends = [torch(), native(order="seq")] if backends is None else backends
-    res = sweep(module, batch_sizes=batch_sizes, backends=backends, data=data, timer=timer, rounds=rounds,
-                progress=progress)
+    # read once, for the sweep and the largest-batch search alike (torch.fx traces the module each time)
+    natives = [b for b in backends if isinstance(b, NativeBackend)]
+    readable = _readable(module, data) if natives else None
+    res = sweep(module if readable is None else readable, batch_sizes=batch_sizes, backends=backends, data=data,
+                timer=timer, rounds=rounds, progress=progress)
     labels = list(dict.fromkeys(p["backend"] for p in res.points))
     knees = {b: dataclasses.asdict(decisions.knee(res.points, backend=b)) for b in labels}
     best = {b: dataclasses.asdict(decisions.best_batch(res.points, latency_ms, "p99", b)) for b in labels} if latency_ms else {}
     fits = {}
     model = res.config.get("model")
-    readable = _readable(module, data)
-    for b in backends:
-        if not isinstance(b, NativeBackend) or readable is None:
+    for b in natives:
+        if readable is None:
             continue
         try:
             found = largest_batch(readable, b, budget_bytes=budget_bytes, progress=progress)
