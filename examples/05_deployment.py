@@ -3,7 +3,9 @@
 A wide MLP trained on the digits behind a dynamic batcher (max batch size, max queue delay, as Triton's and TorchServe's):
 its service time per batch size measured once, the batcher simulated at a Poisson arrival rate for every
 setting (p50, p99 with intervals, throughput), the best setting scored as MLPerf's Server scenario scores
-one (the highest rate within a p99 budget), and the simulation checked against the same queue run for real.
+one (the highest rate within a p99 budget), and the simulation checked against the same queue run for real:
+its forecast (service times measured beforehand) and its queue model alone (replayed with the times the
+real passes took).
 
     python examples/05_deployment.py                        # about half a minute on 2 cores
     python examples/05_deployment.py --quick --out d.json   # CI smoke; then: batchcore report d.json -o d.html

@@ -130,17 +130,7 @@ int Graph::add_adaptive_avg_pool2d(int x, int64_t out_h, int64_t out_w) {
 }
 
 int Graph::add_channel_affine(int x, const float* scale, const float* shift) {
-  const Node& in = value(x, "channel_affine");
-  const int64_t C = in.dims[0];
-  require_finite(scale, C, "batch norm scale", C);
-  require_finite(shift, C, "batch norm shift", C);
-  Node n;
-  n.op = Op::channel_affine;
-  n.inputs = {x};
-  n.dims = in.dims;
-  n.p0.assign(scale, scale + C);
-  n.p1.assign(shift, shift + C);
-  return add_node(std::move(n));
+  return add_node(scaled_and_shifted(x, Op::channel_affine, scale, "batch norm scale", shift, "batch norm shift"));
 }
 
 int Graph::add_activation(int x, Activation a) {
@@ -178,19 +168,26 @@ Graph::Node Graph::along_dimension(int x, int64_t dim, Op kind) const {
 }
 
 int Graph::add_layer_norm(int x, const float* gamma, const float* beta, float eps) {
-  const Node& in = value(x, "layer_norm");
-  const int64_t width = in.dims.back();
-  require_finite(gamma, width, "layer norm weight", width);
-  require_finite(beta, width, "layer norm bias", width);
+  Node n = scaled_and_shifted(x, Op::layer_norm, gamma, "layer norm weight", beta, "layer norm bias");
   if (!(eps >= 0.0f) || !std::isfinite(eps)) throw NonFiniteError("layer norm eps must be finite and >= 0");
-  Node n;
-  n.op = Op::layer_norm;
-  n.inputs = {x};
-  n.dims = in.dims;
-  n.p0.assign(gamma, gamma + width);
-  n.p1.assign(beta, beta + width);
   n.eps = eps;
   return add_node(std::move(n));
+}
+
+Graph::Node Graph::scaled_and_shifted(int x, Op kind, const float* scale, const char* scale_name, const float* shift,
+                                      const char* shift_name) const {
+  const Node& in = value(x, op_name(kind));
+  // batch norm's parameters are per channel (the first sample dimension), layer norm's per last element
+  const int64_t count = kind == Op::channel_affine ? in.dims[0] : in.dims.back();
+  require_finite(scale, count, scale_name, count);
+  require_finite(shift, count, shift_name, count);
+  Node n;
+  n.op = kind;
+  n.inputs = {x};
+  n.dims = in.dims;
+  n.p0.assign(scale, scale + count);
+  n.p1.assign(shift, shift + count);
+  return n;
 }
 
 int Graph::add_binary(int a, int b, BinaryOp op) {

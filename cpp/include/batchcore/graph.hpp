@@ -99,6 +99,9 @@ class Graph {
   int add_node(Node n);
   int add_softmax_node(int x, int64_t dim, Op kind);
   Node along_dimension(int x, int64_t dim, Op kind) const;  // a node of `kind` over dimension dim of x
+  // a node of `kind` (channel_affine, layer_norm) with two vectors of parameters, checked finite
+  Node scaled_and_shifted(int x, Op kind, const float* scale, const char* scale_name, const float* shift,
+                          const char* shift_name) const;
   const Node& value(int id, const char* what) const;  // ShapeError for an unknown id or a constant input
   std::vector<Step> plan(int64_t M, const RunOptions& opt) const;
   int64_t planned_bytes(int64_t M, const RunOptions& opt, const std::vector<Step>& steps) const;  // steps' peak
