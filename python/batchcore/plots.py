@@ -59,6 +59,18 @@ def log_batch_axis(ax: Axes, points: list[Point]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
+def log_x_plain(ax: Axes) -> None:
+    """A log x axis ticked at 1, 2 and 5 per decade, as plain numbers (the default labels every minor tick
+    of a range under a decade, and they run into each other)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", axis="x", alpha=0.3)
+
+
 def _plain_log_y(ax: Axes) -> None:
     from matplotlib.ticker import LogFormatter
 

@@ -91,7 +91,7 @@ def _deployment(data: dict[str, Any]) -> Figures:
         axes[2].plot(v["real"]["quantiles_ms"], percentiles, linestyle="--", marker=style["marker"],
                      markevery=10, color=line.get_color(), label="real queue, same setting")
     if checks:
-        axes[2].set_xscale("log")
+        plots.log_x_plain(axes[2])
         axes[2].set_xlabel("latency ms")
         axes[2].set_ylabel("percentile")
         axes[2].legend(fontsize="small")
