@@ -12,7 +12,16 @@ import pytest
 import batchcore as bc
 from batchcore.studies.outputs import batch_forward
 from batchcore.studies.queue_check import agree, simulated_summary
-from batchcore.studies.serving import Served, ServiceTimes, observed_times, poisson_arrivals, serve, service_times, simulate
+from batchcore.studies.serving import (
+    Served,
+    ServiceTimes,
+    observed_times,
+    poisson_arrivals,
+    pool_stalls,
+    serve,
+    service_times,
+    simulate,
+)
 
 
 def test_a_waiting_worker_pays_its_wake_up_and_a_busy_one_does_not():
@@ -76,6 +85,32 @@ def test_no_batching_is_an_md1_queue():
                       max_delay_s=0.0)
     theory = D + rho * D / (2 * (1 - rho))
     assert served.latencies.mean() == pytest.approx(theory, rel=0.02)
+
+
+def test_stalls_are_pooled_as_the_machines():
+    # one pass of B=2 took 10x its size's median: it keeps the median, its 9 ms excess joins the pool
+    times = ServiceTimes({1: np.array([0.002, 0.002, 0.003]), 2: np.array([0.001, 0.001, 0.001, 0.010])},
+                         {1: np.array([0.004, 0.004]), 2: np.array([0.002, 0.002])}, np.array([0.0001]))
+    pooled = pool_stalls(times)
+    assert pooled.stalls == pytest.approx([0.009], abs=1e-15) and pooled.passes == 11
+    assert list(pooled.hot[2]) == [0.001] * 3 and list(pooled.hot[1]) == [0.002, 0.002, 0.003]
+    assert pooled.stall_fraction == pytest.approx(1 / 11)
+
+
+def test_a_simulated_pass_stalls_with_the_measured_probability():
+    # every pass stalls (one stall in one pass measured): the hand-derived case above, each pass 1 ms later
+    arrivals = np.array([0.0, 0.001, 0.0015, 0.010])
+    times = {1: np.array([0.002]), 2: np.array([0.003])}
+    stalled = simulate(arrivals, ServiceTimes(times, times, np.array([0.0]), np.array([0.001]), 1), max_batch=2,
+                       max_delay_s=0.0005)
+    assert stalled.batches == [1, 2, 1]
+    assert stalled.latencies == pytest.approx([0.0035, 0.0065, 0.006, 0.0035], abs=1e-15)
+    # one in five: the share of passes that stall, over many
+    arrivals = np.arange(20_000) * 0.01  # lone requests, 10 ms apart: each pass 2 ms, or 3 ms when it stalls
+    served = simulate(arrivals, ServiceTimes(times, times, np.array([0.0]), np.array([0.001]), 5), max_batch=1,
+                      max_delay_s=0.0)
+    assert np.all(np.isclose(served.latencies, 0.002) | np.isclose(served.latencies, 0.003))
+    assert np.isclose(served.latencies, 0.003).mean() == pytest.approx(0.2, abs=0.01)  # 0.2 +- 3.5 sigma
 
 
 torch = pytest.importorskip("torch")
@@ -161,7 +196,7 @@ def test_the_best_setting_holds_the_highest_rate_within_the_budget(slow_net):
     assert d["best"] == {"max_batch": best["max_batch"], "max_delay_ms": best["max_delay_ms"]}
     service = ServiceTimes({int(b): np.array(t) / 1e3 for b, t in d["service_ms"].items()},
                            {int(b): np.array(t) / 1e3 for b, t in d["idle_service_ms"].items()},
-                           np.array(d["wakeup_ms"]) / 1e3)
+                           np.array(d["wakeup_ms"]) / 1e3, np.array(d["stall_ms"]) / 1e3, d["measured_passes"])
     for s in d["settings"]:  # at its highest rate, the p99 is within the budget
         rate = s["max_rate_within_budget"]
         if rate > 0:

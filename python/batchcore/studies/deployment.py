@@ -23,7 +23,7 @@ from ..progress import Steps
 from .outputs import batch_forward
 from .queue_check import check_setting
 from .record import Study, Table
-from .serving import ServiceTimes, poisson_arrivals, service_times, simulate
+from .serving import STALL_FACTOR, ServiceTimes, poisson_arrivals, service_times, simulate
 
 # The real queue's producer and worker are Python threads: each request costs them some 10-20 us of
 # interpreter time under one GIL, which the simulation does not model. Past a few thousand requests per
@@ -120,7 +120,8 @@ def deployment(module: Any, data: Any, rate_per_s: float | None = None, max_batc
     data_out = {"backend": backend_label, "rate_per_s": rate, "p99_budget_ms": budget_ms, "requests": requests,
                 "service_ms": {str(b): (1e3 * t).tolist() for b, t in service.hot.items()},
                 "idle_service_ms": {str(b): (1e3 * t).tolist() for b, t in service.idle.items()},
-                "wakeup_ms": (1e3 * service.wakeup).tolist(), "settings": settings,
+                "wakeup_ms": (1e3 * service.wakeup).tolist(), "stall_ms": (1e3 * service.stalls).tolist(),
+                "measured_passes": service.passes, "settings": settings,
                 "best": {"max_batch": best["max_batch"], "max_delay_ms": best["max_delay_ms"]}, "validation": checks}
     return Study("deployment", QUESTION, verdict(data_out), tables(data_out), notes(data_out, median_ms), data_out, info())
 
@@ -209,10 +210,20 @@ def _interval(ci: list[float]) -> str:
     return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
 
 
+def _stalls_note(d: dict[str, Any]) -> str:
+    stalls, passes = d.get("stall_ms", []), d.get("measured_passes", 0)
+    if not stalls:
+        return f"No measured pass (of {passes}) stalled beyond {STALL_FACTOR:g}x its size's median."
+    return (f"{len(stalls)} of {passes} measured passes stalled beyond {STALL_FACTOR:g}x their size's median (by "
+            f"{min(stalls):.3g} to {max(stalls):.3g} ms): pooled as the machine's, every simulated pass stalls "
+            f"with probability {len(stalls) / passes:.2g} by one of them.")
+
+
 def notes(d: dict[str, Any], median_ms: dict[int, float]) -> list[str]:
     shown = ", ".join(f"B={b}: {m:.3g}" for b, m in median_ms.items() if b & (b - 1) == 0)
     return [f"Median time per pass back to back (ms; measured through the server's own threads: rows gathered, forward, "
             f"bookkeeping): {shown}; a pass that a waiting worker starts pays the worker's wake-up (median "
             f"{float(np.median(d['wakeup_ms'])):.3g} ms) and a pass after an idle spell, both measured the same way.",
+            _stalls_note(d),
             "Latency: from a request's arrival to the end of the pass that served it; intervals: 95 % order-statistic.",
             "The best setting is MLPerf Server's score: the highest arrival rate whose p99 is within the budget."]

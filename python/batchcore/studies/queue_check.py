@@ -29,7 +29,8 @@ def merge(parts: list[ServiceTimes]) -> ServiceTimes:
     sizes = parts[0].hot
     return ServiceTimes({b: np.concatenate([p.hot[b] for p in parts]) for b in sizes},
                         {b: np.concatenate([p.idle[b] for p in parts]) for b in sizes},
-                        np.concatenate([p.wakeup for p in parts]))
+                        np.concatenate([p.wakeup for p in parts]), np.concatenate([p.stalls for p in parts]),
+                        sum(p.passes for p in parts))
 
 
 def joined(parts: list[Served]) -> Served:
@@ -55,7 +56,7 @@ def filled(times: ServiceTimes, fallback: ServiceTimes) -> ServiceTimes:
 
     return ServiceTimes({b: pick(t, fallback.hot[b]) for b, t in times.hot.items()},
                         {b: pick(t, fallback.idle[b]) for b, t in times.idle.items()},
-                        pick(times.wakeup, fallback.wakeup))
+                        pick(times.wakeup, fallback.wakeup), times.stalls, times.passes)
 
 
 def simulated_summary(rounds: list[ServiceTimes], fallback: ServiceTimes, queued: list[np.ndarray], max_batch: int,
