@@ -163,7 +163,7 @@ def verdict(d: dict[str, Any]) -> str:
 
 
 def _agreeing(checks: list[dict[str, Any]], key: str) -> list[str]:
-    return [q for q in ("p50", "p99") if all(v.get(key, {}).get(q) for v in checks)]
+    return [q for q in ("p50", "p99") if all(v[key][q] for v in checks)]
 
 
 def _validation_sentence(checks: list[dict[str, Any]]) -> str:
@@ -192,8 +192,6 @@ def tables(d: dict[str, Any]) -> list[Table]:
         for v in d["validation"]:
             for label, key, agreed in (("forecast", "simulated", "agree"), ("replayed", "replayed", "replay_agree"),
                                        ("real", "real", None)):
-                if key not in v:  # a study recorded before replays existed
-                    continue
                 s = v[key]
                 rows.append([v["max_batch"], v["max_delay_ms"], label, s["p50_ms"], _interval(s["p50_ci_ms"]),
                              s["p99_ms"], _interval(s["p99_ci_ms"]),

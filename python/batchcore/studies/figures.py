@@ -80,9 +80,9 @@ def _deployment(data: dict[str, Any]) -> Figures:
         ax.set_title(title)
         ax.legend(fontsize="small")
     axes[0].set_yscale("log")
+    percentiles = [q + 1 for q in range(99)]
     for i, v in enumerate(checks):
         style = plots.STYLES[i % len(plots.STYLES)]
-        percentiles = [q + 1 for q in range(99)]
         line, = axes[2].plot(v["simulated"]["quantiles_ms"], percentiles, linestyle="-",
                              label=f"forecast, max batch {v['max_batch']}, {v['max_delay_ms']:g} ms")
         if "replayed" in v:

@@ -58,7 +58,8 @@ class ServiceTimes:
 
 def pool_stalls(times: ServiceTimes) -> ServiceTimes:
     """``times`` with the machine's stalls taken out of each size's samples and pooled: a pass longer than
-    STALL_FACTOR x the median of its size and kind keeps that median, and its excess joins ``stalls``. A
+    STALL_FACTOR x the median of its size and kind leaves its size's sample, and its excess over that median
+    joins ``stalls`` (a simulated stall adds it to an ordinary draw). A
     stall (a VM's hiccup: another tenant, page reclaim) belongs to the machine, not to the batch size it
     happened to hit: left in a sample of a few dozen passes of one size, the simulation would draw it for
     one pass in a few dozen of that size (one 15 ms stall among 60 passes of B=3 made every setting that
@@ -200,7 +201,7 @@ def simulate(arrivals: np.ndarray, service: ServiceTimes, max_batch: int, max_de
     pays a draw from ``service.wakeup`` and one from ``service.idle[b]``. Either then stalls with probability
     ``service.stall_fraction``, for a draw from ``service.stalls``."""
     rng = np.random.default_rng(seed)
-    stall_fraction = service.stall_fraction if len(service.stalls) else 0.0
+    stall_fraction = service.stall_fraction
     n = len(arrivals)
     latencies = np.empty(n)
     batches = []
