@@ -322,7 +322,7 @@ cases("best_batch", "ArgumentError", DECIDE + "res.best_batch({v})", {
 })
 cases("knee", "ArgumentError", DECIDE + "res.knee({v})", {"zero": "gain=0", "bool": "gain=True", "str": "gain='5%'"})
 case("knee_none_in_range", "ok", """
-from batchcore.decisions import knee
+from batchcore.results.decisions import knee
 pts = [{'backend': 'b', 'batch_size': B, 'time_ms': 1.0, 'time_ms_ci_low': 0.99, 'time_ms_ci_high': 1.01}
        for B in (1, 2, 4, 8)]  # the same time at every B: each doubling doubles the throughput
 k = knee(pts)
@@ -409,19 +409,19 @@ case("plot_budget", "ArgumentError", "bc.SweepResult([]).plot(os.path.join(tmp, 
 case("plot_into_a_folder", "ResultFileError", """
 r = bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, rounds=1, ceilings=False)
 r.plot(os.path.join(tmp, 'missing', 'a.png'))""")
-case("report_no_files", "ArgumentError", "from batchcore import html_report; html_report.render([])")
+case("report_no_files", "ArgumentError", "from batchcore import report; report.render([])")
 case("report_missing_file", "ResultFileError",
-     "from batchcore import html_report; html_report.render([os.path.join(tmp, 'none.json')])")
+     "from batchcore import report; report.render([os.path.join(tmp, 'none.json')])")
 case("report_foreign_json", "ResultFileError", """
 p = os.path.join(tmp, 'f.json'); open(p, 'w').write('[1, 2]')
-from batchcore import html_report; html_report.render([p])""")
+from batchcore import report; report.render([p])""")
 case("report_study_without_name", "ResultFileError", """
 p = os.path.join(tmp, 's.json'); open(p, 'w').write(json.dumps({'type': 'study', 'env': {}}))
-from batchcore import html_report; html_report.render([p])""")
+from batchcore import report; report.render([p])""")
 case("report_unwritable", "ResultFileError", """
 log = os.path.join(tmp, 'r.jsonl')
 bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, rounds=1, ceilings=False, out=log)
-from batchcore import html_report; html_report.write([log], os.path.join(tmp, 'no', 'r.html'))""")
+from batchcore import report; report.write([log], os.path.join(tmp, 'no', 'r.html'))""")
 case("sweep_progress", "ArgumentError", "bc.sweep(M, batch_sizes=[1], backends=[bc.native()], rows=4, timer=Q, progress='yes')")
 cases("accuracy_study_labels", "ShapeError", "bc.studies.accuracy(M, X, {v}, backends=[bc.native()])", {
     "short": "np.zeros(3, np.int64)", "float": "np.zeros(4)", "2d": "np.zeros((4, 1), np.int64)",

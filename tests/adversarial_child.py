@@ -1,6 +1,8 @@
-"""``python tests/adversarial_child.py NAME``: run one case of :mod:`adversarial_cases` in this fresh
-process and print one JSON line: ``{"outcome": "ok"}`` or ``{"outcome": "raised", "type", "batchcore",
-"message"}``. A crash (signal) or a hang is seen by the parent as such; nothing here hides them."""
+"""``python tests/adversarial_child.py``: run cases of :mod:`adversarial_cases`, one name a line on standard
+input, in this process, answering each with one line ``@@ {json}``: ``{"outcome": "ok"}`` or
+``{"outcome": "raised", "type", "batchcore", "message"}``. Each case has a fresh scope, a fresh temporary
+folder and cache. A crash (signal) or a hang is seen by the parent as such (it then starts a new child);
+nothing here hides them. ``python tests/adversarial_child.py NAME`` runs one case and exits."""
 
 import json
 import os
@@ -9,8 +11,10 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+MARK = "@@ "  # what a case prints itself is not an answer
 
-def main(name: str) -> int:
+
+def run(name: str) -> dict:
     import numpy as np
 
     import batchcore as bc
@@ -28,12 +32,17 @@ def main(name: str) -> int:
         try:
             exec(compile(code, f"<case {name}>", "exec"), scope)
         except BaseException as e:  # reported, judged by the parent
-            print(json.dumps({"outcome": "raised", "type": type(e).__name__,
-                              "batchcore": isinstance(e, bc.BatchcoreError), "message": str(e)}))
-            return 0
-    print(json.dumps({"outcome": "ok"}))
+            return {"outcome": "raised", "type": type(e).__name__, "batchcore": isinstance(e, bc.BatchcoreError),
+                    "message": str(e)}
+    return {"outcome": "ok"}
+
+
+def main(argv: list) -> int:
+    names = argv[1:] or (line.strip() for line in sys.stdin)
+    for name in names:
+        print(MARK + json.dumps(run(name)), flush=True)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv))

@@ -98,7 +98,7 @@ def test_the_study_writes_json_the_report_reads(tmp_path):
     doc = json.loads((tmp_path / "acc.json").read_text())
     assert doc["type"] == "study" and doc["study"] == "accuracy" and doc["env"]["batchcore"]
     assert [p["batch_size"] for p in doc["data"]["points"]] == [1, 4]
-    from batchcore import html_report
+    from batchcore import report as html_report
 
     page = html_report.render([tmp_path / "acc.json"])
     assert study.question in page and "Accuracy per batch size" in page

@@ -78,7 +78,7 @@ def test_torch_skips_its_memory_child_when_asked(model, data):
 def test_the_core_model_is_built_once_shared_and_dropped_with_its_model():
     import gc
 
-    from batchcore.backends import native_backend as native_module
+    from batchcore.backends import native_core as native_module
 
     model = bc.mlp([20, 10], seed=5)
     x = np.ones((2, 20), np.float32)
@@ -97,7 +97,7 @@ def test_the_torch_backend_runs_the_users_module_itself_and_builds_one_for_mlp()
     torch = pytest.importorskip("torch")
     import gc
 
-    from batchcore.backends import torch_backend
+    from batchcore.backends import pytorch as torch_backend
 
     module = torch.nn.Sequential(torch.nn.Linear(6, 3), torch.nn.ReLU()).eval()
     read = bc.from_torch(module)

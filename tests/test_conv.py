@@ -11,7 +11,7 @@ import pytest
 
 import batchcore as bc
 from batchcore import _core
-from batchcore.orders import run_options as opts
+from batchcore.measure.orders import run_options as opts
 
 # (C_in, H, W, C_out, KH, KW, stride, padding, dilation, groups)
 GEOMETRIES = [

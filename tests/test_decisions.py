@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.decisions import best_batch, compare_points, knee
-from batchcore.timing import quantile_ci
+from batchcore.measure.timing import quantile_ci
+from batchcore.results.decisions import best_batch, compare_points, knee
 
 
 def pt(B, ms, rel=0.01, backend="b", **extra):

@@ -125,22 +125,32 @@ def slow_net():
     return nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(), nn.Linear(2048, 10)).eval()
 
 
+def summary(checks: list) -> str:
+    """What disagreed, in a line per setting (medians and their intervals, ms), not the raw quantile arrays."""
+    def ci(d: dict, q: str) -> str:
+        lo, hi = d[f"{q}_ci_ms"]
+        return f"{q} [{lo:.3g}, {hi:.3g}]"
+    return "; ".join(f"max batch {c['max_batch']} delay {c['max_delay_ms']} ms: real {ci(c['real'], 'p50')} "
+                     f"{ci(c['real'], 'p99')}, replay {ci(c['replayed'], 'p50')} {ci(c['replayed'], 'p99')}, "
+                     f"forecast {ci(c['simulated'], 'p50')}" for c in checks)
+
+
 def test_the_real_queue_agrees_with_the_simulation(slow_net):
-    # At the study's rate (1.5 x what unbatched passes serve) these settings run at moderate load. The queue
-    # model, replayed with the service times the real run paid, must agree with the real queue on p50 and
-    # p99; the forecast from times measured before each segment must agree on p50 (its p99 is reported: a
-    # real run's tail holds the VM's hiccups during it, which a measurement seconds earlier need not see;
-    # CI once saw a real p99 of 17 ms against a forecast 6-10 ms while the medians agreed within 3 %). One
-    # rerun is allowed on a VM whose speed wanders; a wrong model disagrees on both tries (tests below).
+    # The queue model alone is on trial: replayed with the service times the real run paid (the machine's
+    # speed and hiccups during the run are then in both), it must agree with the real queue on p50 and p99.
+    # The forecast from times measured before each segment is what the study reports to the user, not a
+    # test's verdict: it rests on the machine's speed staying put between two phases (an Intel Xeon once
+    # ran the queue 26 % faster than it had measured seconds earlier). One rerun is allowed on a VM whose
+    # speed wanders; a wrong model disagrees on both tries (tests below).
     for attempt in range(2):
         study = bc.studies.deployment(slow_net, torch.randn(256, 1024), max_batch_sizes=(1, 4, 8), max_delays_ms=(0, 1),
                                       requests=1200, service_samples=40, validate=[(8, 1.0), (8, 0.0)],
                                       backend=bc.native(threads=1), seed=attempt)
         checks = study.data["validation"]
-        if all(c["agree"]["p50"] and c["replay_agree"]["p50"] and c["replay_agree"]["p99"] for c in checks):
+        if all(c["replay_agree"]["p50"] and c["replay_agree"]["p99"] for c in checks):
             break
     else:
-        pytest.fail(f"the simulation and the real queue disagreed twice: {checks}")
+        pytest.fail(f"the replayed queue model and the real queue disagreed twice: {summary(checks)}")
     assert all(set(c["agree"]) == set(c["replay_agree"]) == {"p50", "p99"} for c in checks)
     assert "The queue model, replayed with the service times the real run paid, agrees" in study.verdict
     for c in checks:

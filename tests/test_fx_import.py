@@ -8,7 +8,7 @@ import pytest
 
 import batchcore as bc
 import graph_reference as ref
-from batchcore.graph_models import GraphModel
+from batchcore.model.graph import GraphModel
 
 torch = pytest.importorskip("torch")
 nn, F = torch.nn, torch.nn.functional

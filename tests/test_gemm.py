@@ -6,7 +6,7 @@ import pytest
 
 import batchcore as bc
 from batchcore import _core
-from batchcore.orders import run_options as opts
+from batchcore.measure.orders import run_options as opts
 
 ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "lanes:1", "lanes:4", "lanes:1024", "pairwise",
           "kahan", "dot2", "f64", "exact"]
@@ -105,7 +105,7 @@ def test_gemm_matches_rational_reference_on_adversarial_data(order, K):
 BLOCKING_CHILD = """
 import sys, numpy as np
 from batchcore import _core
-from batchcore.orders import run_options as opts
+from batchcore.measure.orders import run_options as opts
 rng = np.random.default_rng(5)
 out = {"source": np.array(_core.cache_sizes()["source"])}
 for M, N, K in [(197, 45, 520), (30, 33, 9000), (100, 40, 4096)]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore import html_report
+from batchcore import report as html_report
 
 pytest.importorskip("matplotlib")
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -57,7 +57,7 @@ def find_cycle(graph: dict):
 
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
-    assert "batchcore.backends.native_backend" in graph and "batchcore.sweep" in graph
+    assert "batchcore.backends.native_core" in graph and "batchcore.run.sweep" in graph
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle)
 
@@ -67,31 +67,68 @@ def test_the_cycle_finder_finds_a_planted_cycle():
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
-# The layers, lowest first: a module may import from its own layer or a lower one, never a higher one.
+# The layers, lowest first, by unit: a top-level module or a subpackage (every module in it). A module
+# may import from its own unit, its own layer or a lower one, never a higher one.
 LAYERS = [
-    {"batchcore.errors", "batchcore.checks", "batchcore.info", "batchcore.devices", "batchcore.progress"},
-    {"batchcore.models", "batchcore.orders", "batchcore.timing", "batchcore.numerics", "batchcore.resultfile",
-     "batchcore.report", "batchcore.torch_models", "batchcore.rss", "batchcore.user_modules",
-     "batchcore.graph_models", "batchcore.fx_import", "batchcore.fx_reader", "batchcore.fx_composites",
-     "batchcore.plots"},
-    {"batchcore.probes", "batchcore.memory", "batchcore.backends", "batchcore.backends.base",
-     "batchcore.backends.native_backend", "batchcore.backends.torch_backend", "batchcore.backends.arrays",
-     "batchcore.backends.cuda_events"},
-    {"batchcore.decisions"},
-    {"batchcore.results"},
-    {"batchcore.sweep", "batchcore.module_sweep"},
-    {"batchcore.studies", "batchcore.studies.record", "batchcore.studies.outputs", "batchcore.studies.rounding",
-     "batchcore.studies.accuracy", "batchcore.studies.figures", "batchcore.studies.digits",
-     "batchcore.studies.evaluation", "batchcore.studies.serving", "batchcore.studies.deployment",
-     "batchcore.studies.performance", "batchcore.studies.training", "batchcore.studies.queue_check"},
-    {"batchcore.html_report"},
-    {"batchcore.cli", "batchcore.__main__", "batchcore", "batchcore._rss_child"},  # entry points
+    {"errors", "checks", "info", "devices", "files"},  # foundations: exceptions, argument rules, machine facts
+    {"present"},  # how plain records look to people: text tables, figures, progress bars
+    {"model"},  # what is run: chains, graphs, opaque modules
+    {"frontends"},  # how a framework's model becomes one
+    {"measure"},  # timing policy, orders, the machine's ceilings, the largest batch that fits
+    {"backends"},  # who computes a forward pass, and how it is timed
+    {"results"},  # a point's record, a sweep's result, the metrics and the decisions on them
+    {"run"},  # a sweep planned as cells and run
+    {"studies"},  # the five questions
+    {"report", "cli", "__main__", ""},  # entry points: the HTML report, the command line, the package itself
 ]
 
 
+def unit(module: str) -> str:
+    """``batchcore.backends.native_core`` -> ``backends``; ``batchcore.errors`` -> ``errors``; ``batchcore`` -> ``""``."""
+    parts = module.split(".")[1:]
+    return parts[0] if parts else ""
+
+
+def upward_imports(graph: dict) -> list[str]:
+    rank = {u: i for i, layer in enumerate(LAYERS) for u in layer}
+    assert {unit(m) for m in graph} <= set(rank), f"units without a layer: {sorted({unit(m) for m in graph} - set(rank))}"
+    return [f"{a} -> {b}" for a, targets in graph.items() for b in sorted(targets) if rank[unit(b)] > rank[unit(a)]]
+
+
 def test_every_import_goes_down_the_layers():
-    graph = import_graph()
-    rank = {module: i for i, layer in enumerate(LAYERS) for module in layer}
-    assert set(graph) == set(rank), f"modules without a layer: {sorted(set(graph) - set(rank))}"
-    upward = [f"{a} -> {b}" for a, targets in graph.items() for b in targets if rank[b] > rank[a]]
+    upward = upward_imports(import_graph())
     assert not upward, upward
+
+
+def test_the_layer_check_catches_a_planted_upward_import():
+    graph = import_graph()
+    graph["batchcore.model.chain"] = graph["batchcore.model.chain"] | {"batchcore.backends.base"}
+    assert upward_imports(graph) == ["batchcore.model.chain -> batchcore.backends.base"]
+
+
+def test_the_top_level_stays_small_and_names_its_concerns():
+    top = sorted(p.stem for p in (ROOT / "batchcore").glob("*.py"))
+    assert len(top) <= 10, top
+    packages = {p.name for p in (ROOT / "batchcore").iterdir() if (p / "__init__.py").exists()}
+    assert packages == {"model", "frontends", "backends", "measure", "results", "run", "present", "studies"}
+
+
+def backend_class_dispatch(tree: ast.AST) -> list[int]:
+    """Lines of ``isinstance(x, SomethingBackend)`` (or a tuple holding one)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance" and len(node.args) == 2:
+            classes = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+            if any(getattr(c, "id", getattr(c, "attr", "")).endswith("Backend") and
+                   getattr(c, "id", getattr(c, "attr", "")) != "Backend" for c in classes):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_only_backends_dispatch_on_backend_classes():
+    """Who runs which model is the backends' own answer (Backend.runs), not an isinstance ladder elsewhere."""
+    found = {str(p.relative_to(ROOT)): lines for p in (ROOT / "batchcore").rglob("*.py")
+             if "backends" not in p.parts and (lines := backend_class_dispatch(ast.parse(p.read_text())))}
+    assert not found, found
+    planted = ast.parse("if isinstance(b, TorchBackend) or isinstance(b, (Model, bk.NativeBackend)): pass")
+    assert backend_class_dispatch(planted) == [1, 1]

@@ -1,6 +1,8 @@
 """Native memory: the tracked peak equals the planner's prediction, byte for byte, and both equal the
 the formula of docs/measurement.md recomputed here; a byte budget turns into OutOfMemoryError with nothing leaked."""
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -126,7 +128,10 @@ def test_largest_batch_search_finds_a_planted_limit(limit):
     assert len(dev.passes) <= 2 * doublings
 
 
-@pytest.mark.skipif(not __import__("batchcore.rss").rss.supported(), reason="needs Linux's /proc/self/clear_refs")
+PYTORCH_MEMORY = importlib.import_module("batchcore.backends.pytorch_memory")
+
+
+@pytest.mark.skipif(not PYTORCH_MEMORY.supported(), reason="needs Linux's /proc/self/clear_refs")
 def test_torch_cpu_memory_is_rss_growth_that_sees_the_activations():
     pytest.importorskip("torch")
     # 64 -> 4096 -> relu -> 64: at B rows the pass holds the linear's output and relu's (out of place),

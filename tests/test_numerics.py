@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import batchcore as bc
-from batchcore import numerics as nm
+from batchcore.results import numerics as nm
 
 floats32 = st.floats(width=32, allow_nan=True, allow_infinity=True)
 
@@ -100,7 +100,7 @@ def test_position_neighbour_and_run_to_run_checks():
     ([[1e-3, 0]], [[0, 0]], np.inf),
 ])
 def test_relative_error_handles_overflow_without_nan(y, exact, err):
-    from batchcore.numerics import relative_error
+    from batchcore.results.numerics import relative_error
 
     got = relative_error(np.array(y, np.float32), np.array(exact, np.float32))
     assert got[0] == pytest.approx(err) if np.isfinite(err) else got[0] == err

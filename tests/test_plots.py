@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore import plots
-from batchcore.results import POINT_FIELDS
+from batchcore.present import plots
+from batchcore.results.sweep_result import POINT_FIELDS
 
 pytest.importorskip("matplotlib")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore.probes import Probe, cache_dir, last_level_cache_bytes
+from batchcore.measure.probes import Probe, cache_dir, derive_clock, last_level_cache_bytes
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_clock_is_consistent_with_the_fma_width_or_unknown_with_the_reason(o
     (100.0, 1, 0.0, None),    # the chain did not run
 ])
 def test_derive_clock_accepts_only_whole_fma_widths(peak, threads, adds, clock):
-    got, note = bc.probes.derive_clock(peak, threads, adds)
+    got, note = derive_clock(peak, threads, adds)
     assert got == clock and (note is None) == (clock is not None)
 
 
@@ -148,7 +148,7 @@ def test_gpu_probe_without_a_gpu_says_why():
 def test_a_cache_from_another_cpu_kind_or_build_is_not_read(tmp_path, monkeypatch):
     import importlib
 
-    from batchcore import probes
+    from batchcore.measure import probes
 
     info = importlib.import_module("batchcore.info")
 
@@ -171,7 +171,7 @@ def test_a_cache_from_another_cpu_kind_or_build_is_not_read(tmp_path, monkeypatc
 
 
 def test_a_sweep_over_the_cached_peak_measures_the_probe_again(tmp_path, monkeypatch):
-    from batchcore import probes
+    from batchcore.measure import probes
 
     monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
     probes._probe_cached.cache_clear()

@@ -4,7 +4,7 @@ writes its steps to standard error, one not asked (standard error not a terminal
 import pytest
 
 import batchcore as bc
-from batchcore.progress import Steps, enabled
+from batchcore.present.progress import Steps, enabled
 
 TIMER = dict(timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), rounds=2, ceilings=False, rows=16)
 
@@ -23,8 +23,13 @@ def test_who_decides_whether_to_draw(monkeypatch):
 def test_a_sweep_shows_its_steps_only_when_asked(capsys, monkeypatch):
     monkeypatch.delenv("BATCHCORE_PROGRESS", raising=False)
     model = bc.mlp([8, 4], seed=0)
-    bc.sweep(model, batch_sizes=[1, 4], backends=[bc.native()], **TIMER)
+    bc.sweep(model, batch_sizes=[1, 4], backends=[bc.native()], progress=False, **TIMER)
     assert capsys.readouterr().err == ""
+    # standard error is not a terminal here: no bar, but a line per backend when it starts and finishes
+    bc.sweep(model, batch_sizes=[1, 4], backends=[bc.native(), bc.numpy()], **TIMER)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["sweep: outputs of 2 backend(s) at 2 batch size(s)", "sweep: timing native[seq], 2 points in 2 rounds",
+                     "sweep: timing numpy, 2 points in 2 rounds", "sweep: native[seq] finished", "sweep: numpy finished"]
     bc.sweep(model, batch_sizes=[1, 4], backends=[bc.native()], progress=True, **TIMER)
     err = capsys.readouterr().err
     assert "sweep" in err and "4/4" in err  # 2 sizes x 2 rounds, all done

@@ -2,7 +2,7 @@
 measured from outside marked "~", and the class numbers those of res.classes()."""
 
 import batchcore as bc
-from batchcore.report import Classes
+from batchcore.present.text import Classes
 
 
 def point(backend, B, fingerprint, memory="tracked allocator (exact)", **extra):

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import batchcore as bc
-from batchcore import resultfile
+from batchcore import files as resultfile
 
 
 def test_json_safe_replaces_every_non_finite_number():

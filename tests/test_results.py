@@ -9,7 +9,7 @@ import pytest
 
 import batchcore as bc
 from batchcore.backends import TimedBatch
-from batchcore.results import POINT_FIELDS, SweepResult, make_point
+from batchcore.results.sweep_result import POINT_FIELDS, SweepResult, make_point
 
 
 def ulps(a: float, b: float) -> int:

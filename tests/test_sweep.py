@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore import numerics as nm
+from batchcore.frontends.torch.chain import build_module
+from batchcore.results import numerics as nm
 
 FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)  # a sweep's speed is not under test here
 
@@ -58,7 +59,7 @@ def test_torch_figures_equal_plain_torch_loops(model):
     sizes = [1, 2, 5, 16, 64, 300]
     res = bc.sweep(model, sizes, [bc.torch()], rows=ROWS, timer=FAST)
     data = np.random.default_rng(0).standard_normal((ROWS, 64), dtype=np.float32)  # the sweep's default data
-    module = bc.torch_models.build_module(model)  # an equivalent module of its own
+    module = build_module(model)  # an equivalent module of its own
     x = torch.from_numpy(data)
 
     def batched(B):
@@ -187,7 +188,7 @@ def test_a_backend_without_a_probe_keeps_its_points_and_says_why(model, monkeypa
     def unavailable(backend):
         raise bc.DeviceUnavailableError("no probe for this device here")
 
-    monkeypatch.setattr(sys.modules["batchcore.sweep"], "_ceiling", unavailable)  # the module, not bc.sweep
+    monkeypatch.setattr(sys.modules["batchcore.run.sweep"], "ceiling", unavailable)  # the module, not bc.sweep
     res = bc.sweep(model, [2], [bc.native()], rows=8, timer=FAST)
     assert res.env["probes"]["native[seq]"] == {"unavailable": "no probe for this device here"}
     assert res.points[0]["peak_frac"] is None and res.points[0]["time_ms"] > 0

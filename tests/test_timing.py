@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import batchcore as bc
-from batchcore.timing import Timer
+from batchcore.measure.timing import Timer
 
 
 def median_ci_reference(samples, confidence=0.95):

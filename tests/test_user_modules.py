@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from batchcore import numerics
+from batchcore.results import numerics
 
 torch = pytest.importorskip("torch")
 FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
@@ -124,7 +124,8 @@ def test_a_custom_forward_sweeps_through_torch_as_it_is():
     x = np.random.default_rng(0).standard_normal((40, 48)).astype(np.float32)
     res = bc.sweep(net, data=x, batch_sizes=[1, 2, 7, 40], backends=[bc.torch()], timer=FAST, rounds=1)
     assert [p["batch_size"] for p in res.points] == [1, 2, 7, 40]
-    assert res.config["model"]["kind"] == "user module" and res.config["model"]["class"] == "MyNet"
+    described = res.config["model"]
+    assert described["kind"] == "opaque module" and described["framework"] == "torch" and described["class"] == "MyNet"
     check_points_against_plain_torch(res, net, (torch.from_numpy(x),))
     assert all(p["gflops"] is None and p["max_ulp_vs_exact"] is None for p in res.points)
     rows = [line.split() for line in res.table().splitlines() if line.startswith("torch[cpu]")]
@@ -228,7 +229,7 @@ def test_a_sequential_that_from_torch_reads_still_runs_on_every_backend():
     net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).eval()
     x = np.random.default_rng(5).standard_normal((10, 12)).astype(np.float32)
     res = bc.sweep(net, data=x, batch_sizes=[1, 10], backends=[bc.torch(), bc.native()], timer=FAST, rounds=1)
-    assert "user module" not in str(res.config["model"])
+    assert "opaque module" not in str(res.config["model"])
     assert {p["backend"] for p in res.points} == {"torch[cpu]", "native[seq]"}
     assert all(p["max_ulp_vs_exact"] is not None for p in res.points)
 
@@ -246,7 +247,7 @@ class DataDependent(torch.nn.Module):
 
 
 def test_cpu_memory_of_a_users_module_in_a_fresh_process():
-    from batchcore import rss
+    from batchcore.backends import pytorch_memory as rss
 
     if not rss.supported():
         pytest.skip("needs Linux's /proc/self/clear_refs")

@@ -58,6 +58,11 @@ py::array model_input(const Model& self, const py::object& obj) { return f32_row
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "batchcore's CPU core: named accumulation orders, GEMM, forward passes, tracked memory.";
+#ifdef BATCHCORE_VERSION
+  m.attr("__version__") = BATCHCORE_VERSION;  // pyproject.toml's, through CMake
+#else
+  m.attr("__version__") = "0.0.0+unknown";
+#endif
 
   // The base class first, subclasses with it as their base; translators run newest first.
   static py::exception<Error> base(m, "BatchcoreError", PyExc_Exception);

@@ -7,9 +7,8 @@
     print(res.table()); print(res.classes())
 """
 
-from . import decisions, devices, numerics, orders, studies
-from .backends import cupy, native, numpy, torch
-from .decisions import compare
+from . import devices, studies
+from .backends import cupy, native, numpy, torch  # noqa: F401  (bc.torch() etc.; not in __all__, see below)
 from .errors import (
     ArgumentError,
     BatchcoreError,
@@ -24,21 +23,28 @@ from .errors import (
     ShapeError,
     UnsupportedLayerError,
 )
+from .frontends.torch.chain import from_torch
 from .info import _version, info
-from .memory import LargestBatch, largest_batch
-from .models import Layer, Model, mlp
-from .probes import Probe, probe
-from .results import SweepResult
-from .sweep import sweep
-from .timing import Measurement, Timer
-from .torch_models import from_torch
+from .measure import orders
+from .measure.capacity import LargestBatch, largest_batch
+from .measure.probes import Probe, probe
+from .measure.timing import Measurement, Timer
+from .model.chain import Layer, Model, mlp
+from .model.graph import GraphModel
+from .results import decisions, numerics
+from .results.decisions import compare
+from .results.sweep_result import SweepResult
+from .run.sweep import sweep
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 
+# What ``from batchcore import *`` binds: the functions, classes and exceptions, never the backend
+# factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``), which would shadow the
+# user's own ``torch`` and ``numpy`` modules.
 __all__ = [
-    "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "NonFiniteError",
-    "ModuleError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
-    "compare", "decisions", "devices", "studies", "LargestBatch", "Layer", "Measurement", "largest_batch", "Model", "SweepResult",
-    "Timer", "cupy", "from_torch", "info", "mlp", "native", "numerics", "numpy", "orders", "Probe", "probe", "sweep",
-    "torch",
+    "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
+    "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
+    "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
+    "compare", "decisions", "devices", "from_torch", "info", "largest_batch", "mlp", "native", "numerics", "orders",
+    "probe", "studies", "sweep",
 ]

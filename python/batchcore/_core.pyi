@@ -12,6 +12,7 @@ import numpy
 import numpy.typing
 
 __all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'fixed_math', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
+__version__: str
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):

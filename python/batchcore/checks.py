@@ -8,6 +8,7 @@ converted silently (``2.7``, ``"3"`` and ``True`` are not batch sizes).
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 from .errors import ArgumentError, OutOfMemoryError, ShapeError
 
@@ -68,3 +69,19 @@ def require_allocatable(nbytes: int, what: str) -> None:
     avail = available_memory_bytes()
     if avail is not None and nbytes > avail:
         raise OutOfMemoryError(f"{what} needs {nbytes / 2**30:.3g} GiB; {avail / 2**30:.3g} GiB of memory is available")
+
+
+def labels(value: object, rows: int, classes: int | None = None) -> Any:
+    """Integer class labels, one per row (a numpy array or anything ``np.asarray`` takes, a torch tensor
+    included), each in ``[0, classes)`` when the number of classes is known: ShapeError otherwise (a label
+    outside the output's classes could never be predicted, and would silently lower the accuracy)."""
+    import numpy as np
+
+    out = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
+    if out.shape != (rows,) or not np.issubdtype(out.dtype, np.integer):
+        raise ShapeError(f"labels must be integers of shape ({rows},), got {out.dtype} {out.shape}")
+    if classes is not None and out.size and (int(out.min()) < 0 or int(out.max()) >= classes):
+        bad = out[(out < 0) | (out >= classes)]
+        raise ShapeError(f"labels must be classes 0..{classes - 1} of the model's {classes} outputs; found {int(bad[0])} "
+                         f"({bad.size} of {rows} labels out of range)")
+    return out

@@ -31,7 +31,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _print_json(doc: Any) -> None:
-    from .resultfile import json_safe
+    from .files import json_safe
 
     print(json.dumps(json_safe(doc), indent=1, allow_nan=False))
 
@@ -99,7 +99,7 @@ def run_sweep(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from . import html_report
+    from . import report as html_report
 
     html_report.write(args.runs, args.output, latency_ms=args.latency_ms, budget_bytes=args.budget_bytes)
     print(f"wrote {args.output} ({len(args.runs)} result file{'s' if len(args.runs) > 1 else ''})")

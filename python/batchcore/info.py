@@ -6,7 +6,6 @@ import glob
 import os
 import platform
 import sys
-from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -15,10 +14,8 @@ from . import _core
 
 
 def _version() -> str:
-    try:
-        return metadata.version("batchcore")
-    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "unknown"
+    """pyproject.toml's version, as compiled into the core (a source build reports it too)."""
+    return str(_core.__version__)
 
 
 def cpu_model() -> str:

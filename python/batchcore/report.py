@@ -1,72 +1,220 @@
-"""Rendering sweep results for people: the table and the invariance classes as plain text."""
+"""``batchcore report run.jsonl [study.json ...] -o report.html``: one self-contained HTML page.
+
+The page answers the questions for whatever the files hold: a sweep (JSON or JSON lines) gives "does the
+batch size change the predictions?" (bits, flips, accuracy with intervals, classes) and "how fast, and
+how much memory?" (latency and throughput with intervals, the knee, the best batch under a budget, peak
+memory); each study file (:mod:`batchcore.studies`) adds its own section, its verdict first. The
+environment of every run closes the page. Figures are PNGs embedded as data URLs and the style sheet is
+inline: the page loads nothing from anywhere, so it opens offline, attached to a mail or in a CI artefact.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+import json
 import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from . import files as resultfile
+from .errors import ArgumentError, ResultFileError
+from .present import plots
+from .results import decisions, numerics
+from .results.sweep_result import SweepResult
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:72em;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}
+table.env td:last-child{text-align:left;font-family:monospace;font-size:.85em;word-break:break-word}
+.verdict{background:#eef6ee;border-left:4px solid #4a4;padding:.5em .8em}.note{color:#666;font-size:.9em}
+"""
 
 
-def _fmt(v: object, spec: str) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(value: Any, spec: str = ".4g") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return format(v, spec)
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
 
 
-# (header, field or function, format)
-COLUMNS = [
-    ("backend", "backend", "s"),
-    ("B", "batch_size", "d"),
-    ("time ms", "time_ms", ".4g"),
-    ("95% CI", lambda p: f"[{_fmt(p.get('time_ms_ci_low'), '.4g')}, {_fmt(p.get('time_ms_ci_high'), '.4g')}]", "s"),
-    ("n", "samples", "d"),
-    # "yes": the CI met the timer's target; "no": it timed out first; "!" marks IQR/median > 10 %.
-    ("target", lambda p: ("yes" if p.get("target_met") else "no") + ("!" if p.get("noisy") else ""), "s"),
-    ("rows/s", "samples_per_s", ".4g"),
-    ("GFLOP/s", "gflops", ".3g"),
-    # of the measured fma peak, and of the roofline min(peak, bandwidth x intensity): who bounds the point
-    ("%peak", lambda p: None if p.get("peak_frac") is None else 100 * p["peak_frac"], ".0f"),
-    ("%roof", lambda p: None if p.get("roofline_frac") is None else 100 * p["roofline_frac"], ".0f"),
-    # exact where the core's tracking allocator counted it; "~" marks memory read from outside (torch's
-    # counters on a GPU, RSS growth on the CPU: see the point's memory_method)
-    ("peak MiB", lambda p: None if p["peak_bytes"] is None else
-        ("" if (p.get("memory_method") or "").endswith("(exact)") else "~") + format(p["peak_bytes"] / 2**20, ".3f"), "s"),
-    ("=B1 bits", "bitwise_equal_frac", ".4f"),
-    ("maxULP B1", "max_ulp_vs_b1", "d"),
-    ("argmax Δ", "argmax_changed", "d"),
-    ("acc", "accuracy", ".4f"),
-    ("maxULP exact", "max_ulp_vs_exact", "d"),
-    ("class", "class_id", "d"),
-]
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """An HTML table; cells are escaped (numbers formatted to 4 significant digits)."""
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def text_table(columns: list[str], rows: list[list[object]]) -> str:
-    """Columns aligned, the first to the left and the others to the right, a rule under the header;
-    numbers to 4 significant digits, None as ``-``."""
-    cells = [list(columns)] + [[v if isinstance(v, str) else _fmt(v, "d" if isinstance(v, int) and not isinstance(v, bool)
-                                                                   else ".4g" if isinstance(v, float) else "") for v in r]
-                               for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    lines = []
-    for j, r in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def image(fig: Any, alt: str) -> str:
+    """A figure as an embedded PNG."""
+    data = base64.b64encode(plots.image_bytes(fig, "png")).decode("ascii")
+    return f'<p><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def format_table(points: list[dict]) -> str:
-    """One row per (backend, batch size), columns aligned."""
-    return text_table([h for h, _, _ in COLUMNS],
-                      [[_fmt(f(p) if callable(f) else p.get(f), spec) for _, f, spec in COLUMNS] for p in points])
+def _panels(points: list[dict], *draw: Any) -> Any:
+    fig, axes = plots.figure(5.2 * len(draw), 3.6, 1, len(draw))
+    for ax, fn in zip(axes, draw):
+        fn(ax, points)
+    return fig
 
 
-class Classes(dict):
-    """``{backend label: [[batch sizes with identical output bits], ...]}``; one class = batch invariant."""
+def accuracy_rows(result: SweepResult) -> list[list[Any]]:
+    """Per point with an accuracy: backend, B, accuracy and its 95 % Wilson interval (in %), flips."""
+    rows = result.config.get("rows")
+    out = []
+    for p in result.points:
+        if p.get("accuracy") is None or not isinstance(rows, int) or rows <= 0:
+            continue
+        low, high = numerics.accuracy_interval(round(p["accuracy"] * rows), rows)
+        out.append([p["backend"], p["batch_size"], 100 * p["accuracy"], f"[{100 * low:.2f}, {100 * high:.2f}]",
+                    p.get("argmax_changed")])
+    return out
 
-    def __str__(self) -> str:
-        width = max((len(k) for k in self), default=0)
-        lines = []
-        for label, groups in self.items():
-            verdict = "batch invariant" if len(groups) == 1 else f"{len(groups)} classes"
-            body = "  ".join("{" + ", ".join(map(str, g)) + "}" for g in groups)
-            lines.append(f"{label.ljust(width)}  {verdict:>15}:  {body}")
-        return "\n".join(lines)
+
+def numbers_verdict(result: SweepResult) -> str:
+    """One sentence per backend: batch invariant or how many classes, how far, how many flips."""
+    classes = result.classes()
+    parts = []
+    for label, groups in classes.items():
+        pts = [p for p in result.points if p["backend"] == label]
+        flips = max((p.get("argmax_changed") or 0 for p in pts), default=0)
+        if len(groups) == 1:
+            parts.append(f"{label}: the same bits at every batch size.")
+            continue
+        worst = max((p.get("max_ulp_vs_b1") or 0 for p in pts), default=0)
+        least = min((p.get("bitwise_equal_frac") or 0 for p in pts), default=0)
+        parts.append(f"{label}: {len(groups)} classes of output bits; as few as {100 * least:.1f} % of the output "
+                     f"elements keep B=1's bits, up to {worst} ULP apart; "
+                     + ("no prediction changed." if flips == 0 else f"up to {flips} predictions changed."))
+    return " ".join(parts)
+
+
+def certainty(best: decisions.BestBatch) -> str:
+    """How sure a best batch is, in words."""
+    if best.batch_size is None:
+        return best.reason or "no batch size meets the budget"
+    if best.sure:
+        return "sure: ahead beyond the intervals"
+    parts = [f"tied with B={', '.join(map(str, best.tied))}" if best.tied else "",
+             f"B={', '.join(map(str, best.budget_unsure))} straddle the budget" if best.budget_unsure else ""]
+    return "; ".join(p for p in parts if p) or "not sure"
+
+
+def sweep_sections(result: SweepResult, name: str, latency_ms: float | None, budget_bytes: int | None) -> str:
+    """The numbers and the speed of one sweep."""
+    points = result.points
+    out = [f"<h2>Does the batch size change the predictions? <small>({_e(name)})</small></h2>",
+           f"<p>Model: <code>{_e(result.config.get('model', '?'))}</code>, {_e(result.config.get('rows', '?'))} rows "
+           "run in consecutive batches of B rows, each output compared bit for bit with the same backend at B=1.</p>",
+           f'<p class="verdict">{_e(numbers_verdict(result))}</p>',
+           image(_panels(points, plots.draw_bits, plots.draw_flips), "bitwise agreement and prediction flips against B")]
+    fig, axes = plots.figure(10, 0.6 + 0.45 * len(result.classes()))
+    plots.draw_classes(axes[0], points, result.classes())
+    out.append(image(fig, "invariance classes per backend"))
+    acc = accuracy_rows(result)
+    if acc:
+        out += ["<p>Accuracy per batch size, with its 95 % Wilson interval:</p>",
+                table(["backend", "B", "accuracy %", "95 % CI %", "flips vs B=1"], acc)]
+    out += [f"<h2>How fast, and how much memory? <small>({_e(name)})</small></h2>",
+            image(_panels(points, plots.draw_latency, plots.draw_throughput), "latency and throughput against B")]
+    rows = []
+    for label in dict.fromkeys(p["backend"] for p in points):
+        knee = decisions.knee(points, backend=label)
+        best = decisions.best_batch(points, latency_ms, "p99", label) if latency_ms else None
+        rows.append([label, knee.batch_size if knee.batch_size is not None else "beyond the swept range",
+                     "-" if best is None else best.batch_size, "-" if best is None else certainty(best)])
+    columns = ["backend", "knee (next B buys < 5 % throughput)"]
+    if latency_ms:
+        columns += [f"best B with p99 <= {latency_ms:g} ms", "certainty"]
+    out.append(table(columns, [r[:len(columns)] for r in rows]))
+    fig, axes = plots.figure(6, 3.6)
+    plots.draw_memory(axes[0], points, budget_bytes)
+    out.append(image(fig, "peak memory against B"))
+    out.append(f"<p>The full table:</p><pre>{_e(result.table())}</pre>")
+    return "\n".join(out)
+
+
+def study_section(study: dict[str, Any]) -> str:
+    """A study's own section: its question, its verdict, its tables and figures (as the study wrote them)."""
+    out = [f"<h2>{_e(study.get('question', study.get('study', 'study')))}</h2>",
+           f'<p class="verdict">{_e(study.get("verdict", ""))}</p>']
+    for t in study.get("tables", []):
+        out += [f"<p>{_e(t.get('title', ''))}</p>", table(t["columns"], t["rows"])]
+    for note in study.get("notes", []):
+        out.append(f'<p class="note">{_e(note)}</p>')
+    from .studies.figures import figures_of
+
+    for fig, alt in figures_of(study):
+        out.append(image(fig, alt))
+    return "\n".join(out)
+
+
+def environment_section(envs: list[tuple[str, dict[str, Any]]]) -> str:
+    """The environments the runs carry, each distinct one once (with the files that ran in it): versions,
+    machine, build, thread settings, and the probed ceilings as a table of their own."""
+    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
+    for name, env in envs:
+        key = json.dumps({k: v for k, v in env.items() if k != "probes"}, sort_keys=True, default=str)
+        groups.setdefault(key, ([], env))[0].append(name)
+    out = ["<h2>Environment</h2>"]
+    for names, env in groups.values():
+        rows = [[k, v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)]
+                for k, v in env.items() if k != "probes"]
+        out += [f"<p><b>{_e(', '.join(names))}</b>: {_e(plots.machine(env))}</p>",
+                table(["field", "value"], rows).replace("<table>", '<table class="env">')]
+        probes = [(label, c) for label, c in (env.get("probes") or {}).items() if isinstance(c, dict) and "peak_gflops" in c]
+        if probes:
+            out.append(table(["backend", "device", "threads", "fma peak GFLOP/s", "memory GB/s", "cache GB/s", "measured"],
+                             [[label, c.get("device"), c.get("threads"), c.get("peak_gflops"), c.get("bandwidth_gbs"),
+                               c.get("cache_bandwidth_gbs"), c.get("measured_at")] for label, c in probes]))
+    return "\n".join(out)
+
+
+def load(path: str | os.PathLike[str]) -> SweepResult | dict[str, Any]:
+    """A sweep (JSON or JSON lines) or a study (a JSON document with ``"type": "study"``)."""
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        doc = None  # not one JSON document: resultfile.load names what is wrong
+    if isinstance(doc, dict) and doc.get("type") == "study":
+        if not isinstance(doc.get("study"), str) or not isinstance(doc.get("env", {}), dict):
+            raise ResultFileError(f"{os.fspath(path)}: a study record needs a 'study' name and an 'env' object")
+        return doc
+    return SweepResult.from_json(path)
+
+
+def render(paths: Sequence[str | os.PathLike[str]], latency_ms: float | None = None,
+           budget_bytes: int | None = None) -> str:
+    """The page for these result files, as a string."""
+    if not paths:
+        raise ArgumentError("report needs at least one result file (a sweep's .json/.jsonl or a study's .json)")
+    body, envs = [], []
+    for path in paths:
+        name = os.path.basename(os.fspath(path))
+        run = load(path)
+        if isinstance(run, SweepResult):
+            if not run.points:
+                raise ResultFileError(f"{os.fspath(path)} holds no measured point yet")
+            body.append(sweep_sections(run, name, latency_ms, budget_bytes))
+            envs.append((name, run.env))
+        else:
+            body.append(study_section(run))
+            envs.append((name, run.get("env", {})))
+    title = "What does the batch size change?"
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>batchcore: {_e(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>batchcore: {_e(title)}</h1>"
+            f"<p class=\"note\">From {', '.join(_e(os.path.basename(os.fspath(p))) for p in paths)}.</p>"
+            + "\n".join(body) + environment_section(envs) + "</body></html>\n")
+
+
+def write(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], latency_ms: float | None = None,
+          budget_bytes: int | None = None) -> None:
+    """Render the page and write it atomically to ``out``."""
+    resultfile.atomic_write(out, render(paths, latency_ms, budget_bytes))

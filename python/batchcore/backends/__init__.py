@@ -2,7 +2,7 @@
 
 Each backend has ``run(model, x)`` (one forward pass of the rows of ``x``, float32 ``(B, outputs)``),
 ``run_batched(model, data, batch_size)`` (consecutive batches, as an evaluation loop runs them),
-``measure(model, x, timer)`` (the timer policy of :mod:`batchcore.timing` applied to one batch, with the
+``measure(model, x, timer)`` (the timer policy of :mod:`batchcore.measure.timing` applied to one batch, with the
 memory the pass held) and a readable ``label``. ``native`` is timed inside the core (a monotonic clock on
 the CPU, CUDA events on the GPU); ``torch`` and ``cupy`` on a GPU with their own CUDA events around the
 library call (input already on the device); ``torch`` and ``numpy`` on the CPU with the core's clock
@@ -14,8 +14,8 @@ from __future__ import annotations
 from .arrays import CupyBackend, NumpyBackend, array_forward
 from .base import Backend, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes
 from .cuda_events import event_sampler, stream_sm_clock
-from .native_backend import NativeBackend, cpu_model, gpu_model
-from .torch_backend import TorchBackend, module_on
+from .native_core import NativeBackend, cpu_model, gpu_model
+from .pytorch import TorchBackend, module_on
 
 __all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "TimedBatch", "TorchBackend", "array_forward",
            "check_batch_size", "check_input", "cold_copies", "cold_input_bytes", "cpu_model", "cupy", "event_sampler",
@@ -37,7 +37,7 @@ def torch(device: str = "cpu", tf32: bool = False, threads: int | None = None,
     """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
     ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core).
     ``measure_memory`` (CPU): each measured point also runs one pass in a fresh process to read its peak
-    RSS growth (:mod:`batchcore.rss`, about a second per point); on a GPU torch's own peak counter is used."""
+    RSS growth (:mod:`batchcore.backends.pytorch_memory`, about a second per point); on a GPU torch's own peak counter is used."""
     return TorchBackend(device, tf32, threads, measure_memory)
 
 

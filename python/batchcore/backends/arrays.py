@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ArgumentError, DeviceUnavailableError, MissingDependencyError
-from ..graph_models import AnyModel
-from ..models import Model
-from ..timing import Timer, as_timer
-from .base import Backend, TimedBatch, check_batch_size, check_input
+from ..measure.timing import Timer, as_timer
+from ..model.chain import Model
+from ..model.graph import AnyModel, GraphModel
+from .base import Backend, Runs, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _sm_clock_for, event_sampler
 
 # Per model, its parameters as CuPy arrays (copied to the GPU once); an entry goes when its model does.
@@ -20,11 +20,11 @@ _DEVICE_PARAMS: weakref.WeakKeyDictionary[Model, list[dict[str, Any]]] = weakref
 
 
 def require_chain(backend: Backend, model: Any) -> Model:
-    """The array backends run chain models (their forward pass is written layer by layer); a graph model
+    """The array backends run chain models (their forward pass is written layer by layer); anything else
     gets ArgumentError saying who runs it."""
-    if not isinstance(model, Model):
-        raise ArgumentError(f"{backend.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
-                            f"{getattr(model, 'name', model)!r} is a graph model: run it with bc.native() or bc.torch()")
+    verdict = backend.runs(model)
+    if not verdict:
+        raise ArgumentError(verdict.reason)
     return model
 
 
@@ -33,6 +33,13 @@ class NumpyBackend(Backend):
 
     name = "numpy"
     order = "library"
+
+    def runs(self, model: Any) -> Runs:
+        """Chain models only: the array forward pass is written layer by layer."""
+        if isinstance(model, GraphModel):
+            return Runs(False, f"{self.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
+                               f"{model.name!r} is a graph model: run it with bc.native() or bc.torch()")
+        return super().runs(model)
 
     def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         chain = require_chain(self, model)
@@ -105,6 +112,9 @@ class CupyBackend(NumpyBackend):
         cp.cuda.get_current_stream().synchronize()
         return TimedBatch(measurement, pool.total_bytes(), None, "cupy.cuda.Event around the array calls" + _clock_note(sm_clock),
                         "cupy default memory pool total after one pass (input, parameters and intermediates)")
+
+    def bounds_memory(self, budget_bytes: int | None) -> bool:
+        return True  # cupy's memory pool, on the GPU
 
     def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         model = require_chain(self, model)

@@ -11,15 +11,16 @@ import numpy as np
 
 from .. import _core, checks
 from ..errors import ArgumentError, ShapeError
-from ..graph_models import AnyModel, GraphModel, check_token_ids
 from ..info import last_level_cache_bytes
-from ..models import Model
-from ..timing import Measurement, Timer, as_timer
+from ..measure.timing import Measurement, Timer, as_timer
+from ..model.chain import Model
+from ..model.graph import AnyModel, GraphModel, check_token_ids
+from ..model.opaque import OpaqueModel
 
 
 @dataclass
 class TimedBatch:
-    """A batch timed by a backend: the timer's statistics (a :class:`~batchcore.timing.Measurement`), the
+    """A batch timed by a backend: the timer's statistics (a :class:`~batchcore.measure.timing.Measurement`), the
     memory the forward pass held at its peak (bytes, or None where it cannot be measured honestly), the
     planner's prediction (native only, bytes) and how both the time and the memory were measured."""
 
@@ -43,6 +44,20 @@ def cold_copies(input_bytes: int) -> int:
     """Copies of an input of ``input_bytes`` that hold :func:`cold_input_bytes` (at least 2); the core's
     Model.cold_copies counts the same way."""
     return max(2, -(-cold_input_bytes() // input_bytes))
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Whether a backend runs a model: true, or false with the ``reason`` (a sentence a user can act on)."""
+
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+YES = Runs(True)
 
 
 def check_input(model: AnyModel, x: Any, finite: bool = True) -> np.ndarray:
@@ -81,6 +96,22 @@ class Backend:
     def __repr__(self) -> str:
         return f"<batchcore backend {self.label}>"
 
+    def runs(self, model: Any) -> Runs:
+        """Whether this backend runs ``model`` (the seam between frontends and backends: a sweep asks every
+        backend before it runs anything). The base runs the models batchcore reads (chains and graphs);
+        a framework's module run as it is only by that framework's backends."""
+        if isinstance(model, (Model, GraphModel)):
+            return YES
+        if isinstance(model, OpaqueModel):
+            return Runs(False, f"{self.label} cannot run {model.name}, a {model.framework} module batchcore runs as "
+                               f"it is; that framework's backends run it")
+        return Runs(False, f"{model!r} is not a batchcore model (bc.mlp(...), bc.from_torch(module))")
+
+    def bounds_memory(self, budget_bytes: int | None) -> bool:
+        """Whether :meth:`peak_bytes_if_fits` can answer under ``budget_bytes`` (None: the device's own
+        memory): what :func:`batchcore.largest_batch` needs. The base cannot."""
+        return False
+
     def run(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
         return self._forward(model, check_input(model, x))
 
@@ -111,6 +142,15 @@ class Backend:
         their memory refuse with ArgumentError."""
         raise ArgumentError(f"{self.label} cannot bound or catch its memory use; largest_batch() supports "
                             "bc.native() (CPU with a budget, or GPU), and torch and cupy on a GPU")
+
+    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> list[Any]:
+        """A framework's module run as it is over all rows of ``data`` in batches of ``batch_size``: its
+        outputs (:class:`~batchcore.model.opaque.Output`). Only that framework's backends run it."""
+        raise ArgumentError(self.runs(model).reason)
+
+    def measure_module(self, model: OpaqueModel, data: Any, timer: Timer | None = None, memory: bool = True) -> TimedBatch:
+        """Time passes of ``model`` (run as it is) over all rows of ``data`` as one batch."""
+        raise ArgumentError(self.runs(model).reason)
 
     def settings(self) -> dict[str, Any]:
         """What identifies this backend's configuration in a result record."""

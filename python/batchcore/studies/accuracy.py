@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import numerics
 from ..backends import Backend
 from ..info import info
-from ..progress import Steps
-from ..sweep import check_batch_sizes
+from ..present.progress import Steps
+from ..results import numerics
+from ..run.sweep import check_batch_sizes
 from .outputs import check_labels, logits_runner
 from .record import Study, Table
 from .rounding import forward_error_bound

@@ -19,7 +19,7 @@ from ..backends import Backend
 from ..checks import positive_int
 from ..errors import ArgumentError
 from ..info import info
-from ..progress import Steps
+from ..present.progress import Steps
 from .outputs import batch_forward
 from .queue_check import check_setting
 from .record import Study, Table

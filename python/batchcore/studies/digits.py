@@ -88,7 +88,7 @@ def run(name: str, quick: bool = False, progress: bool | None = None) -> Study:
     """Study ``name`` (one of STUDY_NAMES) on the digits with the CNN above; ``quick``: fewer epochs, seeds,
     batch sizes and samples (seconds, for CI)."""
     from ..backends import native, torch
-    from ..timing import Timer
+    from ..measure.timing import Timer
     from .accuracy import accuracy
     from .deployment import deployment
     from .evaluation import evaluation

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .. import plots
+from ..present import plots
 
 Figures = list[tuple[Any, str]]  # (matplotlib Figure, alt text)
 

@@ -7,23 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from .. import checks
 from ..backends import Backend
-from ..backends.torch_backend import TorchBackend
 from ..errors import ShapeError
-from ..sweep import check_backends, resolve_data, resolve_model
-from ..user_modules import FLOAT_FORMATS, Output, UserModule, as_inputs, rows_of
+from ..model.opaque import OpaqueModel
+from ..run.plan import check_backends
+from ..run.sweep import resolve_data, resolve_model
+from ..run.workloads import first_logits
 
 Logits = Callable[[Backend, int], np.ndarray]
 Forward = Callable[[np.ndarray], Any]  # one pass over the rows at these indices
-
-
-def first_logits(outputs: list[Output], name: str) -> np.ndarray:
-    """The first floating output of shape (rows, classes): what predictions are read from."""
-    for o in outputs:
-        if o.fmt in FLOAT_FORMATS and o.values.ndim == 2:
-            return np.asarray(o.values, dtype=np.float32)
-    raise ShapeError(f"{name} returns no floating output of shape (rows, classes) to read predictions from "
-                     f"(it returns {', '.join(f'{o.name} {o.fmt} {list(o.values.shape)}' for o in outputs)})")
 
 
 def logits_runner(module: Any, data: Any, backends: Any, sizes: list[int]) -> tuple[list[Backend], Logits, int, str]:
@@ -32,15 +25,14 @@ def logits_runner(module: Any, data: Any, backends: Any, sizes: list[int]) -> tu
     backend; one it does not read runs on torch backends only (the others refused, saying why)."""
     backends = check_backends(backends)
     model = resolve_model(module, backends, data)
-    if isinstance(model, UserModule):
-        inputs = as_inputs(data, model)
-        name = model.name
+    if isinstance(model, OpaqueModel):
+        module_ = model
+        inputs = module_.inputs(data)
 
         def run_module(backend: Backend, B: int) -> np.ndarray:
-            assert isinstance(backend, TorchBackend)
-            return first_logits(backend.run_module(model, inputs, B), name)
+            return first_logits(backend.run_module(module_, inputs, B), module_.name)
 
-        return backends, run_module, rows_of(inputs), model.dtype or "fp32"
+        return backends, run_module, module_.count(inputs), module_.dtype or "fp32"
     x = resolve_data(model, data, None, 0, sizes)
 
     def run_model(backend: Backend, B: int) -> np.ndarray:
@@ -53,11 +45,8 @@ def logits_runner(module: Any, data: Any, backends: Any, sizes: list[int]) -> tu
 
 
 def check_labels(labels: Any, rows: int) -> np.ndarray:
-    """Integer class labels, one per row."""
-    out = np.asarray(labels.numpy() if hasattr(labels, "numpy") else labels)
-    if out.shape != (rows,) or not np.issubdtype(out.dtype, np.integer):
-        raise ShapeError(f"labels must be integers of shape ({rows},), got {out.dtype} {out.shape}")
-    return out
+    """Integer class labels, one per row (see :func:`batchcore.checks.labels`)."""
+    return checks.labels(labels, rows)
 
 
 def batch_forward(module: Any, data: Any, backend: Backend) -> tuple[Forward, int]:
@@ -65,15 +54,14 @@ def batch_forward(module: Any, data: Any, backend: Backend) -> tuple[Forward, in
     first, as a server gathers its queued requests; the number of rows)."""
     (backend,) = check_backends([backend])
     model = resolve_model(module, [backend], data)
-    if isinstance(model, UserModule):
-        inputs = as_inputs(data, model)
-        assert isinstance(backend, TorchBackend)
-        torch_backend = backend
+    if isinstance(model, OpaqueModel):
+        module_ = model
+        inputs = module_.inputs(data)
 
         def forward_module(idx: np.ndarray) -> Any:
-            return torch_backend.run_module(model, tuple(t[idx] for t in inputs), len(idx))
+            return backend.run_module(module_, module_.take(inputs, idx), len(idx))
 
-        return forward_module, rows_of(inputs)
+        return forward_module, module_.count(inputs)
     x = resolve_data(model, data, None, 0, [1])
 
     def forward_model(idx: np.ndarray) -> Any:

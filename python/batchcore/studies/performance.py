@@ -15,14 +15,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .. import decisions
-from ..backends import Backend, NativeBackend
+from ..backends import Backend
 from ..errors import ArgumentError, OutOfMemoryError
-from ..graph_models import GraphModel
-from ..memory import largest_batch
-from ..models import Model
-from ..sweep import sweep
-from ..timing import Timer
+from ..measure.capacity import largest_batch
+from ..measure.timing import Timer
+from ..model.chain import Model
+from ..model.graph import GraphModel
+from ..results import decisions
+from ..run.sweep import resolve_model, sweep
 from .record import Study, Table
 
 QUESTION = "How fast is inference at each batch size, where does a larger batch stop paying, and what is the largest that fits?"
@@ -33,14 +33,15 @@ def performance(module: Any, data: Any, batch_sizes: Any = (1, 2, 4, 8, 16, 32, 
                 timer: Timer | None = None, rounds: int = 3, progress: bool | None = None) -> Study:
     """Study 4 for ``module`` on ``data`` (rows first; at least the largest batch size of them): a sweep
     through ``backends`` (default torch and native seq), per backend the knee and, with ``latency_ms``, the
-    best batch whose p99 is within it; for each native backend the largest batch within ``budget_bytes``
+    best batch whose p99 is within it; for each backend that bounds its memory (``Backend.bounds_memory``:
+    native, and torch or cupy on a GPU) the largest batch within ``budget_bytes``
     (bytes; None on a GPU: its real memory). ``study.data`` holds the sweep's points, env and config."""
     from ..backends import native, torch
 
     backends = [torch(), native(order="seq")] if backends is None else backends
     # read once, for the sweep and the largest-batch search alike (torch.fx traces the module each time)
-    natives = [b for b in backends if isinstance(b, NativeBackend)]
-    readable = _readable(module, data) if natives else None
+    searched = [b for b in backends if b.bounds_memory(budget_bytes)]  # those largest_batch can search
+    readable = _readable(module, data, searched) if searched else None
     res = sweep(module if readable is None else readable, batch_sizes=batch_sizes, backends=backends, data=data,
                 timer=timer, rounds=rounds, progress=progress)
     labels = list(dict.fromkeys(p["backend"] for p in res.points))
@@ -48,7 +49,7 @@ def performance(module: Any, data: Any, batch_sizes: Any = (1, 2, 4, 8, 16, 32, 
     best = {b: dataclasses.asdict(decisions.best_batch(res.points, latency_ms, "p99", b)) for b in labels} if latency_ms else {}
     fits = {}
     model = res.config.get("model")
-    for b in natives:
+    for b in searched:
         if readable is None:
             continue
         try:
@@ -61,14 +62,12 @@ def performance(module: Any, data: Any, batch_sizes: Any = (1, 2, 4, 8, 16, 32, 
     return Study("performance", QUESTION, verdict(d), tables(d), notes(d), d, res.env)
 
 
-def _readable(module: Any, data: Any) -> Model | GraphModel | None:
-    """The model the native core runs for ``module`` (None when batchcore does not read it)."""
-    from ..sweep import resolve_model
-
+def _readable(module: Any, data: Any, backends: list[Backend]) -> Model | GraphModel | None:
+    """The model ``backends`` run for ``module`` when batchcore reads it (None when it does not)."""
     if isinstance(module, (Model, GraphModel)):
         return module
     try:
-        found = resolve_model(module, [NativeBackend()], data)
+        found = resolve_model(module, backends, data)
     except ArgumentError:
         return None
     return found if isinstance(found, (Model, GraphModel)) else None

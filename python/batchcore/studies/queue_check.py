@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import decisions
+from ..results import decisions
 from .serving import Served, ServiceTimes, observed_times, resample, serve, service_times, simulate
 
 AGREE_WITHIN = 0.10  # bc.compare's default min_change

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import Any
 
-from .. import resultfile
-from ..report import text_table
+from .. import files as resultfile
+from ..present.text import text_table
 
 
 @dataclass

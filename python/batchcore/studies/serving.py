@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..timing import quantile_ci
+from ..measure.timing import quantile_ci
 
 QUANTILES = np.linspace(0.01, 0.99, 99)  # the latency distribution kept with a summary, for plots
 STALL_FACTOR = 3.0  # a measured pass over 3x its size's median is a stall of the machine (see pool_stalls)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import numerics
 from ..info import info
-from ..progress import Steps
+from ..present.progress import Steps
+from ..results import numerics
 from .record import Study, Table
 
 QUESTION = "Does the training batch size change accuracy beyond seed noise; is accumulation a bigger batch; and BatchNorm?"

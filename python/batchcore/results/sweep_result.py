@@ -1,6 +1,6 @@
 """What a sweep produces: the record of one measured point (``make_point``, with the fields in
 ``POINT_FIELDS``) and :class:`SweepResult`, the points with their environment, the decisions read from
-them, and their files (JSON, JSON lines, CSV; the formats are in :mod:`batchcore.resultfile`)."""
+them, and their files (JSON, JSON lines, CSV; the formats are in :mod:`batchcore.files`)."""
 
 from __future__ import annotations
 
@@ -15,18 +15,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import checks, decisions, numerics, resultfile
-from .errors import MissingDependencyError
-from .graph_models import AnyModel
-from .probes import Probe
-from .report import Classes, format_table
-from .user_modules import FLOAT_FORMATS
+from .. import checks
+from .. import files as resultfile
+from ..errors import MissingDependencyError
+from ..frontends.torch.module import FLOAT_FORMATS
+from ..measure.probes import Probe
+from ..model.graph import AnyModel
+from ..present.text import Classes, format_table
+from . import decisions, numerics
 
 if TYPE_CHECKING:
     import pandas
 
-    from .backends import Backend, TimedBatch
-    from .user_modules import Output
+    from ..backends import Backend, TimedBatch
+    from ..frontends.torch.module import Output
 
 # The fields every point carries (names fixed; later versions add more).
 POINT_FIELDS = (
@@ -59,11 +61,11 @@ class SweepResult:
 
     def best_batch(self, latency_ms: float, metric: str = "p99", backend: str | None = None) -> decisions.BestBatch:
         """The B with the highest throughput whose ``metric`` (median, mean, p90, p99) latency is within
-        ``latency_ms``, and how sure that is (see :class:`batchcore.decisions.BestBatch`)."""
+        ``latency_ms``, and how sure that is (see :class:`batchcore.results.decisions.BestBatch`)."""
         return decisions.best_batch(self.points, latency_ms, metric, backend)
 
     def knee(self, gain: float = 0.05, backend: str | None = None) -> decisions.Knee:
-        """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.decisions.Knee`)."""
+        """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.results.decisions.Knee`)."""
         return decisions.knee(self.points, gain, backend)
 
     def table(self) -> str:
@@ -93,7 +95,7 @@ class SweepResult:
         agreement with B=1, prediction flips, invariance classes as a strip, peak memory with
         ``budget_bytes`` as a line), written atomically as .png, .svg or .pdf (by the path's suffix).
         Needs matplotlib (``pip install 'batchcore[report]'``), else MissingDependencyError."""
-        from . import plots
+        from ..present import plots
 
         plots.image_format(path)  # a bad path is refused before anything is drawn
         if budget_bytes is not None:

@@ -1,11 +1,11 @@
-"""Reading a torch module into a :class:`~batchcore.graph_models.GraphModel` through ``torch.fx``.
+"""Reading a torch module into a :class:`~batchcore.model.graph.GraphModel` through ``torch.fx``.
 
 The module is traced symbolically (its ``forward`` as written: residual connections, custom code; torch's
 own modules stay whole), then run on batches of 2 and 3 samples to learn every value's shape. A value
 that depends on the input but does not keep the batch as its first dimension would mix samples: it is
 refused. Values that do not depend on the input's data (parameters used directly, arithmetic on them,
 positions made from its shape) are taken from that run and become constants. Each remaining node maps to
-operations of the core's graph (:mod:`batchcore.fx_reader`, :mod:`batchcore.fx_composites`), or raises
+operations of the core's graph (:mod:`.fx_ops`, :mod:`.fx_composites`), or raises
 UnsupportedLayerError naming the node, its operation and the line of the user's code it comes from.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...errors import UnsupportedLayerError
+from ...model.graph import GraphModel, GraphNode
 from . import fx_composites
-from .errors import UnsupportedLayerError
-from .fx_reader import FxReader
-from .graph_models import GraphModel, GraphNode
+from .fx_ops import FxReader
 
 # The element-wise arithmetic fx records (operator.add for `a + b`, torch.add, Tensor.add, in place or not).
 _BINARY = {"add": "add", "iadd": "add", "sub": "sub", "isub": "sub", "mul": "mul", "imul": "mul", "div": "div",

@@ -1,5 +1,5 @@
-"""A user's own PyTorch module, run as it is: any ``nn.Module`` or callable, inputs of any shape whose first
-dimension is the batch (one array or tensor, or a tuple of them: images, token ids, several inputs),
+"""A PyTorch module run as it is (an :class:`~batchcore.model.opaque.OpaqueModel`): any ``nn.Module`` or callable, inputs
+of any shape whose first dimension is the batch (one array or tensor, or a tuple of them: images, token ids, several inputs),
 outputs a tensor, a tuple or list, or a dict of them (nested too), each compared in its own format.
 
 batchcore knows nothing of the module: the torch backends run it on slices of the user's data; no
@@ -10,17 +10,16 @@ imported only when called.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
-from .torch_models import import_torch
+from ...errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
+from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output
+from .chain import import_torch
 
 # torch floating dtypes by the name batchcore gives their format
 FORMATS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
-FLOAT_FORMATS = frozenset(FORMATS.values())
 
 
 def _format_of(dtype: Any) -> str:
@@ -30,13 +29,15 @@ def _format_of(dtype: Any) -> str:
     return name
 
 
-class UserModule:
+class TorchModule(OpaqueModel):
     """A module (or any callable taking tensors) that batchcore runs as it is, through torch backends.
 
     ``module``: what is called; ``name``; ``dtype``: the format its floating parameters share ("fp32",
     "fp16", "bf16"), None for a callable without parameters. Modules with parameters of several floating
     dtypes are refused (their inputs' format would be ambiguous).
     """
+
+    framework = "torch"
 
     def __init__(self, module: Any, name: str | None = None):
         torch = import_torch()
@@ -57,7 +58,7 @@ class UserModule:
     def describe(self) -> dict[str, Any]:
         torch = import_torch()
         params = sum(p.numel() for p in self.module.parameters()) if isinstance(self.module, torch.nn.Module) else 0
-        return {"kind": "user module", "name": self.name, "class": type(self.module).__qualname__,
+        return {"kind": "opaque module", "framework": "torch", "name": self.name, "class": type(self.module).__qualname__,
                 "dtype": self.dtype, "parameters": int(params)}
 
     def digest(self) -> str:
@@ -65,6 +66,21 @@ class UserModule:
         torch = import_torch()
         tensors = self.module.state_dict().items() if isinstance(self.module, torch.nn.Module) else []
         return tensors_digest(tensors, type(self.module).__qualname__)
+
+    def inputs(self, data: Any) -> tuple[Any, ...]:
+        return as_inputs(data, self)
+
+    def count(self, inputs: tuple[Any, ...]) -> int:
+        return rows_of(inputs)
+
+    def rows(self, inputs: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...]:
+        return slice_rows(inputs, start, stop)
+
+    def take(self, inputs: tuple[Any, ...], indices: np.ndarray) -> tuple[Any, ...]:
+        return tuple(t[indices] for t in inputs)
+
+    def inputs_digest(self, inputs: tuple[Any, ...]) -> str:
+        return tensors_digest(enumerate(inputs))
 
 
 def tensors_digest(named: Any, prefix: str = "") -> str:
@@ -78,7 +94,7 @@ def tensors_digest(named: Any, prefix: str = "") -> str:
     return h.hexdigest()[:16]
 
 
-def as_inputs(data: Any, model: UserModule) -> tuple[Any, ...]:
+def as_inputs(data: Any, model: TorchModule) -> tuple[Any, ...]:
     """The user's data as a tuple of CPU tensors sharing their first dimension (rows >= 1): numpy arrays
     become tensors of the same dtype, tensors are taken as they are. DTypeError for a floating input whose
     format is not the module's, NonFiniteError for NaN or Inf in a floating input."""
@@ -122,17 +138,6 @@ def slice_rows(inputs: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...
     return tuple(t[start:stop].contiguous() for t in inputs)
 
 
-@dataclass(frozen=True)
-class Output:
-    """One output of a module: its ``name`` ("output", "output[1]", "logits", ...), its values (float16,
-    float32 or integer numpy; bfloat16 values as float32, exactly) and their format ("fp32", "fp16",
-    "bf16", or the integer dtype's name)."""
-
-    name: str
-    values: np.ndarray
-    fmt: str
-
-
 def outputs_of(result: Any, rows: int, name: str = "output") -> list[Output]:
     """The tensors a module returned (a tensor, a tuple or list, a dict, nested), each as an Output; every
     one must have the batch as its first dimension. DTypeError names anything else."""
@@ -156,13 +161,3 @@ def outputs_of(result: Any, rows: int, name: str = "output") -> list[Output]:
         return [o for k, r in result.items() for o in outputs_of(r, rows, f"{name}[{k!r}]")]
     raise DTypeError(f"{name} is a {type(result).__name__}; a module's outputs must be tensors (or tuples, lists "
                      "or dicts of tensors)")
-
-
-def concat_outputs(batches: list[list[Output]]) -> list[Output]:
-    """The outputs of consecutive batches joined row-wise (each batch must return the same outputs)."""
-    first = batches[0]
-    for b in batches[1:]:
-        if [(o.name, o.fmt, o.values.shape[1:]) for o in b] != [(o.name, o.fmt, o.values.shape[1:]) for o in first]:
-            raise ShapeError("the module returned different outputs for different batches; batchcore compares "
-                             "outputs of the same names, formats and shapes")
-    return [Output(o.name, np.concatenate([b[i].values for b in batches]), o.fmt) for i, o in enumerate(first)]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 
 def quantile_ci(samples: Iterable[float], q: float, confidence: float = 0.95) -> tuple[float, float]:

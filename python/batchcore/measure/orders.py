@@ -12,8 +12,8 @@ import numbers
 
 import numpy as np
 
-from . import _core, checks
-from .errors import DeviceUnavailableError, DTypeError, OrderError
+from .. import _core, checks
+from ..errors import DeviceUnavailableError, DTypeError, OrderError
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 POLICIES = ("fixed", "library-like")

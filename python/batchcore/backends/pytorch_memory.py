@@ -4,7 +4,7 @@ process, as the growth of its peak resident set over one pass.
 PyTorch on the CPU keeps no byte counter of its own (its allocator is the C library's), so batchcore
 reads the kernel's. The parent saves the model's layers to a temporary ``.npz`` file (on disk, in
 ``tempfile.gettempdir()``: never in shared memory, and the user's tensors are never pickled or moved)
-and runs ``python -m batchcore._rss_child`` on it: batchcore's own module, so the user's ``__main__``
+and runs ``python -m batchcore.backends.pytorch_memory_child`` on it: batchcore's own module, so the user's ``__main__``
 is never imported again (a script without an ``if __name__ == "__main__":`` guard, ``python - < file``,
 ``python -c`` and notebooks all work). The child builds an equivalent ``nn.Sequential`` (the same layer
 types and parameters, so the same allocations), resets its peak RSS to the current RSS
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError, BatchcoreError
-from .models import Layer, Model
+from ..errors import ArgumentError, BatchcoreError
+from ..model.chain import Layer, Model
 
 METHOD = ("peak RSS growth over the first forward pass in a fresh process (weights and input already "
           "resident; includes torch's one-time thread pools and BLAS buffers; 4 KiB pages)")
@@ -58,7 +58,7 @@ def save_layers(model: Model, path: str) -> None:
 
 
 def load_layers(path: str) -> Model:
-    """The :class:`~batchcore.models.Model` saved by :func:`save_layers`."""
+    """The :class:`~batchcore.model.chain.Model` saved by :func:`save_layers`."""
     with np.load(path) as f:
         header = json.loads(f["spec"].tobytes())
         layers = []
@@ -104,7 +104,7 @@ def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, 
 
 def _ask_child(path: str, batch: str, threads: int, timeout_s: float, batch_size: int) -> int:
     """Runs the child on a saved model (``.npz`` with a batch size, or ``.pt2`` with its inputs' spec)."""
-    cmd = [sys.executable, "-m", "batchcore._rss_child", path, batch, str(int(threads))]
+    cmd = [sys.executable, "-m", "batchcore.backends.pytorch_memory_child", path, batch, str(int(threads))]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:

@@ -9,19 +9,21 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core, checks, devices, rss
+from .. import _core, checks, devices
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
-from ..graph_models import AnyModel, GraphModel
-from ..models import Model
-from ..timing import Timer, as_timer
-from ..torch_models import import_torch, module_of
-from ..user_modules import Output, UserModule, as_inputs, concat_outputs, outputs_of, rows_of, slice_rows
-from .base import Backend, TimedBatch, check_batch_size, check_input
+from ..frontends.torch.chain import import_torch, module_of
+from ..frontends.torch.module import TorchModule, as_inputs, outputs_of, rows_of, slice_rows
+from ..measure.timing import Timer, as_timer
+from ..model.chain import Model
+from ..model.graph import AnyModel, GraphModel
+from ..model.opaque import OpaqueModel, Output, concat_outputs
+from . import pytorch_memory as rss
+from .base import YES, Backend, Runs, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
 
 # The module each model runs as, per device ("cpu": the model's own source module, or one built from its
 # parameters; a GPU: a copy moved there once); an entry goes when its model does.
-_MODULES: weakref.WeakKeyDictionary[Model | GraphModel | UserModule, dict[str, Any]] = weakref.WeakKeyDictionary()
+_MODULES: weakref.WeakKeyDictionary[Model | GraphModel | TorchModule, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def module_on(model: AnyModel, device: str) -> Any:
@@ -108,9 +110,9 @@ class TorchBackend(Backend):
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)
 
-    # -- a user's module, run as it is ------------------------------------------------------------------
+    # -- a module run as it is (opaque) ------------------------------------------------------------------
 
-    def _module_forward(self, model: UserModule, inputs: tuple[Any, ...]) -> Any:
+    def _module_forward(self, model: TorchModule, inputs: tuple[Any, ...]) -> Any:
         """One pass of the module on inputs already on this backend's device, in eval mode (a module in
         training mode is handed back in it); what the module raises arrives as ModuleError."""
         module = model.module
@@ -129,19 +131,25 @@ class TorchBackend(Backend):
             if was_training:
                 module.train(True)
 
-    def _placed(self, model: UserModule) -> UserModule:
+    def _placed(self, model: TorchModule) -> TorchModule:
         """The user's module on this backend's device (moved once per device, cached; the CPU: itself)."""
         if not self.on_gpu:
             return model
         per_device = _MODULES.setdefault(model, {})
         if self.device not in per_device:
             moved = copy.deepcopy(model.module).to(self.device) if hasattr(model.module, "to") else model.module
-            per_device[self.device] = UserModule(moved, model.name)
+            per_device[self.device] = TorchModule(moved, model.name)
         return per_device[self.device]
 
-    def run_module(self, model: UserModule, data: Any, batch_size: int) -> list[Output]:
+    def _torch_module(self, model: OpaqueModel) -> TorchModule:
+        if not isinstance(model, TorchModule):
+            raise ArgumentError(self.runs(model).reason or f"{model.name} is not a torch module")
+        return model
+
+    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> list[Output]:
         """The module's outputs over all rows of ``data`` taken in consecutive batches of ``batch_size`` (the
         last one shorter), each output joined row-wise and in its own format."""
+        model = self._torch_module(model)
         inputs, b = as_inputs(data, model), check_batch_size(batch_size)
         placed, n = self._placed(model), rows_of(inputs)
         batches = []
@@ -150,12 +158,13 @@ class TorchBackend(Backend):
             batches.append(outputs_of(self._module_forward(placed, part), rows_of(part)))
         return concat_outputs(batches)
 
-    def measure_module(self, model: UserModule, data: Any, timer: Timer | None = None,
+    def measure_module(self, model: OpaqueModel, data: Any, timer: Timer | None = None,
                        memory: bool = True) -> TimedBatch:
         """Time forward passes of one batch (all rows of ``data``) under ``timer``. Memory: torch's peak
         counter on a GPU; on the CPU the peak RSS growth of one pass in a fresh process, the module taken
-        there as its ``torch.export`` capture (:func:`batchcore.rss.module_rss_growth_bytes`); a module
+        there as its ``torch.export`` capture (:func:`batchcore.backends.pytorch_memory.module_rss_growth_bytes`); a module
         export cannot capture says why in ``memory``. ``memory=False`` skips it."""
+        model = self._torch_module(model)
         inputs, timer = as_inputs(data, model), as_timer(timer)
         placed = self._placed(model)
         on_device = tuple(t.to(self.device) for t in inputs)
@@ -221,6 +230,15 @@ class TorchBackend(Backend):
         xd = torch.from_numpy(x).to(self.device)
         flush = _l2_flush_tensor(torch, self.device) if cold else None
         return self._measure_on_gpu(lambda: self._device_forward(module, xd), as_timer(timer), flush)
+
+    def runs(self, model: Any) -> Runs:
+        """Models batchcore reads (as their torch module) and any torch module run as it is."""
+        if isinstance(model, OpaqueModel) and model.framework == "torch":
+            return YES
+        return super().runs(model)
+
+    def bounds_memory(self, budget_bytes: int | None) -> bool:
+        return self.on_gpu  # torch's peak counter and its out-of-memory error, on a GPU
 
     def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if not self.on_gpu:

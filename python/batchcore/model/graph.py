@@ -1,7 +1,7 @@
 """Graph models: what ``bc.from_torch`` makes of a module that is not a plain chain of layers (a CNN, a
-residual block, a custom ``forward``), read through ``torch.fx`` (:mod:`batchcore.fx_import`).
+residual block, a custom ``forward``), read through ``torch.fx`` (:mod:`batchcore.frontends.torch.fx_trace`).
 
-A :class:`GraphModel` is plain data, like :class:`~batchcore.models.Model`: its nodes in execution order
+A :class:`GraphModel` is plain data, like :class:`~batchcore.model.chain.Model`: its nodes in execution order
 (each an operation of the core's ``Graph`` with its parameters as float32 numpy arrays, its inputs as
 indices of earlier nodes, and the shape of one sample of its output), the torch module it was read from,
 and a name. The native backend builds the core's graph from it once and caches it; the torch backend runs
@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _core
-from .errors import DTypeError, ShapeError, UnsupportedLayerError
-from .models import Model
+from ..errors import DTypeError, ShapeError, UnsupportedLayerError
+from .chain import Model
 
 # Operation -> how the core's graph adds it: (method, parameter names passed in order after the inputs).
 GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -160,23 +159,6 @@ class GraphModel:
                 h.update(key.encode())
                 h.update(np.ascontiguousarray(v).tobytes() if isinstance(v, np.ndarray) else repr(v).encode())
         return h.hexdigest()[:16]
-
-    def core(self) -> _core.Graph:
-        """A new core graph with this model's operations and parameters (the native backend caches one)."""
-        graph = _core.Graph(list(self.input_shape))
-        for i, n in enumerate(self.nodes[1:], start=1):
-            method, names = GRAPH_OPS[n.op]
-            try:
-                made = getattr(graph, method)(*n.inputs, *(n.params[k] for k in names))
-            except (KeyError, TypeError) as e:
-                raise ShapeError(f"graph node {i} ({n.name}): parameters {sorted(n.params)} do not fit {n.op}: {e}") from e
-            if made != i:  # pragma: no cover - the core numbers values in the order they are added
-                raise ShapeError(f"graph node {i} became value {made}")
-            if tuple(graph.shape_of(i)) != tuple(n.shape):
-                raise ShapeError(f"graph node {i} ({n.name}, {n.op}) makes samples of {tuple(graph.shape_of(i))}, "
-                                 f"torch's of {tuple(n.shape)}")
-        graph.set_output(self.output)
-        return graph
 
     def __repr__(self) -> str:
         return f"<batchcore.GraphModel {self.name}: {len(self.nodes) - 1} operations, {self.input_shape} -> " \

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from . import checks
-from .errors import ArgumentError, OutOfMemoryError
-from .graph_models import AnyModel, GraphModel
-from .models import Model
-from .progress import Steps
+from .. import checks
+from ..errors import ArgumentError, OutOfMemoryError
+from ..model.chain import Model
+from ..model.graph import AnyModel, GraphModel
+from ..present.progress import Steps
 
-if TYPE_CHECKING:
-    from .backends import Backend
+
+class MemoryBounded(Protocol):
+    """What the search needs of a backend (every batchcore backend has it; those that cannot bound their
+    memory refuse with ArgumentError, saying which can)."""
+
+    @property
+    def label(self) -> str: ...
+
+    def peak_bytes_if_fits(self, model: Any, batch_size: int, budget_bytes: int | None = None) -> int | None: ...
 
 
 @dataclass
@@ -37,7 +44,7 @@ class LargestBatch:
     capped: bool = False
 
 
-def largest_batch(model: AnyModel, backend: Backend, budget_bytes: int | None = None, start: int = 1,
+def largest_batch(model: AnyModel, backend: MemoryBounded, budget_bytes: int | None = None, start: int = 1,
                   max_batch: int = 1 << 24, progress: bool | None = None) -> LargestBatch:
     """The largest batch size whose forward pass fits, found by doubling from ``start`` until a pass
     fails, then bisecting between the last fit and the first failure (about 2 log2(B) passes).
@@ -45,14 +52,12 @@ def largest_batch(model: AnyModel, backend: Backend, budget_bytes: int | None = 
     backend: a backend with a ``peak_bytes_if_fits`` method: ``bc.native()`` on the CPU (needs ``budget_bytes``) or on
     a GPU; ``bc.torch(device="cuda")``; ``bc.cupy()``.
     budget_bytes: bytes the pass may hold at its peak (weights included); required on the CPU.
-    progress: show each probe on standard error (None: only on a terminal; see :mod:`batchcore.progress`).
+    progress: show each probe on standard error (None: only on a terminal; see :mod:`batchcore.present.progress`).
     Raises OutOfMemoryError when not even ``start`` rows fit.
     """
-    from .backends import Backend
-
     if not isinstance(model, (Model, GraphModel)):
         raise ArgumentError(f"model must be a batchcore Model (bc.mlp(...) or bc.from_torch(module)), got {model!r}")
-    if not isinstance(backend, Backend) and not callable(getattr(backend, "peak_bytes_if_fits", None)):
+    if not callable(getattr(backend, "peak_bytes_if_fits", None)):
         raise ArgumentError(f"backend must be a batchcore backend such as bc.native(), got {backend!r}")
     start = checks.positive_int(start, "start")
     max_batch = checks.positive_int(max_batch, "max_batch")

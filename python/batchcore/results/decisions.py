@@ -14,13 +14,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from . import resultfile
-from .errors import ArgumentError
-from .timing import quantile_ci
+from .. import files as resultfile
+from ..errors import ArgumentError
+from ..measure.timing import quantile_ci
 
 
 class HasPoints(Protocol):
-    """Anything with measured points, such as a :class:`~batchcore.results.SweepResult`."""
+    """Anything with measured points, such as a :class:`~batchcore.results.sweep_result.SweepResult`."""
 
     points: list[dict[str, Any]]
 

@@ -3,7 +3,7 @@
 Figures are made as ``matplotlib.figure.Figure`` objects, never through ``pyplot``: a user's own figures,
 backend and interactive state are left alone, and nothing needs a screen. Each ``draw_*`` function draws
 one panel on an axes it is given, so that :func:`overview` (``SweepResult.plot``) and the HTML report
-(:mod:`batchcore.html_report`) compose the same panels.
+(:mod:`batchcore.report`) compose the same panels.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Callable
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from . import resultfile
-from .errors import ArgumentError, MissingDependencyError
+from .. import files as resultfile
+from ..errors import ArgumentError, MissingDependencyError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

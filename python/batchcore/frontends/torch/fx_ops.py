@@ -1,5 +1,5 @@
-"""The reader of a traced module's nodes (:mod:`batchcore.fx_import` drives it): each torch operation it
-knows becomes one or more operations of a :class:`~batchcore.graph_models.GraphModel`; what it does not
+"""The reader of a traced module's nodes (:mod:`batchcore.frontends.torch.fx_trace` drives it): each torch operation it
+knows becomes one or more operations of a :class:`~batchcore.model.graph.GraphModel`; what it does not
 know raises UnsupportedLayerError naming the node, its operation and the user's line of code."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import NonFiniteError, UnsupportedLayerError
-from .graph_models import GraphNode
+from ...errors import NonFiniteError, UnsupportedLayerError
+from ...model.graph import GraphNode
 
 SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool2d, AvgPool2d, "
              "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, GELU (erf and tanh), SiLU, Tanh, Softmax and LogSoftmax (any "
@@ -56,7 +56,7 @@ def _describe(node: Any) -> str:
 
 
 class FxReader:
-    """One pass over a traced graph's nodes, in order (see :func:`batchcore.fx_import.graph_from_torch`)."""
+    """One pass over a traced graph's nodes, in order (see :func:`batchcore.frontends.torch.fx_trace.graph_from_torch`)."""
 
     def __init__(self, torch: Any, gm: Any, shapes: dict[Any, tuple[int, ...]]):
         self.torch, self.gm, self.shapes = torch, gm, shapes

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .errors import DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError
 
 # The formats compared bit by bit: numpy dtype -> (signed integer of its width, mask of all but the sign).
 _SIGNED = {np.dtype(np.float32): (np.int32, 0x7FFFFFFF), np.dtype(np.float16): (np.int16, 0x7FFF)}

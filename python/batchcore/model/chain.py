@@ -1,6 +1,6 @@
 """Models: a sequence of linear and row-wise layers that every backend can run.
 
-``mlp()`` builds one from sizes; ``batchcore.torch_models.from_torch()`` reads an ``nn.Sequential``. A
+``mlp()`` builds one from sizes; ``batchcore.frontends.torch.chain.from_torch()`` reads an ``nn.Sequential``. A
 :class:`Model` is plain data: its layers (parameters as float32 numpy arrays), its widths, its name and
 the torch module it was read from, if any. What a backend runs (the core's packed copy, a torch module, a
 GPU copy) is built by that backend and cached there, weakly keyed by the model.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import checks
-from .errors import ArgumentError, DTypeError, ShapeError, UnsupportedLayerError
+from .. import checks
+from ..errors import ArgumentError, DTypeError, ShapeError, UnsupportedLayerError
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh")
 LAYER_KINDS = ("linear", *ACTIVATIONS, "softmax", "layer_norm", "batch_norm")
@@ -34,7 +34,7 @@ class Layer:
 
 
 class Model:
-    """A feed-forward model. Build it with :func:`mlp` or :func:`~batchcore.torch_models.from_torch`.
+    """A feed-forward model. Build it with :func:`mlp` or :func:`~batchcore.frontends.torch.chain.from_torch`.
 
     Plain data, never changed once made (backends cache what they build from it by its identity):
     ``layers`` (a tuple of :class:`Layer`), ``input_width`` and ``output_width`` (features per row),

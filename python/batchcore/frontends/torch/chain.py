@@ -1,5 +1,5 @@
 """PyTorch modules and batchcore models: ``from_torch`` reads an ``nn.Sequential`` into a :class:`Model`
-(anything else torch.fx traces into a :class:`~batchcore.graph_models.GraphModel`),
+(anything else torch.fx traces into a :class:`~batchcore.model.graph.GraphModel`),
 ``build_module`` makes the equivalent ``nn.Sequential`` of a model (for ``mlp`` models and the memory
 child), ``module_of`` is the module the torch backend runs. torch is imported only when called."""
 
@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from . import checks
-from .errors import DTypeError, MissingDependencyError, NonFiniteError, UnsupportedLayerError
-from .fx_import import graph_from_torch
-from .graph_models import GraphModel
-from .models import ACTIVATIONS, Layer, Model
+from ... import checks
+from ...errors import DTypeError, MissingDependencyError, NonFiniteError, UnsupportedLayerError
+from ...model.chain import ACTIVATIONS, Layer, Model
+from ...model.graph import GraphModel
+from .fx_trace import graph_from_torch
 
 
 def import_torch() -> Any:
@@ -65,10 +65,10 @@ def from_torch(module: Any, name: str | None = None, input_shape: Any = None,
     folded to scale and shift in float64, then rounded to float32), Flatten, Dropout and Identity.
 
     Anything else that ``torch.fx`` can trace (convolutions, pooling, residual connections, a custom
-    ``forward``, attention, embeddings) becomes a :class:`~batchcore.graph_models.GraphModel`, which the
+    ``forward``, attention, embeddings) becomes a :class:`~batchcore.model.graph.GraphModel`, which the
     native backend (CPU) and the torch backend run; it needs ``input_shape``, one sample's shape, e.g.
     ``(1, 8, 8)``, and ``input_dtype``: "float32", or "int64" for token ids (``bc.sweep`` passes its
-    data's). See :mod:`batchcore.fx_import` for the operations read. What cannot
+    data's). See :mod:`batchcore.frontends.torch.fx_trace` for the operations read. What cannot
     be read raises :class:`UnsupportedLayerError` naming the node, its operation and the line of code it
     comes from. The torch backend runs this very module (in eval mode, without gradients).
     """

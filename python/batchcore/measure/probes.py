@@ -27,9 +27,9 @@ import platform
 import warnings
 from dataclasses import asdict, dataclass
 
-from . import _core, checks, devices
-from .errors import ArgumentError, ResultFileError
-from .info import last_level_cache_bytes
+from .. import _core, checks, devices
+from ..errors import ArgumentError, ResultFileError
+from ..info import last_level_cache_bytes
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def cache_dir() -> str:
 
 
 def _cpu_identity() -> str:
-    from .info import cpu_model
+    from ..info import cpu_model
 
     return f"{platform.node()} | {cpu_model()} | {os.cpu_count()} cpus"
 
@@ -132,7 +132,7 @@ def _load(path: str) -> Probe | None:
 
 
 def _store(path: str, probe: Probe) -> None:
-    from .resultfile import atomic_write
+    from ..files import atomic_write
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -160,7 +160,7 @@ def _probe_cpu(threads: int, simd: str, machine: str) -> Probe:
 
 
 def _probe_gpu(index: int, machine: str) -> Probe:
-    from .info import cuda_module
+    from ..info import cuda_module
 
     cu = cuda_module()
     return Probe(
@@ -172,17 +172,17 @@ def _probe_gpu(index: int, machine: str) -> Probe:
 @functools.cache
 def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folder: str) -> Probe:
     # `folder` (the cache directory) is part of the key: a probe read from one cache is not another's.
-    from .info import _version, gpus
+    from ..info import _version, gpus
 
     if dev.kind == "cuda":
-        from .info import cuda_module
+        from ..info import cuda_module
 
         cu = cuda_module()
         machine = f"{platform.node()} | {gpus()[dev.index]}"
         key = {"device": str(dev), "machine": machine, "batchcore": _version(), "build": cu.build_info()}
         measure = lambda: _probe_gpu(dev.index, machine)  # noqa: E731
     else:
-        from .info import cpu_identity
+        from ..info import cpu_identity
 
         simd = _core.simd_level()
         machine = _cpu_identity()

@@ -12,7 +12,7 @@ import os
 from types import TracebackType
 from typing import Any
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 
 def enabled(progress: bool | None) -> bool:

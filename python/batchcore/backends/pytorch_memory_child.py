@@ -1,7 +1,7 @@
-"""``python -m batchcore._rss_child MODEL.npz B THREADS`` (or ``MODULE.pt2 INPUTS_JSON THREADS``: a user's
+"""``python -m batchcore.backends.pytorch_memory_child MODEL.npz B THREADS`` (or ``MODULE.pt2 INPUTS_JSON THREADS``: a user's
 module as its torch.export capture, inputs as a list of {shape, dtype}): one torch forward pass of zero
 inputs in this fresh process; prints ``{"growth_bytes": N}`` (peak RSS growth over the pass) or ``{"error": "..."}``.
-Run by :func:`batchcore.rss.rss_growth_bytes`; see :mod:`batchcore.rss` for what is counted."""
+Run by :func:`batchcore.backends.pytorch_memory.rss_growth_bytes`; see that module for what is counted."""
 
 import json
 import sys
@@ -26,8 +26,8 @@ def main(argv: list[str]) -> int:
             module = torch.export.load(path).module()
             inputs = [torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"])) for s in json.loads(batch)]
         else:
-            from batchcore.rss import load_layers
-            from batchcore.torch_models import build_module
+            from ..frontends.torch.chain import build_module
+            from .pytorch_memory import load_layers
 
             model = load_layers(path)
             module = build_module(model)

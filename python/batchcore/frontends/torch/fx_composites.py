@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .fx_reader import FxReader, _f32
+from .fx_ops import FxReader, _f32
 
 
 def _linear(r: FxReader, x: int, weight: Any, bias: Any, what: str) -> int:

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 
 from .. import _core, checks, devices
-from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError
-from ..graph_models import AnyModel, GraphModel
-from ..models import ACTIVATIONS, Model
-from ..orders import run_options
-from ..timing import Measurement, Timer, as_timer
+from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError, ShapeError
+from ..measure.orders import run_options
+from ..measure.timing import Measurement, Timer, as_timer
+from ..model.chain import ACTIVATIONS, Model
+from ..model.graph import GRAPH_OPS, AnyModel, GraphModel
 from .base import Backend, TimedBatch, check_batch_size, check_input, cold_input_bytes
 
 # What the core builds from a model (weights copied and packed; on a GPU, copied to the device), made once
@@ -27,7 +27,7 @@ def cpu_model(model: AnyModel) -> Any:
     first use, then cached while the model lives)."""
     core = _CPU_MODELS.get(model)
     if core is None:
-        core = _CPU_MODELS[model] = model.core() if isinstance(model, GraphModel) else _build_core_model(model)
+        core = _CPU_MODELS[model] = _build_core_graph(model) if isinstance(model, GraphModel) else _build_core_model(model)
     return core
 
 
@@ -70,10 +70,28 @@ def _build_core_model(model: Model) -> _core.Model:
     return core
 
 
+def _build_core_graph(model: GraphModel) -> _core.Graph:
+    """A new core graph with the model's operations and parameters (cached per model by :func:`cpu_model`)."""
+    graph = _core.Graph(list(model.input_shape))
+    for i, n in enumerate(model.nodes[1:], start=1):
+        method, names = GRAPH_OPS[n.op]
+        try:
+            made = getattr(graph, method)(*n.inputs, *(n.params[k] for k in names))
+        except (KeyError, TypeError) as e:
+            raise ShapeError(f"graph node {i} ({n.name}): parameters {sorted(n.params)} do not fit {n.op}: {e}") from e
+        if made != i:  # pragma: no cover - the core numbers values in the order they are added
+            raise ShapeError(f"graph node {i} became value {made}")
+        if tuple(graph.shape_of(i)) != tuple(n.shape):
+            raise ShapeError(f"graph node {i} ({n.name}, {n.op}) makes samples of {tuple(graph.shape_of(i))}, "
+                             f"torch's of {tuple(n.shape)}")
+    graph.set_output(model.output)
+    return graph
+
+
 class NativeBackend(Backend):
     """batchcore's C++ core: every accumulation order named and fixed, timed and memory-tracked inside.
 
-    Its settings are parsed once, into ``options`` (a :class:`batchcore.orders.RunOptions`), and that
+    Its settings are parsed once, into ``options`` (a :class:`batchcore.measure.orders.RunOptions`), and that
     object is what every call hands to the core."""
 
     name = "native"
@@ -138,6 +156,9 @@ class NativeBackend(Backend):
     def plan_bytes(self, model: AnyModel, batch_size: int) -> int:
         """Exact bytes a forward pass of ``batch_size`` rows holds at its peak (weights included)."""
         return self.core_model(model).plan_bytes(check_batch_size(batch_size), self.options)
+
+    def bounds_memory(self, budget_bytes: int | None) -> bool:
+        return budget_bytes is not None or self.on_gpu  # the core tracks every byte; the CPU has no limit of its own
 
     def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
         if budget_bytes is None and not self.on_gpu:

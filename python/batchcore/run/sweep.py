@@ -1,0 +1,227 @@
+"""``sweep()``: run one model through several backends, batch size by batch size, and compare.
+
+For every backend and batch size B the data are processed in consecutive batches of B rows (the last
+one shorter), exactly as a user's evaluation loop does, and the outputs are compared bit by bit with
+the same backend at B=1 and with the ``exact`` order (correctly rounded linear layers). One batch of
+exactly B rows is also timed. Each measured point is appended to a JSON-lines file as soon as it exists
+(``out=``), so an interrupted sweep loses nothing and a rerun resumes where it stopped.
+
+One pipeline for every kind of model: resolve the model (:func:`resolve_model`: read by its frontend,
+or run as it is), plan its cells (:mod:`batchcore.run.plan`), run them locally, record each point.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from os import PathLike
+from typing import Any
+
+import numpy as np
+
+from .. import checks, devices, files
+from ..backends import Backend, TimedBatch, check_input, native
+from ..backends import cupy as cupy_backend
+from ..backends import numpy as numpy_backend
+from ..backends import torch as torch_backend
+from ..errors import ArgumentError, BatchcoreError, DeviceUnavailableError, DTypeError, ShapeError, UnsupportedLayerError
+from ..frontends import frontend_of
+from ..info import info
+from ..measure.timing import Measurement, Timer, as_timer
+from ..model.chain import Model
+from ..model.graph import AnyModel, GraphModel
+from ..model.opaque import OpaqueModel
+from ..present.progress import Steps, enabled
+from ..results.sweep_result import SweepResult
+from .plan import cells, check_backends, check_batch_sizes, output_tasks, require_runs
+from .workloads import ModelWork, ModuleWork, ceiling, refuse_model_options
+
+DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
+
+__all__ = ["DEFAULT_BATCH_SIZES", "check_backends", "check_batch_sizes", "default_backends", "resolve_data",
+           "resolve_model", "sweep"]
+
+
+def _sample_shape(data: Any) -> tuple[int, ...] | None:
+    """One sample's shape in ``data`` (an array or tensor whose first dimension is the batch), if it has one."""
+    shape = getattr(data, "shape", None)
+    return tuple(int(d) for d in shape[1:]) if shape is not None and len(shape) >= 2 else None
+
+
+def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool = True) -> AnyModel | OpaqueModel:
+    """What the sweep runs: a batchcore model as it is; a framework's module wrapped as it is when every
+    backend runs it so (no reading needed), else read by its frontend (``bc.from_torch`` with the data's
+    sample shape and dtype) so that the other backends run it too; a module its frontend cannot read
+    stays wrapped, and the backends that cannot run it are refused, saying why. Every backend is asked
+    (``Backend.runs``) before anything runs; ``required=False`` (default backends): only that some does."""
+    def checked(found: AnyModel | OpaqueModel, why: str = "") -> AnyModel | OpaqueModel:
+        if required or not any(b.runs(found) for b in backends):
+            require_runs(found, backends, why)
+        return found
+
+    if isinstance(model, (Model, GraphModel, OpaqueModel)):
+        return checked(model)
+    frontend = frontend_of(model)
+    try:
+        wrapped: OpaqueModel | None = frontend.wrap(model)
+        wrap_error: BatchcoreError | None = None
+    except BatchcoreError as e:  # e.g. a module of mixed dtypes: reading may still take it
+        wrapped, wrap_error = None, e
+    if wrapped is not None and all(b.runs(wrapped) for b in backends):
+        return wrapped
+    if data is not None and _sample_shape(data) is None:  # the data, not the module, is what is wrong
+        raise DTypeError(f"data must be a numpy array or a torch tensor whose first dimension is the batch, got a "
+                         f"{type(data).__name__}: {frontend.reader} reads the module with one sample's shape and dtype")
+    dtype = "int64" if str(getattr(data, "dtype", "")).removeprefix("torch.") == "int64" else "float32"
+    try:
+        read = frontend.read(model, _sample_shape(data), dtype)
+    except UnsupportedLayerError as e:
+        if wrapped is None:
+            raise wrap_error from e  # type: ignore[misc]
+        return checked(wrapped, f"{frontend.reader} does not read it ({e}); the {frontend.name} backends run any "
+                                "module as it is")
+    return checked(read)
+
+
+def resolve_data(model: AnyModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
+    """The rows a read model's sweep runs: ``data`` checked (a torch tensor taken as its numpy view), or
+    ``rows`` standard-normal rows drawn with ``seed``."""
+    seed = checks.seed(seed)
+    if data is None:
+        if isinstance(model, GraphModel) and model.input_dtype == "int64":
+            raise ShapeError(f"{model.name} takes token ids: pass data= (an int64 array of shape (rows, "
+                             f"{', '.join(map(str, model.input_shape))}))")
+        rows = max(512, max(sizes)) if rows is None else checks.positive_int(rows, "rows", ShapeError)
+        checks.require_allocatable(4 * rows * model.input_width, f"{rows} rows of data")
+        data = np.random.default_rng(seed).standard_normal((rows, *model.input_shape), dtype=np.float32)
+    elif rows is not None:
+        raise ArgumentError("pass data= or rows=, not both")
+    elif type(data).__module__.startswith("torch") and hasattr(data, "numpy"):
+        data = data.detach().cpu().numpy()  # the same dtype and bits (a view on the CPU): no conversion
+    data = check_input(model, data)
+    if max(sizes) > len(data):
+        raise ShapeError(f"batch size {max(sizes)} exceeds the {len(data)} rows of data: its bits would come from "
+                         f"batches of {len(data)}; pass more rows (rows=, data=) or smaller batch sizes")
+    return data
+
+
+def default_backends(device: str = "auto") -> list[Backend]:
+    """native seq, numpy and torch (when installed) on the CPU; on a GPU native seq, torch and cupy
+    (those installed) on that GPU."""
+    dev = devices.parse(device)
+    if dev.kind == "cuda":
+        found: list[Backend] = [native(device=str(dev))]
+        for make in (lambda: torch_backend(device=str(dev)), cupy_backend):
+            try:
+                found.append(make())
+            except (ImportError, DeviceUnavailableError):
+                pass
+        return found
+    found = [native(), numpy_backend()]
+    try:
+        found.insert(0, torch_backend())
+    except ImportError:
+        pass
+    return found
+
+
+def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
+          data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
+          out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
+          ceilings: bool = True, rounds: int = 6, progress: bool | None = None) -> SweepResult:
+    """Measure what the batch size changes, per backend: bits, speed, memory.
+
+    model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``), or a torch module or callable: read by
+    ``from_torch`` when it can be, else run as it is by torch backends only (any input of any shape,
+    outputs tensors, tuples or dicts, float32/float16/bfloat16; see :mod:`batchcore.frontends.torch.module`).
+    batch_sizes: batch sizes to measure (B=1 is always computed as the reference).
+    backends: list of backends (default: :func:`default_backends` on ``device``, less those that do not
+    run the model).
+    data: (rows, inputs) float32 array with at least max(batch_sizes) rows; default ``rows``
+    standard-normal rows drawn with ``seed`` (default: max(512, the largest batch size)). For a module
+    run as it is: required, a numpy array or torch tensor (or a tuple of them) whose first dimension is
+    the batch, in the module's own dtype (nothing is converted).
+    labels: optional integer class per row (each a class of the model's output), for accuracy.
+    timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum);
+    times are in milliseconds.
+    device: where the default backends run ("auto": the GPU when the core sees one).
+    cold: flush the caches before every timed pass (GPU backends).
+    ceilings: put every point's GFLOP/s in proportion to the device's measured ceilings (:func:`batchcore.probe`,
+    cached per machine): ``peak_frac`` (of the fma peak) and ``roofline_frac`` (of min(peak, bandwidth x
+    intensity), intensity in flop per byte of :meth:`Model.min_traffic_bytes`). The probes used are in
+    ``env["probes"]``.
+    rounds: every point is timed in this many interleaved rounds (all points, then all points again),
+    each under ``timer.per_round(rounds)``: the same total time, and a median interval that also spans
+    the rounds' medians (see :meth:`Measurement.pooled`), so that a slow spell of the machine shows as
+    width, not as a false difference. ``rounds=1``: each point timed once, start to end.
+    out: path of a JSON-lines file: each point is appended as soon as its last round is measured; an
+    existing file of the same sweep is resumed (its points are kept, not re-measured).
+    progress: draw a progress bar on standard error (the point being timed, points done, time left);
+    None: only when standard error is a terminal (see :mod:`batchcore.present.progress`); when it is
+    not, one line per backend says that its points started and finished.
+    """
+    sizes = check_batch_sizes(batch_sizes)
+    if backends is None:
+        candidates = default_backends(device)
+        model = resolve_model(model, candidates, data, required=False)
+        chosen = [b for b in candidates if b.runs(model)]  # the defaults a model cannot run are left out
+    else:
+        chosen = check_backends(backends)
+        model = resolve_model(model, chosen, data)
+    timer = as_timer(timer)
+    timer.policy()  # checks the settings before anything runs
+    checks.flag(cold, "cold")
+    checks.flag(ceilings, "ceilings")
+    rounds = checks.positive_int(rounds, "rounds", maximum=1000)
+    work: ModelWork | ModuleWork
+    if isinstance(model, OpaqueModel):
+        refuse_model_options(model, rows, cold)
+        work = ModuleWork(model, data, labels, sizes)
+    else:
+        work = ModelWork(model, resolve_data(model, data, rows, seed, sizes), labels, chosen, cold, ceilings, ceiling)
+    env = info()
+    env["probes"] = work.env_probes
+    log = files.PointLog(out, work.config, env) if out is not None else None
+    points = list(log.done) if log else []
+    points += run_locally(work, chosen, sizes, {(p["backend"], p["batch_size"]) for p in points}, timer, rounds,
+                          log, progress)
+    return SweepResult(points, env, work.config)
+
+
+def run_locally(work: ModelWork | ModuleWork, backends: list[Backend], sizes: list[int], done: set[tuple[str, int]],
+                timer: Timer, rounds: int, log: files.PointLog | None, progress: bool | None) -> list[dict[str, Any]]:
+    """The points not yet ``done``: every cell run in this process, in plan order; each point recorded
+    (and appended to ``log``) as soon as its last round is measured."""
+    round_timer = timer.per_round(rounds)
+    parts: dict[tuple[str, int], list[TimedBatch]] = {}
+    points = []
+    # Where no bar is drawn because standard error is not a terminal (a log, a pipe), a long run still
+    # says, a line per backend, that it started and finished; progress=False is silent.
+    quiet = progress is None and not enabled(None)
+    with Steps("sweep", None, progress) as steps:
+        _say(quiet, f"sweep: outputs of {len(backends)} backend(s) at {len(sizes)} batch size(s)")
+        tasks = output_tasks(backends, sizes, done, work.outputs, steps)
+        steps.total(len(tasks) * rounds)
+        last_of = {t[0].label: t[1] for t in tasks}  # each backend's last point
+        for label in last_of:
+            _say(quiet, f"sweep: timing {label}, {sum(t[0].label == label for t in tasks)} points in {rounds} rounds")
+        for cell in cells(tasks, rounds, steps):
+            key = (cell.backend.label, cell.batch_size)
+            measured = work.measure(cell.backend, cell.batch_size, round_timer, cell.last)
+            parts.setdefault(key, []).append(measured)
+            if not cell.last:
+                continue
+            measured.timing = Measurement.pooled([m.timing for m in parts.pop(key)], timer)
+            p = work.point(cell.backend, cell.batch_size, cell.outputs, cell.outputs_b1, measured)
+            points.append(p)
+            if log:
+                log.write(p)
+            if last_of[key[0]] == key[1]:
+                _say(quiet, f"sweep: {key[0]} finished")
+    return points
+
+
+def _say(quiet: bool, line: str) -> None:
+    """One line on standard error where no progress bar is drawn (a log, a pipe): a long run says it is alive."""
+    if quiet:
+        print(line, file=sys.stderr, flush=True)
