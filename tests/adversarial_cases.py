@@ -228,7 +228,7 @@ cases("sweep_batch_too_large", "OutOfMemoryError", "bc.sweep(M, {v}, [bc.native(
 })
 case("sweep_batch_past_rows", "ShapeError", "bc.sweep(M, [4096], [bc.native()], rows=100, timer=Q, ceilings=False)")
 case("sweep_batch_past_data", "ShapeError", "bc.sweep(M, [8], [bc.native()], data=X, timer=Q, ceilings=False)")
-case("sweep_backends_empty", "ShapeError", "bc.sweep(M, [1], [], timer=Q)")
+case("sweep_backends_empty", "ArgumentError", "bc.sweep(M, [1], [], timer=Q)")
 cases("sweep_backends", "ArgumentError", "bc.sweep(M, [1], {v}, timer=Q, ceilings=False)", {
     "none_item": "[None]", "not_a_list": "bc.native()", "str": "'native'", "duplicate": "[bc.native(), bc.native()]",
     "int": "5",

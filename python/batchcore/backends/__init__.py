@@ -12,14 +12,14 @@ around the Python call.
 from __future__ import annotations
 
 from .arrays import CupyBackend, NumpyBackend, array_forward
-from .base import Backend, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes
+from .base import Backend, Runs, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes, from_settings
 from .cuda_events import event_sampler, stream_sm_clock
 from .native_core import NativeBackend, cpu_model, gpu_model
 from .pytorch import TorchBackend, module_on
 
-__all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "TimedBatch", "TorchBackend", "array_forward",
+__all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "Runs", "TimedBatch", "TorchBackend", "array_forward",
            "check_batch_size", "check_input", "cold_copies", "cold_input_bytes", "cpu_model", "cupy", "event_sampler",
-           "gpu_model", "module_on", "native", "numpy", "stream_sm_clock", "torch"]
+           "from_settings", "gpu_model", "module_on", "native", "numpy", "stream_sm_clock", "torch"]
 
 
 def native(order: str = "seq", precision: str = "fp32", policy: str | None = None, threads: int | None = None,

@@ -34,6 +34,10 @@ class NumpyBackend(Backend):
     name = "numpy"
     order = "library"
 
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> NumpyBackend:
+        return cls()
+
     def runs(self, model: Any) -> Runs:
         """Chain models only: the array forward pass is written layer by layer."""
         if isinstance(model, GraphModel):

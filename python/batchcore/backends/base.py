@@ -81,8 +81,25 @@ def check_batch_size(batch_size: Any) -> int:
     return checks.positive_int(batch_size, "batch size", ShapeError, maximum=2**62)
 
 
+# Each kind of backend by its ``name``, for :func:`from_settings` (every subclass registers itself).
+KINDS: dict[str, type[Backend]] = {}
+
+
+def from_settings(settings: dict[str, Any]) -> Backend:
+    """The backend a record's ``settings()`` describe, made anew (in this process, or another one: a
+    worker, another machine). What the settings name is checked again as when the backend was first made."""
+    kind = settings.get("kind")
+    if kind not in KINDS:
+        raise ArgumentError(f"settings of an unknown kind of backend ({kind!r}; known: {sorted(KINDS)})")
+    return KINDS[kind].from_settings(settings)
+
+
 class Backend:
-    """Base class. Subclasses set ``name``, ``device``, ``precision``, ``order`` and implement ``_forward``."""
+    """Base class. Subclasses set ``name``, ``device``, ``precision``, ``order``, implement ``_forward``
+    and :meth:`from_settings`.
+
+    A backend travels by its settings: pickling one (to a worker process, another machine) sends
+    ``settings()`` and makes the backend anew there (:func:`from_settings`); nothing it caches travels."""
 
     name = "backend"
     device = "cpu"
@@ -152,9 +169,24 @@ class Backend:
         """Time passes of ``model`` (run as it is) over all rows of ``data`` as one batch."""
         raise ArgumentError(self.runs(model).reason)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # a kind of its own (a subclass that keeps its parent's name is no new kind)
+            KINDS[cls.name] = cls
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Backend:
+        """This kind of backend, made from its ``settings()``."""
+        raise ArgumentError(f"{cls.name} backends cannot be made from settings")  # pragma: no cover - abstract
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        return from_settings, (self.settings(),)
+
     def settings(self) -> dict[str, Any]:
-        """What identifies this backend's configuration in a result record."""
-        return {"backend": self.label, "device": self.device, "precision": self.precision, "order": self.order}
+        """What identifies this backend's configuration in a result record; enough to make it anew
+        (:func:`from_settings`)."""
+        return {"kind": self.name, "backend": self.label, "device": self.device, "precision": self.precision,
+                "order": self.order}
 
     def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError

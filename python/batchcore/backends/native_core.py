@@ -117,6 +117,11 @@ class NativeBackend(Backend):
         where = f"{self.device}:" if self.on_gpu else ""
         return f"native[{where}{what}{extra}]"
 
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> NativeBackend:
+        s = settings
+        return cls(s["order"], s["precision"], s.get("policy"), s.get("threads"), s["device"], s.get("simd", "auto"))
+
     def settings(self) -> dict[str, Any]:
         s = super().settings()
         s.update(policy=self.policy)

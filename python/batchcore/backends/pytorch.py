@@ -73,10 +73,15 @@ class TorchBackend(Backend):
     def label(self) -> str:
         return f"torch[{self.device}{',tf32' if self.tf32 else ''}]"
 
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> TorchBackend:
+        s = settings
+        return cls(s["device"], s.get("allow_tf32", False), s.get("threads"), s.get("measure_memory", True))
+
     def settings(self) -> dict[str, Any]:
         s = super().settings()
         torch = self._torch
-        s.update(torch_version=torch.__version__, threads=self.threads)
+        s.update(torch_version=torch.__version__, threads=self.threads, measure_memory=self.measure_memory)
         if self.on_gpu:
             s.update(allow_tf32=self.tf32, cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
                      reduced_precision_reduction=torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,

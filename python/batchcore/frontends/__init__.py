@@ -20,6 +20,7 @@ from .torch import TorchFrontend
 class Frontend(Protocol):
     name: str
     reader: str  # how a user calls the reader, for messages: "bc.from_torch"
+    backends_hint: str  # the backends that run its modules as they are, for messages: "backends=[bc.torch()]"
 
     def claims(self, obj: Any) -> bool: ...
 

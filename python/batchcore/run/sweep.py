@@ -79,7 +79,7 @@ def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool
         if wrapped is None:
             raise wrap_error from e  # type: ignore[misc]
         return checked(wrapped, f"{frontend.reader} does not read it ({e}); the {frontend.name} backends run any "
-                                "module as it is")
+                                f"module as it is ({frontend.backends_hint})")
     return checked(read)
 
 

@@ -17,6 +17,7 @@ class TorchFrontend:
 
     name = "torch"
     reader = "bc.from_torch"
+    backends_hint = "backends=[bc.torch()]"
 
     def claims(self, obj: Any) -> bool:
         return callable(obj)
