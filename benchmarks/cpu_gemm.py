@@ -188,7 +188,7 @@ def exact_table(n, batch_sizes, repeats, threads):
 
     def naive(x):
         x64 = x.astype(np.float64)
-        return np.array([[math.fsum([*(row * w), bj]) for w, bj in zip(W, b)] for row in x64], np.float32)
+        return np.array([[math.fsum([*(row * w), bj]) for w, bj in zip(W, b, strict=False)] for row in x64], np.float32)
 
     print(f"\n{'exact ' + f'{n}x{n}':>16} {'B':>5} {'exact':>8} {'fsum ref':>8} {'ratio':>9}   (GFLOP/s)")
     for B in batch_sizes:

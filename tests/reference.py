@@ -169,7 +169,7 @@ def reference_dot(a, b, c: float, order: str, precision: str = "fp32") -> float:
         if not _finite(*a, *b):
             with np.errstate(invalid="ignore"):  # Inf * 0 is NaN, as IEEE says
                 return f32(float(np.dot(np.array(a, dtype=np.float64), np.array(b, dtype=np.float64))) + c)
-        X = sum((to_fixed(x) * to_fixed(y)) >> SHIFT for x, y in zip(a, b)) + to_fixed(c)
+        X = sum((to_fixed(x) * to_fixed(y)) >> SHIFT for x, y in zip(a, b, strict=False)) + to_fixed(c)
         return round_fixed(X)
     else:
         raise ValueError(order)

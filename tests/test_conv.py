@@ -95,7 +95,7 @@ def test_exact_is_the_correctly_rounded_sum(geometry):
     for _ in range(40):
         co, oh, ow = (int(rng.integers(s)) for s in got.shape[1:])
         exact = sum((Fraction(float(a)) * Fraction(float(b))
-                     for a, b in zip(taps[0, co // per, oh, ow], weight[co].ravel())), Fraction(float(bias[co])))
+                     for a, b in zip(taps[0, co // per, oh, ow], weight[co].ravel(), strict=False)), Fraction(float(bias[co])))
         value = got[0, co, oh, ow]
         # correctly rounded: no float32 lies strictly between the exact value and the result
         below, above = np.nextafter(value, np.float32(-np.inf)), np.nextafter(value, np.float32(np.inf))

@@ -113,7 +113,7 @@ def test_device_batches_are_invariant():
 def gpu_formula_bytes(sizes, M, flush=0):
     """The plan of docs/measurement.md on the device: weights (K x N + N per linear layer) + input (M x K0) + two
     activation buffers (M x widest layer) + the cold mode's flush buffer; no padding on the device."""
-    weights = sum((k * n + n) * 4 for k, n in zip(sizes[:-1], sizes[1:]))
+    weights = sum((k * n + n) * 4 for k, n in zip(sizes[:-1], sizes[1:], strict=False))
     return weights + M * sizes[0] * 4 + 2 * M * max(sizes[1:]) * 4 + flush
 
 

@@ -30,7 +30,7 @@ def test_activations_are_accurate(kind, ref):
     x = np.concatenate([np.linspace(-12, 12, 4001), np.geomspace(1e-6, 0.5, 200), -np.geomspace(1e-6, 0.5, 200)])
     x = x.astype(np.float32)
     y = single_layer(kind, len(x)).run(x[None, :])[0][0]
-    worst = max(ulps(g, ref(float(v))) for g, v in zip(y, x) if abs(ref(float(v))) > 1e-30)
+    worst = max(ulps(g, ref(float(v))) for g, v in zip(y, x, strict=False) if abs(ref(float(v))) > 1e-30)
     assert worst <= 8, f"{kind}: worst error {worst:.1f} ULP"
 
 
@@ -46,7 +46,7 @@ def test_gelu_tanh_is_accurate():
         u = math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)
         return v / (1 + math.exp(-2 * u))
 
-    errors = [(ulps(g, ref(float(v))), float(v)) for g, v in zip(y, x) if abs(ref(float(v))) > 1e-30]
+    errors = [(ulps(g, ref(float(v))), float(v)) for g, v in zip(y, x, strict=False) if abs(ref(float(v))) > 1e-30]
     assert max(e for e, v in errors if v > -4) <= 24
     assert max(e for e, v in errors) <= 160
 
@@ -149,7 +149,8 @@ def test_vectorised_activations_equal_their_definitions(function, simd):
     want = _core.row_layer(x, function, simd="definition")
     got = _core.row_layer(x, function, simd=simd)
     bad = got.view(np.uint32) != want.view(np.uint32)  # every bit, NaN payloads included
-    assert not bad.any(), [(float(v), float(g), float(w)) for v, g, w in zip(x[bad][:5], got[bad][:5], want[bad][:5])]
+    first = zip(x[bad][:5], got[bad][:5], want[bad][:5], strict=True)
+    assert not bad.any(), [(float(v), float(g), float(w)) for v, g, w in first]
     # A NaN out only for a NaN in, and then that very NaN (the definitions return their NaN argument).
     nan_in = np.isnan(x)
     assert np.array_equal(np.isnan(want), nan_in) and np.array_equal(want[nan_in].view(np.uint32), x[nan_in].view(np.uint32))
@@ -173,7 +174,7 @@ def test_fixed_log_is_accurate_and_exact_where_it_must_be():
     x = np.concatenate([np.geomspace(1e-44, 3e38, 20001), np.linspace(0.5, 2.0, 4001),
                         [1.41421356, 1.4142137, 0.70710677, 1.1754942e-38, 1e-45]]).astype(f)
     got = _core.fixed_math(x, "log")
-    worst = max(ulps(g, math.log(float(v))) for g, v in zip(got, x) if v != 1)
+    worst = max(ulps(g, math.log(float(v))) for g, v in zip(got, x, strict=False) if v != 1)
     assert worst <= 2, f"log: worst error {worst:.2f} ULP"
     assert _core.fixed_math(np.array([1.0], f), "log")[0] == 0.0  # log 1 = +0 exactly
     edges = _core.fixed_math(np.array([0.0, -0.0, np.inf, -1.0, np.nan], f), "log")

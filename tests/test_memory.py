@@ -20,7 +20,7 @@ def formula_bytes(sizes, M, order="seq", threads=1):
     start with a linear layer read the caller's rows directly unless they are a multiple of 2 KiB
     apart) + two activation buffers of the widest layer, rows padded + workspace: lanes:W, threads x W x
     12 x 32 floats."""
-    panel_bytes = sum(-(-n // 32) * (k + 1) * 32 * 4 for k, n in zip(sizes[:-1], sizes[1:]))
+    panel_bytes = sum(-(-n // 32) * (k + 1) * 32 * 4 for k, n in zip(sizes[:-1], sizes[1:], strict=False))
     workspace = threads * int(order.split(":")[1]) * 12 * 32 * 4 if order.startswith("lanes") else 0
     input_copy = M * padded(sizes[0]) * 4 if sizes[0] % 512 == 0 else 0
     return panel_bytes + input_copy + 2 * M * padded(max(sizes[1:])) * 4 + workspace

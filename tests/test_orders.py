@@ -100,7 +100,7 @@ def test_reference_helpers_agree_with_numpy_single_operations():
     rng = np.random.default_rng(5)
     a = (rng.standard_normal(300) * np.ldexp(1.0, rng.integers(-140, 60, 300))).astype(np.float32)
     b = (rng.standard_normal(300) * np.ldexp(1.0, rng.integers(-20, 20, 300))).astype(np.float32)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert np.float32(add(float(x), float(y))) == x + y
         assert np.float32(mul(float(x), float(y))) == x * y
     # fma rounds once: (1 + 2^-12)^2 - 1 keeps the 2^-24 term that a*b rounding would lose.

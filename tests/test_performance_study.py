@@ -23,7 +23,7 @@ def test_the_knee_is_the_first_step_under_five_percent(study):
     for label, knee in study.data["knee"].items():
         pts = [p for p in study.data["points"] if p["backend"] == label]
         rates = [p["batch_size"] / p["time_ms"] for p in pts]
-        first = next((a["batch_size"] for a, ra, rb in zip(pts, rates, rates[1:]) if rb / ra < 1.05), None)
+        first = next((a["batch_size"] for a, ra, rb in zip(pts, rates, rates[1:], strict=False) if rb / ra < 1.05), None)
         assert knee["batch_size"] == first
 
 

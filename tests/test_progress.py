@@ -35,9 +35,18 @@ def test_a_sweep_shows_its_steps_only_when_asked(capsys, monkeypatch):
     assert "sweep" in err and "4/4" in err  # 2 sizes x 2 rounds, all done
 
 
-def test_steps_that_do_not_draw_cost_nothing():
+def test_steps_that_do_not_draw_cost_nothing(monkeypatch, capsys):
+    import rich.progress
+
+    def no_bar(*args, **kwargs):
+        raise AssertionError("a bar was made for steps that do not draw")
+
+    monkeypatch.setattr(rich.progress, "Progress", no_bar)  # what Steps would draw with
     with Steps("x", 3, progress=False) as steps:
         assert not steps.drawing
         steps.now("a")
         steps.done()
         steps.total(5)
+    assert capsys.readouterr() == ("", "")
+    with pytest.raises(AssertionError, match="a bar was made"), Steps("x", 3, progress=True):
+        pass  # the planted check bites when a bar is asked for

@@ -35,10 +35,12 @@ def test_kill_minus_9_mid_sweep_loses_and_duplicates_nothing(tmp_path):
         deadline = time.monotonic() + 120
         while len(point_lines(log)) < kill_after and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
+        # the kill must land mid-sweep: a sweep that had already finished would pass everything below
+        assert proc.poll() is None, f"the sweep ended (exit {proc.returncode}) before it was killed"
         proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        assert proc.wait() == -signal.SIGKILL
         kept = point_lines(log)
-        assert len(kept) >= kill_after
+        assert kill_after <= len(kept) < 16
     done = subprocess.run([sys.executable, str(script), log], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     final = point_lines(log)

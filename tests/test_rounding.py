@@ -22,8 +22,9 @@ def exact_mlp(net, x):
     out = []
     for row in x.numpy().astype(np.float64):
         r = [Fraction(v) for v in row]
-        h = [max(Fraction(0), sum((Fraction(w) * a for w, a in zip(W1[j], r)), Fraction(b1[j]))) for j in range(len(b1))]
-        out.append([sum((Fraction(w) * a for w, a in zip(W2[j], h)), Fraction(b2[j])) for j in range(len(b2))])
+        h = [max(Fraction(0), sum((Fraction(w) * a for w, a in zip(W1[j], r, strict=True)), Fraction(b1[j])))
+             for j in range(len(b1))]
+        out.append([sum((Fraction(w) * a for w, a in zip(W2[j], h, strict=True)), Fraction(b2[j])) for j in range(len(b2))])
     return out
 
 
@@ -51,7 +52,8 @@ def test_every_float32_evaluation_lies_within_the_bound_of_the_exact_value(mlp_c
     E, how = forward_error_bound(net, x)
     assert E is not None and E.shape == (24, 4) and "3 layers" in how
     for name, y in float32_evaluations(net, x):
-        err = np.array([[abs(Fraction(float(v)) - e) for v, e in zip(row, ex)] for row, ex in zip(y, exact)], dtype=float)
+        err = np.array([[abs(Fraction(float(v)) - e) for v, e in zip(row, ex, strict=True)]
+                    for row, ex in zip(y, exact, strict=True)], dtype=float)
         assert np.all(err <= E), f"{name}: error {err.max():.3g} beyond the bound"
         assert err.max() > 0  # the evaluations do round: the comparison is not empty
 
@@ -60,7 +62,8 @@ def test_the_check_can_fail_a_bound_too_small(mlp_case):
     net, x, exact = mlp_case
     E, _ = forward_error_bound(net, x)
     y = dict(float32_evaluations(net, x))["native seq"]
-    err = np.array([[abs(Fraction(float(v)) - e) for v, e in zip(row, ex)] for row, ex in zip(y, exact)], dtype=float)
+    err = np.array([[abs(Fraction(float(v)) - e) for v, e in zip(row, ex, strict=True)]
+                    for row, ex in zip(y, exact, strict=True)], dtype=float)
     # A worst-case bound sits far above typical errors (which partly cancel), but not vacuously far: within
     # a few thousand times the largest error seen. A check against E / 5000 fails, as it must.
     assert np.any(err > E / 5000)

@@ -97,10 +97,10 @@ def check_points_against_plain_torch(res, module, inputs, labels=None):
     for p in res.points:
         got = joined(plain_torch_outputs(module, inputs, p["batch_size"]))
         equal = torch.cat([(g == w).reshape(-1) | (torch.isnan(g) & torch.isnan(w)).reshape(-1)
-                           if g.is_floating_point() else (g == w).reshape(-1) for g, w in zip(got, b1)])
+                           if g.is_floating_point() else (g == w).reshape(-1) for g, w in zip(got, b1, strict=False)])
         # bitwise: float equality but for signed zeros, which this data never produces
         assert p["bitwise_equal_frac"] == pytest.approx(equal.double().mean().item(), abs=0), p["batch_size"]
-        floats = [(g, w) for g, w in zip(got, b1) if g.is_floating_point()]
+        floats = [(g, w) for g, w in zip(got, b1, strict=False) if g.is_floating_point()]
         fmt = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
         want_ulp = max(independent_max_ulp(g.float().numpy(), w.float().numpy(), fmt[g.dtype]) for g, w in floats)
         assert p["max_ulp_vs_b1"] == want_ulp, p["batch_size"]
@@ -114,7 +114,7 @@ def check_points_against_plain_torch(res, module, inputs, labels=None):
     for b1_, f1 in fps.items():
         for b2_, f2 in fps.items():
             same = all(torch.equal(x, y) for x, y in zip(joined(plain_torch_outputs(module, inputs, b1_)),
-                                                         joined(plain_torch_outputs(module, inputs, b2_))))
+                                                         joined(plain_torch_outputs(module, inputs, b2_)), strict=False))
             assert (f1 == f2) == same, (b1_, b2_)
 
 

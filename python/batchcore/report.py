@@ -59,7 +59,7 @@ def image(fig: Any, alt: str) -> str:
 
 def _panels(points: list[dict], *draw: Any) -> Any:
     fig, axes = plots.figure(5.2 * len(draw), 3.6, 1, len(draw))
-    for ax, fn in zip(axes, draw):
+    for ax, fn in zip(axes, draw, strict=False):
         fn(ax, points)
     return fig
 

@@ -170,12 +170,12 @@ def mlp(sizes: Iterable[int], activation: str = "relu", head: str | None = None,
     seed = checks.seed(seed)
     if name is not None and not isinstance(name, str):
         raise ArgumentError(f"name must be a string, got {name!r}")
-    params = sum(k * n + n for k, n in zip(widths[:-1], widths[1:]))
+    params = sum(k * n + n for k, n in zip(widths[:-1], widths[1:], strict=False))
     # Twice: the float64 draw and its float32 copy exist at once for the largest layer.
     checks.require_allocatable(8 * params, f"an mlp of {params:,} parameters")
     rng = np.random.default_rng(seed)
     layers: list[Layer] = []
-    for i, (k, n) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (k, n) in enumerate(zip(widths[:-1], widths[1:], strict=False)):
         bound = 1.0 / np.sqrt(k)
         w = rng.uniform(-bound, bound, size=(n, k)).astype(np.float32)
         b = rng.uniform(-bound, bound, size=n).astype(np.float32)

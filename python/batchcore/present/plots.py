@@ -167,7 +167,7 @@ def draw_classes(ax: Axes, points: list[Point], classes: dict[str, list[list[int
             for B in group:
                 grid[i, sizes.index(B)] = c
     ax.imshow(np.ma.masked_invalid(grid), cmap="tab10", vmin=0, vmax=9, aspect="auto", interpolation="nearest")
-    for i, j in zip(*np.nonzero(np.isfinite(grid))):
+    for i, j in zip(*np.nonzero(np.isfinite(grid)), strict=False):
         ax.text(j, i, str(int(grid[i, j])), ha="center", va="center", fontsize="small", color="white")
     ax.set_xticks(range(len(sizes)), [str(B) for B in sizes], fontsize="small")
     ax.set_yticks(range(len(labels)), [f"{lb} ({len(classes[lb])})" for lb in labels], fontsize="small")

@@ -47,7 +47,8 @@ def text_table(columns: list[str], rows: list[list[object]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     lines = []
     for j, r in enumerate(cells):
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        padded = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=False)))
+        lines.append("  ".join(padded).rstrip())
         if j == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -130,7 +130,7 @@ def knee(points: list[dict], gain: float = 0.05, backend: str | None = None) -> 
         raise ArgumentError(f"gain must be a positive fraction, got {gain!r}")
     pts = _one_backend(points, backend)
     steps = []
-    for a, b in zip(pts, pts[1:]):
+    for a, b in zip(pts, pts[1:], strict=False):
         ra, la, ha = _throughput(a)
         rb, lb, hb = _throughput(b)
         steps.append((a["batch_size"], b["batch_size"], rb / ra, lb / ha if ha else 0.0, hb / la if la else math.inf))

@@ -71,7 +71,7 @@ class SweepResult:
     def table(self) -> str:
         """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
         class of the point within its backend (0 is the class of the smallest batch size)."""
-        return format_table([{**p, "class_id": c} for p, c in zip(self.points, self.class_ids())])
+        return format_table([{**p, "class_id": c} for p, c in zip(self.points, self.class_ids(), strict=False)])
 
     def class_ids(self) -> list[int]:
         """Each point's invariance class within its backend (0: the class of the smallest batch size)."""
@@ -197,9 +197,9 @@ def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Outp
     bfloat16 for those); argmax and accuracy read the first floating output of shape (rows, classes). The
     FLOP count and the exactly rounded reference of a module batchcore does not read are unknown: those
     fields are None."""
-    floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1) if a.fmt in FLOAT_FORMATS]
+    floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1, strict=False) if a.fmt in FLOAT_FORMATS]
     equal = [numerics.bitwise_equal(a.values, b.values) if a.fmt in FLOAT_FORMATS else np.asarray(a.values == b.values)
-             for a, b in zip(y, y_b1)]
+             for a, b in zip(y, y_b1, strict=False)]
     logits, logits_b1 = next(((a, b) for a, b, _ in floating if a.ndim == 2), (None, None))
     precision = backend.settings()["precision"]
     return resultfile.json_safe({

@@ -17,7 +17,8 @@ def _accuracy(data: dict[str, Any]) -> Figures:
     for i, (label, pts) in enumerate(plots.by_backend(points).items()):
         xs = [p["batch_size"] * (1 + 0.04 * i) for p in pts]  # side by side, not on top of each other
         ys = [100 * p["accuracy"] for p in pts]
-        err = [[y - 100 * p["accuracy_ci"][0] for y, p in zip(ys, pts)], [100 * p["accuracy_ci"][1] - y for y, p in zip(ys, pts)]]
+        err = [[y - 100 * p["accuracy_ci"][0] for y, p in zip(ys, pts, strict=True)],
+               [100 * p["accuracy_ci"][1] - y for y, p in zip(ys, pts, strict=True)]]
         ax.errorbar(xs, ys, yerr=err, label=label, capsize=3, **plots.STYLES[i % len(plots.STYLES)])
     plots.log_batch_axis(ax, points)
     ax.set_ylabel("accuracy % (95 % Wilson interval)")

@@ -126,7 +126,7 @@ def service_times(forward: Callable[[np.ndarray], Any], rows: int, max_batch: in
             busy = serve(forward, rows, np.arange(b * (per_round + 2)) * 2e-5, b, 0.0, seed + r)
             assert busy.passes is not None
             ends, sizes = busy.passes[:, 2], np.array(busy.batches)
-            hot[b] += [float(e - d) for e, d, n in zip(ends[2:], ends[1:], sizes[2:]) if n == b]
+            hot[b] += [float(e - d) for e, d, n in zip(ends[2:], ends[1:], sizes[2:], strict=False) if n == b]
     return pool_stalls(ServiceTimes({b: np.array(t) for b, t in hot.items()}, {b: np.array(t) for b, t in idle.items()},
                                     np.array(wake)))
 
@@ -182,7 +182,7 @@ def observed_times(served: Served, max_batch: int, max_delay_s: float) -> Servic
     idle: dict[int, list[float]] = {b: [] for b in range(1, max_batch + 1)}
     wake: list[float] = []
     first, free_at = 0, -np.inf
-    for (_, taken, ended), b in zip(passes, served.batches):
+    for (_, taken, ended), b in zip(passes, served.batches, strict=False):
         full_at = arrivals[first + max_batch - 1] if first + max_batch - 1 < len(arrivals) else np.inf
         close = max(free_at, arrivals[first], min(arrivals[first] + max_delay_s, full_at))
         if close > free_at:

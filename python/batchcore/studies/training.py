@@ -65,7 +65,7 @@ def accumulation(net: Any, x: Any, y: Any, steps: int) -> dict[str, Any]:
 
     def grads(model: Any, chunks: int, dtype: Any) -> np.ndarray:
         model.zero_grad()
-        for xs, ys in zip(x.to(dtype).chunk(chunks), y.chunk(chunks)):
+        for xs, ys in zip(x.to(dtype).chunk(chunks), y.chunk(chunks), strict=False):
             (F.cross_entropy(model(xs), ys) / chunks).backward()
         return np.concatenate([p.grad.detach().cpu().numpy().ravel() for p in model.parameters()])
 

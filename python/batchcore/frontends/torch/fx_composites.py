@@ -41,7 +41,7 @@ def multihead_attention(r: FxReader, m: Any, q: int, k: int, v: int) -> int:
         weights = (m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)
     biases = m.in_proj_bias.chunk(3) if m.in_proj_bias is not None else (None, None, None)
     projected = [_split_heads(r, _linear(r, x, w, b, name), heads)
-                 for x, w, b, name in zip((q, k, v), weights, biases, ("q_proj", "k_proj", "v_proj"))]
+                 for x, w, b, name in zip((q, k, v), weights, biases, ("q_proj", "k_proj", "v_proj"), strict=False)]
     length = r.shape(q)[0]
     d = E // heads
     attended = r.add("attention", tuple(projected), (heads, length, d), scale=float(1 / math.sqrt(d)), causal=False)

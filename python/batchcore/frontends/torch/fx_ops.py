@@ -40,7 +40,7 @@ def _where(node: Any) -> str:
 
     inside_torch = os.path.dirname(torch.__file__)
     lines = (node.meta.get("stack_trace") or "").splitlines()
-    frames = [(f.strip(), code.strip()) for f, code in zip(lines, lines[1:] + [""])
+    frames = [(f.strip(), code.strip()) for f, code in zip(lines, lines[1:] + [""], strict=False)
               if f.strip().startswith('File "') and inside_torch not in f]
     if frames:
         frame, code = frames[-1]
@@ -121,7 +121,7 @@ class FxReader:
             raise self.refuse(f"padding_mode={m.padding_mode!r} is not supported, only 'zeros'")
         padding = m.padding
         if isinstance(padding, str):
-            total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size)]
+            total = [d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=False)]
             if padding == "same" and any(t % 2 for t in total):
                 raise self.refuse("padding='same' with an even dilated kernel pads unevenly, which is not supported")
             padding = [0, 0] if padding == "valid" else [t // 2 for t in total]
