@@ -436,3 +436,17 @@ cases("deployment_study_settings", "ArgumentError", "bc.studies.deployment(M, X,
     "validate": "validate='some', service_samples=2, requests=5, max_batch_sizes=(1,)",
     "requests": "requests=0",
 })
+
+# -- what a new user hit (issue 27) ---------------------------------------------------------------------------
+cases("sweep_labels_out_of_range", "ShapeError", "bc.sweep(M, [1], [bc.native()], rows=4, timer=Q, ceilings=False, labels={v})", {
+    "seven": "np.array([0, 1, 2, 7])", "minus_one": "np.array([0, -1, 2, 3])",
+})
+case("sweep_labels_out_of_range_names_the_label", "ok", """
+try:
+    bc.sweep(M, [1], [bc.native()], rows=4, timer=Q, ceilings=False, labels=np.array([0, 1, 2, 7]))
+except bc.ShapeError as e:
+    assert 'classes 0..3' in str(e) and 'found 7' in str(e), e
+else:
+    raise AssertionError('a label of 7 for 4 classes was accepted')""")
+case("sweep_list_data_for_a_module_blames_the_data", "DTypeError", TORCH +
+     "bc.sweep(nn.Sequential(nn.Conv2d(1, 2, 3)), [1], [bc.native()], data=[[1.0, 2.0]], timer=Q)")
