@@ -5,22 +5,42 @@ memory measured). The other ways users run code (standard input, ``python -c``, 
 the same kind: a full quick start costs CI most of a minute, and the mode is what they test."""
 
 import os
+import pathlib
 import re
 import subprocess
 import sys
 
 import pytest
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]  # the README's snippets and the docs' alike
 TIMEOUT_S = 600
+# every snippet of the README and the docs, by its ci:NAME marker, and the test that runs it
+RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "test_the_readmes_own_model_runs",
+          "study": "test_the_study_example_runs_and_its_report_is_written",
+          "own-module": "test_the_own_module_example_runs_as_a_script",
+          "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs"}
 
 
 def snippet(name: str = "quickstart") -> str:
-    with open(README) as f:
-        text = f.read()
-    block = re.search(rf"<!-- ci:{name} -->\s*```python\n(.*?)```\s*<!-- /ci:{name} -->", text, re.S)
-    assert block, f"README.md has no ci:{name} block"
-    return block.group(1)
+    for page in PAGES:
+        block = re.search(rf"<!-- ci:{name} -->\s*```python\n(.*?)```\s*<!-- /ci:{name} -->", page.read_text(), re.S)
+        if block:
+            return block.group(1)
+    raise AssertionError(f"neither README.md nor docs/ has a ci:{name} block")
+
+
+def test_every_snippet_is_run_by_a_test():
+    """A ```python block outside a ci:NAME marker, or a marker no test runs, fails here."""
+    for page in PAGES:
+        text = page.read_text()
+        blocks = len(re.findall(r"^```python$", text, re.M))
+        marked = re.findall(r"<!-- ci:([\w-]+) -->\s*```python\n", text)
+        assert blocks == len(marked), f"{page.name}: {blocks - len(marked)} python snippet(s) no test runs"
+        for name in marked:
+            assert name in RUN_BY and RUN_BY[name] in globals(), f"{page.name}: ci:{name} is run by no test"
+    assert len(README.read_bytes()) <= 15 * 1024, "README.md is a landing page: reference text goes to docs/"
 
 
 def quick_start() -> str:
@@ -74,6 +94,22 @@ def test_a_sweep_runs_from_a_main_without_a_file(how, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("torch[cpu]") and line.split()[1] == "2"]
     assert len(rows) == 2 and all("~" in r for r in rows), "torch's CPU memory was not measured: " + done.stdout
+
+
+def test_the_readmes_own_model_runs(tmp_path):
+    pytest.importorskip("torch")
+    (tmp_path / "own.py").write_text(snippet("own-model"))
+    done = run(["own.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "native[seq]" in done.stdout and "batch invariant" in done.stdout, done.stdout
+
+
+def test_the_timer_snippet_runs(tmp_path):
+    (tmp_path / "timer.py").write_text(snippet("timer"))
+    done = run(["timer.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    words = done.stdout.split()  # median, (low, high), target met, noisy
+    assert float(words[0]) > 0 and words[-2] in ("True", "False") and words[-1] in ("True", "False"), done.stdout
 
 
 def test_the_own_module_example_runs_as_a_script(tmp_path):

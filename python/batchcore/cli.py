@@ -47,7 +47,7 @@ def _sweep_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds of samples at least per point (default 0.5)")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved timing rounds per point (default 6)")
-    ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (see README)")
+    ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (docs/measurement.md)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads of native and torch (default: all cores)")
     ap.add_argument("--no-torch-memory", action="store_true",
                     help="skip torch's CPU memory (peak RSS growth of a fresh process, ~1 s per point)")

@@ -79,8 +79,8 @@ class SweepResult:
         return [next(i for i, g in enumerate(classes[p["backend"]]) if p["batch_size"] in g) for p in self.points]
 
     def to_pandas(self) -> pandas.DataFrame:
-        """One row per point: the :data:`POINT_FIELDS` as columns (times in ms, memory in bytes, the README's
-        "table's columns" say what each holds), then ``class_id``; None where a value is unknown. Needs pandas
+        """One row per point: the :data:`POINT_FIELDS` as columns (times in ms, memory in bytes; docs/metrics.md
+        says what each holds), then ``class_id``; None where a value is unknown. Needs pandas
         (``pip install 'batchcore[report]'``), else MissingDependencyError."""
         try:
             import pandas
