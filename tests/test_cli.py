@@ -61,6 +61,18 @@ def test_every_command_has_help(command, capsys):
     assert exit_.value.code == 0 and f"usage: batchcore {command}" in capsys.readouterr().out
 
 
+def test_study_help_names_every_study_its_question_and_json(capsys):
+    import importlib
+
+    with pytest.raises(SystemExit):
+        main(["study", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps long lines
+    for name in ("accuracy", "evaluation", "training", "performance", "deployment"):
+        question = importlib.import_module(f"batchcore.studies.{name}").QUESTION  # the module; the package's is a function
+        assert f"{name} {question}" in text
+    assert "--json print the study" in text
+
+
 def test_sweep_json_compare_and_plot(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
     small = ["--sizes", "16,4", "--batch-sizes", "1,2", "--rows", "8", "--threads", "1"] + QUICK

@@ -8,7 +8,7 @@ import os
 import pytest
 
 import batchcore as bc
-from batchcore import files as resultfile
+from batchcore import files as resultfile  # the module was resultfile.py
 
 
 def test_json_safe_replaces_every_non_finite_number():
@@ -50,3 +50,29 @@ def test_a_log_of_the_same_sweep_resumes_and_another_is_refused(tmp_path):
     assert resultfile.PointLog(path, {"model": "m"}, {}).done == [{"backend": "b", "batch_size": 1}]
     with pytest.raises(bc.ResultFileError, match="different sweep"):
         resultfile.PointLog(path, {"model": "other"}, {})
+
+
+def test_a_line_that_is_not_utf8_is_named_as_damage(tmp_path):
+    path = tmp_path / "r.jsonl"
+    resultfile.PointLog(path, {"model": "m"}, {}).write({"backend": "b", "batch_size": 1})
+    with open(path, "ab") as f:
+        f.write(b'{"type": "point", "backend": "\xff\xfe", "batch_size": 2}\n')  # bytes batchcore never writes
+    before = path.read_bytes()
+    with pytest.raises(bc.ResultFileError, match="line 3 is not UTF-8 text"):
+        resultfile.PointLog(path, {"model": "m"}, {})
+    with pytest.raises(bc.ResultFileError, match="not UTF-8"):
+        bc.SweepResult.from_json(path)
+    assert path.read_bytes() == before  # named, and left as it was
+
+
+@pytest.mark.parametrize("content, named", [(b"\0" * 4096, "only NUL bytes"), (b"PK\x03\x04zip", "something else")])
+def test_a_file_that_is_not_a_log_is_not_overwritten(tmp_path, content, named):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(bc.ResultFileError, match=named):
+        resultfile.PointLog(path, {"model": "m"}, {})
+    assert path.read_bytes() == content
+    # batchcore's own log torn inside its header line holds no point: that one starts again
+    path.write_bytes(b'{"type": "hea')
+    resultfile.PointLog(path, {"model": "m"}, {})
+    assert path.read_bytes().startswith(b'{"type": "header", "config": {"model": "m"}')

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -200,11 +201,17 @@ def parser() -> argparse.ArgumentParser:
 
     from .studies.digits import STUDY_NAMES
 
-    study = sub.add_parser("study", help="one of the five questions, answered on scikit-learn's bundled digits")
-    study.add_argument("name", choices=STUDY_NAMES)
+    questions = "\n".join(f"  {name:12} {importlib.import_module(f'batchcore.studies.{name}').QUESTION}"
+                          for name in STUDY_NAMES)
+    study = sub.add_parser("study", help="one of the five questions, answered on scikit-learn's bundled digits",
+                           description="Run one of the five studies on scikit-learn's bundled digits (needs "
+                                       "pip install 'batchcore[examples]'; no download) and print its verdict "
+                                       "and tables.", epilog="studies:\n" + questions,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    study.add_argument("name", choices=STUDY_NAMES, metavar="NAME", help=f"the study: {', '.join(STUDY_NAMES)}")
     study.add_argument("--quick", action="store_true", help="a smaller run (seconds): fewer epochs, sizes, samples")
     study.add_argument("--out", default=None, help="write the study as JSON (batchcore report reads it)")
-    study.add_argument("--json", action="store_true")
+    study.add_argument("--json", action="store_true", help="print the study (verdict, tables, data, env) as JSON")
     study.set_defaults(run=run_study)
     return ap
 

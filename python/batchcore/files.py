@@ -109,8 +109,12 @@ def read_jsonl(path: StrPath, repair: bool = False, data: bytes | None = None) -
             break  # no newline: the last write was interrupted
         line_no += 1
         try:
-            rec = json.loads(data[pos:nl].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            text = data[pos:nl].decode("utf-8")
+        except UnicodeDecodeError:  # bytes batchcore never writes: damage, not a torn write
+            raise ResultFileError(f"{path}: line {line_no} is not UTF-8 text: the file is damaged") from None
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError:
             if data.rfind(b"\n") > nl:
                 raise ResultFileError(f"{path}: line {line_no} is not valid JSON (and not a torn last line)") from None
             break  # the last line with a newline is torn (a write reordered by the file system)
@@ -163,6 +167,21 @@ def _mapping(path: StrPath, doc: Record, key: str) -> Record:
     return value
 
 
+HEADER_START = b'{"type": "header"'  # how every log batchcore writes begins
+
+
+def _refuse_foreign_start(path: str) -> None:
+    """A log is overwritten only when it is batchcore's own, torn inside its header line (no point was ever
+    written); anything else in its place (NUL bytes left by a file system, another program's file) is named
+    and left alone."""
+    data = _read_bytes(path)
+    start = data[:len(HEADER_START)]
+    if HEADER_START.startswith(start) or start.startswith(HEADER_START):
+        return
+    what = f"only NUL bytes ({len(data)})" if not data.strip(b"\0") else f"something else (it begins {start[:16]!r})"
+    raise ResultFileError(f"{path} is not a batchcore log: it holds {what}; remove it or pass another out= path")
+
+
 class PointLog:
     """Append-only JSON-lines log of one sweep: a header line, then one line per point, each flushed and
     synced as it is written. An existing log of the same sweep (same ``config``) is resumed: its points
@@ -175,6 +194,7 @@ class PointLog:
             raise ResultFileError(f"out={self.path!r} is a directory; pass a file path")
         header = None
         if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            _refuse_foreign_start(self.path)
             header, self.done = read_jsonl(self.path, repair=True)
             if header is not None and header.get("config") != config:
                 raise ResultFileError(f"{self.path} holds a different sweep (model, data or labels differ); "

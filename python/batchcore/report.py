@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from . import files as resultfile
+from . import files
 from .errors import ArgumentError, ResultFileError
 from .present import plots
 from .results import decisions, numerics
@@ -182,7 +182,7 @@ def load(path: str | os.PathLike[str]) -> SweepResult | dict[str, Any]:
         with open(path, "rb") as f:
             doc = json.loads(f.read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        doc = None  # not one JSON document: resultfile.load names what is wrong
+        doc = None  # not one JSON document: files.load names what is wrong
     if isinstance(doc, dict) and doc.get("type") == "study":
         if not isinstance(doc.get("study"), str) or not isinstance(doc.get("env", {}), dict):
             raise ResultFileError(f"{os.fspath(path)}: a study record needs a 'study' name and an 'env' object")
@@ -217,4 +217,4 @@ def render(paths: Sequence[str | os.PathLike[str]], latency_ms: float | None = N
 def write(paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], latency_ms: float | None = None,
           budget_bytes: int | None = None) -> None:
     """Render the page and write it atomically to ``out``."""
-    resultfile.atomic_write(out, render(paths, latency_ms, budget_bytes))
+    files.atomic_write(out, render(paths, latency_ms, budget_bytes))

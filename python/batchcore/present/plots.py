@@ -13,7 +13,7 @@ from collections.abc import Callable
 from os import PathLike
 from typing import TYPE_CHECKING, Any
 
-from .. import files as resultfile
+from .. import files
 from ..errors import ArgumentError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -223,7 +223,7 @@ def image_format(path: str | PathLike[str]) -> str:
 
 def save(fig: Figure, path: str | PathLike[str]) -> None:
     """Write the figure atomically, in the format its file name's suffix names (.png, .svg, .pdf)."""
-    resultfile.atomic_write(path, image_bytes(fig, image_format(path)))
+    files.atomic_write(path, image_bytes(fig, image_format(path)))
 
 
 def machine(env: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .. import files as resultfile
+from .. import files
 from ..errors import ArgumentError
 from ..measure.timing import quantile_ci
 
@@ -204,7 +204,7 @@ def compare(old: SweepLike, new: SweepLike, min_change: float = DEFAULT_MIN_CHAN
             return r.points
         if not isinstance(r, (str, os.PathLike)):
             raise ArgumentError(f"compare() takes SweepResults or result file paths, got {r!r}")
-        return resultfile.load(r)[0]
+        return files.load(r)[0]
 
     a = {(p["backend"], p["batch_size"]): p for p in load(old) if p.get("time_ms")}
     rows = []

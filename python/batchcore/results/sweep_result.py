@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import checks
-from .. import files as resultfile
+from .. import checks, files
 from ..errors import MissingDependencyError
 from ..frontends.torch.module import FLOAT_FORMATS
 from ..measure.probes import Probe
@@ -106,14 +105,14 @@ class SweepResult:
     def to_json(self, path: str | PathLike[str]) -> None:
         """Write ``{"env", "config", "points"}`` atomically (a temporary file renamed into place);
         non-finite numbers are written as null. ResultFileError when the path cannot be written."""
-        doc = resultfile.json_safe({"env": self.env, "config": self.config, "points": self.points})
-        resultfile.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
+        doc = files.json_safe({"env": self.env, "config": self.config, "points": self.points})
+        files.atomic_write(path, json.dumps(doc, indent=1, allow_nan=False))
 
     @classmethod
     def from_json(cls, path: str | PathLike[str]) -> SweepResult:
         """Read a file written by :meth:`to_json` or a JSON-lines file written by ``sweep(out=...)``;
         ResultFileError names what is wrong with any other file."""
-        points, env, config = resultfile.load(path)
+        points, env, config = files.load(path)
         return cls(points, env, config)
 
     def to_csv(self, path: str | PathLike[str]) -> None:
@@ -123,7 +122,7 @@ class SweepResult:
         w.writeheader()
         for p in self.points:
             w.writerow({k: ("" if p.get(k) is None else p.get(k)) for k in POINT_FIELDS})
-        resultfile.atomic_write(path, buf.getvalue())
+        files.atomic_write(path, buf.getvalue())
 
 
 def make_point(backend: Backend, model: AnyModel, B: int, y: np.ndarray, y_b1: np.ndarray, y_exact: np.ndarray,
@@ -135,7 +134,7 @@ def make_point(backend: Backend, model: AnyModel, B: int, y: np.ndarray, y_b1: n
     gflops = model.flops_per_row * B / (t.median_ms / 1e3) / 1e9 if t.median_ms else None
     traffic = model.min_traffic_bytes(B)
     intensity = model.flops_per_row * B / traffic
-    return resultfile.json_safe({
+    return files.json_safe({
         **_measured_fields(backend, B, measured),
         "gflops": gflops,
         "intensity": intensity,
@@ -202,7 +201,7 @@ def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Outp
              for a, b in zip(y, y_b1, strict=False)]
     logits, logits_b1 = next(((a, b) for a, b, _ in floating if a.ndim == 2), (None, None))
     precision = backend.settings()["precision"]
-    return resultfile.json_safe({
+    return files.json_safe({
         **_measured_fields(backend, B, measured),
         "precision": "+".join(dict.fromkeys(o.fmt for o in y)) if precision == "fp32" else precision,
         "gflops": None, "intensity": None, "peak_frac": None, "roofline_frac": None,

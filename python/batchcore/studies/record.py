@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from os import PathLike
 from typing import Any
 
-from .. import files as resultfile
+from .. import files
 from ..present.text import text_table
 
 
@@ -45,8 +45,8 @@ class Study:
         return "\n".join(parts).rstrip() + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        return resultfile.json_safe({"type": "study", **asdict(self)})
+        return files.json_safe({"type": "study", **asdict(self)})
 
     def to_json(self, path: str | PathLike[str]) -> None:
         """Write the study as one JSON document, atomically (``batchcore report`` reads it)."""
-        resultfile.atomic_write(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        files.atomic_write(path, json.dumps(self.to_dict(), indent=1, allow_nan=False))
