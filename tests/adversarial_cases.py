@@ -450,3 +450,12 @@ else:
     raise AssertionError('a label of 7 for 4 classes was accepted')""")
 case("sweep_list_data_for_a_module_blames_the_data", "DTypeError", TORCH +
      "bc.sweep(nn.Sequential(nn.Conv2d(1, 2, 3)), [1], [bc.native()], data=[[1.0, 2.0]], timer=Q)")
+case("largest_batch_under_an_address_space_limit", "ok", """
+import resource
+# 3 GiB more than is mapped now: the search must find where passes stop fitting, never raise numpy's MemoryError
+with open('/proc/self/status') as f:
+    vm = next(int(l.split()[1]) * 1024 for l in f if l.startswith('VmSize:'))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 30), resource.RLIM_INFINITY))
+found = bc.largest_batch(bc.mlp([784, 10], seed=0), bc.native(threads=1), budget_bytes=2**40)
+assert 2**14 < found.batch_size < 2**21, found.batch_size
+assert any(not ok for _, ok, _ in found.steps)  # some probe did not fit""")

@@ -180,7 +180,11 @@ class NativeBackend(Backend):
             if budget_bytes is not None and self.plan_bytes(model, B) > budget_bytes:
                 return None
             checks.require_allocatable(4 * B * model.input_width, f"a probe batch of {B} rows")
-            return core.run(np.zeros((B, *model.input_shape), np.float32), self.options)[1]
+            try:
+                zeros = np.zeros((B, *model.input_shape), np.float32)
+            except MemoryError:  # more than the process may map (an address-space limit): it does not fit
+                return None
+            return core.run(zeros, self.options)[1]
         except OutOfMemoryError:
             return None
         finally:
