@@ -83,3 +83,21 @@ def test_chromium_renders_the_page_and_loads_every_image(files, tmp_path):
     images = page.count("<img ")
     assert title == f"IMAGES {images} OF {images}", title
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+def test_one_format_per_kind_of_figure_and_readable_environment():
+    assert html_report._fmt(12032) == "12,032" and html_report._fmt(12032.0) == "12,032"  # ULP distances, counts
+    assert html_report._fmt(0.16761) == "0.1676" and html_report._fmt(3) == "3" and html_report._fmt(None) == "-"
+    cell = html_report._env_value({"model": "167", "flags": ["avx2", "avx512"], "build": {"cxx": "g++ <12>"}})
+    assert cell == "model: 167<br>flags: avx2, avx512<br>build:<br>&nbsp;&nbsp;cxx: g++ &lt;12&gt;"  # no JSON braces
+    assert "<td>12,032</td>" in html_report.table(["maxULP"], [[12032]])
+
+
+def test_the_full_table_scrolls_and_an_accuracy_study_without_flips_has_no_empty_panel(files):
+    page = html_report.render([files / "run.jsonl", files / "study.json"])
+    assert '<div class="wide"><pre>' in page
+    from batchcore.studies.figures import figures_of
+
+    study = html_report.load(files / "study.json")
+    (fig, alt), = figures_of(study)
+    assert len(fig.axes) == 1 and "no prediction changed" in alt

@@ -73,3 +73,16 @@ def test_plots_need_matplotlib(res, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(bc.MissingDependencyError, match="matplotlib"):
         res.plot(tmp_path / "x.png")
+
+
+def test_legends_sit_outside_the_data_and_log_axes_read_as_plain_numbers(res):
+    fig, (lat, mem) = plots.figure(10, 4, 1, 2)
+    plots.draw_latency(lat, res.points)
+    plots.draw_memory(mem, res.points, budget_bytes=12345)
+    fig.canvas.draw()  # a layout, so that extents are final
+    for ax in (lat, mem):
+        legend = ax.get_legend().get_window_extent()
+        assert legend.y1 <= ax.get_window_extent().y0  # under the panel: it covers no error bar or band
+    labels = [t.get_text() for t in mem.yaxis.get_ticklabels() if t.get_text()]
+    assert labels and all("times" not in t and "^" not in t for t in labels), labels  # "0.5", never "5x10^-1"
+    assert all(float(t) > 0 for t in labels)

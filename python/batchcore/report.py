@@ -30,6 +30,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}
 table.env td:last-child{text-align:left;font-family:monospace;font-size:.85em;word-break:break-word}
+.wide{overflow-x:auto;max-width:100%}.wide pre{font-size:.8em;margin:0}
 .verdict{background:#eef6ee;border-left:4px solid #4a4;padding:.5em .8em}.note{color:#666;font-size:.9em}
 """
 
@@ -38,16 +39,30 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _fmt(value: Any, spec: str = ".4g") -> str:
+class Html(str):
+    """A table cell that is HTML already (escaped where it came from data)."""
+
+
+def _fmt(value: Any) -> str:
+    """One format per kind of figure: counts and ULP distances as whole numbers with thousands separated
+    (a float that holds a whole number of them too), other numbers to 4 significant digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or (value.is_integer() and abs(value) >= 1e4):
+        return f"{int(value):,}"
+    return format(value, ".4g")
+
+
+def _cell(value: Any) -> str:
+    return value if isinstance(value, Html) else _e(_fmt(value))
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     """An HTML table; cells are escaped (numbers formatted to 4 significant digits)."""
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(v))}</td>" for v in r) + "</tr>" for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in r) + "</tr>" for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -136,7 +151,7 @@ def sweep_sections(result: SweepResult, name: str, latency_ms: float | None, bud
     fig, axes = plots.figure(6, 3.6)
     plots.draw_memory(axes[0], points, budget_bytes)
     out.append(image(fig, "peak memory against B"))
-    out.append(f"<p>The full table:</p><pre>{_e(result.table())}</pre>")
+    out.append(f"<p>The full table:</p><div class=\"wide\"><pre>{_e(result.table())}</pre></div>")
     return "\n".join(out)
 
 
@@ -155,6 +170,25 @@ def study_section(study: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def _plain(value: Any) -> Any:
+    return ", ".join(map(str, value)) or "-" if isinstance(value, list) else value
+
+
+def _env_value(value: Any) -> Any:
+    """An environment field as people read it: a mapping as one ``key: value`` line per entry (a nested
+    mapping's entries indented under its key), a list as its items separated by commas."""
+    if not isinstance(value, dict):
+        return _plain(value)
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict):
+            lines.append(f"{_e(key)}:")
+            lines += [f"&nbsp;&nbsp;{_e(k)}: {_e(_fmt(_plain(v)))}" for k, v in item.items()]
+        else:
+            lines.append(f"{_e(key)}: {_e(_fmt(_plain(item)))}")
+    return Html("<br>".join(lines) or "-")
+
+
 def environment_section(envs: list[tuple[str, dict[str, Any]]]) -> str:
     """The environments the runs carry, each distinct one once (with the files that ran in it): versions,
     machine, build, thread settings, and the probed ceilings as a table of their own."""
@@ -164,8 +198,7 @@ def environment_section(envs: list[tuple[str, dict[str, Any]]]) -> str:
         groups.setdefault(key, ([], env))[0].append(name)
     out = ["<h2>Environment</h2>"]
     for names, env in groups.values():
-        rows = [[k, v if isinstance(v, (str, int, float)) or v is None else json.dumps(v)]
-                for k, v in env.items() if k != "probes"]
+        rows = [[k, _env_value(v)] for k, v in env.items() if k != "probes"]
         out += [f"<p><b>{_e(', '.join(names))}</b>: {_e(plots.machine(env))}</p>",
                 table(["field", "value"], rows).replace("<table>", '<table class="env">')]
         probes = [(label, c) for label, c in (env.get("probes") or {}).items() if isinstance(c, dict) and "peak_gflops" in c]

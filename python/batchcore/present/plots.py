@@ -72,11 +72,23 @@ def log_x_plain(ax: Axes) -> None:
 
 
 def _plain_log_y(ax: Axes) -> None:
-    from matplotlib.ticker import LogFormatter
+    """A log y axis ticked at 1, 2 and 5 per decade, as plain numbers (never 6x10^0)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", axis="y", alpha=0.3)
+
+
+def legend(ax: Axes) -> None:
+    """The legend under the panel, outside the data (inside, it covered error bars and bands); the
+    figure's constrained layout makes room for it."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2),
+                  ncol=min(len(labels), 3), frameon=False)
 
 
 def _lines(ax: Axes, points: list[Point], value: Callable[[Point], float | None],
@@ -111,7 +123,7 @@ def draw_latency(ax: Axes, points: list[Point]) -> None:
     _plain_log_y(ax)
     ax.set_ylabel("time per batch (ms)")
     ax.set_title("Latency: median, 95 % CI")
-    ax.legend(fontsize="small")
+    legend(ax)
 
 
 def _rows_per_s(p: Point, ms: float | None) -> float | None:
@@ -126,7 +138,7 @@ def draw_throughput(ax: Axes, points: list[Point]) -> None:
     _plain_log_y(ax)
     ax.set_ylabel("rows / s")
     ax.set_title("Throughput, 95 % CI")
-    ax.legend(fontsize="small")
+    legend(ax)
 
 
 def draw_bits(ax: Axes, points: list[Point]) -> None:
@@ -136,7 +148,7 @@ def draw_bits(ax: Axes, points: list[Point]) -> None:
     ax.set_ylim(-0.02, 1.05)
     ax.set_ylabel("fraction of outputs with B=1's bits")
     ax.set_title("Bitwise agreement with B=1")
-    ax.legend(fontsize="small")
+    legend(ax)
 
 
 def draw_flips(ax: Axes, points: list[Point]) -> None:
@@ -151,8 +163,7 @@ def draw_flips(ax: Axes, points: list[Point]) -> None:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("rows whose argmax differs from B=1")
     ax.set_title("Prediction flips")
-    if ax.lines:
-        ax.legend(fontsize="small")
+    legend(ax)
 
 
 def draw_classes(ax: Axes, points: list[Point], classes: dict[str, list[list[int]]]) -> None:
@@ -186,8 +197,7 @@ def draw_memory(ax: Axes, points: list[Point], budget_bytes: int | None = None) 
     _plain_log_y(ax)
     ax.set_ylabel("peak MiB")
     ax.set_title("Memory: peak of one batch")
-    if ax.lines:
-        ax.legend(fontsize="small")
+    legend(ax)
 
 
 def overview(points: list[Point], classes: dict[str, list[list[int]]], title: str,

@@ -13,7 +13,11 @@ Figures = list[tuple[Any, str]]  # (matplotlib Figure, alt text)
 
 def _accuracy(data: dict[str, Any]) -> Figures:
     points, flips = data.get("points", []), data.get("flips", [])
-    fig, (ax, ax2) = plots.figure(11, 3.8, 1, 2)
+    bounded = [f for f in flips if f.get("rounding_bound") is not None]
+    # the flips against the rounding bound get a panel only when there are any: an empty one says
+    # nothing a sentence does not (the section's verdict says whether a prediction changed)
+    fig, axes = plots.figure(11 if bounded else 5.6, 3.8, 1, 2 if bounded else 1)
+    ax = axes[0]
     for i, (label, pts) in enumerate(plots.by_backend(points).items()):
         xs = [p["batch_size"] * (1 + 0.04 * i) for p in pts]  # side by side, not on top of each other
         ys = [100 * p["accuracy"] for p in pts]
@@ -23,23 +27,23 @@ def _accuracy(data: dict[str, Any]) -> Figures:
     plots.log_batch_axis(ax, points)
     ax.set_ylabel("accuracy % (95 % Wilson interval)")
     ax.set_title("Accuracy per batch size")
-    ax.legend(fontsize="small")
-    bounded = [f for f in flips if f.get("rounding_bound") is not None]
-    if bounded:
-        for verdict, colour in (("within rounding", "tab:green"), ("suspect", "tab:red")):
-            sel = [f for f in bounded if f["verdict"] == verdict]
-            ax2.scatter([f["rounding_bound"] for f in sel], [f["pair_change"] for f in sel], s=14, color=colour,
-                        label=f"{verdict} ({len(sel)})")
-        lo = min(min(f["rounding_bound"], f["pair_change"]) for f in bounded) or 1e-12
-        hi = max(max(f["rounding_bound"], f["pair_change"]) for f in bounded)
-        ax2.plot([lo, hi], [lo, hi], color="0.5", linestyle="--", label="change = bound")
-        ax2.set_xscale("log")
-        ax2.set_yscale("log")
-        ax2.set_xlabel("rounding bound of the pair's difference")
-        ax2.set_ylabel("measured change of the difference")
-        ax2.legend(fontsize="small")
-    else:
-        plots.nothing(ax2, "no prediction changed" if not flips else "no rounding bound for this model")
+    plots.legend(ax)
+    if not bounded:
+        why = "no prediction changed" if not flips else "the model has no rounding bound"
+        return [(fig, f"accuracy per batch size ({why}: no flip to hold against rounding's bound)")]
+    ax2 = axes[1]
+    for verdict, colour in (("within rounding", "tab:green"), ("suspect", "tab:red")):
+        sel = [f for f in bounded if f["verdict"] == verdict]
+        ax2.scatter([f["rounding_bound"] for f in sel], [f["pair_change"] for f in sel], s=14, color=colour,
+                    label=f"{verdict} ({len(sel)})")
+    lo = min(min(f["rounding_bound"], f["pair_change"]) for f in bounded) or 1e-12
+    hi = max(max(f["rounding_bound"], f["pair_change"]) for f in bounded)
+    ax2.plot([lo, hi], [lo, hi], color="0.5", linestyle="--", label="change = bound")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("rounding bound of the pair's difference")
+    ax2.set_ylabel("measured change of the difference")
+    plots.legend(ax2)
     ax2.set_title("Each flip: measured change against rounding's bound")
     return [(fig, "accuracy per batch size, and each flip's change against the rounding bound")]
 
@@ -57,7 +61,7 @@ def _evaluation(data: dict[str, Any]) -> Figures:
     plots.log_batch_axis(ax, points)
     ax.set_ylabel("loss relative to B=1's loop loss")
     ax.set_title("Loss per evaluation batch size")
-    ax.legend(fontsize="small")
+    plots.legend(ax)
     return [(fig, "loss against the evaluation batch size, as a loop reports it and summed exactly")]
 
 
@@ -79,7 +83,7 @@ def _deployment(data: dict[str, Any]) -> Figures:
         ax.set_xlabel("max batch size")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.legend(fontsize="small")
+        plots.legend(ax)
     axes[0].set_yscale("log")
     percentiles = [q + 1 for q in range(99)]
     for i, v in enumerate(checks):
@@ -95,7 +99,7 @@ def _deployment(data: dict[str, Any]) -> Figures:
         plots.log_x_plain(axes[2])
         axes[2].set_xlabel("latency ms")
         axes[2].set_ylabel("percentile")
-        axes[2].legend(fontsize="small")
+        plots.legend(axes[2])
     else:
         plots.nothing(axes[2], "no real run to compare with")
     axes[2].set_title("Simulation against the real queue")
@@ -126,7 +130,7 @@ def _roofline(ax: Any, points: list[dict[str, Any]], probes: dict[str, Any]) -> 
     ax.set_xlabel("arithmetic intensity (flop / byte)")
     ax.set_ylabel("GFLOP/s")
     ax.set_title("Roofline: points under min(peak, bandwidth x intensity)")
-    ax.legend(fontsize="small")
+    plots.legend(ax)
 
 
 def _performance(data: dict[str, Any]) -> Figures:
@@ -162,7 +166,7 @@ def _training(data: dict[str, Any]) -> Figures:
     ax2.set_xlabel("evaluation batch size")
     ax2.set_ylabel("test accuracy %")
     ax2.set_title("BatchNorm: batch statistics against running ones")
-    ax2.legend(fontsize="small")
+    plots.legend(ax2)
     return [(fig, "test accuracy per training batch size over seeds; BatchNorm train and eval mode per B")]
 
 
