@@ -1,7 +1,7 @@
 """A slow reference for graph models, written from the definitions in docs/orders.md: one sample at a
 time, every dot product through bc.orders.dot (itself tested against exact rationals), every sum and
 comparison as float32 scalar operations in the defined order, the row functions by their scalar
-definitions (``_core.row_layer(..., simd="definition")``). Nothing here calls the graph's own code."""
+definitions (``_core.testing.row_layer(..., simd="definition")``). Nothing here calls the graph's own code."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def adaptive_avg_pool2d(x, output_size):
 def row_function(x, name, p0=None, p1=None, eps=0.0):
     """layers.hpp's scalar definition along the last dimension."""
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
-    return _core.row_layer(rows, name, p0, p1, eps, simd="definition").reshape(x.shape)
+    return _core.testing.row_layer(rows, name, p0, p1, eps, simd="definition").reshape(x.shape)
 
 
 def attention(q, k, v, scale, causal, order):
@@ -147,9 +147,9 @@ def log_softmax(x):
             m = v if v > m else m
         shifted = (row - m).astype(np.float32)
         s = f32(0.0)
-        for e in _core.fixed_math(shifted, "exp"):
+        for e in _core.testing.fixed_math(shifted, "exp"):
             s = f32(s + e)
-        out[index] = shifted - _core.fixed_math(np.array([s], np.float32), "log")[0]
+        out[index] = shifted - _core.testing.fixed_math(np.array([s], np.float32), "log")[0]
     return out
 
 

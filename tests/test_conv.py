@@ -28,7 +28,7 @@ def layer(geometry, seed=0):
     rng = np.random.default_rng(seed)
     weight = rng.standard_normal((cout, cin // groups, kh, kw)).astype(np.float32)
     bias = rng.standard_normal(cout).astype(np.float32)
-    conv = _core.Conv2d(weight, bias, h, w, stride, padding, dilation, groups)
+    conv = _core.testing.Conv2d(weight, bias, h, w, stride, padding, dilation, groups)
     return conv, weight, bias
 
 
@@ -140,7 +140,7 @@ def test_a_padded_tap_is_a_plus_zero_term():
     geometry = (1, 4, 4, 1, 3, 3, (1, 1), (1, 1), (1, 1), 1)
     weight = np.full((1, 1, 3, 3), 0.5, np.float32)
     bias = np.array([-0.0], np.float32)
-    conv = _core.Conv2d(weight, bias, 4, 4, (1, 1), (1, 1), (1, 1), 1)
+    conv = _core.testing.Conv2d(weight, bias, 4, 4, (1, 1), (1, 1), (1, 1), 1)
     x = np.full((1, 1, 4, 4), -0.0, np.float32)
     y = conv.run(x, opts("pairwise"))[0, 0]
     border = np.ones((4, 4), bool)
@@ -155,22 +155,22 @@ def test_a_padded_tap_is_a_plus_zero_term():
 def test_bad_settings_and_inputs_name_the_problem():
     w = np.ones((4, 2, 3, 3), np.float32)
     with pytest.raises(bc.ShapeError, match="divisible by groups"):
-        _core.Conv2d(w, None, 8, 8, (1, 1), (0, 0), (1, 1), 3)
+        _core.testing.Conv2d(w, None, 8, 8, (1, 1), (0, 0), (1, 1), 3)
     with pytest.raises(bc.ShapeError, match="larger than the padded input"):
-        _core.Conv2d(w, None, 2, 8, (1, 1), (0, 0), (1, 1), 1)
+        _core.testing.Conv2d(w, None, 2, 8, (1, 1), (0, 0), (1, 1), 1)
     with pytest.raises(bc.ShapeError, match="groups must be positive"):
-        _core.Conv2d(w, None, 8, 8, (1, 1), (0, 0), (1, 1), 0)
+        _core.testing.Conv2d(w, None, 8, 8, (1, 1), (0, 0), (1, 1), 0)
     with pytest.raises(bc.ShapeError, match="stride"):
-        _core.Conv2d(w, None, 8, 8, (0, 1), (0, 0), (1, 1), 1)
+        _core.testing.Conv2d(w, None, 8, 8, (0, 1), (0, 0), (1, 1), 1)
     with pytest.raises(bc.ShapeError, match="bias has 3 values"):
-        _core.Conv2d(w, np.ones(3, np.float32), 8, 8, (1, 1), (0, 0), (1, 1), 1)
+        _core.testing.Conv2d(w, np.ones(3, np.float32), 8, 8, (1, 1), (0, 0), (1, 1), 1)
     with pytest.raises(bc.DTypeError):
-        _core.Conv2d(w.astype(np.float64), None, 8, 8, (1, 1), (0, 0), (1, 1), 1)
+        _core.testing.Conv2d(w.astype(np.float64), None, 8, 8, (1, 1), (0, 0), (1, 1), 1)
     bad = w.copy()
     bad[1, 0, 0, 0] = np.nan
     with pytest.raises(bc.NonFiniteError):
-        _core.Conv2d(bad, None, 8, 8, (1, 1), (0, 0), (1, 1), 1)
-    conv = _core.Conv2d(w, None, 8, 8, (1, 1), (1, 1), (1, 1), 1)
+        _core.testing.Conv2d(bad, None, 8, 8, (1, 1), (0, 0), (1, 1), 1)
+    conv = _core.testing.Conv2d(w, None, 8, 8, (1, 1), (1, 1), (1, 1), 1)
     with pytest.raises(bc.ShapeError, match="the layer takes 2 x 8 x 8"):
         conv.run(np.zeros((1, 2, 8, 7), np.float32), opts("seq"))
     with pytest.raises(bc.ShapeError, match="4-D"):

@@ -40,7 +40,7 @@ def test_gelu_tanh_is_accurate():
     x^3 (torch's own float32 tanh form loses every digit there: 1 + tanh(u) cancels)."""
     x = np.concatenate([np.linspace(-12, 12, 8001), np.geomspace(1e-6, 0.5, 200), -np.geomspace(1e-6, 0.5, 200)])
     x = x.astype(np.float32)
-    y = _core.row_layer(x[None, :], "gelu_tanh", simd="definition")[0]
+    y = _core.testing.row_layer(x[None, :], "gelu_tanh", simd="definition")[0]
 
     def ref(v):
         u = math.sqrt(2 / math.pi) * (v + 0.044715 * v**3)
@@ -146,8 +146,8 @@ def test_vectorised_activations_equal_their_definitions(function, simd):
     x = adversarial_row_inputs()
     width = 61  # rows whose length is no multiple of any vector: the tails go through the same code
     x = np.resize(x, (len(x) + width - 1) // width * width).reshape(-1, width)
-    want = _core.row_layer(x, function, simd="definition")
-    got = _core.row_layer(x, function, simd=simd)
+    want = _core.testing.row_layer(x, function, simd="definition")
+    got = _core.testing.row_layer(x, function, simd=simd)
     bad = got.view(np.uint32) != want.view(np.uint32)  # every bit, NaN payloads included
     first = zip(x[bad][:5], got[bad][:5], want[bad][:5], strict=True)
     assert not bad.any(), [(float(v), float(g), float(w)) for v, g, w in first]
@@ -159,13 +159,13 @@ def test_vectorised_activations_equal_their_definitions(function, simd):
 def test_activations_keep_their_limits_at_huge_and_infinite_inputs():
     f = np.float32
     x = np.array([[1e19, 1.5e19, 3e38, np.inf, -1e19, -3e38, -np.inf, -200.0]], f)
-    gelu = _core.row_layer(x, "gelu", simd="definition")[0]
+    gelu = _core.testing.row_layer(x, "gelu", simd="definition")[0]
     assert np.array_equal(gelu[:4], x[0, :4]) and np.all(gelu[4:] == 0) and np.all(np.signbit(gelu[4:]))
-    silu = _core.row_layer(x, "silu", simd="definition")[0]
+    silu = _core.testing.row_layer(x, "silu", simd="definition")[0]
     assert np.array_equal(silu[:4], x[0, :4]) and np.all(silu[4:] == 0) and np.all(np.signbit(silu[4:]))
-    tanh = _core.row_layer(x, "tanh", simd="definition")[0]
+    tanh = _core.testing.row_layer(x, "tanh", simd="definition")[0]
     assert np.array_equal(tanh, np.where(x[0] > 0, f(1), f(-1)))
-    gelu_tanh = _core.row_layer(x, "gelu_tanh", simd="definition")[0]
+    gelu_tanh = _core.testing.row_layer(x, "gelu_tanh", simd="definition")[0]
     assert np.array_equal(gelu_tanh[:4], x[0, :4]) and np.all(gelu_tanh[4:] == 0) and np.all(np.signbit(gelu_tanh[4:]))
 
 
@@ -173,11 +173,11 @@ def test_fixed_log_is_accurate_and_exact_where_it_must_be():
     f = np.float32
     x = np.concatenate([np.geomspace(1e-44, 3e38, 20001), np.linspace(0.5, 2.0, 4001),
                         [1.41421356, 1.4142137, 0.70710677, 1.1754942e-38, 1e-45]]).astype(f)
-    got = _core.fixed_math(x, "log")
+    got = _core.testing.fixed_math(x, "log")
     worst = max(ulps(g, math.log(float(v))) for g, v in zip(got, x, strict=False) if v != 1)
     assert worst <= 2, f"log: worst error {worst:.2f} ULP"
-    assert _core.fixed_math(np.array([1.0], f), "log")[0] == 0.0  # log 1 = +0 exactly
-    edges = _core.fixed_math(np.array([0.0, -0.0, np.inf, -1.0, np.nan], f), "log")
+    assert _core.testing.fixed_math(np.array([1.0], f), "log")[0] == 0.0  # log 1 = +0 exactly
+    edges = _core.testing.fixed_math(np.array([0.0, -0.0, np.inf, -1.0, np.nan], f), "log")
     assert edges[0] == -np.inf and edges[1] == -np.inf and edges[2] == np.inf and np.isnan(edges[3:]).all()
 
 
@@ -194,8 +194,8 @@ def test_vectorised_softmax_layer_norm_and_batch_norm_equal_their_definitions(si
     g, b = rng.standard_normal(width).astype(np.float32), rng.standard_normal(width).astype(np.float32)
     for function, args, data in [("softmax", {}, finite), ("layer_norm", dict(p0=g, p1=b, eps=1e-5), finite),
                                  ("batch_norm", dict(p0=g, p1=b), x)]:
-        want = _core.row_layer(data, function, simd="definition", **args)
-        got = _core.row_layer(data, function, simd=simd, **args)
+        want = _core.testing.row_layer(data, function, simd="definition", **args)
+        got = _core.testing.row_layer(data, function, simd=simd, **args)
         assert same_bits_or_both_nan(got, want).all(), function
 
 
@@ -210,7 +210,7 @@ def test_a_models_row_layers_run_the_vectorised_kernels_with_the_definitions_bit
             alone = bc.Model([layer], want.shape[1])
             want = bc.native(threads=1, simd="scalar").run(alone, want)
         else:
-            want = _core.row_layer(want, layer.kind, simd="definition")
+            want = _core.testing.row_layer(want, layer.kind, simd="definition")
     for simd in _core.simd_levels():
         for threads in (1, 2, 3):
             got = bc.native(simd=simd, threads=threads).run(model, x)

@@ -13,6 +13,22 @@
 
 namespace batchcore {
 
+Conv2dShape conv2d_shape(const std::array<int64_t, 4>& weight_dims, int64_t height, int64_t width,
+                         std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                         std::array<int64_t, 2> dilation, int64_t groups) {
+  if (groups < 1) throw ShapeError("conv2d: groups must be positive, got " + std::to_string(groups));
+  Conv2dShape s;
+  s.out_channels = weight_dims[0], s.in_channels = weight_dims[1] * groups;
+  s.kernel_h = weight_dims[2], s.kernel_w = weight_dims[3];
+  s.height = height, s.width = width;
+  s.stride_h = stride[0], s.stride_w = stride[1];
+  s.pad_h = padding[0], s.pad_w = padding[1];
+  s.dilation_h = dilation[0], s.dilation_w = dilation[1];
+  s.groups = groups;
+  check_conv2d_shape(s);
+  return s;
+}
+
 void check_conv2d_shape(const Conv2dShape& s) {
   const auto positive = [](int64_t v, const char* what) {
     if (v <= 0) throw ShapeError(std::string("conv2d: ") + what + " must be positive, got " + std::to_string(v));

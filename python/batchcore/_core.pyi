@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import collections.abc
 import typing
+from types import ModuleType
 
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'Conv2d', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'fixed_math', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'row_layer', 'simd_level', 'simd_levels', 'time_callable', 'timer_replay']
-__version__: str
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'testing', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -145,19 +145,6 @@ class TimerPolicy:
         ...
     @warmup_s.setter
     def warmup_s(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
-        ...
-class Conv2d:
-    """
-    A 2-D convolution, each output element one dot product in the run's order over the taps (ci, kh, kw) in torch's weight layout; a padded tap is a +0 term (docs/orders.md).
-    """
-    def __init__(self, weight: typing.Any, bias: typing.Any, height: typing.SupportsInt | typing.SupportsIndex, width: typing.SupportsInt | typing.SupportsIndex, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> None:
-        ...
-    def run(self, x: typing.Any, options: RunOptions) -> numpy.typing.NDArray[numpy.float32]:
-        """
-        y (N, C_out, OH, OW) for x (N, C_in, H, W) float32, finite.
-        """
-    @property
-    def output_shape(self) -> tuple[int, int, int]:
         ...
 class Model:
     def __init__(self, input_width: typing.SupportsInt | typing.SupportsIndex) -> None:
@@ -344,10 +331,6 @@ def default_threads() -> int:
     ...
 def dot(a: typing.Any, b: typing.Any, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
     ...
-def fixed_math(x: typing.Any, name: str) -> numpy.typing.NDArray[numpy.float32]:
-    """
-    math_fixed.hpp's exp, log or tanh of each element: the scalar definitions the CPU and GPU share.
-    """
 def order_grammar() -> list[str]:
     ...
 def parse_precision(arg0: str) -> str:
@@ -366,10 +349,6 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
 def round_to(arg0: typing.Any, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
-def row_layer(x: typing.Any, function: str, p0: typing.Any = None, p1: typing.Any = None, eps: typing.SupportsFloat | typing.SupportsIndex = 0.0, simd: str = 'auto') -> numpy.typing.NDArray[numpy.float32]:
-    """
-    A row layer (relu, gelu, silu, tanh, softmax, layer_norm, batch_norm) on a copy of each row of x, by the kernels of a SIMD level, or simd='definition': layers.hpp's scalar definitions (what the GPU runs).
-    """
 def simd_level() -> str:
     ...
 def simd_levels() -> list[str]:
@@ -382,3 +361,5 @@ def timer_replay(policy: TimerPolicy, call_ns: collections.abc.Sequence[typing.S
     """
     The timer on planted call durations and a fake clock (for tests).
     """
+__version__: str = '0.1.0'
+testing: ModuleType

@@ -7,6 +7,7 @@
 // writing its chunk's rows and multiplying them while they are in its L2, so a sample's bits depend
 // neither on the batch nor on its place in it, nor on the threads.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -33,6 +34,12 @@ struct Conv2dShape {
 // ShapeError naming the first impossible setting (non-positive sizes, channels not divisible by groups,
 // a kernel larger than the padded input).
 void check_conv2d_shape(const Conv2dShape& s);
+
+// The checked shape of a convolution whose weight is (out_channels, in_channels / groups, kernel_h,
+// kernel_w) over samples of height x width: every caller (a graph, the bound layer) builds it here.
+Conv2dShape conv2d_shape(const std::array<int64_t, 4>& weight_dims, int64_t height, int64_t width,
+                         std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
+                         std::array<int64_t, 2> dilation, int64_t groups);
 
 class Conv2d {
  public:

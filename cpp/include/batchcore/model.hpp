@@ -12,6 +12,7 @@
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/gemm.hpp"
 #include "batchcore/layers.hpp"
+#include "batchcore/finite.hpp"
 #include "batchcore/order.hpp"
 #include "batchcore/pack_weights.hpp"
 #include "batchcore/run_options.hpp"
@@ -20,9 +21,6 @@
 
 namespace batchcore {
 
-class PoolView;
-// Throws NonFiniteError naming the first Inf or NaN of p[0..n) (rows of `row_width`); scans on `pool` if given.
-void require_finite(const float* p, int64_t n, const char* what, int64_t row_width, const PoolView* pool = nullptr);
 
 struct RunStats {
   TimingSummary timing;          // RunOptions::timer's result

@@ -1,5 +1,5 @@
-// Python binding of batchcore::Graph, thin by rule: check arguments, release the GIL, call the core.
-#include "graph_bindings.hpp"
+// batchcore::Graph, a graph of operations over batches of N-D samples, and its forward passes.
+#include "bindings.hpp"
 
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
@@ -8,9 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "activation_names.hpp"
 #include "array_checks.hpp"
 #include "forward_bindings.hpp"
+#include "layer_names.hpp"
+#include "batchcore/conv.hpp"
 #include "batchcore/errors.hpp"
 #include "batchcore/graph.hpp"
 #include "batchcore/thread_pool.hpp"
@@ -39,15 +40,6 @@ py::array_t<float> graph_output(const Graph& g, int64_t M) {
   return py::array_t<float>(shape);
 }
 
-BinaryOp parse_binary(const std::string& op) {
-  if (op == "add") return BinaryOp::add;
-  if (op == "sub") return BinaryOp::sub;
-  if (op == "mul") return BinaryOp::mul;
-  if (op == "div") return BinaryOp::div;
-  throw UnsupportedLayerError("unknown element-wise operation '" + op + "'; known: add, sub, mul, div");
-}
-
-
 // A parameter vector of exactly n floats.
 const float* vector_of(const py::object& obj, int64_t n, const char* name, py::array& keep) {
   keep = f32_array(obj, 1, name);
@@ -69,7 +61,7 @@ Pool2dWindow window_of(Pair kernel, Pair stride, Pair padding, Pair dilation, bo
 
 }  // namespace
 
-void bind_graph(py::module_& m, const RunOptions& defaults) {
+void bind_graph(py::module_& m) {
   py::class_<Graph> graph(m, "Graph",
                           "A model as a graph of operations over batches of N-D samples; each add_* returns the "
                           "new value's id (the input is value 0).");
@@ -93,16 +85,8 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
              const py::array w = f32_array(w_obj, 4, "weight");
              const Dims& in = g.dims_of(x);
              if (in.size() != 3) throw ShapeError("conv2d takes (C, H, W) samples");
-             if (groups < 1) throw ShapeError("conv2d: groups must be positive, got " + std::to_string(groups));
-             Conv2dShape s;
-             s.out_channels = w.shape(0), s.in_channels = w.shape(1) * groups;
-             s.kernel_h = w.shape(2), s.kernel_w = w.shape(3);
-             s.height = in[1], s.width = in[2];
-             s.stride_h = stride[0], s.stride_w = stride[1];
-             s.pad_h = padding[0], s.pad_w = padding[1];
-             s.dilation_h = dilation[0], s.dilation_w = dilation[1];
-             s.groups = groups;
-             check_conv2d_shape(s);
+             const Conv2dShape s = conv2d_shape({w.shape(0), w.shape(1), w.shape(2), w.shape(3)}, in[1], in[2],
+                                                stride, padding, dilation, groups);
              py::array b;
              const float* pb = b_obj.is_none() ? nullptr : vector_of(b_obj, s.out_channels, "bias", b);
              return g.add_conv2d(x, f32_data(w), pb, s);
@@ -153,7 +137,7 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
            },
            py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("eps"))
       .def("add_binary",
-           [](Graph& g, int a, int b, const std::string& op) { return g.add_binary(a, b, parse_binary(op)); },
+           [](Graph& g, int a, int b, const std::string& op) { return g.add_binary(a, b, parse_binary_op(op)); },
            py::arg("a"), py::arg("b"), py::arg("op"))
       .def("add_reshape", &Graph::add_reshape, py::arg("x"), py::arg("shape"))
       .def("add_permute", &Graph::add_permute, py::arg("x"), py::arg("perm"))
@@ -173,21 +157,7 @@ void bind_graph(py::module_& m, const RunOptions& defaults) {
       .def_property_readonly("flops_per_sample", &Graph::flops_per_sample)
       .def("describe", &Graph::describe)
       .def("__repr__", [](const Graph& g) { return "<batchcore._core.Graph " + g.describe() + ">"; });
-  bind_forward_passes(graph, &graph_input, &graph_output, defaults);
-  m.def(
-      "check_samples",
-      [](const py::object& obj, const Dims& shape, bool finite) {
-        const py::array x = f32_samples(obj, shape, "input");
-        if (!finite) return;
-        const float* p = f32_data(x);
-        const int64_t per_sample = element_count(shape);
-        py::gil_scoped_release release;
-        const PoolView pool = shared_pool(default_thread_count());
-        require_finite(p, x.size(), "input", per_sample, &pool);
-      },
-      py::arg("x"), py::arg("shape"), py::arg("finite") = true,
-      "check_rows for a graph's input: a C-contiguous, non-empty float32 array of samples of `shape`; with finite, "
-      "NonFiniteError naming the first NaN or Inf (by sample and flat index within it).");
+  bind_forward_passes(graph, &graph_input, &graph_output, default_run_options());
 }
 
 }  // namespace batchcore
