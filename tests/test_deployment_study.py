@@ -231,3 +231,23 @@ def test_a_failing_forward_reaches_the_caller():
 
     with pytest.raises(RuntimeError, match="planted"):
         serve(broken, 4, np.array([0.0, 0.001]), max_batch=2, max_delay_s=0.0)
+
+
+def test_the_verdict_reports_the_real_queue_whatever_the_budget_allowed():
+    # A machine slow at the moment (or a tight budget) leaves no setting within the budget: what the real
+    # queue said of the model is still reported (it was dropped before, and a test read that as a failure).
+    from batchcore.studies.deployment import verdict
+
+    agree = {"p50": True, "p99": True}
+    checks = [{"agree": {"p50": True, "p99": False}, "replay_agree": agree}]
+    settings = [{"max_batch": 1, "max_delay_ms": 0.0, "max_rate_within_budget": 0.0},
+                {"max_batch": 8, "max_delay_ms": 1.0, "max_rate_within_budget": 0.0}]
+    d = {"best": {"max_batch": 8, "max_delay_ms": 1.0}, "settings": settings, "p99_budget_ms": 4.96,
+         "validation": checks}
+    text = verdict(d)
+    assert text.startswith("No setting keeps p99 within 4.96 ms at any rate")
+    assert "replayed with the service times the real run paid, agrees with the real queue within the intervals on " \
+           "p50 and p99; the forecast from the times measured beforehand on p50 " in text
+    settings[1]["max_rate_within_budget"] = 900.0
+    assert verdict(d).startswith("With a p99 budget of 4.96 ms, max batch 8") and "replayed" in verdict(d)
+    assert "replayed" not in verdict({**d, "validation": []})

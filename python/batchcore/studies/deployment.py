@@ -148,8 +148,16 @@ def verdict(d: dict[str, Any]) -> str:
     best = next(s for s in d["settings"] if (s["max_batch"], s["max_delay_ms"]) == key)
     single = max((s for s in d["settings"] if s["max_batch"] == 1), key=lambda s: s["max_rate_within_budget"], default=None)
     if best["max_rate_within_budget"] == 0:
-        return (f"No setting keeps p99 within {d['p99_budget_ms']:.3g} ms at any rate: the passes alone take longer "
-                "than the budget at their 99th percentile; raise the budget or speed the model up.")
+        text = (f"No setting keeps p99 within {d['p99_budget_ms']:.3g} ms at any rate: the passes alone take longer "
+                "than the budget at their 99th percentile; raise the budget or speed the model up")
+    else:
+        text = _best_sentence(d, best, single)
+    if d["validation"]:  # what the real queue says of the model holds whatever the budget allowed
+        text += ". " + _validation_sentence(d["validation"])
+    return text + "."
+
+
+def _best_sentence(d: dict[str, Any], best: dict[str, Any], single: dict[str, Any] | None) -> str:
     text = (f"With a p99 budget of {d['p99_budget_ms']:.3g} ms, max batch {best['max_batch']} with a "
             f"{best['max_delay_ms']:g} ms queue delay serves the most load: {best['max_rate_within_budget']:.4g} "
             "requests/s within the budget")
@@ -157,9 +165,7 @@ def verdict(d: dict[str, Any]) -> str:
         text += f", {best['max_rate_within_budget'] / single['max_rate_within_budget']:.2f}x what unbatched passes serve"
     elif single is not None:
         text += "; unbatched passes meet the budget at no rate"
-    if d["validation"]:
-        text += ". " + _validation_sentence(d["validation"])
-    return text + "."
+    return text
 
 
 def _agreeing(checks: list[dict[str, Any]], key: str) -> list[str]:
