@@ -9,6 +9,8 @@ import pytest
 import batchcore as bc
 from batchcore.info import cuda_module
 
+pytestmark = pytest.mark.gpu
+
 cu = cuda_module()
 needs_gpu = pytest.mark.skipif(cu is None or cu.device_count() == 0, reason="no CUDA GPU visible")
 

@@ -55,6 +55,7 @@ def run(args, tmp_path, stdin=None):
         pytest.fail(f"the quick start did not finish within {TIMEOUT_S} s (a child re-importing __main__?)")
 
 
+@pytest.mark.slow
 def test_the_quick_start_runs_as_a_script(tmp_path):
     pytest.importorskip("torch")
     code = quick_start()
@@ -96,6 +97,7 @@ def test_a_sweep_runs_from_a_main_without_a_file(how, tmp_path):
     assert len(rows) == 2 and all("~" in r for r in rows), "torch's CPU memory was not measured: " + done.stdout
 
 
+@pytest.mark.slow
 def test_the_readmes_own_model_runs(tmp_path):
     pytest.importorskip("torch")
     (tmp_path / "own.py").write_text(snippet("own-model"))
@@ -112,6 +114,7 @@ def test_the_timer_snippet_runs(tmp_path):
     assert float(words[0]) > 0 and words[-2] in ("True", "False") and words[-1] in ("True", "False"), done.stdout
 
 
+@pytest.mark.slow
 def test_the_own_module_example_runs_as_a_script(tmp_path):
     pytest.importorskip("torch")
     code = snippet("own-module")
@@ -126,6 +129,7 @@ def test_the_own_module_example_runs_as_a_script(tmp_path):
     assert all(any(cell.startswith("~") for cell in r) for r in rows[:5]), "torch's CPU memory was not measured"
 
 
+@pytest.mark.slow
 def test_the_graph_model_example_runs_as_a_script(tmp_path):
     """The CNN of the README, read by from_torch: the native rows are batch invariant, their memory exact."""
     code = snippet("graph-model")
@@ -140,6 +144,7 @@ def test_the_graph_model_example_runs_as_a_script(tmp_path):
     assert not any(cell.startswith("~") for r in native[:5] for cell in r), "native memory is exact, not ~"
 
 
+@pytest.mark.slow
 def test_the_study_example_runs_and_its_report_is_written(tmp_path):
     """The README's study snippet as a plain script, then the report command it names, on its output."""
     pytest.importorskip("torch")

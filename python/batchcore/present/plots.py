@@ -59,27 +59,25 @@ def log_batch_axis(ax: Axes, points: list[Point]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def log_x_plain(ax: Axes) -> None:
-    """A log x axis ticked at 1, 2 and 5 per decade, as plain numbers (the default labels every minor tick
-    of a range under a decade, and they run into each other)."""
+def _plain_log(ax: Axes, which: str) -> None:
+    """A log axis (``which``: "x" or "y") ticked at 1, 2 and 5 per decade, as plain numbers: the default
+    labels every minor tick of a range under a decade (they run into each other) and writes 6x10^0."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="major", axis="x", alpha=0.3)
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", axis=which, alpha=0.3)
+
+
+def log_x_plain(ax: Axes) -> None:
+    _plain_log(ax, "x")
 
 
 def _plain_log_y(ax: Axes) -> None:
-    """A log y axis ticked at 1, 2 and 5 per decade, as plain numbers (never 6x10^0)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, which="major", axis="y", alpha=0.3)
+    _plain_log(ax, "y")
 
 
 def legend(ax: Axes) -> None:
