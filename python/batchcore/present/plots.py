@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from os import PathLike
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .. import files
 from ..errors import ArgumentError, MissingDependencyError
@@ -59,7 +59,7 @@ def log_batch_axis(ax: Axes, points: list[Point]) -> None:
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _plain_log(ax: Axes, which: str) -> None:
+def _plain_log(ax: Axes, which: Literal["x", "y"]) -> None:
     """A log axis (``which``: "x" or "y") ticked at 1, 2 and 5 per decade, as plain numbers: the default
     labels every minor tick of a range under a decade (they run into each other) and writes 6x10^0."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
