@@ -10,6 +10,8 @@ from batchcore.results import numerics
 
 torch = pytest.importorskip("torch")
 FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+# torch's CPU memory is measured in a fresh process per point (about a second each): only the test of it pays
+TORCH = bc.torch(measure_memory=False)
 
 
 class MyNet(torch.nn.Module):
@@ -122,7 +124,7 @@ def test_a_custom_forward_sweeps_through_torch_as_it_is():
     torch.manual_seed(0)
     net = MyNet().eval()
     x = np.random.default_rng(0).standard_normal((40, 48)).astype(np.float32)
-    res = bc.sweep(net, data=x, batch_sizes=[1, 2, 7, 40], backends=[bc.torch()], timer=FAST, rounds=1)
+    res = bc.sweep(net, data=x, batch_sizes=[1, 2, 7, 40], backends=[TORCH], timer=FAST, rounds=1)
     assert [p["batch_size"] for p in res.points] == [1, 2, 7, 40]
     described = res.config["model"]
     assert described["kind"] == "opaque module" and described["framework"] == "torch" and described["class"] == "MyNet"
@@ -137,12 +139,12 @@ def test_images_as_a_tensor_and_a_dict_of_outputs_with_labels():
     net = SmallCNN().eval()
     images = torch.randn(33, 1, 8, 8)
     labels = np.arange(33) % 10
-    res = bc.sweep(net, data=images, labels=labels, batch_sizes=[1, 4, 33], backends=[bc.torch()], timer=FAST,
+    res = bc.sweep(net, data=images, labels=labels, batch_sizes=[1, 4, 33], backends=[TORCH], timer=FAST,
                    rounds=1)
     assert [o["name"] for o in res.points[0]["outputs"]] == ["output['logits']", "output['features']"]
     check_points_against_plain_torch(res, net, (images,), labels)
     # numpy images give the same points' bits
-    again = bc.sweep(net, data=images.numpy(), batch_sizes=[1, 4, 33], backends=[bc.torch()], timer=FAST, rounds=1)
+    again = bc.sweep(net, data=images.numpy(), batch_sizes=[1, 4, 33], backends=[TORCH], timer=FAST, rounds=1)
     assert [p["fingerprint"] for p in again.points] == [p["fingerprint"] for p in res.points]
 
 
@@ -151,7 +153,7 @@ def test_token_ids_and_a_mask_as_two_inputs_and_a_tuple_of_outputs():
     net = TokensAndMask().eval()
     tokens = torch.randint(0, 50, (24, 9))
     mask = (torch.rand(24, 9) > 0.3).float()
-    res = bc.sweep(net, data=(tokens, mask), batch_sizes=[1, 5, 24], backends=[bc.torch()], timer=FAST, rounds=1)
+    res = bc.sweep(net, data=(tokens, mask), batch_sizes=[1, 5, 24], backends=[TORCH], timer=FAST, rounds=1)
     assert [o["format"] for o in res.points[0]["outputs"]] == ["fp32", "int64"]
     check_points_against_plain_torch(res, net, (tokens, mask))
 
@@ -161,11 +163,11 @@ def test_half_precision_modules_are_compared_in_their_own_format(dtype):
     torch.manual_seed(3)
     net = SmallCNN().eval().to(getattr(torch, dtype))
     images = torch.randn(20, 1, 8, 8).to(getattr(torch, dtype))
-    res = bc.sweep(net, data=images, batch_sizes=[1, 3, 20], backends=[bc.torch()], timer=FAST, rounds=1)
+    res = bc.sweep(net, data=images, batch_sizes=[1, 3, 20], backends=[TORCH], timer=FAST, rounds=1)
     assert res.points[0]["precision"] == {"float16": "fp16", "bfloat16": "bf16"}[dtype]
     check_points_against_plain_torch(res, net, (images,))
     with pytest.raises(bc.DTypeError, match="does not convert"):
-        bc.sweep(net, data=images.float(), batch_sizes=[1], backends=[bc.torch()], timer=FAST)
+        bc.sweep(net, data=images.float(), batch_sizes=[1], backends=[TORCH], timer=FAST)
 
 
 def test_ulps_in_half_formats_against_an_enumeration_of_every_value():
@@ -188,7 +190,7 @@ def test_ulps_in_half_formats_against_an_enumeration_of_every_value():
 def test_bad_input_to_a_module_sweep_names_the_problem():
     net = SmallCNN().eval()
     images = torch.randn(8, 1, 8, 8)
-    run = lambda **kw: bc.sweep(net, **{"batch_sizes": [1, 2], "backends": [bc.torch()], "timer": FAST, **kw})  # noqa: E731
+    run = lambda **kw: bc.sweep(net, **{"batch_sizes": [1, 2], "backends": [TORCH], "timer": FAST, **kw})  # noqa: E731
     with pytest.raises(bc.ShapeError, match="needs data="):
         run()
     with pytest.raises(bc.DTypeError, match="float64"):
@@ -199,26 +201,26 @@ def test_bad_input_to_a_module_sweep_names_the_problem():
         run(data=bad)
     with pytest.raises(bc.ShapeError, match="first dimensions differ"):
         bc.sweep(TokensAndMask().eval(), data=(torch.zeros(4, 3, dtype=torch.long), torch.ones(5, 3)),
-                 batch_sizes=[1], backends=[bc.torch()], timer=FAST)
+                 batch_sizes=[1], backends=[TORCH], timer=FAST)
     with pytest.raises(bc.ShapeError, match="exceeds"):
         run(data=images, batch_sizes=[16])
     with pytest.raises(bc.ModuleError, match=r"SmallCNN raised RuntimeError on a batch of \(1, 1, 9\) float32"):
         run(data=torch.randn(8, 1, 9))
     with pytest.raises(bc.ArgumentError, match="bc.from_torch does not read it"):
-        run(data=images, backends=[bc.torch(), bc.native()])
+        run(data=images, backends=[TORCH, bc.native()])
     with pytest.raises(bc.ArgumentError, match="rows="):
         run(data=images, rows=8)
     with pytest.raises(bc.ShapeError, match="first dimension is the batch"):
-        bc.sweep(lambda x: x.sum(), data=images, batch_sizes=[1], backends=[bc.torch()], timer=FAST)
+        bc.sweep(lambda x: x.sum(), data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
     with pytest.raises(bc.DTypeError, match="must be tensors"):
-        bc.sweep(lambda x: [x, 3], data=images, batch_sizes=[1], backends=[bc.torch()], timer=FAST)
+        bc.sweep(lambda x: [x, 3], data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
 
 
 def test_a_module_in_training_mode_runs_in_eval_and_is_given_back_as_it_was():
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten())
     net.train()
     images = torch.randn(6, 1, 5, 5)
-    res = bc.sweep(net, data=images, batch_sizes=[1, 6], backends=[bc.torch()], timer=FAST, rounds=1)
+    res = bc.sweep(net, data=images, batch_sizes=[1, 6], backends=[TORCH], timer=FAST, rounds=1)
     assert net.training and all(m.training for m in net.modules())
     assert int(net[1].num_batches_tracked) == 0  # no pass ran in training mode
     net.eval()  # the figures are those of eval mode (in training mode BatchNorm would use each batch's statistics)
@@ -228,7 +230,7 @@ def test_a_module_in_training_mode_runs_in_eval_and_is_given_back_as_it_was():
 def test_a_sequential_that_from_torch_reads_still_runs_on_every_backend():
     net = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).eval()
     x = np.random.default_rng(5).standard_normal((10, 12)).astype(np.float32)
-    res = bc.sweep(net, data=x, batch_sizes=[1, 10], backends=[bc.torch(), bc.native()], timer=FAST, rounds=1)
+    res = bc.sweep(net, data=x, batch_sizes=[1, 10], backends=[TORCH, bc.native()], timer=FAST, rounds=1)
     assert "opaque module" not in str(res.config["model"])
     assert {p["backend"] for p in res.points} == {"torch[cpu]", "native[seq]"}
     assert all(p["max_ulp_vs_exact"] is not None for p in res.points)
