@@ -132,9 +132,12 @@ def test_probe_is_cached_on_disk_and_read_by_a_new_process(one_thread):
 
 def test_a_damaged_cache_file_is_measured_again(tmp_path, monkeypatch):
     monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
-    code = "import batchcore as bc; print(bc.probe(threads=1).source)"
+    # each child plants the measurement (seconds of streaming 4x the last-level cache): the cache file is on trial
+    code = ("import batchcore as bc, test_probe; from batchcore.measure import probes; "
+            "probes._probe_cpu = test_probe.planted_probe(100.0); print(bc.probe(threads=1).source)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")])}
     run = lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,  # noqa: E731
-                                 env={**os.environ}).stdout.strip()
+                                 env=env).stdout.strip()
     assert run() == "measured"
     (cached,) = tmp_path.iterdir()
     assert json.loads(cached.read_text())["threads"] == 1

@@ -149,8 +149,12 @@ class Backend:
         if not cold:
             return TimedBatch(timer.measure(lambda: self._forward(model, x)),
                             clock="steady_clock in the core around the Python call")
-        copies = itertools.cycle([x.copy() for _ in range(cold_copies(x.nbytes))])
-        return TimedBatch(timer.measure(lambda: self._forward(model, next(copies))),
+        # One block of copies, passed as views: a small input on a machine with a large last-level cache
+        # needs millions of them, which made one by one took longer than the measurement itself.
+        copies = np.empty((cold_copies(x.nbytes), *x.shape), x.dtype)
+        copies[...] = x
+        turn = itertools.count()
+        return TimedBatch(timer.measure(lambda: self._forward(model, copies[next(turn) % len(copies)])),
                         clock="steady_clock in the core around the Python call; inputs rotated (cold)")
 
     def peak_bytes_if_fits(self, model: AnyModel, batch_size: int, budget_bytes: int | None = None) -> int | None:
