@@ -82,6 +82,7 @@ print(res.table(), own.table(), sep="\\n")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["stdin", "python_c", "notebook_exec"])
 def test_a_sweep_runs_from_a_main_without_a_file(how, tmp_path):
     pytest.importorskip("torch")
