@@ -170,11 +170,10 @@ def _mapping(path: StrPath, doc: Record, key: str) -> Record:
 HEADER_START = b'{"type": "header"'  # how every log batchcore writes begins
 
 
-def _refuse_foreign_start(path: str) -> None:
+def _refuse_foreign_start(path: str, data: bytes) -> None:
     """A log is overwritten only when it is batchcore's own, torn inside its header line (no point was ever
     written); anything else in its place (NUL bytes left by a file system, another program's file) is named
     and left alone."""
-    data = _read_bytes(path)
     start = data[:len(HEADER_START)]
     if HEADER_START.startswith(start) or start.startswith(HEADER_START):
         return
@@ -194,8 +193,9 @@ class PointLog:
             raise ResultFileError(f"out={self.path!r} is a directory; pass a file path")
         header = None
         if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-            _refuse_foreign_start(self.path)
-            header, self.done = read_jsonl(self.path, repair=True)
+            data = _read_bytes(self.path)  # read once: checked, then parsed
+            _refuse_foreign_start(self.path, data)
+            header, self.done = read_jsonl(self.path, repair=True, data=data)
             if header is not None and header.get("config") != config:
                 raise ResultFileError(f"{self.path} holds a different sweep (model, data or labels differ); "
                                       "pass another out= path or remove the file")
