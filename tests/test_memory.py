@@ -1,8 +1,6 @@
 """Native memory: the tracked peak equals the planner's prediction, byte for byte, and both equal the
 the formula of docs/measurement.md recomputed here; a byte budget turns into OutOfMemoryError with nothing leaked."""
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -126,28 +124,6 @@ def test_largest_batch_search_finds_a_planted_limit(limit):
     doublings = int(np.floor(np.log2(limit))) + 2  # 1, 2, 4, ... past the limit
     assert dev.passes[:doublings] == [2**i for i in range(doublings)]
     assert len(dev.passes) <= 2 * doublings
-
-
-PYTORCH_MEMORY = importlib.import_module("batchcore.backends.pytorch_memory")
-
-
-@pytest.mark.skipif(not PYTORCH_MEMORY.supported(), reason="needs Linux's /proc/self/clear_refs")
-def test_torch_cpu_memory_is_rss_growth_that_sees_the_activations():
-    pytest.importorskip("torch")
-    # 64 -> 4096 -> relu -> 64: at B rows the pass holds the linear's output and relu's (out of place),
-    # 2 x B x 4096 floats, at once. Between B=16 and B=2048 that is 2 x 2032 x 4096 x 4 bytes = 63.5 MiB
-    # more; the BLAS and the allocator may add a little, never remove it.
-    model = bc.mlp([64, 4096, 64], seed=0)
-    backend = bc.torch(threads=1)
-    x_small = np.zeros((16, 64), np.float32)
-    x_large = np.zeros((2048, 64), np.float32)
-    quick = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
-    small, large = backend.measure(model, x_small, quick), backend.measure(model, x_large, quick)
-    assert small.memory == large.memory and "RSS" in large.memory
-    activations = 2 * (2048 - 16) * 4096 * 4
-    assert 0.9 * activations < large.peak_bytes - small.peak_bytes < 1.5 * activations
-    off = bc.torch(threads=1, measure_memory=False).measure(model, x_small, quick)
-    assert off.peak_bytes is None and "not measured" in off.memory
 
 
 @pytest.mark.parametrize("M, K", [(1, 784), (64, 784), (3000, 512)])

@@ -51,7 +51,7 @@ def _sweep_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (docs/measurement.md)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads of native and torch (default: all cores)")
     ap.add_argument("--no-torch-memory", action="store_true",
-                    help="skip torch's CPU memory (peak RSS growth of a fresh process, ~1 s per point)")
+                    help="skip torch's CPU memory (peak RSS growth of a process of its own, ~0.3 s per point)")
     ap.add_argument("--out", default=None, help="JSON-lines file: points appended as measured, reruns resume")
     ap.add_argument("--plot", default=None, help="also draw every panel to this .png, .svg or .pdf")
     ap.add_argument("--info", action="store_true", help="print the environment and exit")

@@ -36,8 +36,9 @@ def torch(device: str = "cpu", tf32: bool = False, threads: int | None = None,
           measure_memory: bool = True) -> TorchBackend:
     """PyTorch on ``device`` ("cpu", "cuda", "cuda:N" or "auto"); ``tf32`` allows TF32 matmuls on CUDA;
     ``threads``: torch's CPU thread count, set before every pass (default: all cores, as the native core).
-    ``measure_memory`` (CPU): each measured point also runs one pass in a fresh process to read its peak
-    RSS growth (:mod:`batchcore.backends.pytorch_memory`, about a second per point); on a GPU torch's own peak counter is used."""
+    ``measure_memory`` (CPU): each measured point also runs one pass in a process of its own to read its
+    peak RSS growth (:mod:`batchcore.backends.pytorch_memory`: a few tenths of a second per point, the first
+    also starts the measuring server); on a GPU torch's own peak counter is used."""
     return TorchBackend(device, tf32, threads, measure_memory)
 
 

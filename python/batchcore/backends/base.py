@@ -142,7 +142,7 @@ class Backend:
         """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
         pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
         hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
-        skips a memory measurement that costs time of its own (torch on the CPU: a fresh process)."""
+        skips a memory measurement that costs time of its own (torch on the CPU: a process of its own)."""
         x = check_input(model, x)
         timer = as_timer(timer)
         checks.flag(cold, "cold")

@@ -1,5 +1,5 @@
 """PyTorch as a backend: the model's torch module on the CPU (timed around the call, memory from a
-fresh process) or a GPU (CUDA events, torch's own memory counters)."""
+process of its own) or a GPU (CUDA events, torch's own memory counters)."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ class TorchBackend(Backend):
     def measure_module(self, model: OpaqueModel, data: Any, timer: Timer | None = None,
                        memory: bool = True) -> TimedBatch:
         """Time forward passes of one batch (all rows of ``data``) under ``timer``. Memory: torch's peak
-        counter on a GPU; on the CPU the peak RSS growth of one pass in a fresh process, the module taken
+        counter on a GPU; on the CPU the peak RSS growth of one pass in a process of its own, the module taken
         there as its ``torch.export`` capture (:func:`batchcore.backends.pytorch_memory.module_rss_growth_bytes`); a module
         export cannot capture says why in ``memory``. ``memory=False`` skips it."""
         model = self._torch_module(model)
@@ -205,7 +205,7 @@ class TorchBackend(Backend):
                           "torch.cuda.max_memory_allocated (weights, input and caching-allocator blocks in use)")
 
     def _with_cpu_memory(self, timed: TimedBatch, memory: bool, growth: Any, method: str) -> TimedBatch:
-        """``timed`` with the peak RSS growth that ``growth()`` measures in a fresh process, or why not."""
+        """``timed`` with the peak RSS growth that ``growth()`` measures in a process of its own, or why not."""
         if not memory:
             timed.memory = None
         elif not self.measure_memory:
