@@ -42,8 +42,7 @@ def test_info_prints_the_environment(capsys):
     assert env["batchcore"] and env["numpy"] and "cpu" in env
 
 
-def test_a_small_sweep_prints_table_ceilings_and_classes(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+def test_a_small_sweep_prints_table_ceilings_and_classes(capsys, tmp_path):
     out = tmp_path / "log.jsonl"
     assert main(["--sizes", "16,8,4", "--batch-sizes", "1,2", "--rows", "8", "--threads", "1", "--out", str(out)] + QUICK) == 0
     text = capsys.readouterr().out
@@ -73,8 +72,7 @@ def test_study_help_names_every_study_its_question_and_json(capsys):
     assert "--json print the study" in text
 
 
-def test_sweep_json_compare_and_plot(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+def test_sweep_json_compare_and_plot(capsys, tmp_path):
     small = ["--sizes", "16,4", "--batch-sizes", "1,2", "--rows", "8", "--threads", "1"] + QUICK
     assert main(["sweep", *small, "--json", "--out", str(tmp_path / "a.jsonl"), "--plot", str(tmp_path / "a.png")]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -86,8 +84,7 @@ def test_sweep_json_compare_and_plot(capsys, tmp_path, monkeypatch):
     assert compared["counts"]["SLOWER"] == compared["counts"]["FASTER"] == 0  # a run against itself
 
 
-def test_probe_and_largest_batch_print_data(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+def test_probe_and_largest_batch_print_data(capsys):
     assert main(["probe", "--threads", "1", "--json"]) == 0
     found = json.loads(capsys.readouterr().out)
     assert found["device"] == "cpu" and found["threads"] == 1 and found["peak_gflops"] > 0
@@ -105,3 +102,14 @@ def test_study_names_are_checked(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["study", "folklore"])
     assert exit_.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_timer_flags_left_out_take_the_default_policy(capsys, monkeypatch):
+    """--target given, --timeout and --min-time from $BATCHCORE_TIMER, the rest bc.Timer()'s."""
+    monkeypatch.setenv("BATCHCORE_TIMER", "min_time_s=0, timeout_s=0.3, min_samples=4")
+    argv = ["--sizes", "8,4", "--batch-sizes", "1", "--rows", "4", "--orders", "seq", "--threads", "1",
+            "--rounds", "1", "--no-torch-memory", "--target", "0.4", "--json"]
+    assert main(argv) == 0
+    timers = [p["timer"] for p in json.loads(capsys.readouterr().out)["points"]]
+    assert timers and all(t["target"] == 0.4 and t["timeout_s"] == 0.3 and t["min_time_s"] == 0 for t in timers)
+    assert all(t["min_samples"] == 4 and t["confidence"] == 0.95 for t in timers)

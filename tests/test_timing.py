@@ -223,3 +223,34 @@ def test_pooled_rounds_keep_every_sample_and_span_the_round_medians():
     assert not m.target_met and m.round_medians_ms == [r.median_ms for r in calm + [spell]]
     one = bc.Measurement.pooled([calm[0]], t)
     assert one is calm[0]
+
+
+def test_the_default_policy_takes_the_settings_the_environment_names(monkeypatch):
+    from batchcore.measure.timing import as_timer, default_timer
+
+    monkeypatch.delenv("BATCHCORE_TIMER", raising=False)
+    assert default_timer() == Timer()
+    monkeypatch.setenv("BATCHCORE_TIMER", " min_time_s=0 ,target=0.5,min_samples=3")
+    assert default_timer() == Timer(min_time_s=0.0, target=0.5, min_samples=3)
+    assert isinstance(default_timer().min_samples, int)
+    explicit = Timer(target=0.02)
+    assert as_timer(explicit) is explicit and as_timer(None) == default_timer()  # a timer passed is kept
+    model, x = bc.mlp([8, 4], seed=0), np.ones((2, 8), np.float32)
+    res = bc.sweep(model, batch_sizes=[1], backends=[bc.native()], data=x, rounds=1, ceilings=False)
+    assert res.points[0]["timer"]["target"] == 0.5 and res.points[0]["timer"]["min_samples"] == 3
+
+
+@pytest.mark.parametrize("setting, says", [
+    ("target", "'target' is not a setting name=value"), ("tolerance=0.1", "'tolerance=0.1' is not a setting"),
+    ("target=fast", "target='fast' is not a number"), ("min_samples=2.5", "min_samples='2.5' is not a number"),
+    ("target=-1", "target"), ("timeout_s=0.1,min_time_s=1", "min_time_s"),
+])
+def test_a_bad_default_policy_is_named(setting, says, monkeypatch):
+    from batchcore.measure.timing import default_timer
+
+    monkeypatch.setenv("BATCHCORE_TIMER", setting)
+    with pytest.raises(bc.ArgumentError, match=r"\$BATCHCORE_TIMER: ") as caught:
+        default_timer()
+    assert says in str(caught.value)
+    with pytest.raises(bc.ArgumentError, match=r"\$BATCHCORE_TIMER: "):
+        bc.sweep(bc.mlp([8, 4], seed=0), batch_sizes=[1], backends=[bc.native()], rows=2)

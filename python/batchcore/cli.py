@@ -44,9 +44,10 @@ def _sweep_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--orders", default="seq,splitk:4", help="native orders to include")
     ap.add_argument("--rows", type=int, default=None, help="rows of data (default: max(512, the largest batch size))")
     ap.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (the GPU when there is one)")
-    ap.add_argument("--target", type=float, default=0.01, help="relative CI half-width of each median (default 0.01)")
-    ap.add_argument("--timeout", type=float, default=15.0, help="seconds at most per point (default 15)")
-    ap.add_argument("--min-time", type=float, default=0.5, help="seconds of samples at least per point (default 0.5)")
+    # The timer's flags default to bc.Timer()'s settings, or those $BATCHCORE_TIMER names (docs/measurement.md)
+    ap.add_argument("--target", type=float, default=None, help="relative CI half-width of each median (default 0.01)")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds at most per point (default 15)")
+    ap.add_argument("--min-time", type=float, default=None, help="seconds of samples at least per point (default 0.5)")
     ap.add_argument("--rounds", type=int, default=6, help="interleaved timing rounds per point (default 6)")
     ap.add_argument("--cold", action="store_true", help="no pass finds its input in a cache (docs/measurement.md)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads of native and torch (default: all cores)")
@@ -60,6 +61,8 @@ def _sweep_arguments(ap: argparse.ArgumentParser) -> None:
 
 def run_sweep(args: argparse.Namespace) -> int:
     import batchcore as bc
+
+    from .measure.timing import default_timer
 
     if args.info:
         _print_json(bc.info())
@@ -76,7 +79,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         backends.append(bc.numpy())
     threads = dict(threads=args.threads) if device == "cpu" else {}
     backends += [bc.native(order=o, device=device, **threads) for o in args.orders.split(",") if o]
-    timer = bc.Timer(target=args.target, timeout_s=args.timeout, min_time_s=args.min_time)
+    flags = {"target": args.target, "timeout_s": args.timeout, "min_time_s": args.min_time}
+    timer = dataclasses.replace(default_timer(), **{k: v for k, v in flags.items() if v is not None})
     res = bc.sweep(model, batch_sizes=args.batch_sizes, backends=backends,
                    rows=args.rows, timer=timer, out=args.out, cold=args.cold, rounds=args.rounds)
     if args.plot:

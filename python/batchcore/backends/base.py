@@ -139,10 +139,11 @@ class Backend:
 
     def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:
-        """Time forward passes of the batch ``x`` under ``timer`` (default ``Timer()``). ``cold``: no
-        pass finds its input in a cache (CPU: each pass reads the next of copies of ``x`` that together
-        hold twice the last-level cache; GPU: the L2 is flushed before every pass). ``memory=False``
-        skips a memory measurement that costs time of its own (torch on the CPU: a process of its own)."""
+        """Time forward passes of the batch ``x`` under ``timer`` (default:
+        :func:`~batchcore.measure.timing.default_timer`). ``cold``: no pass finds its input in a cache
+        (CPU: each pass reads the next of copies of ``x`` that together hold twice the last-level cache;
+        GPU: the L2 is flushed before every pass). ``memory=False`` skips a memory measurement that costs
+        time of its own (torch on the CPU: a process of its own)."""
         x = check_input(model, x)
         timer = as_timer(timer)
         checks.flag(cold, "cold")

@@ -132,10 +132,17 @@ def serve() -> int:
     from ..frontends.torch import chain  # noqa: F401
     from . import pytorch_memory  # noqa: F401
 
-    resident = resident_file_pages()
+    resident, exports = resident_file_pages(), False
     for line in sys.stdin:
         try:
-            answer = _answer(json.loads(line), resident)
+            request = json.loads(line)
+            if str(request.get("path")).endswith(".pt2") and not exports:
+                # Loading a torch.export capture first imports ~850 modules (sympy, torch._dynamo: seconds).
+                # A fresh process would have them before its pass too: imported here once, for every fork.
+                import torch._export.serde.serialize  # noqa: F401
+
+                resident, exports = resident_file_pages(), True
+            answer = _answer(request, resident)
         except Exception as e:  # a request it cannot read, a fork that failed: said, and the server goes on
             answer = {"error": f"{type(e).__name__}: {e}"}
         sys.stdout.write(json.dumps(answer) + "\n")

@@ -13,8 +13,9 @@ around the Python call (their Python overhead is part of what a user pays).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
@@ -90,10 +91,40 @@ class Timer:
         return Measurement.from_summary(s, self)
 
 
-def as_timer(timer: Timer | None) -> Timer:
-    """``timer``, or the default ``Timer()`` for None; ArgumentError for anything that is not a Timer."""
-    if timer is None:
+# The variable that changes the default policy: comma-separated ``name=value`` settings of :class:`Timer`
+TIMER_VARIABLE = "BATCHCORE_TIMER"
+
+
+def default_timer() -> Timer:
+    """The policy wherever none is passed: ``Timer()``, with the settings ``$BATCHCORE_TIMER`` names
+    (e.g. ``min_time_s=0,timeout_s=0.2,target=0.5``: a smoke run of a script, in seconds rather than
+    minutes, without editing it). Every point records the policy it ran under. ArgumentError naming the
+    variable for a setting that is not a Timer's, or a value that is not a number in its range."""
+    text = os.environ.get(TIMER_VARIABLE, "").strip()
+    if not text:
         return Timer()
+    names, settings = {f.name: f.type for f in fields(Timer)}, {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or name not in names:
+            raise _core.ArgumentError(f"${TIMER_VARIABLE}: {item.strip()!r} is not a setting name=value of bc.Timer "
+                                      f"({', '.join(names)})")
+        try:
+            settings[name] = int(value) if names[name] == "int" else float(value)
+        except ValueError:
+            raise _core.ArgumentError(f"${TIMER_VARIABLE}: {name}={value!r} is not a number") from None
+    timer = Timer(**settings)
+    try:
+        timer.policy()
+    except _core.ArgumentError as e:
+        raise _core.ArgumentError(f"${TIMER_VARIABLE}: {e}") from None
+    return timer
+
+
+def as_timer(timer: Timer | None) -> Timer:
+    """``timer``, or :func:`default_timer` for None; ArgumentError for anything that is not a Timer."""
+    if timer is None:
+        return default_timer()
     if not isinstance(timer, Timer):
         raise _core.ArgumentError(f"timer must be a batchcore.Timer, got {type(timer).__name__}")
     return timer

@@ -142,8 +142,9 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     run as it is: required, a numpy array or torch tensor (or a tuple of them) whose first dimension is
     the batch, in the module's own dtype (nothing is converted).
     labels: optional integer class per row (each a class of the model's output), for accuracy.
-    timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum);
-    times are in milliseconds.
+    timer: the measurement policy of every point (default ``bc.Timer()``: 1 % target, 0.5 s minimum, or
+    with the settings ``$BATCHCORE_TIMER`` names: :func:`batchcore.measure.timing.default_timer`); times
+    are in milliseconds.
     device: where the default backends run ("auto": the GPU when the core sees one).
     cold: flush the caches before every timed pass (GPU backends).
     ceilings: put every point's GFLOP/s in proportion to the device's measured ceilings (:func:`batchcore.probe`,
