@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def default_timer() -> Timer:
     text = os.environ.get(TIMER_VARIABLE, "").strip()
     if not text:
         return Timer()
-    names, settings = {f.name: f.type for f in fields(Timer)}, {}
+    names, settings = {f.name: f.type for f in fields(Timer)}, dict[str, Any]()
     for item in text.split(","):
         name, sep, value = (part.strip() for part in item.partition("="))
         if not sep or name not in names:
