@@ -9,3 +9,13 @@ def _private_probe_cache(tmp_path_factory):
     mp.setenv("BATCHCORE_CACHE_DIR", str(tmp_path_factory.mktemp("probe-cache")))
     yield
     mp.undo()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Two streams under pytest-xdist (``-n 2 --dist loadgroup``, the project's default): every test that
+    runs in this process goes to one worker, in order, as one group (the probes, timers and queues they
+    measure see one test at a time); the scripts run in fresh interpreters (``slow``, each under a smoke
+    timer: their verdicts never rest on speed) share the other worker."""
+    for item in items:
+        if item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.xdist_group("in_process"))
