@@ -56,7 +56,7 @@ def test_the_server_measures_what_a_fresh_interpreter_measures(B, tmp_path):
     fresh = subprocess.run([sys.executable, "-c", FRESH_PASS, json.dumps(request)], capture_output=True, text=True,
                            check=True, timeout=300).stdout
     fresh_bytes = json.loads(fresh)["growth_bytes"]
-    served = rss._ask_child(path, str(B), 1, 300, B)
+    served = rss._ask_server(path, str(B), 1, 300, B)
     assert abs(served - fresh_bytes) <= (1 << 19) + 0.02 * fresh_bytes, (B, served / 2**20, fresh_bytes / 2**20)
 
 
@@ -95,7 +95,7 @@ def test_a_late_answer_kills_the_server_and_a_bad_request_is_named():
         rss._SERVER.ask({"path": "none.npz", "batch": "2", "threads": 1}, timeout_s=0.01)  # still importing torch
     assert rss._SERVER.proc is None
     with pytest.raises(BatchcoreError, match=r"at B=2 failed: .*nowhere\.npz"):
-        rss._ask_child("nowhere.npz", "2", 1, 300, 2)
+        rss._ask_server("nowhere.npz", "2", 1, 300, 2)
     server = rss._SERVER.proc
     assert rss.rss_growth_bytes(bc.mlp([8, 4], seed=0), 2, threads=1) > 0
     assert rss._SERVER.proc is server and server.poll() is None  # the failed request left it serving

@@ -84,7 +84,7 @@ def rss_growth_bytes(model: Model, batch_size: int, threads: int, timeout_s: flo
     with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
         path = os.path.join(tmp, "model.npz")
         save_layers(model, path)
-        return _ask_child(path, str(int(batch_size)), threads, timeout_s, batch_size)
+        return _ask_server(path, str(int(batch_size)), threads, timeout_s, batch_size)
 
 
 def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, timeout_s: float = 120.0) -> int:
@@ -106,7 +106,7 @@ def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, 
     with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
         path = os.path.join(tmp, "module.pt2")
         torch.export.save(exported, path)
-        return _ask_child(path, json.dumps(spec), threads, timeout_s, int(inputs[0].shape[0]))
+        return _ask_server(path, json.dumps(spec), threads, timeout_s, int(inputs[0].shape[0]))
 
 
 class _Server:
@@ -189,7 +189,7 @@ _SERVER = _Server()
 atexit.register(_SERVER.stop)
 
 
-def _ask_child(path: str, batch: str, threads: int, timeout_s: float, batch_size: int) -> int:
+def _ask_server(path: str, batch: str, threads: int, timeout_s: float, batch_size: int) -> int:
     """Asks the server about a saved model (``.npz`` with a batch size, or ``.pt2`` with its inputs' spec)."""
     answer = _SERVER.ask({"path": path, "batch": batch, "threads": int(threads)}, timeout_s)
     if "growth_bytes" not in answer:
