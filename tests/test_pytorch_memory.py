@@ -4,6 +4,7 @@ pass itself (written here, not batchcore's code), and the server's failure modes
 timeout, a request it cannot serve, its end with the process that started it."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -99,3 +100,16 @@ def test_a_late_answer_kills_the_server_and_a_bad_request_is_named():
     server = rss._SERVER.proc
     assert rss.rss_growth_bytes(bc.mlp([8, 4], seed=0), 2, threads=1) > 0
     assert rss._SERVER.proc is server and server.poll() is None  # the failed request left it serving
+
+
+def test_a_server_that_died_between_requests_is_replaced_and_its_pipes_closed():
+    pytest.importorskip("torch")
+    import signal
+
+    model = bc.mlp([8, 4], seed=0)
+    assert rss.rss_growth_bytes(model, 2, threads=1) > 0
+    dead = rss._SERVER.proc
+    os.killpg(dead.pid, signal.SIGKILL)
+    dead.wait()
+    assert rss.rss_growth_bytes(model, 2, threads=1) > 0
+    assert rss._SERVER.proc is not dead and dead.stdin.closed and dead.stdout.closed

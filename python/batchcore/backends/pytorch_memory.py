@@ -122,6 +122,7 @@ class _Server:
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self.proc is None or self.proc.poll() is not None or self.owner != os.getpid():
+            self.stop()  # a server that died between requests, or this process's parent's: its pipes closed
             self.stderr = tempfile.TemporaryFile()
             # numpy's BLAS starts a thread pool at import unless told not to; the server forks, and a fork is
             # simplest from a process of one thread (OpenBLAS also parks its pool around a fork)
