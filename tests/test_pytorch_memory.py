@@ -113,3 +113,27 @@ def test_a_server_that_died_between_requests_is_replaced_and_its_pipes_closed():
     dead.wait()
     assert rss.rss_growth_bytes(model, 2, threads=1) > 0
     assert rss._SERVER.proc is not dead and dead.stdin.closed and dead.stdout.closed
+
+
+def test_a_module_whose_output_type_only_its_library_knows_is_measured():
+    """An output class registered with torch's pytree in this process only (as a Hugging Face model's
+    ModelOutput is where transformers is imported): the server, which never imports it, still measures."""
+    torch = pytest.importorskip("torch")
+    from torch.utils import _pytree
+
+    class Output:
+        def __init__(self, logits):
+            self.logits = logits
+
+    _pytree.register_pytree_node(Output, lambda o: ([o.logits], None), lambda leaves, _: Output(leaves[0]),
+                                 serialized_type_name=f"{__name__}.Output")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return Output(self.linear(x))
+
+    assert rss.module_rss_growth_bytes(Net().eval(), (torch.zeros(2, 8),), threads=1) > 0

@@ -87,6 +87,24 @@ def rss_growth_bytes(model: Model, batch_size: int, threads: int, timeout_s: flo
         return _ask_server(path, str(int(batch_size)), threads, timeout_s, batch_size)
 
 
+def _flat_outputs(module: Any) -> Any:
+    """A torch module that returns ``module``'s outputs as a flat tuple of tensors: its capture then
+    names no output type of the user's library (a Hugging Face ``ModelOutput``, known to torch's pytree
+    only where that library is imported), so the server loads it without importing that library."""
+    import torch
+    from torch.utils import _pytree
+
+    class FlatOutputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *inputs: Any) -> tuple[Any, ...]:
+            return tuple(_pytree.tree_leaves(self.inner(*inputs)))
+
+    return FlatOutputs()
+
+
 def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, timeout_s: float = 120.0) -> int:
     """Bytes by which one forward pass of a user's module on a batch shaped like ``inputs`` (zeros of
     their shapes and dtypes) grows the peak resident set of a process of its own. The module travels as its
@@ -98,7 +116,7 @@ def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, 
     if not supported():
         raise ArgumentError("measuring torch's CPU memory needs Linux's /proc/self/clear_refs")
     try:
-        exported = torch.export.export(module, tuple(inputs))
+        exported = torch.export.export(_flat_outputs(module), tuple(inputs))
     except Exception as e:  # torch raises many kinds here; the reason is what matters
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ArgumentError(f"torch.export could not capture {type(module).__name__} ({type(e).__name__}: {first})") from e
