@@ -86,7 +86,8 @@ def test_the_core_model_is_built_once_shared_and_dropped_with_its_model():
     seq.run(model, x)
     pairwise.run(model, x)
     assert seq.core_model(model) is pairwise.core_model(model)  # one packed copy for every native backend
-    assert model.__dict__.keys() == {"layers", "input_width", "name", "source_module", "output_width"}  # plain data
+    assert model.__dict__.keys() == {"layers", "input_width", "name", "source_module", "source_framework",
+                                   "output_width"}  # plain data
     before = len(native_module._CPU_MODELS)
     del model
     gc.collect()

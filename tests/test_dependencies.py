@@ -18,7 +18,8 @@ PACKAGE = ROOT / "python" / "batchcore"
 # distribution name -> module names it provides
 PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
             "threadpoolctl": {"threadpoolctl"}, "scikit-learn": {"sklearn"}, "rich": {"rich"},
-            "matplotlib": {"matplotlib"}, "pandas": {"pandas"}}
+            "matplotlib": {"matplotlib"}, "pandas": {"pandas"}, "keras": {"keras"},
+            "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}}
 
 
 def declared():

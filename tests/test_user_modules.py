@@ -212,7 +212,7 @@ def test_bad_input_to_a_module_sweep_names_the_problem():
         run(data=images, rows=8)
     with pytest.raises(bc.ShapeError, match="first dimension is the batch"):
         bc.sweep(lambda x: x.sum(), data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
-    with pytest.raises(bc.DTypeError, match="must be tensors"):
+    with pytest.raises(bc.DTypeError, match="must be torch tensors"):
         bc.sweep(lambda x: [x, 3], data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
 
 

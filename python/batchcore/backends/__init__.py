@@ -14,12 +14,14 @@ from __future__ import annotations
 from .arrays import CupyBackend, NumpyBackend, array_forward
 from .base import Backend, Runs, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes, from_settings
 from .cuda_events import event_sampler, stream_sm_clock
+from .keras_backend import KerasBackend
 from .native_core import NativeBackend, cpu_model, gpu_model
 from .pytorch import TorchBackend, module_on
 
-__all__ = ["Backend", "CupyBackend", "NativeBackend", "NumpyBackend", "Runs", "TimedBatch", "TorchBackend", "array_forward",
-           "check_batch_size", "check_input", "cold_copies", "cold_input_bytes", "cpu_model", "cupy", "event_sampler",
-           "from_settings", "gpu_model", "module_on", "native", "numpy", "stream_sm_clock", "torch"]
+__all__ = ["Backend", "CupyBackend", "KerasBackend", "NativeBackend", "NumpyBackend", "Runs", "TimedBatch",
+           "TorchBackend", "array_forward", "check_batch_size", "check_input", "cold_copies", "cold_input_bytes",
+           "cpu_model", "cupy", "event_sampler", "from_settings", "gpu_model", "keras", "module_on", "native",
+           "numpy", "stream_sm_clock", "torch"]
 
 
 def native(order: str = "seq", precision: str = "fp32", policy: str | None = None, threads: int | None = None,
@@ -50,3 +52,12 @@ def numpy() -> NumpyBackend:
 def cupy() -> CupyBackend:
     """CuPy (cuBLAS) on the GPU."""
     return CupyBackend()
+
+
+def keras(mode: str = "predict") -> KerasBackend:
+    """Keras 3 on the CPU, on the backend Keras is configured with (TensorFlow by default). ``mode``:
+    "predict" runs ``model.predict(x, batch_size=B, verbose=0)`` over the data (Keras's own batching);
+    "call" runs ``model(x_batch, training=False)`` per batch. Runs Keras models as they are, and models
+    read by ``bc.from_keras`` (as the very Keras model read). Needs the ``keras`` extra
+    (MissingDependencyError without it)."""
+    return KerasBackend(mode)

@@ -22,13 +22,15 @@ from ..model.opaque import OpaqueModel
 class TimedBatch:
     """A batch timed by a backend: the timer's statistics (a :class:`~batchcore.measure.timing.Measurement`), the
     memory the forward pass held at its peak (bytes, or None where it cannot be measured honestly), the
-    planner's prediction (native only, bytes) and how both the time and the memory were measured."""
+    planner's prediction (native only, bytes), how both the time and the memory were measured, and the
+    first call's own time (ms) where a backend traces or compiles there (Keras), else None."""
 
     timing: Measurement
     peak_bytes: int | None = None
     predicted_bytes: int | None = None
     clock: str = "steady_clock in the C++ core"
     memory: str | None = None
+    first_call_ms: float | None = None
 
 
 def cold_input_bytes() -> int:

@@ -237,9 +237,13 @@ class TorchBackend(Backend):
         return self._measure_on_gpu(lambda: self._device_forward(module, xd), as_timer(timer), flush)
 
     def runs(self, model: Any) -> Runs:
-        """Models batchcore reads (as their torch module) and any torch module run as it is."""
+        """Models batchcore reads (as their torch module: the one read, or one built from a chain's
+        parameters) and any torch module run as it is."""
         if isinstance(model, OpaqueModel) and model.framework == "torch":
             return YES
+        if isinstance(model, GraphModel) and model.source_framework != "torch":
+            return Runs(False, f"{self.label} runs a graph model as the torch module it was read from; {model.name} "
+                               f"was read from {model.source_framework or 'no module'}")
         return super().runs(model)
 
     def bounds_memory(self, budget_bytes: int | None) -> bool:

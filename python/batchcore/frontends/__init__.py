@@ -3,7 +3,7 @@ for one of them either **reads** it into batchcore's own representation (a chain
 or a :class:`~batchcore.model.graph.GraphModel`, which every backend of its kind runs with named orders)
 or **wraps** it as it is (an :class:`~batchcore.model.opaque.OpaqueModel`, which only that framework's
 backends run). Backends say which models they run (``Backend.runs``); nothing else dispatches on a
-framework. PyTorch's frontend is :mod:`batchcore.frontends.torch`.
+framework. PyTorch's frontend is :mod:`batchcore.frontends.torch`, Keras's :mod:`batchcore.frontends.keras`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from ..errors import ArgumentError
 from ..model.chain import Model
 from ..model.graph import GraphModel
 from ..model.opaque import OpaqueModel
+from .keras import KerasFrontend
 from .torch import TorchFrontend
 
 
@@ -29,8 +30,8 @@ class Frontend(Protocol):
     def wrap(self, obj: Any) -> OpaqueModel: ...
 
 
-# asked in order; the first that claims an object takes it
-FRONTENDS: list[Frontend] = [TorchFrontend()]
+# asked in order; the first that claims an object takes it (torch's last: it claims any callable)
+FRONTENDS: list[Frontend] = [KerasFrontend(), TorchFrontend()]
 
 
 def frontend_of(obj: Any) -> Frontend:
@@ -38,5 +39,5 @@ def frontend_of(obj: Any) -> Frontend:
     for frontend in FRONTENDS:
         if frontend.claims(obj):
             return frontend
-    raise ArgumentError("a model must be a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module "
-                        f"or a callable, got {obj!r}")
+    raise ArgumentError("a model must be a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module, "
+                        f"a Keras model or a callable, got {obj!r}")

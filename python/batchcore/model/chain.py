@@ -38,11 +38,13 @@ class Model:
 
     Plain data, never changed once made (backends cache what they build from it by its identity):
     ``layers`` (a tuple of :class:`Layer`), ``input_width`` and ``output_width`` (features per row),
-    ``name``, and ``source_module``: the ``nn.Module`` it was read from (the torch backend runs that very
-    module), or None.
+    ``name``, ``source_module``: the framework's model it was read from (that framework's backends run that
+    very model: the torch backend an ``nn.Module``, the Keras backend a ``keras.Model``), or None, and
+    ``source_framework``: whose it is ("torch", "keras"; None without one).
     """
 
-    def __init__(self, layers: list[Layer], input_width: int, source_module: Any = None, name: str = "model"):
+    def __init__(self, layers: list[Layer], input_width: int, source_module: Any = None, name: str = "model",
+                 source_framework: str | None = None):
         if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
             raise ShapeError(f"layers must be a list of batchcore Layers, got {layers!r}")
         layers = list(layers)
@@ -55,6 +57,7 @@ class Model:
         self.input_width: int = checks.positive_int(input_width, "input_width", ShapeError)
         self.name = name
         self.source_module = source_module
+        self.source_framework = check_source(source_module, source_framework)
         width = self.input_width
         for i, layer in enumerate(layers):
             if layer.kind not in LAYER_KINDS:
@@ -117,6 +120,19 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<batchcore.Model {self.name}: {self.describe()}>"
+
+
+def check_source(source_module: Any, source_framework: Any) -> str | None:
+    """The framework a read model's source belongs to: named (a string) exactly when there is a source."""
+    if source_module is None:
+        if source_framework is not None:
+            raise ArgumentError(f"source_framework={source_framework!r} names the framework of a source_module; none "
+                                "was given")
+        return None
+    if not isinstance(source_framework, str) or not source_framework:
+        raise ArgumentError("a model read from a framework's module names that framework (source_framework='torch', "
+                            f"'keras'), got {source_framework!r}")
+    return source_framework
 
 
 def _check_param(where: str, key: str, value: Any, shape: tuple[int, ...] | None, ndim: int) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DTypeError, ShapeError, UnsupportedLayerError
-from .chain import Model
+from .chain import Model, check_source
 
 # Operation -> how the core's graph adds it: (method, parameter names passed in order after the inputs).
 GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -79,11 +79,12 @@ class GraphModel:
 
     ``nodes`` (a tuple of :class:`GraphNode`, node 0 the input), ``output`` (the node whose value the
     model returns), ``input_shape`` and ``output_shape`` (one sample's), ``input_dtype`` ("float32", or
-    "int64" for token ids), ``name``, ``source_module``.
+    "int64" for token ids), ``name``, ``source_module`` and ``source_framework`` (as a
+    :class:`~batchcore.model.chain.Model`'s).
     """
 
     def __init__(self, nodes: list[GraphNode], output: int, source_module: Any = None, name: str = "graph",
-                 input_dtype: str = "float32"):
+                 input_dtype: str = "float32", source_framework: str | None = None):
         nodes = list(nodes)
         if not nodes or nodes[0].op != "input":
             raise ShapeError("a graph model's first node must be its input")
@@ -100,6 +101,7 @@ class GraphModel:
         self.nodes: tuple[GraphNode, ...] = tuple(nodes)
         self.output = int(output)
         self.source_module = source_module
+        self.source_framework = check_source(source_module, source_framework)
         self.name = name
         self.input_shape: tuple[int, ...] = tuple(int(d) for d in nodes[0].shape)
         self.output_shape: tuple[int, ...] = tuple(int(d) for d in nodes[output].shape)

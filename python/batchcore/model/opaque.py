@@ -8,12 +8,13 @@ format; its FLOPs and its exactly rounded reference are unknown to batchcore.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 
 # the floating formats outputs are compared in, by batchcore's name for them
 FLOAT_FORMATS = frozenset({"fp32", "fp16", "bf16"})
@@ -75,3 +76,38 @@ def concat_outputs(batches: list[list[Output]]) -> list[Output]:
             raise ShapeError("the module returned different outputs for different batches; batchcore compares "
                              "outputs of the same names, formats and shapes")
     return [Output(o.name, np.concatenate([b[i].values for b in batches]), o.fmt) for i, o in enumerate(first)]
+
+
+def format_of(dtype_name: str) -> str:
+    """batchcore's name for a floating format ("float32" -> "fp32", "float16" -> "fp16", "bfloat16" ->
+    "bf16"); any other dtype keeps its own name ("int64", "float64")."""
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(dtype_name, dtype_name)
+
+
+def as_output(name: str, values: np.ndarray, dtype_name: str, rows: int) -> Output:
+    """One output leaf as an :class:`Output`: ``values`` in numpy (bfloat16 already widened to float32,
+    exactly), ``dtype_name`` its framework dtype's name. ShapeError when its first dimension is not the
+    batch, DTypeError for a floating format batchcore does not compare (float64)."""
+    if values.ndim == 0 or values.shape[0] != rows:
+        raise ShapeError(f"{name} has shape {tuple(values.shape)}; batchcore compares outputs whose first dimension "
+                         f"is the batch ({rows} rows here)")
+    fmt = format_of(dtype_name)
+    if fmt not in FLOAT_FORMATS and ("float" in dtype_name or "complex" in dtype_name):
+        raise DTypeError(f"{name} is {dtype_name}; batchcore compares float32, float16 and bfloat16 outputs")
+    return Output(name, np.ascontiguousarray(values), fmt)
+
+
+def flatten_outputs(result: Any, rows: int, leaf: Callable[[Any, str], Output | None], framework: str,
+                    name: str = "output") -> list[Output]:
+    """What a module returned (a leaf, or tuples, lists and dicts of them, nested) as Outputs named by their
+    place ("output", "output[1]", "output['logits']"). ``leaf(obj, name)`` makes the Output of one of the
+    framework's tensors (:func:`as_output`) and returns None for anything that is not one."""
+    found = leaf(result, name)
+    if found is not None:
+        return [found]
+    if isinstance(result, (tuple, list)):
+        return [o for i, r in enumerate(result) for o in flatten_outputs(r, rows, leaf, framework, f"{name}[{i}]")]
+    if isinstance(result, dict):
+        return [o for k, r in result.items() for o in flatten_outputs(r, rows, leaf, framework, f"{name}[{k!r}]")]
+    raise DTypeError(f"{name} is a {type(result).__name__}; a module's outputs must be {framework} tensors (or tuples, "
+                     "lists or dicts of them)")

@@ -17,9 +17,9 @@ import numpy as np
 
 from .. import checks, files
 from ..errors import MissingDependencyError
-from ..frontends.torch.module import FLOAT_FORMATS
 from ..measure.probes import Probe
 from ..model.graph import AnyModel
+from ..model.opaque import FLOAT_FORMATS
 from ..present.text import Classes, format_table
 from . import decisions, numerics
 
@@ -181,6 +181,7 @@ def _measured_fields(backend: Backend, B: int, measured: TimedBatch) -> dict[str
         "predicted_bytes": measured.predicted_bytes,
         "memory_method": measured.memory,
         "clock": measured.clock,
+        "first_call_ms": measured.first_call_ms,
         "timing": {"samples_ms": t.samples_ms, "calls_per_sample": t.calls_per_sample, "timed_out": t.timed_out,
                    "warmup_s": t.warmup_s, "sampling_s": t.sampling_s, "clock_overhead_ns": t.clock_overhead_ns,
                    "rounds": max(1, len(t.round_medians_ms)), "round_medians_ms": t.round_medians_ms},

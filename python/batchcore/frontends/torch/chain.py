@@ -27,12 +27,13 @@ def import_torch() -> Any:
 
 
 def module_of(model: Model | GraphModel) -> Any:
-    """The module the model runs as on the CPU: the one it was read from, else one built from its
-    parameters (a new one per call: the torch backend caches it)."""
-    if model.source_module is not None:
+    """The module the model runs as on the CPU: the torch module it was read from, else one built from its
+    parameters (a new one per call: the torch backend caches it), e.g. for a chain read from Keras."""
+    if model.source_framework == "torch":
         return model.source_module
     if isinstance(model, GraphModel):
-        raise UnsupportedLayerError(f"{model.name} has no torch module to run (graph models are read from one)")
+        raise UnsupportedLayerError(f"{model.name} has no torch module to run (a graph model runs in torch as the "
+                                    f"torch module it was read from; its source is {model.source_framework})")
     return build_module(model)
 
 
@@ -159,7 +160,7 @@ def _read_chain(module: Any, torch: Any, name: str) -> Model:
             raise UnsupportedLayerError(f"{where} is not supported; supported layers: {_SUPPORTED_TORCH}")
     if input_width is None or not layers:
         raise UnsupportedLayerError("the module has no layer that fixes the input width (Linear, LayerNorm, BatchNorm1d)")
-    return Model(layers, input_width, source_module=module, name=name)
+    return Model(layers, input_width, source_module=module, name=name, source_framework="torch")
 
 
 def build_module(model: Model) -> Any:

@@ -140,7 +140,8 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
         raise UnsupportedLayerError(f"{name} has no output")
     if output == 0:
         raise UnsupportedLayerError(f"{name} returns its input unchanged: there is nothing to run")
-    return GraphModel(reader.nodes, output, source_module=module, name=name, input_dtype=input_dtype)
+    return GraphModel(reader.nodes, output, source_module=module, name=name, input_dtype=input_dtype,
+                      source_framework="torch")
 
 
 def _makes_a_tuple(torch: Any, reader: FxReader, node: Any) -> bool:

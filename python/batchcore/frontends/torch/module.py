@@ -15,18 +15,12 @@ from typing import Any
 import numpy as np
 
 from ...errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
-from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output
+from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, as_output, flatten_outputs, format_of
 from .chain import import_torch
-
-# torch floating dtypes by the name batchcore gives their format
-FORMATS = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 
 
 def _format_of(dtype: Any) -> str:
-    name = str(dtype).removeprefix("torch.")
-    if name in FORMATS:
-        return FORMATS[name]
-    return name
+    return format_of(str(dtype).removeprefix("torch."))
 
 
 class TorchModule(OpaqueModel):
@@ -138,26 +132,17 @@ def slice_rows(inputs: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...
     return tuple(t[start:stop].contiguous() for t in inputs)
 
 
-def outputs_of(result: Any, rows: int, name: str = "output") -> list[Output]:
+def outputs_of(result: Any, rows: int) -> list[Output]:
     """The tensors a module returned (a tensor, a tuple or list, a dict, nested), each as an Output; every
     one must have the batch as its first dimension. DTypeError names anything else."""
     torch = import_torch()
-    if isinstance(result, torch.Tensor):
-        t = result.detach().cpu()
-        if t.dim() == 0 or t.shape[0] != rows:
-            raise ShapeError(f"{name} has shape {tuple(t.shape)}; batchcore compares outputs whose first dimension "
-                             f"is the batch ({rows} rows here)")
-        fmt = _format_of(t.dtype)
-        if t.dtype == torch.bfloat16:
-            values = t.float().numpy()  # exact: bfloat16 is float32 with 16 fewer mantissa bits
-        elif t.is_floating_point() and fmt not in ("fp32", "fp16"):
-            raise DTypeError(f"{name} is {t.dtype}; batchcore compares float32, float16 and bfloat16 outputs")
-        else:
-            values = t.contiguous().numpy()
-        return [Output(name, np.ascontiguousarray(values), fmt)]
-    if isinstance(result, (tuple, list)):
-        return [o for i, r in enumerate(result) for o in outputs_of(r, rows, f"{name}[{i}]")]
-    if isinstance(result, dict):
-        return [o for k, r in result.items() for o in outputs_of(r, rows, f"{name}[{k!r}]")]
-    raise DTypeError(f"{name} is a {type(result).__name__}; a module's outputs must be tensors (or tuples, lists "
-                     "or dicts of tensors)")
+
+    def leaf(obj: Any, name: str) -> Output | None:
+        if not isinstance(obj, torch.Tensor):
+            return None
+        t = obj.detach().cpu()
+        # bfloat16 as float32: exact (bfloat16 is float32 with 16 fewer mantissa bits)
+        values = t.float().numpy() if t.dtype == torch.bfloat16 else t.contiguous().numpy()
+        return as_output(name, values, str(t.dtype).removeprefix("torch."), rows)
+
+    return flatten_outputs(result, rows, leaf, "torch")

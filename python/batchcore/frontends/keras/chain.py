@@ -1,0 +1,128 @@
+"""``from_keras``: a Keras 3 ``Sequential`` model of row-wise layers read into a batchcore :class:`Model`,
+which every backend runs (the native core in a named order, torch as an equivalent ``nn.Sequential``,
+the Keras backends as the very model read). Keras is imported only when called.
+
+Keras keeps a Dense kernel as (inputs, outputs); batchcore's linear weight is (outputs, inputs), so the
+kernel is transposed (an exact copy of every bit). BatchNormalization is folded to ``x * scale + shift``
+in float64 from its moving statistics, then rounded to float32, as ``from_torch`` folds BatchNorm1d.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import ArgumentError, DTypeError, NonFiniteError, UnsupportedLayerError
+from ...model.chain import Layer, Model
+from .module import import_keras
+
+# Keras's name of an activation -> the chain's layer (None: the identity)
+_ACTIVATIONS = {"linear": None, "relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh",
+                "softmax": "softmax"}
+_SUPPORTED = ("InputLayer, Dense, Activation, ReLU (plain), Softmax (last axis), LayerNormalization and "
+              "BatchNormalization (last axis), Dropout, Flatten of rows; activations: " + ", ".join(_ACTIVATIONS))
+
+
+def _f32(keras: Any, v: Any, where: str) -> np.ndarray:
+    arr = np.ascontiguousarray(np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32))
+    if not np.isfinite(arr).all():
+        raise NonFiniteError(f"{where} contains NaN or Inf")
+    return arr
+
+
+def _f64(keras: Any, v: Any) -> np.ndarray:
+    return np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64)
+
+
+def _activation(keras: Any, fn: Any, where: str) -> str | None:
+    name = keras.activations.serialize(fn)
+    name = name if isinstance(name, str) else str(name)
+    if name not in _ACTIVATIONS:
+        raise UnsupportedLayerError(f"{where}: activation {name!r} is not read; from_keras reads {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[name]
+
+
+def _last_axis(layer: Any, where: str) -> None:
+    axis = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
+    if list(axis) not in ([-1], [1]):
+        raise UnsupportedLayerError(f"{where}: only the last axis of rows is read, got axis={layer.axis}")
+
+
+def from_keras(model: Any, name: str | None = None, input_shape: Any = None) -> Model:
+    """Read a float32 Keras 3 ``Sequential`` model of row-wise layers into a batchcore :class:`Model` that
+    every backend runs: Dense (with any read activation), Activation, ReLU (no max_value, slope or
+    threshold), Softmax over the last axis, LayerNormalization and BatchNormalization over the last axis
+    (BatchNormalization in inference form), Dropout, and Flatten over rows. Activations: linear, relu,
+    gelu (Keras's exact erf form), silu/swish, tanh, softmax. ``input_shape`` (one sample's, as
+    ``bc.sweep`` passes its data's) must be the model's row width where given.
+
+    The Keras backends run this very model; the native core runs its layers in a named order. What is not
+    read raises :class:`UnsupportedLayerError` naming the layer (its index, name and class).
+    """
+    keras = import_keras()
+    if not isinstance(model, keras.Model):
+        raise UnsupportedLayerError(f"from_keras needs a keras.Model, got {type(model).__name__}")
+    label = name or model.name
+    if not isinstance(model, keras.Sequential):
+        raise UnsupportedLayerError(f"{label} is a {type(model).__name__}: from_keras reads Sequential models of "
+                                    f"row-wise layers ({_SUPPORTED}); run it as it is with backends=[bc.keras()]")
+    if not model.built:
+        raise ArgumentError(f"{label} is not built, so its weights do not exist yet: give it a keras.Input(shape) "
+                            "or call it once on a batch")
+    shape = tuple(model.inputs[0].shape[1:])
+    if len(shape) != 1 or shape[0] is None:
+        raise UnsupportedLayerError(f"{label} takes samples of shape {shape}; from_keras reads models over rows of "
+                                    "features (one dimension)")
+    if input_shape is not None and tuple(input_shape) != shape:
+        raise ArgumentError(f"{label} takes rows of {shape[0]} features; the data's samples have shape {tuple(input_shape)}")
+    layers: list[Layer] = []
+    for i, layer in enumerate(model.layers):
+        where = f"layer {i} {layer.name!r} ({type(layer).__name__})"
+        compute = str(layer.dtype_policy.compute_dtype)
+        if compute != "float32" or getattr(layer.dtype_policy, "quantization_mode", None):
+            raise DTypeError(f"{where} computes in {compute} (policy {layer.dtype_policy.name}); from_keras reads float32 "
+                             "models: run it as it is with backends=[bc.keras()], which compares it in its own format")
+        layers.extend(_read_layer(keras, layer, where))
+    if not layers:
+        raise UnsupportedLayerError(f"{label} has no layer to run")
+    return Model(layers, int(shape[0]), source_module=model, name=label, source_framework="keras")
+
+
+def _read_layer(keras: Any, layer: Any, where: str) -> list[Layer]:
+    kl = keras.layers
+    if isinstance(layer, kl.Dense):
+        if getattr(layer, "lora_enabled", False):
+            raise UnsupportedLayerError(f"{where}: a Dense layer with LoRA is not read")
+        w = _f32(keras, layer.kernel, f"{where} kernel").T.copy()
+        b = _f32(keras, layer.bias, f"{where} bias") if layer.use_bias else None
+        act = _activation(keras, layer.activation, where)
+        return [Layer("linear", {"weight": w, "bias": b})] + ([Layer(act)] if act else [])
+    if isinstance(layer, kl.Activation):
+        act = _activation(keras, layer.activation, where)
+        return [Layer(act)] if act else []
+    if isinstance(layer, kl.ReLU):
+        if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+            raise UnsupportedLayerError(f"{where}: ReLU with max_value, negative_slope or threshold is not read")
+        return [Layer("relu")]
+    if isinstance(layer, kl.Softmax):
+        _last_axis(layer, where)
+        return [Layer("softmax")]
+    if isinstance(layer, kl.LayerNormalization):
+        _last_axis(layer, where)
+        if getattr(layer, "rms_scaling", False):
+            raise UnsupportedLayerError(f"{where}: LayerNormalization(rms_scaling=True) is not read")
+        n = int(layer.gamma.shape[0]) if layer.scale else int(layer.beta.shape[0])
+        g = _f32(keras, layer.gamma, where) if layer.scale else np.ones(n, np.float32)
+        b = _f32(keras, layer.beta, where) if layer.center else np.zeros(n, np.float32)
+        return [Layer("layer_norm", {"weight": g, "bias": b, "eps": float(layer.epsilon)})]
+    if isinstance(layer, kl.BatchNormalization):
+        _last_axis(layer, where)
+        mean, var = _f64(keras, layer.moving_mean), _f64(keras, layer.moving_variance)
+        g = _f64(keras, layer.gamma) if layer.scale else np.ones_like(mean)
+        b = _f64(keras, layer.beta) if layer.center else np.zeros_like(mean)
+        scale = g / np.sqrt(var + float(layer.epsilon))
+        return [Layer("batch_norm", {"scale": _f32(keras, scale, where), "shift": _f32(keras, b - mean * scale, where)})]
+    if isinstance(layer, (kl.Dropout, kl.Flatten, kl.InputLayer)):
+        return []  # the identity at inference, over rows
+    raise UnsupportedLayerError(f"{where} is not read; from_keras reads {_SUPPORTED}")
