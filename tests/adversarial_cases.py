@@ -176,6 +176,8 @@ case("torch_missing_default_backends", "ok", MISSING.replace("{v}", "'torch'") +
 res = bc.sweep(M, [1, 2], timer=Q, ceilings=False)
 assert {p['backend'] for p in res.points} == {'native[seq]', 'numpy'}""")
 case("cupy_missing", "MissingDependencyError", MISSING.replace("{v}", "'cupy'") + "bc.cupy()")
+case("keras_missing", "MissingDependencyError", MISSING.replace("{v}", "'keras'") + "bc.keras()")
+case("keras_missing_from_keras", "MissingDependencyError", MISSING.replace("{v}", "'keras'") + "bc.from_keras(object())")
 
 # -- timer ------------------------------------------------------------------------------------------------
 cases("timer_setting", "ArgumentError", "bc.Timer({v}).policy()", {

@@ -68,3 +68,15 @@ def test_every_declared_dependency_is_used():
     used = {name for _, name, _ in imports()}
     for dist in required:
         assert PROVIDES[dist] & used, f"{dist} is declared but never imported"
+
+
+def test_importing_batchcore_imports_no_framework():
+    """``import batchcore`` loads no framework: each is imported by the function that needs it (what
+    ``python -X importtime`` lists is every module the import loaded)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import batchcore"], capture_output=True, text=True,
+                          check=True)
+    loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert "batchcore" in loaded and "numpy" in loaded  # the listing is read as meant
+    assert not loaded & {"torch", "tensorflow", "keras", "jax", "onnxruntime", "cupy", "pandas", "matplotlib"}

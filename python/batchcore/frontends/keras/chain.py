@@ -15,7 +15,7 @@ import numpy as np
 
 from ...errors import ArgumentError, DTypeError, NonFiniteError, UnsupportedLayerError
 from ...model.chain import Layer, Model
-from .module import import_keras
+from .module import import_keras, to_numpy
 
 # Keras's name of an activation -> the chain's layer (None: the identity)
 _ACTIVATIONS = {"linear": None, "relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh",
@@ -25,14 +25,14 @@ _SUPPORTED = ("InputLayer, Dense, Activation, ReLU (plain), Softmax (last axis),
 
 
 def _f32(keras: Any, v: Any, where: str) -> np.ndarray:
-    arr = np.ascontiguousarray(np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float32))
+    arr = np.ascontiguousarray(to_numpy(keras, v), dtype=np.float32)
     if not np.isfinite(arr).all():
         raise NonFiniteError(f"{where} contains NaN or Inf")
     return arr
 
 
 def _f64(keras: Any, v: Any) -> np.ndarray:
-    return np.asarray(keras.ops.convert_to_numpy(v), dtype=np.float64)
+    return to_numpy(keras, v).astype(np.float64)
 
 
 def _activation(keras: Any, fn: Any, where: str) -> str | None:

@@ -32,6 +32,14 @@ def import_keras() -> Any:
     return keras
 
 
+def to_numpy(keras: Any, value: Any) -> np.ndarray:
+    """A Keras variable or backend tensor as numpy, its dtype kept. A variable through its own ``numpy()``:
+    Keras's ``convert_to_numpy`` of a variable goes through an ``__array__`` that numpy 2 warns of."""
+    if isinstance(value, keras.Variable):
+        return np.asarray(value.numpy())
+    return np.asarray(keras.ops.convert_to_numpy(value))
+
+
 @dataclass(frozen=True)
 class KerasInputs:
     """The user's data, checked, as Keras takes it: ``arrays`` (numpy, rows first), in the structure they
@@ -105,7 +113,7 @@ class KerasModule(OpaqueModel):
         """A hash of the model's class and every weight (path, dtype, shape, bits)."""
         h = hashlib.sha256(type(self.model).__qualname__.encode())
         for w in self.model.weights:
-            values = np.ascontiguousarray(self._keras.ops.convert_to_numpy(w))
+            values = np.ascontiguousarray(to_numpy(self._keras, w))
             h.update(f"{w.path}:{values.dtype.name}:{values.shape}".encode())
             h.update(values.tobytes())
         return h.hexdigest()[:16]
@@ -175,7 +183,7 @@ def outputs_of(result: Any, rows: int) -> list[Output]:
     def leaf(obj: Any, name: str) -> Output | None:
         if not (isinstance(obj, np.ndarray) or keras.ops.is_tensor(obj)):
             return None
-        values = np.asarray(keras.ops.convert_to_numpy(obj))
+        values = to_numpy(keras, obj)
         dtype = _dtype_name(values)
         # bfloat16 as float32: exact (bfloat16 is float32 with 16 fewer mantissa bits)
         return as_output(name, values.astype(np.float32) if dtype == "bfloat16" else values, dtype, rows)
