@@ -20,7 +20,8 @@ TIMEOUT_S = 600
 RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "test_the_readmes_own_model_runs",
           "study": "test_the_study_example_runs_and_its_report_is_written",
           "own-module": "test_the_own_module_example_runs_as_a_script",
-          "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs"}
+          "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs",
+          "keras-model": "test_the_keras_example_runs_as_a_script"}
 
 
 def snippet(name: str = "quickstart") -> str:
@@ -148,6 +149,20 @@ def test_the_graph_model_example_runs_as_a_script(tmp_path):
     assert [int(r[1]) for r in native[:5]] == [1, 2, 8, 64, 256]
     assert "batch invariant" in " ".join(native[5])
     assert not any(cell.startswith("~") for r in native[:5] for cell in r), "native memory is exact, not ~"
+
+
+@pytest.mark.slow
+def test_the_keras_example_runs_as_a_script(tmp_path):
+    """The Keras model of docs/models.md: Keras's two ways at every batch size, the native core invariant."""
+    code = snippet("keras-model")
+    (tmp_path / "keras_model.py").write_text(code)
+    done = run(["keras_model.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for label in ("keras[predict]", "keras[call]", "native[seq]"):
+        rows = [line.split() for line in lines if line.startswith(label)]
+        assert [int(r[1]) for r in rows[:5]] == [1, 2, 10, 64, 256], label
+    assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
 
 
 @pytest.mark.slow
