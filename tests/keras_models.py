@@ -44,3 +44,19 @@ def ordered(values):
 
 def max_ulp(a, b):
     return int(np.abs(ordered(a) - ordered(b)).max()) if a.size else 0
+
+
+def assert_batch_invariant(read, x):
+    """Rows 0, the middle and the last alone equal the same rows in batches of 2, 17 and 64 at three
+    positions, on 1 and 2 threads of the native core."""
+    import batchcore as bc
+
+    n, picks = len(x), [0, len(x) // 2, len(x) - 1]
+    for threads in (1, 2):
+        backend = bc.native(threads=threads)
+        alone = {i: backend.run(read, x[i : i + 1])[0] for i in picks}
+        for B in (2, 17, 64):
+            for start in (0, n // 2 - B // 2, n - B):
+                batch = backend.run(read, x[start : start + B])
+                for i in set(picks) & set(range(start, start + B)):
+                    assert np.array_equal(batch[i - start].view(np.uint32), alone[i].view(np.uint32)), (threads, B, i)

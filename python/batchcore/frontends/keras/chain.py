@@ -1,6 +1,7 @@
-"""``from_keras``: a Keras 3 ``Sequential`` model of row-wise layers read into a batchcore :class:`Model`,
-which every backend runs (the native core in a named order, torch as an equivalent ``nn.Sequential``,
-the Keras backends as the very model read). Keras is imported only when called.
+"""``from_keras``: a Keras 3 model read into batchcore: a ``Sequential`` of row-wise layers into a chain
+:class:`Model`, which every backend runs (the native core in a named order, torch as an equivalent
+``nn.Sequential``, the Keras backends as the very model read); anything else into a graph model
+(:mod:`.graph`). Keras is imported only when called.
 
 Keras keeps a Dense kernel as (inputs, outputs); batchcore's linear weight is (outputs, inputs), so the
 kernel is transposed (an exact copy of every bit). BatchNormalization is folded to ``x * scale + shift``
@@ -15,6 +16,8 @@ import numpy as np
 
 from ...errors import ArgumentError, DTypeError, NonFiniteError, UnsupportedLayerError
 from ...model.chain import Layer, Model
+from ...model.graph import GraphModel
+from .graph import graph_from_keras
 from .module import import_keras, to_numpy
 
 # Keras's name of an activation -> the chain's layer (None: the identity)
@@ -49,33 +52,70 @@ def _last_axis(layer: Any, where: str) -> None:
         raise UnsupportedLayerError(f"{where}: only the last axis of rows is read, got axis={layer.axis}")
 
 
-def from_keras(model: Any, name: str | None = None, input_shape: Any = None) -> Model:
-    """Read a float32 Keras 3 ``Sequential`` model of row-wise layers into a batchcore :class:`Model` that
-    every backend runs: Dense (with any read activation), Activation, ReLU (no max_value, slope or
-    threshold), Softmax over the last axis, LayerNormalization and BatchNormalization over the last axis
-    (BatchNormalization in inference form), Dropout, and Flatten over rows. Activations: linear, relu,
-    gelu (Keras's exact erf form), silu/swish, tanh, softmax. ``input_shape`` (one sample's, as
-    ``bc.sweep`` passes its data's) must be the model's row width where given.
+def _declared_shape(model: Any) -> tuple[Any, ...] | None:
+    """One sample's shape as the model declares it (a functional or Sequential model), else None."""
+    try:
+        return tuple(model.inputs[0].shape[1:]) if model.inputs else None
+    except (AttributeError, ValueError, TypeError):
+        return None
 
-    The Keras backends run this very model; the native core runs its layers in a named order. What is not
-    read raises :class:`UnsupportedLayerError` naming the layer (its index, name and class).
+
+def from_keras(model: Any, name: str | None = None, input_shape: Any = None) -> Model | GraphModel:
+    """Read a float32 Keras 3 model into a batchcore model.
+
+    A ``Sequential`` of row-wise layers over rows of features becomes a :class:`Model` that every backend
+    runs: Dense (with any read activation), Activation, ReLU (no max_value, slope or threshold), Softmax
+    over the last axis, LayerNormalization and BatchNormalization over the last axis (BatchNormalization in
+    inference form), Dropout, and Flatten over rows. Activations: linear, relu, gelu (Keras's exact erf
+    form), silu/swish, tanh, softmax.
+
+    Anything else of one input and one output (a CNN, a functional model with residual connections, nested
+    models, a subclassed model whose ``call`` can be traced on a symbolic input of ``input_shape``) becomes
+    a :class:`~batchcore.model.graph.GraphModel`, which the native core (CPU) and the Keras backends run:
+    see :mod:`batchcore.frontends.keras.graph` for the layers read. ``input_shape``: one sample's shape
+    (``bc.sweep`` passes its data's), checked against the model's where it declares one.
+
+    The Keras backends run this very model; the native core runs its layers in named orders. What is not
+    read raises :class:`UnsupportedLayerError` naming the layer (its name and class).
     """
     keras = import_keras()
     if not isinstance(model, keras.Model):
         raise UnsupportedLayerError(f"from_keras needs a keras.Model, got {type(model).__name__}")
     label = name or model.name
-    if not isinstance(model, keras.Sequential):
-        raise UnsupportedLayerError(f"{label} is a {type(model).__name__}: from_keras reads Sequential models of "
-                                    f"row-wise layers ({_SUPPORTED}); run it as it is with backends=[bc.keras()]")
     if not model.built:
         raise ArgumentError(f"{label} is not built, so its weights do not exist yet: give it a keras.Input(shape) "
                             "or call it once on a batch")
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(shape) != 1 or shape[0] is None:
-        raise UnsupportedLayerError(f"{label} takes samples of shape {shape}; from_keras reads models over rows of "
-                                    "features (one dimension)")
-    if input_shape is not None and tuple(input_shape) != shape:
-        raise ArgumentError(f"{label} takes rows of {shape[0]} features; the data's samples have shape {tuple(input_shape)}")
+    shape = _declared_shape(model)
+    given = None if input_shape is None else tuple(int(d) for d in input_shape)
+    if shape is not None and given is not None and given != shape:
+        raise ArgumentError(f"{label} takes samples of shape {shape}; the data's samples have shape {given}")
+    if shape is None:
+        return _traced(keras, model, label, given)
+    if isinstance(model, keras.Sequential) and len(shape) == 1 and shape[0] is not None:
+        try:
+            return _read_chain(keras, model, label, int(shape[0]))
+        except UnsupportedLayerError:
+            pass  # not a chain of row-wise layers: the graph reader reads more, and names what it cannot
+    return graph_from_keras(keras, model, label)
+
+
+def _traced(keras: Any, model: Any, label: str, shape: tuple[int, ...] | None) -> GraphModel:
+    """A subclassed model read through a functional model of its own layers: its ``call`` run on a symbolic
+    input of one sample's ``shape`` records each layer it calls (the weights are the model's own)."""
+    if shape is None:
+        raise UnsupportedLayerError(f"{label} is a subclassed model ({type(model).__name__}): from_keras reads it by "
+                                    "tracing its call, which needs input_shape= (one sample's shape)")
+    symbolic = keras.Input(shape)
+    try:
+        functional = keras.Model(symbolic, model.call(symbolic))
+    except Exception as e:
+        raise UnsupportedLayerError(f"{label} ({type(model).__name__}): its call could not be traced on a symbolic "
+                                    f"input of shape {shape} ({type(e).__name__}: {e}); run it as it is with "
+                                    "backends=[bc.keras()]") from e
+    return graph_from_keras(keras, functional, label, source=model)
+
+
+def _read_chain(keras: Any, model: Any, label: str, width: int) -> Model:
     layers: list[Layer] = []
     for i, layer in enumerate(model.layers):
         where = f"layer {i} {layer.name!r} ({type(layer).__name__})"
@@ -86,7 +126,7 @@ def from_keras(model: Any, name: str | None = None, input_shape: Any = None) -> 
         layers.extend(_read_layer(keras, layer, where))
     if not layers:
         raise UnsupportedLayerError(f"{label} has no layer to run")
-    return Model(layers, int(shape[0]), source_module=model, name=label, source_framework="keras")
+    return Model(layers, width, source_module=model, name=label, source_framework="keras")
 
 
 def _read_layer(keras: Any, layer: Any, where: str) -> list[Layer]:
