@@ -1,0 +1,204 @@
+"""Keras models read into graphs (batchcore/frontends/keras/graph.py): a CNN, a functional residual model
+and a subclassed model against references written here from the layers' definitions and Keras's own
+weights (in Keras's layout: the test moves the images itself), exact rationals on sampled elements, Keras
+itself, batch invariance, and what is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+from graph_reference import avg_pool2d, conv2d, linear, max_pool2d, row_function
+from keras_models import assert_batch_invariant, import_keras
+from reference import reference_dot
+
+f32 = np.float32
+
+
+@pytest.fixture(scope="module")
+def keras():
+    return import_keras()
+
+
+def weights(layer):
+    return [v.numpy() for v in layer.weights]
+
+
+def folded(layer):
+    """BatchNormalization in inference form, folded in float64 and rounded once (docs/models.md)."""
+    gamma, beta, mean, var = (np.float64(v) for v in weights(layer))
+    scale = gamma / np.sqrt(var + layer.epsilon)
+    return scale.astype(f32), (beta - mean * scale).astype(f32)
+
+
+def cnn(keras):
+    keras.utils.set_random_seed(21)
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((12, 12, 3)), L.Conv2D(8, 3, padding="same", activation="relu"), L.BatchNormalization(),
+        L.MaxPooling2D(), L.DepthwiseConv2D(3, padding="same"), L.Conv2D(6, 3, strides=2), L.AveragePooling2D(2),
+        L.Flatten(), L.Dense(10, activation="softmax")], name="cnn")
+    rng = np.random.default_rng(22)
+    model.layers[1].set_weights([rng.uniform(0.5, 2, 8), rng.standard_normal(8), rng.standard_normal(8),
+                                 rng.uniform(0.1, 3, 8)])
+    return model
+
+
+def cnn_reference(model, x):
+    """One NHWC image through the CNN by the definitions: channels first for the convolutions (the test's
+    own transposes of the image and of Keras's HWIO kernels), back to NHWC to flatten as Keras does."""
+    conv, bn, _, depthwise, strided, _, _, dense = model.layers
+    h = x.transpose(2, 0, 1)
+    k, b = weights(conv)
+    h = row_function(conv2d(h, k.transpose(3, 2, 0, 1), b, [1, 1], [1, 1], [1, 1], 1, "seq"), "relu")
+    scale, shift = folded(bn)
+    h = (h * scale[:, None, None]).astype(f32) + shift[:, None, None]
+    h = max_pool2d(h, [2, 2], [2, 2], [0, 0], [1, 1], False)
+    k, b = weights(depthwise)  # (3, 3, channels, 1): one 3x3 filter per channel
+    h = conv2d(h, k[:, :, :, 0].transpose(2, 0, 1)[:, None], b, [1, 1], [1, 1], [1, 1], h.shape[0], "seq")
+    k, b = weights(strided)
+    h = conv2d(h, k.transpose(3, 2, 0, 1), b, [2, 2], [0, 0], [1, 1], 1, "seq")
+    h = avg_pool2d(h, [2, 2], [2, 2], [0, 0], False, False, 0)
+    k, b = weights(dense)
+    return row_function(linear(h.transpose(1, 2, 0).reshape(-1), k.T.copy(), b, "seq")[None], "softmax")[0]
+
+
+def test_a_keras_cnn_equals_its_reference_bit_for_bit_keras_closely_and_is_batch_invariant(keras):
+    model = cnn(keras)
+    read = bc.from_keras(model)
+    x = np.random.default_rng(23).standard_normal((130, 12, 12, 3)).astype(f32)
+    got = bc.native().run(read, x[:4])
+    want = np.stack([cnn_reference(model, image) for image in x[:4]])
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    np.testing.assert_allclose(got, np.asarray(model(x[:4], training=False)), rtol=1e-5, atol=1e-7)
+    assert_batch_invariant(read, x)
+    # Between the layers the images stay channels first: one permute in, one out before Flatten.
+    assert [n.op for n in read.nodes].count("permute") == 2
+
+
+@pytest.mark.parametrize("strides, dilation", [((2, 2), (1, 1)), ((1, 1), (1, 2))], ids=["strided", "dilated"])
+def test_a_convolutions_dot_products_follow_the_seq_order_over_keras_kernels(keras, strides, dilation):
+    """Sampled outputs of a strided or dilated grouped convolution against exact rational arithmetic on
+    taps taken from Keras's own NHWC image and HWIO kernel, in the core's order (input channel, then
+    kernel row, then kernel column)."""
+    keras.utils.set_random_seed(24)
+    conv = keras.layers.Conv2D(4, 3, strides=strides, dilation_rate=dilation, groups=2, padding="valid")
+    model = keras.Sequential([keras.Input((9, 11, 4)), conv])
+    kernel, bias = weights(conv)  # (3, 3, 2, 4)
+    x = np.random.default_rng(25).standard_normal((2, 9, 11, 4)).astype(f32)
+    got = bc.native().run(bc.from_keras(model), x)
+    (sh, sw), (dh, dw) = strides, dilation
+    for n, oh, ow, co in [(0, 0, 0, 0), (1, 3, 2, 3), (0, 2, 3, 2)]:
+        g = co // 2
+        taps = [x[n, sh * oh + dh * kh, sw * ow + dw * kw, 2 * g + ci] for ci in range(2) for kh in range(3)
+                for kw in range(3)]
+        ws = [kernel[kh, kw, ci, co] for ci in range(2) for kh in range(3) for kw in range(3)]
+        assert got[n, oh, ow, co] == f32(reference_dot(taps, ws, bias[co], "seq"))
+
+
+def residual(keras):
+    keras.utils.set_random_seed(26)
+    L = keras.layers
+    inp = keras.Input((16,))
+    h = L.LayerNormalization()(L.Add()([inp, L.Dense(16, activation="gelu")(inp)]))
+    out = L.Dense(4)(L.Subtract()([h, keras.ops.multiply(h, 0.5)]))
+    return keras.Model(inp, out, name="residual")
+
+
+def residual_reference(model, x):
+    dense1, dense2 = (la for la in model.layers if type(la).__name__ == "Dense")
+    ln = next(la for la in model.layers if type(la).__name__ == "LayerNormalization")
+    k, b = weights(dense1)
+    h = (x + row_function(linear(x, k.T.copy(), b, "seq"), "gelu")).astype(f32)
+    g, beta = weights(ln)
+    h = row_function(h, "layer_norm", g, beta, eps=ln.epsilon)
+    h = (h - (h * f32(0.5)).astype(f32)).astype(f32)
+    k, b = weights(dense2)
+    return linear(h, k.T.copy(), b, "seq")
+
+
+class TwoLayers:
+    """A subclassed Keras model (made inside the test, where keras is imported)."""
+
+    @staticmethod
+    def build(keras):
+        class Net(keras.Model):
+            def __init__(self):
+                super().__init__(name="subclassed")
+                self.hidden, self.head = keras.layers.Dense(12, activation="tanh"), keras.layers.Dense(3)
+
+            def call(self, x):
+                h = self.hidden(x)
+                return self.head(h * 2.0)
+
+        keras.utils.set_random_seed(27)
+        net = Net()
+        net(np.zeros((1, 6), f32))
+        return net
+
+
+def subclassed_reference(model, x):
+    k, b = weights(model.hidden)
+    h = row_function(linear(x, k.T.copy(), b, "seq"), "tanh")
+    k, b = weights(model.head)
+    return linear((h * f32(2.0)).astype(f32), k.T.copy(), b, "seq")
+
+
+@pytest.mark.parametrize("make, reference, width", [(residual, residual_reference, 16),
+                                                    (TwoLayers.build, subclassed_reference, 6)], ids=["residual", "subclassed"])
+def test_functional_and_subclassed_models_equal_their_references(keras, make, reference, width):
+    model = make(keras)
+    read = bc.from_keras(model, input_shape=(width,))
+    x = np.random.default_rng(28).standard_normal((130, width)).astype(f32)
+    got = bc.native().run(read, x[:5])
+    assert np.array_equal(got.view(np.uint32), reference(model, x[:5]).view(np.uint32))
+    np.testing.assert_allclose(got, np.asarray(model(x[:5], training=False)), rtol=1e-5, atol=1e-6)
+    assert_batch_invariant(read, x)
+
+
+def test_sequences_and_token_ids_are_read_close_to_keras(keras):
+    keras.utils.set_random_seed(29)
+    L = keras.layers
+    conv1d = keras.Sequential([keras.Input((12, 4)), L.Conv1D(6, 3, padding="same", activation="tanh"),
+                               L.Conv1D(5, 2, strides=2), L.GlobalAveragePooling1D(), L.Dense(3)])
+    tokens = keras.Sequential([keras.Input((7,), dtype="int32"), L.Embedding(20, 8), L.GlobalAveragePooling1D(),
+                               L.Dense(2)])
+    rng = np.random.default_rng(30)
+    for model, x in [(conv1d, rng.standard_normal((6, 12, 4)).astype(f32)), (tokens, rng.integers(0, 20, (6, 7)))]:
+        read = bc.from_keras(model)
+        np.testing.assert_allclose(bc.native().run(read, x), np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-6)
+
+
+def test_a_keras_cnn_sweeps_through_keras_and_the_native_core(keras):
+    model = cnn(keras)
+    x = np.random.default_rng(31).standard_normal((32, 12, 12, 3)).astype(f32)
+    res = bc.sweep(model, [1, 5, 32], backends=[bc.keras(mode="call"), bc.native()], data=x,
+                   timer=bc.Timer(min_time_s=0, timeout_s=0.1, target=0.5), rounds=1, ceilings=False, progress=False)
+    assert {p["backend"] for p in res.points} == {"keras[call]", "native[seq]"}
+    assert all(p["bitwise_equal_frac"] == 1 for p in res.points if p["backend"] == "native[seq]")
+    assert all(p["max_ulp_vs_exact"] is not None for p in res.points)
+    with pytest.raises(bc.ArgumentError, match="as the torch module it was read from; cnn was read from keras"):
+        bc.sweep(model, [1], backends=[bc.torch()], data=x, progress=False)
+
+
+@pytest.mark.parametrize("build, match", ids=["uneven-same", "concatenate", "channels-first", "two-outputs", "softmax-axis"],
+                         argvalues=[
+    (lambda k: k.Sequential([k.Input((8, 8, 1)), k.layers.Conv2D(2, 3, strides=2, padding="same", name="c")]),
+     r"layer 'c' \(Conv2D\): padding='same' pads 1 rows or columns here: unevenly"),
+    (lambda k: (lambda i: k.Model(i, k.layers.Concatenate(name="cat")([i, i])))(k.Input((3,))),
+     r"layer 'cat' \(Concatenate\): it takes 2 inputs, which is not read"),
+    (lambda k: k.Sequential([k.Input((2, 8, 8)), k.layers.Conv2D(2, 3, data_format="channels_first", name="cf")]),
+     r"layer 'cf' \(Conv2D\): data_format='channels_first' is not read"),
+    (lambda k: (lambda i: k.Model(i, [k.layers.Dense(2)(i), k.layers.Dense(3)(i)], name="two"))(k.Input((3,))),
+     r"two has 1 input\(s\) and 2 output\(s\)"),
+    (lambda k: k.Sequential([k.Input((4, 5)), k.layers.Softmax(axis=1, name="sm"), k.layers.Flatten()]), None),
+])
+def test_what_the_graph_reader_does_not_read_is_named(keras, build, match):
+    if match is None:  # a softmax over another axis than the last is read: along that axis of the sample
+        model = build(keras)
+        x = np.random.default_rng(32).standard_normal((3, 4, 5)).astype(f32)
+        np.testing.assert_allclose(bc.native().run(bc.from_keras(model), x), np.asarray(model(x)), rtol=1e-6, atol=1e-7)
+        return
+    with pytest.raises(bc.UnsupportedLayerError, match=match):
+        bc.from_keras(build(keras))
