@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import batchcore as bc
-from graph_reference import avg_pool2d, conv2d, linear, max_pool2d, row_function
+from graph_reference import attention, avg_pool2d, conv2d, linear, max_pool2d, row_function
 from keras_models import assert_batch_invariant, import_keras
 from reference import reference_dot
 
@@ -145,19 +145,62 @@ def subclassed_reference(model, x):
     return linear((h * f32(2.0)).astype(f32), k.T.copy(), b, "seq")
 
 
-@pytest.mark.parametrize("make, reference, width", [(residual, residual_reference, 16),
-                                                    (TwoLayers.build, subclassed_reference, 6)], ids=["residual", "subclassed"])
-def test_functional_and_subclassed_models_equal_their_references(keras, make, reference, width):
+def transformer_block(keras, causal=False):
+    """The Keras tutorial's encoder block: self-attention, residual, layer norm, feed-forward, residual,
+    layer norm; then the mean over positions and a classifier."""
+    keras.utils.set_random_seed(33)
+    L = keras.layers
+    inp = keras.Input((10, 16))
+    attn = L.MultiHeadAttention(num_heads=2, key_dim=8, value_dim=6)(inp, inp, use_causal_mask=causal)
+    x = L.LayerNormalization(epsilon=1e-6)(inp + attn)
+    ffn = L.Dense(16)(L.Dense(32, activation="relu")(x))
+    out = L.LayerNormalization(epsilon=1e-6)(L.Add()([x, ffn]))
+    return keras.Model(inp, L.Dense(3)(L.GlobalAveragePooling1D()(out)), name="transformer")
+
+
+def transformer_reference(model, x, causal=False):
+    mha = next(la for la in model.layers if type(la).__name__ == "MultiHeadAttention")
+    ln1, ln2 = (la for la in model.layers if type(la).__name__ == "LayerNormalization")
+    ff1, ff2, head = (la for la in model.layers if type(la).__name__ == "Dense")
+
+    def heads(dense, h):  # (positions, features) -> (heads, positions, dim), from the EinsumDense kernel
+        kernel, bias = weights(dense)
+        n, dim = kernel.shape[1:]
+        return linear(h, kernel.reshape(len(kernel), n * dim).T.copy(), bias.reshape(-1), "seq").reshape(
+            len(h), n, dim).transpose(1, 0, 2)
+
+    q, k, v = (heads(d, x) for d in (mha._query_dense, mha._key_dense, mha._value_dense))
+    o = attention(q, k, v, f32(1 / np.sqrt(8)), causal, "seq").transpose(1, 0, 2).reshape(len(x), -1)
+    kernel, bias = weights(mha._output_dense)
+    h = (x + linear(o, kernel.reshape(-1, kernel.shape[-1]).T.copy(), bias, "seq")).astype(f32)
+    h = row_function(h, "layer_norm", *weights(ln1), eps=ln1.epsilon)
+    k1, b1 = weights(ff1)
+    k2, b2 = weights(ff2)
+    f = linear(row_function(linear(h, k1.T.copy(), b1, "seq"), "relu"), k2.T.copy(), b2, "seq")
+    h = row_function((h + f).astype(f32), "layer_norm", *weights(ln2), eps=ln2.epsilon)
+    total = h[0].copy()
+    for row in h[1:]:  # the mean over positions: a sum in order, then one division
+        total = (total + row).astype(f32)
+    k, b = weights(head)
+    return linear((total / f32(len(h))).astype(f32)[None], k.T.copy(), b, "seq")[0]
+
+
+@pytest.mark.parametrize("make, reference, shape", [(residual, residual_reference, (16,)),
+                                                    (TwoLayers.build, subclassed_reference, (6,)),
+                                                    (transformer_block, transformer_reference, (10, 16))],
+                         ids=["residual", "subclassed", "transformer"])
+def test_functional_subclassed_and_transformer_models_equal_their_references(keras, make, reference, shape):
     model = make(keras)
-    read = bc.from_keras(model, input_shape=(width,))
-    x = np.random.default_rng(28).standard_normal((130, width)).astype(f32)
+    read = bc.from_keras(model, input_shape=shape)
+    x = np.random.default_rng(28).standard_normal((130, *shape)).astype(f32)
     got = bc.native().run(read, x[:5])
-    assert np.array_equal(got.view(np.uint32), reference(model, x[:5]).view(np.uint32))
+    want = np.stack([reference(model, row) for row in x[:5]]) if len(shape) > 1 else reference(model, x[:5])
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
     np.testing.assert_allclose(got, np.asarray(model(x[:5], training=False)), rtol=1e-5, atol=1e-6)
     assert_batch_invariant(read, x)
 
 
-def test_sequences_and_token_ids_are_read_close_to_keras(keras):
+def test_sequences_token_ids_and_causal_attention_are_read_close_to_keras(keras):
     keras.utils.set_random_seed(29)
     L = keras.layers
     conv1d = keras.Sequential([keras.Input((12, 4)), L.Conv1D(6, 3, padding="same", activation="tanh"),
@@ -165,7 +208,9 @@ def test_sequences_and_token_ids_are_read_close_to_keras(keras):
     tokens = keras.Sequential([keras.Input((7,), dtype="int32"), L.Embedding(20, 8), L.GlobalAveragePooling1D(),
                                L.Dense(2)])
     rng = np.random.default_rng(30)
-    for model, x in [(conv1d, rng.standard_normal((6, 12, 4)).astype(f32)), (tokens, rng.integers(0, 20, (6, 7)))]:
+    causal = transformer_block(keras, causal=True)
+    for model, x in [(conv1d, rng.standard_normal((6, 12, 4)).astype(f32)), (tokens, rng.integers(0, 20, (6, 7))),
+                     (causal, rng.standard_normal((6, 10, 16)).astype(f32))]:
         read = bc.from_keras(model)
         np.testing.assert_allclose(bc.native().run(read, x), np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-6)
 

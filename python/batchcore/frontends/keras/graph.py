@@ -16,13 +16,14 @@ import numpy as np
 
 from ...errors import DTypeError, UnsupportedLayerError
 from ...model.graph import GraphModel, GraphNode
+from .attention import multi_head_attention
 from .module import to_numpy
 
 SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid', or 'same' where it pads evenly), "
              "DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D, BatchNormalization, "
              "LayerNormalization (last axis), Dropout, Flatten, Reshape, Permute, Activation, ReLU, Softmax, Add, "
-             "Subtract, Multiply, Embedding, nested models; activations linear, relu, gelu, silu/swish, tanh, softmax, "
-             "log_softmax; keras.ops add, subtract, multiply, divide")
+             "Subtract, Multiply, Embedding, MultiHeadAttention (no masks), nested models; activations linear, relu, "
+             "gelu, silu/swish, tanh, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh"}
 TO_CHANNELS_FIRST, TO_CHANNELS_LAST = [2, 0, 1], [1, 2, 0]
 
@@ -224,6 +225,9 @@ class KerasGraphReader:
         keras = self.keras
         self.layer = op
         self.where = f"layer {getattr(op, 'name', '')!r} ({type(op).__name__})"
+        if isinstance(op, keras.layers.MultiHeadAttention):
+            self.check_policy(op)
+            return multi_head_attention(self, op, args, kwargs)
         extra = [k for k, v in kwargs.items() if v is not None and k != "training"]
         if extra:
             raise self.refuse(f"it is called with {', '.join(extra)}=, which is not read")
@@ -231,11 +235,14 @@ class KerasGraphReader:
             return read_model(self, op, args[0])
         if not isinstance(op, keras.layers.Layer):
             return self.operation(op, args)
-        policy = op.dtype_policy
+        self.check_policy(op)
+        return self.layer_call(op, args[0])
+
+    def check_policy(self, layer: Any) -> None:
+        policy = layer.dtype_policy
         if str(policy.compute_dtype) != "float32" or getattr(policy, "quantization_mode", None):
             raise DTypeError(f"{self.where} computes in {policy.compute_dtype} (policy {policy.name}); from_keras reads "
                              "float32 models: run it as it is with backends=[bc.keras()], which compares it in its own format")
-        return self.layer_call(op, args[0])
 
     def layer_call(self, layer: Any, x: Any) -> Ref:
         L = self.keras.layers
