@@ -64,3 +64,30 @@ def test_the_named_cause_follows_the_bits():
     assert why(logits_equal=True, loss_equal=False).startswith("the reduction")
     assert why(logits_equal=False, loss_equal=False).startswith("the logits")
     assert why(logits_equal=False, loss_equal=True).startswith("logits differ")
+
+
+def test_the_loss_keras_evaluate_reports_is_recorded_at_every_batch_size():
+    """With a compiled Keras model, each point carries the loss ``model.evaluate(x, y, batch_size=B)`` reports
+    (recomputed here with Keras itself) and whether its bits equal B=1's; an uncompiled one says why not."""
+    from keras_models import import_keras, wide_mlp
+
+    keras = import_keras()
+    model = wide_mlp(keras, seed=7, width=64, hidden=256)
+    model.compile(loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(8)
+    x, y = rng.standard_normal((160, 64)).astype(np.float32), rng.integers(0, 10, 160)
+    study = bc.studies.evaluation(model, x, y, batch_sizes=[1, 32, 160], backends=[bc.keras(), bc.native()],
+                                  progress=False)
+    keras_points = [p for p in study.data["points"] if p["backend"] == "keras[predict]"]
+    own = {B: np.float32(model.evaluate(x, y, batch_size=B, verbose=0, return_dict=True)["loss"]) for B in (1, 32, 160)}
+    for p in keras_points:
+        assert np.float32(p["reported_loss"]).view(np.uint32) == own[p["batch_size"]].view(np.uint32)
+        assert p["reported_loss_equal_b1"] == (own[p["batch_size"]].view(np.uint32) == own[1].view(np.uint32))
+    assert "sparse_categorical_crossentropy" in keras_points[0]["reported_loss_how"]
+    assert all(p["reported_loss"] is None and "no evaluation of its own" in p["reported_loss_how"]
+               for p in study.data["points"] if p["backend"] == "native[seq]")
+    assert "the loss its framework reports (model.evaluate(x, y, batch_size=B))" in study.verdict
+    assert any(t.title.startswith("The loss the framework itself reports") for t in study.tables)
+    bare = wide_mlp(keras, seed=9, width=64, hidden=256)
+    points = bc.studies.evaluation(bare, x, y, batch_sizes=[1, 8], backends=[bc.keras()], progress=False).data["points"]
+    assert all(p["reported_loss"] is None and "not compiled with a loss" in p["reported_loss_how"] for p in points)

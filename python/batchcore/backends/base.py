@@ -176,6 +176,12 @@ class Backend:
         """Time passes of ``model`` (run as it is) over all rows of ``data`` as one batch."""
         raise ArgumentError(self.runs(model).reason)
 
+    def reported_loss(self, model: Any, data: Any, labels: np.ndarray, batch_size: int) -> tuple[float | None, str]:
+        """The loss the framework's own evaluation reports over all rows of ``data`` in batches of
+        ``batch_size`` (Keras: ``model.evaluate``), as (float32 value, how), or (None, why not). The base:
+        a backend whose framework has no evaluation of its own."""
+        return None, f"{self.label} has no evaluation of its own"
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if "name" in cls.__dict__:  # a kind of its own (a subclass that keeps its parent's name is no new kind)

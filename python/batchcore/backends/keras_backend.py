@@ -187,6 +187,24 @@ class KerasBackend(Backend):
         return self._timed(model, len(x), lambda: self._pass(source, x, len(x), len(x)), timer, memory,
                            f"steady_clock in the core around model.{'predict' if self.mode == 'predict' else '__call__'}")
 
+    def reported_loss(self, model: Any, data: Any, labels: np.ndarray, batch_size: int) -> tuple[float | None, str]:
+        """``model.evaluate(x, labels, batch_size=B)``'s loss, where the model was compiled with one."""
+        if isinstance(model, OpaqueModel):
+            keras_model, feed = self._module(model).model, self._module(model).inputs(data).feed()
+        else:
+            keras_model, feed = self._source(model), check_input(model, data)
+        if getattr(keras_model, "loss", None) is None:
+            return None, f"{keras_model.name} was not compiled with a loss (model.compile(loss=...))"
+        try:
+            with self._placement():
+                found = keras_model.evaluate(feed, labels, batch_size=check_batch_size(batch_size), verbose=0,
+                                             return_dict=True)
+        except Exception as e:
+            raise ModuleError(f"{keras_model.name}.evaluate raised {type(e).__name__}: {e}") from e
+        loss = keras_model.loss
+        name = loss if isinstance(loss, str) else getattr(loss, "name", None) or type(loss).__name__
+        return float(np.float32(found["loss"])), f"model.evaluate(x, y, batch_size=B) with loss {name}"
+
     def runs(self, model: Any) -> Runs:
         """Keras models: run as they are, or read by ``bc.from_keras`` (then the very model read)."""
         if isinstance(model, OpaqueModel):

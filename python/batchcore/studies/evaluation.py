@@ -25,7 +25,7 @@ from ..info import info
 from ..present.progress import Steps
 from ..results import numerics
 from ..run.sweep import check_batch_sizes
-from .outputs import check_labels, logits_runner
+from .outputs import check_labels, logits_runner, reported_loss_runner
 from .record import Study, Table
 
 QUESTION = "Does evaluating at another batch size than training change the loss and the accuracy?"
@@ -75,10 +75,11 @@ def evaluation(module: Any, data: Any, labels: Any, batch_sizes: Any = (1, 8, 32
     sizes = [1] + [B for B in sizes if B != 1]
     backends, run, rows, fmt = logits_runner(module, data, [torch_backend()] if backends is None else backends, sizes)
     labels = check_labels(labels, rows).astype(np.int64)
+    reported = reported_loss_runner(module, data, backends)
     points = []
     with Steps("evaluation study", len(backends) * len(sizes), progress) as steps:
         for backend in backends:
-            y_b1 = loss_b1 = None
+            y_b1 = loss_b1 = own_b1 = None
             for B in sizes:
                 steps.now(f"{backend.label} B={B}")
                 y = run(backend, B).astype(np.float32)
@@ -92,9 +93,35 @@ def evaluation(module: Any, data: Any, labels: Any, batch_sizes: Any = (1, 8, 32
                                "loss_equal_b1": bool(loss_equal), "loss_ulp_vs_b1": ulp,
                                "loss_exact_sum": exact_mean(row_losses(y, labels)),
                                "logits_equal_frac": numerics.bitwise_equal_frac(y, y_b1),
-                               "accuracy": float((y.argmax(1) == labels).mean()), "why": why(logits_equal, bool(loss_equal))})
+                               "accuracy": float((y.argmax(1) == labels).mean()), "why": why(logits_equal, bool(loss_equal)),
+                               **_own_loss(*reported(backend, labels, B), own_b1)})
+                own_b1 = points[-1]["reported_loss"] if own_b1 is None else own_b1
                 steps.done()
     return Study("evaluation", QUESTION, verdict(points), tables(points), notes(rows, fmt), {"points": points}, info())
+
+
+def _own_loss(value: float | None, how: str, value_b1: float | None) -> dict[str, Any]:
+    """The framework's own reported loss at this B (Keras's ``evaluate``), compared bit for bit with B=1's."""
+    if value is None:
+        return {"reported_loss": None, "reported_loss_how": how, "reported_loss_equal_b1": None,
+                "reported_loss_ulp_vs_b1": None}
+    first = np.float32(value if value_b1 is None else value_b1)
+    return {"reported_loss": value, "reported_loss_how": how,
+            "reported_loss_equal_b1": bool(np.float32(value).view(np.uint32) == first.view(np.uint32)),
+            "reported_loss_ulp_vs_b1": numerics.max_ulp(np.array([value], np.float32), np.array([first]))}
+
+
+def _own_sentence(pts: list[dict[str, Any]]) -> str:
+    """What the framework's own reported loss did across B, for the verdict ("" where it reports none)."""
+    own = [p for p in pts if p["reported_loss"] is not None]
+    if not own:
+        return ""
+    moved = [p for p in own if not p["reported_loss_equal_b1"]]
+    what = own[0]["reported_loss_how"].split(" with")[0]
+    if not moved:
+        return f"; the loss its framework reports ({what}) has the same bits at every B"
+    return (f"; the loss its framework reports ({what}) differs from B=1's at {len(moved)} of {len(own) - 1} sizes, "
+            f"by up to {max(p['reported_loss_ulp_vs_b1'] for p in own)} ULP")
 
 
 def verdict(points: list[dict[str, Any]]) -> str:
@@ -105,7 +132,7 @@ def verdict(points: list[dict[str, Any]]) -> str:
         exact_same = len({p["loss_exact_sum"] for p in pts}) == 1
         accs = {p["accuracy"] for p in pts}
         if not changed:
-            parts.append(f"{label}: the same loss bits at every evaluation batch size")
+            parts.append(f"{label}: the same loss bits at every evaluation batch size" + _own_sentence(pts))
             continue
         causes = {p["why"] for p in changed}
         cause = ("its logits change with B and so does the reduction's grouping" if any("logits" in c for c in causes)
@@ -115,17 +142,24 @@ def verdict(points: list[dict[str, Any]]) -> str:
                      + ("the same at every B" if exact_same else "still B-dependent (the logits differ)"))
         if len(accs) > 1:
             parts[-1] += f"; the accuracy moves between {100 * min(accs):.2f} and {100 * max(accs):.2f} %"
+        parts[-1] += _own_sentence(pts)
     same_acc = all(len({p["accuracy"] for p in points if p["backend"] == b}) == 1 for b in {p["backend"] for p in points})
     return "; ".join(parts) + (". The accuracy is the same at every B." if same_acc else ".")
 
 
 def tables(points: list[dict[str, Any]]) -> list[Table]:
+    own = [p for p in points if p["reported_loss"] is not None]
+    reported = [Table("The loss the framework itself reports (" + own[0]["reported_loss_how"] + ")",
+                      ["backend", "B", "reported loss", "bits = B1", "ULP vs B1", "our loop's loss"],
+                      [[p["backend"], p["batch_size"], f"{p['reported_loss']:.9g}",
+                        "yes" if p["reported_loss_equal_b1"] else "no", p["reported_loss_ulp_vs_b1"], f"{p['loss']:.9g}"]
+                       for p in own])] if own else []
     return [Table("Loss and accuracy per evaluation batch size (loss: per-batch means weighted in float32, as "
                   "evaluation loops report it; exact: per-row losses summed exactly)",
                   ["backend", "B", "loss", "bits = B1", "ULP vs B1", "loss, exact sum", "logits = B1 bits", "accuracy %", "why"],
                   [[p["backend"], p["batch_size"], f"{p['loss']:.9g}", "yes" if p["loss_equal_b1"] else "no",
                     p["loss_ulp_vs_b1"], f"{p['loss_exact_sum']:.12g}", p["logits_equal_frac"], 100 * p["accuracy"],
-                    p["why"]] for p in points])]
+                    p["why"]] for p in points]), *reported]
 
 
 def notes(rows: int, fmt: str) -> list[str]:

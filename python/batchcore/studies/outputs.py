@@ -16,6 +16,7 @@ from ..run.sweep import resolve_data, resolve_model
 from ..run.workloads import first_logits
 
 Logits = Callable[[Backend, int], np.ndarray]
+ReportedLoss = Callable[[Backend, np.ndarray, int], tuple[float | None, str]]
 Forward = Callable[[np.ndarray], Any]  # one pass over the rows at these indices
 
 
@@ -42,6 +43,14 @@ def logits_runner(module: Any, data: Any, backends: Any, sizes: list[int]) -> tu
         return y
 
     return backends, run_model, len(x), "fp32"
+
+
+def reported_loss_runner(module: Any, data: Any, backends: list[Backend]) -> ReportedLoss:
+    """``loss(backend, labels, B)``: the loss the backend's framework reports from its own evaluation over all
+    rows in batches of B (:meth:`Backend.reported_loss`), with how, or None and why not."""
+    model = resolve_model(module, backends, data)
+    inputs = data if isinstance(model, OpaqueModel) else resolve_data(model, data, None, 0, [1])
+    return lambda backend, labels, B: backend.reported_loss(model, inputs, labels, B)
 
 
 def check_labels(labels: Any, rows: int) -> np.ndarray:
