@@ -110,3 +110,23 @@ def test_bad_labels_and_outputs_are_named():
         bc.studies.accuracy(net, torch.randn(16, 8), torch.zeros(15, dtype=torch.int64))
     with pytest.raises(bc.ShapeError, match="no floating output of shape"):
         bc.studies.accuracy(lambda t: t.sum(1), torch.randn(16, 8), torch.zeros(16, dtype=torch.int64))
+
+
+def test_the_study_runs_a_keras_model_and_agrees_with_keras_own_predict():
+    """A Keras model through Keras's predict and the native core: each backend's flips and accuracy per B
+    recomputed here (Keras's own predict; the native core's B=1 rows alone)."""
+    from keras_models import import_keras, plain_loop, wide_mlp
+
+    keras = import_keras()
+    model = wide_mlp(keras, seed=4, width=64, hidden=256)
+    rng = np.random.default_rng(5)
+    x, y = rng.standard_normal((128, 64)).astype(np.float32), rng.integers(0, 10, 128)
+    study = bc.studies.accuracy(model, x, y, batch_sizes=[1, 8, 128], backends=[bc.keras(), bc.native()], progress=False)
+    ref = plain_loop(model, x, 1, "predict")
+    for p in study.data["points"]:
+        if p["backend"] == "keras[predict]":
+            got = plain_loop(model, x, p["batch_size"], "predict")
+            assert p["flips"] == int((got.argmax(1) != ref.argmax(1)).sum())
+            assert p["correct"] == int((got.argmax(1) == y).sum())
+        else:
+            assert p["flips"] == 0 and p["bitwise_equal_frac"] == 1

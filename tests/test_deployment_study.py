@@ -253,3 +253,15 @@ def test_the_verdict_reports_the_real_queue_whatever_the_budget_allowed():
     settings[1]["max_rate_within_budget"] = 900.0
     assert verdict(d).startswith("With a p99 budget of 4.96 ms, max batch 8") and "replayed" in verdict(d)
     assert "replayed" not in verdict({**d, "validation": []})
+
+
+def test_the_study_serves_a_keras_model_through_keras():
+    from keras_models import import_keras, wide_mlp
+
+    keras = import_keras()
+    model = wide_mlp(keras, seed=8, width=16, hidden=32)
+    x = np.random.default_rng(9).standard_normal((64, 16)).astype(np.float32)
+    study = bc.studies.deployment(model, x, backend=bc.keras(mode="call"), requests=200, service_samples=8,
+                                  max_batch_sizes=(1, 4), max_delays_ms=(0.0,), validate=None, progress=False)
+    assert study.data["backend"] == "keras[call]" and len(study.data["settings"]) == 2
+    assert set(study.data["service_ms"]) == {"1", "2", "3", "4"}

@@ -56,3 +56,16 @@ def test_the_module_is_read_once(monkeypatch):
     bc.studies.performance(net, torch.randn(4, 8), batch_sizes=[1, 4], backends=[bc.torch(measure_memory=False), bc.native()],
                            budget_bytes=2**16, timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), rounds=1)
     assert len(calls) == 1  # for the sweep and the largest-batch search alike
+
+
+def test_the_study_runs_a_keras_model_beside_the_native_core():
+    from keras_models import import_keras, wide_mlp
+
+    keras = import_keras()
+    model = wide_mlp(keras, seed=6, width=32, hidden=64)
+    x = np.random.default_rng(7).standard_normal((64, 32)).astype(np.float32)
+    study = bc.studies.performance(model, x, batch_sizes=[1, 8, 64], backends=[bc.keras(mode="call"), bc.native()],
+                                   timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), progress=False)
+    labels = {(p["backend"], p["batch_size"]) for p in study.data["points"]}
+    assert labels == {(b, B) for b in ("keras[call]", "native[seq]") for B in (1, 8, 64)}
+    assert study.verdict.startswith("keras[call]: ")
