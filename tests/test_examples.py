@@ -103,3 +103,35 @@ def test_study_5_deployment_example(tmp_path):
     d = study["data"]
     assert [(s["max_batch"], s["max_delay_ms"]) for s in d["settings"]] == [(b, t) for b in (1, 4, 16) for t in (0.0, 1.0)]
     assert d["validation"] and all(set(v["agree"]) == set(v["replay_agree"]) == {"p50", "p99"} for v in d["validation"])
+
+
+def test_the_keras_predict_example_answers_its_seed_from_its_own_points(tmp_path):
+    pytest.importorskip("keras")
+    log = tmp_path / "points.jsonl"
+    done = subprocess.run([sys.executable, str(EXAMPLES / "keras_predict.py"), "--quick", "--out", str(log)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    points = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+    assert {(p["backend"], p["batch_size"]) for p in points} == {(b, B) for b in ("keras[predict]", "keras[call]",
+                                                                                 "native[seq]") for B in (1, 2, 10)}
+    answer = done.stdout.splitlines()[-1]
+    assert answer.startswith("Claim 'B=1 is the most precise': ")
+    predict = {p["batch_size"]: p for p in points if p["backend"] == "keras[predict]"}
+    for B, p in predict.items():  # the sentence's figures are the points'
+        assert f"B={B}: {p['max_ulp_vs_exact']} ULP" in answer
+    same = all(p["bitwise_equal_frac"] == 1 for p in predict.values())
+    assert ("gives the same bits at B=1, 2 and 10" in answer) == same
+
+
+def test_the_keras_evaluate_example_answers_its_seeds_from_its_study(tmp_path):
+    pytest.importorskip("keras")
+    pytest.importorskip("sklearn")
+    text, study = run_study_example("keras_evaluate", tmp_path)
+    own = {p["batch_size"]: p for p in study["data"]["points"] if p["backend"] == "keras[predict]"}
+    assert sorted(own) == [1, 32, 64, 450] and all(p["reported_loss"] is not None for p in own.values())
+    first, second = text.splitlines()[-2:]
+    assert first.startswith("Evaluate at 32 vs 512: model.evaluate reports "
+                            f"{own[32]['reported_loss']:.9g} at 32 and {own[450]['reported_loss']:.9g} at 512")
+    assert second.startswith("Trained at 256, evaluated at 64: ") and f"{own[64]['reported_loss']:.9g}" in second
+    native = [p for p in study["data"]["points"] if p["backend"] == "native[seq]"]
+    assert all(p["logits_equal_frac"] == 1.0 for p in native)
