@@ -12,6 +12,8 @@ from .evaluation import evaluation
 from .figures import figures_of
 from .performance import performance
 from .record import Study, Table
+from .switches import switches
 from .training import training
 
-__all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "performance", "training"]
+__all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "performance", "switches",
+           "training"]

@@ -1,0 +1,172 @@
+"""Study 6: do the frameworks' determinism switches make the batch size stop mattering?
+
+TensorFlow's ``tf.config.experimental.enable_op_determinism()`` promises the same result for the same
+inputs on the same hardware, run after run; it says nothing about the batch size. oneDNN, on by default
+on x86 since TensorFlow 2.9, "may give slightly different numerical results due to different computation
+orders" (``TF_ENABLE_ONEDNN_OPTS=0`` turns it off; TensorFlow reads it once, at import). PyTorch's
+``torch.use_deterministic_algorithms(True)`` refuses nondeterministic kernels. The study measures, per
+switch setting, what a sweep measures: the invariance classes across batch sizes, the share of output
+bits equal to B=1's and the largest ULP distance to it.
+
+A Keras model runs each setting in a fresh Python process (the only way to set oneDNN; op determinism
+cannot be turned off once on): the model is saved with ``model.save`` and loaded there, the data with
+it. A torch module runs each setting in this process, the flag set for the setting and restored after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..backends import Backend
+from ..errors import ArgumentError, BatchcoreError, MissingDependencyError
+from ..frontends import frontend_of
+from ..info import info
+from ..measure.timing import Timer
+from ..present.progress import Steps
+from ..run.sweep import check_batch_sizes, sweep
+from .record import Study, Table
+
+QUESTION = "Do the frameworks' determinism switches make a model's outputs independent of the batch size?"
+# Each setting: its name, the environment it runs under (Keras: a process of its own), op determinism on?
+KERAS_SETTINGS = [("oneDNN on (TensorFlow's default)", {"TF_ENABLE_ONEDNN_OPTS": "1"}, False),
+                  ("oneDNN on + op determinism", {"TF_ENABLE_ONEDNN_OPTS": "1"}, True),
+                  ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),
+                  ("oneDNN off + op determinism", {"TF_ENABLE_ONEDNN_OPTS": "0"}, True)]
+TORCH_SETTINGS = [("default", False), ("use_deterministic_algorithms(True)", True)]
+# The bits are what is on trial; each point is timed briefly (its time is shown, not compared).
+BRIEF = Timer(min_time_s=0, timeout_s=0.2, target=0.5)
+CHILD_TIMEOUT_S = 900
+
+
+def classes_of(points: list[dict[str, Any]]) -> list[list[int]]:
+    """Batch sizes grouped by identical output bits (their fingerprints), in order of first appearance."""
+    groups: dict[str, list[int]] = {}
+    for p in points:
+        groups.setdefault(p["fingerprint"], []).append(p["batch_size"])
+    return list(groups.values())
+
+
+def summary(name: str, points: list[dict[str, Any]], settings: dict[str, Any]) -> dict[str, Any]:
+    """One setting's figures: its classes, least share of bits equal to B=1's, largest ULP distance, points."""
+    return {"setting": name, "classes": classes_of(points),
+            "min_bitwise_equal_frac": min(p["bitwise_equal_frac"] for p in points),
+            "max_ulp_vs_b1": max(p["max_ulp_vs_b1"] for p in points), "points": points, "backend_settings": settings}
+
+
+def _keras_settings(model: Any, data: np.ndarray, sizes: list[int], mode: str, steps: Steps) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="batchcore-switches-") as tmp:
+        try:
+            with warnings.catch_warnings():  # Keras's saving reads its variables through an __array__ numpy 2 warns of
+                warnings.filterwarnings("ignore", "__array__ implementation", DeprecationWarning)
+                model.save(os.path.join(tmp, "model.keras"))
+        except Exception as e:
+            raise ArgumentError(f"the switches study runs each setting in a process of its own and needs a model Keras "
+                                f"can save and load (model.save): {type(e).__name__}: {e}") from e
+        np.save(os.path.join(tmp, "data.npy"), data, allow_pickle=False)
+        found = []
+        for name, env, determinism in KERAS_SETTINGS:
+            steps.now(name)
+            request = {"sizes": sizes, "mode": mode, "op_determinism": determinism}
+            Path(tmp, "request.json").write_text(json.dumps(request))
+            child_env = {**os.environ, **env}
+            done = subprocess.run([sys.executable, "-m", "batchcore.studies.switch_child", tmp], env=child_env,
+                                  capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+            if done.returncode != 0:
+                tail = "\n".join(done.stderr.strip().splitlines()[-8:])
+                raise BatchcoreError(f"the setting {name!r} failed in its process (exit {done.returncode}):\n{tail}")
+            answer = json.loads(Path(tmp, "answer.json").read_text())
+            found.append(summary(name, answer["points"], answer["settings"]))
+            steps.done()
+        return found
+
+
+def _torch_settings(module: Any, data: Any, sizes: list[int], backend: Backend, steps: Steps) -> list[dict[str, Any]]:
+    import torch
+
+    was = torch.are_deterministic_algorithms_enabled()
+    found = []
+    try:
+        for name, deterministic in TORCH_SETTINGS:
+            steps.now(name)
+            torch.use_deterministic_algorithms(deterministic)
+            res = sweep(module, sizes, backends=[backend], data=data, timer=BRIEF, rounds=1, ceilings=False, progress=False)
+            found.append(summary(name, res.points, {**backend.settings(), "deterministic_algorithms": deterministic}))
+            steps.done()
+    finally:
+        torch.use_deterministic_algorithms(was)
+    return found
+
+
+def switches(model: Any, data: Any, batch_sizes: Any = (1, 2, 8, 64), mode: str = "predict",
+             progress: bool | None = None) -> Study:
+    """Study 6 on ``model`` (a Keras model, or a torch module or callable) over ``data`` (rows first, in the
+    model's dtype): for each setting of its framework's switches (Keras on TensorFlow: oneDNN on and off,
+    each with op determinism off and on; torch: ``use_deterministic_algorithms`` off and on), the
+    invariance classes across ``batch_sizes``, the smallest share of output bits equal to B=1's and the
+    largest ULP distance to B=1. ``mode``: the Keras backend's ("predict" or "call"). Each point is timed
+    briefly; ``study.data["settings"]`` holds every setting's points."""
+    from ..backends import keras as keras_backend
+    from ..backends import torch as torch_backend
+
+    sizes = check_batch_sizes(batch_sizes)
+    sizes = [1] + [B for B in sizes if B != 1]
+    framework = frontend_of(model).name
+    backend: Backend
+    with Steps("switches study", len(KERAS_SETTINGS) if framework == "keras" else len(TORCH_SETTINGS), progress) as steps:
+        if framework == "keras":
+            backend = keras_backend(mode)
+            if backend.keras_backend != "tensorflow":
+                raise MissingDependencyError(f"the switches study measures TensorFlow's switches; Keras runs on "
+                                             f"{backend.keras_backend} here")
+            if not isinstance(data, np.ndarray):
+                raise ArgumentError("the switches study of a Keras model takes data as one numpy array (rows first)")
+            backend.run_module(frontend_of(model).wrap(model), data[:1], 1)  # the data checked before any process starts
+            found = _keras_settings(model, data, sizes, mode, steps)
+        else:
+            backend = torch_backend(measure_memory=False)
+            found = _torch_settings(model, data, sizes, backend, steps)
+    return Study("switches", QUESTION, verdict(found), tables(found), notes(framework, len(data)),
+                 {"framework": framework, "batch_sizes": sizes, "settings": found}, info())
+
+
+def _classes_text(classes: list[list[int]]) -> str:
+    return "batch invariant" if len(classes) == 1 else " ".join("{" + ", ".join(map(str, c)) + "}" for c in classes)
+
+
+def verdict(found: list[dict[str, Any]]) -> str:
+    invariant = [s["setting"] for s in found if len(s["classes"]) == 1]
+    parts = [f"{s['setting']}: {len(s['classes'])} class{'es' if len(s['classes']) > 1 else ''} "
+             f"({_classes_text(s['classes'])}), up to {s['max_ulp_vs_b1']} ULP from B=1" for s in found]
+    if not invariant:
+        head = "No setting of the switches makes the outputs batch invariant"
+    elif len(invariant) == len(found):
+        head = "Every setting gives the same bits at every batch size"
+    else:
+        head = f"Only {', '.join(invariant)} give{'s' if len(invariant) == 1 else ''} the same bits at every batch size"
+    return head + ": " + "; ".join(parts) + "."
+
+
+def tables(found: list[dict[str, Any]]) -> list[Table]:
+    rows = [[s["setting"], _classes_text(s["classes"]), s["min_bitwise_equal_frac"], s["max_ulp_vs_b1"]] for s in found]
+    per_point = [[s["setting"], p["batch_size"], p["bitwise_equal_frac"], p["max_ulp_vs_b1"], p["argmax_changed"],
+                  p["time_ms"]] for s in found for p in s["points"]]
+    return [Table("Invariance per setting", ["setting", "classes", "least =B1 bits", "max ULP vs B1"], rows),
+            Table("Per batch size (time: a brief measurement, not a comparison)",
+                  ["setting", "B", "=B1 bits", "ULP vs B1", "argmax changed", "time ms"], per_point)]
+
+
+def notes(framework: str, rows: int) -> list[str]:
+    how = ("each setting in a fresh process (TensorFlow reads TF_ENABLE_ONEDNN_OPTS at import), the model saved "
+           "and loaded with Keras" if framework == "keras" else "each setting in this process, the flag restored after")
+    return [f"{rows} rows in consecutive batches of B, the last shorter; {how}.",
+            "Classes group batch sizes whose outputs have identical bits; the settings each run records are in "
+            "data['settings'][i]['backend_settings']."]
