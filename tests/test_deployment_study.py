@@ -214,7 +214,12 @@ def test_the_best_setting_holds_the_highest_rate_within_the_budget(slow_net):
         if rate > 0:
             served = simulate(poisson_arrivals(rate, 800, 0), service, s["max_batch"], 0.0, 0)
             assert np.quantile(served.latencies, 0.99) * 1e3 <= d["p99_budget_ms"]
-    assert "serves the most load" in study.verdict
+    # The verdict follows the figures (which rest on this machine's speed and noise at the moment): a best
+    # setting where some setting holds p99 within the budget at some rate, the advice to raise it where none does.
+    if any(s["max_rate_within_budget"] > 0 for s in d["settings"]):
+        assert "serves the most load" in study.verdict
+    else:
+        assert study.verdict.startswith(f"No setting keeps p99 within {d['p99_budget_ms']:.3g} ms at any rate")
 
 
 def test_bad_settings_are_named(slow_net):

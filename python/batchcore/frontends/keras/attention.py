@@ -8,10 +8,23 @@ multiplies each dot product (docs/orders.md): the same function, its own named o
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:  # the reader imports this module
-    from .graph import KerasGraphReader, Ref
+import numpy as np
+
+from ...errors import UnsupportedLayerError
+from .ref import Ref
+
+
+class KerasGraphReader(Protocol):
+    """What of :class:`batchcore.frontends.keras.graph.KerasGraphReader` the attention uses (that module
+    imports this one)."""
+
+    def add(self, kind: str, inputs: tuple[Ref, ...], out_shape: tuple[int, ...], /, **params: Any) -> Ref: ...
+
+    def weight(self, v: Any, what: str) -> np.ndarray: ...
+
+    def refuse(self, why: str) -> UnsupportedLayerError: ...
 
 
 def _projection(r: KerasGraphReader, dense: Any, x: Ref, heads: int, what: str) -> Ref:

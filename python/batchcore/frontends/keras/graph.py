@@ -9,7 +9,6 @@ them. Keras's kernels (HWIO) become the core's (OIHW) by a transpose, an exact c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from ...errors import DTypeError, UnsupportedLayerError
 from ...model.graph import GraphModel, GraphNode
 from .attention import multi_head_attention
 from .module import to_numpy
+from .ref import Ref
 
 SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid', or 'same' where it pads evenly), "
              "DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D, BatchNormalization, "
@@ -26,14 +26,6 @@ SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid',
              "gelu, silu/swish, tanh, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh"}
 TO_CHANNELS_FIRST, TO_CHANNELS_LAST = [2, 0, 1], [1, 2, 0]
-
-
-@dataclass(frozen=True)
-class Ref:
-    """A value of the graph being read: its node's index and one sample's shape (Keras's layout)."""
-
-    index: int
-    shape: tuple[int, ...]
 
 
 def _f32(keras: Any, v: Any, where: str) -> np.ndarray:
