@@ -18,7 +18,7 @@ from ...errors import ArgumentError, DTypeError, NonFiniteError, UnsupportedLaye
 from ...model.chain import Layer, Model
 from ...model.graph import GraphModel
 from .graph import graph_from_keras
-from .module import import_keras, to_numpy
+from .module import folded_batch_norm, import_keras, to_numpy
 
 # Keras's name of an activation -> the chain's layer (None: the identity)
 _ACTIVATIONS = {"linear": None, "relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh",
@@ -32,10 +32,6 @@ def _f32(keras: Any, v: Any, where: str) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise NonFiniteError(f"{where} contains NaN or Inf")
     return arr
-
-
-def _f64(keras: Any, v: Any) -> np.ndarray:
-    return to_numpy(keras, v).astype(np.float64)
 
 
 def _activation(keras: Any, fn: Any, where: str) -> str | None:
@@ -158,11 +154,8 @@ def _read_layer(keras: Any, layer: Any, where: str) -> list[Layer]:
         return [Layer("layer_norm", {"weight": g, "bias": b, "eps": float(layer.epsilon)})]
     if isinstance(layer, kl.BatchNormalization):
         _last_axis(layer, where)
-        mean, var = _f64(keras, layer.moving_mean), _f64(keras, layer.moving_variance)
-        g = _f64(keras, layer.gamma) if layer.scale else np.ones_like(mean)
-        b = _f64(keras, layer.beta) if layer.center else np.zeros_like(mean)
-        scale = g / np.sqrt(var + float(layer.epsilon))
-        return [Layer("batch_norm", {"scale": _f32(keras, scale, where), "shift": _f32(keras, b - mean * scale, where)})]
+        scale, shift = folded_batch_norm(keras, layer)
+        return [Layer("batch_norm", {"scale": _f32(keras, scale, where), "shift": _f32(keras, shift, where)})]
     if isinstance(layer, (kl.Dropout, kl.Flatten, kl.InputLayer)):
         return []  # the identity at inference, over rows
     raise UnsupportedLayerError(f"{where} is not read; from_keras reads {_SUPPORTED}")

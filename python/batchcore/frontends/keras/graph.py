@@ -16,7 +16,7 @@ import numpy as np
 from ...errors import DTypeError, UnsupportedLayerError
 from ...model.graph import GraphModel, GraphNode
 from .attention import multi_head_attention
-from .module import to_numpy
+from .module import folded_batch_norm, to_numpy
 from .ref import Ref
 
 SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid', or 'same' where it pads evenly), "
@@ -173,12 +173,8 @@ class KerasGraphReader:
         axis = layer.axis if isinstance(layer.axis, int) else layer.axis[0]
         if axis not in (-1, len(x.shape)):
             raise self.refuse(f"BatchNormalization over axis {layer.axis} is not read, only the last")
-        k = self.keras
-        mean, var = to_numpy(k, layer.moving_mean).astype(np.float64), to_numpy(k, layer.moving_variance).astype(np.float64)
-        g = to_numpy(k, layer.gamma).astype(np.float64) if layer.scale else np.ones_like(mean)
-        b = to_numpy(k, layer.beta).astype(np.float64) if layer.center else np.zeros_like(mean)
-        scale = g / np.sqrt(var + float(layer.epsilon))  # folded in float64, then rounded once to float32
-        params = {"scale": self.weight(scale, "scale"), "shift": self.weight(b - mean * scale, "shift")}
+        scale, shift = folded_batch_norm(self.keras, layer)
+        params = {"scale": self.weight(scale, "scale"), "shift": self.weight(shift, "shift")}
         if len(x.shape) == 1:
             return self.add("channel_affine", (x,), x.shape, **params)
         last_first = [len(x.shape) - 1, *range(len(x.shape) - 1)]

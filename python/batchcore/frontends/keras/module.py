@@ -40,6 +40,18 @@ def to_numpy(keras: Any, value: Any) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
+def folded_batch_norm(keras: Any, layer: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A BatchNormalization layer in inference form, ``x * scale + shift``: folded in float64 from its
+    moving statistics, gamma and beta (as ``from_torch`` folds BatchNorm), each rounded once to float32
+    by the caller's check."""
+    mean = to_numpy(keras, layer.moving_mean).astype(np.float64)
+    var = to_numpy(keras, layer.moving_variance).astype(np.float64)
+    g = to_numpy(keras, layer.gamma).astype(np.float64) if layer.scale else np.ones_like(mean)
+    b = to_numpy(keras, layer.beta).astype(np.float64) if layer.center else np.zeros_like(mean)
+    scale = g / np.sqrt(var + float(layer.epsilon))
+    return scale, b - mean * scale
+
+
 @dataclass(frozen=True)
 class KerasInputs:
     """The user's data, checked, as Keras takes it: ``arrays`` (numpy, rows first), in the structure they
