@@ -9,7 +9,8 @@ with torch's to float32 rounding. Then each framework's sweep over the 450 held-
 native core reading the torch module), Keras's predict and call (and the native core reading the Keras
 model); per backend its invariance classes, the least share of bits equal to B=1's, the largest ULP
 distance to B=1 and to the exactly rounded result, argmax flips, and the median time per batch.
-Last: which of them give the same bits at B=1.
+Last: which of them give the same bits at B=1, and (full run) TensorFlow's determinism switches on the
+Keras model (bc.studies.switches).
 
     python benchmarks/frameworks.py            # the table (a few minutes)
     python benchmarks/frameworks.py --quick    # smoke test for CI (asserts nothing about speed)
@@ -102,6 +103,9 @@ def main() -> None:
             if p["batch_size"] == 1:
                 at_b1.setdefault(p["fingerprint"], []).append(f"{p['backend']} ({framework})")
     print("the same bits at B=1: " + "; ".join(" = ".join(group) for group in at_b1.values()))
+    if not args.quick:  # TensorFlow's switches on the same Keras model (a fresh process per setting)
+        study = bc.studies.switches(twin, nhwc, batch_sizes=sizes, progress=False)
+        print(study.tables[0])
 
 
 if __name__ == "__main__":
