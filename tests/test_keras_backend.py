@@ -122,3 +122,49 @@ def test_keras_refuses_what_it_cannot_run_and_bad_input_names_the_problem(keras,
         bc.sweep(keras.layers.Dense(3), [1], backends=[bc.keras()], data=x, timer=QUICK, progress=False)
     with pytest.raises(bc.ModuleError, match="raised .* on 2 rows"):
         bc.keras(mode="call").run_module(bc.frontends.keras.KerasModule(model), x[:, :10], 2)
+
+
+KERAS_ON_TORCH = """
+import numpy as np, keras, batchcore as bc
+assert keras.config.backend() == "torch"
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((32,)), keras.layers.Dense(64, activation="relu"), keras.layers.Dense(4)])
+x = np.random.default_rng(0).standard_normal((48, 32)).astype(np.float32)
+res = bc.sweep(model, [1, 5, 48], data=x, backends=[bc.keras(mode="call")], progress=False, rounds=1,
+               timer=bc.Timer(min_time_s=0, timeout_s=0.1, target=0.5))
+y1 = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + 1])) for i in range(48)])
+for p in res.points:
+    B = p["batch_size"]
+    y = np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + B])) for i in range(0, 48, B)])
+    assert p["backend"] == "keras[call,torch]" and p["bitwise_equal_frac"] == (y.view(np.uint32) == y1.view(np.uint32)).mean()
+s = res.points[0]["settings"] if "settings" in res.points[0] else bc.keras(mode="call").settings()
+assert s["keras_backend"] == "torch" and s["torch_version"].startswith("2.13"), s
+print("ok")
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter with Keras configured on torch
+def test_keras_on_torch_runs_and_records_its_backend(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    done = subprocess.run([sys.executable, "-c", KERAS_ON_TORCH], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": ""})
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-3000:]
+
+
+def test_a_bfloat16_output_is_compared_in_bfloat16(keras):
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu", dtype="mixed_bfloat16"),
+                              keras.layers.Dense(8, dtype="mixed_bfloat16")])
+    x = np.random.default_rng(11).standard_normal((40, 64)).astype(np.float32)
+    res = bc.sweep(model, [1, 4, 40], backends=[bc.keras()], data=x, timer=QUICK, rounds=1, progress=False)
+    assert res.points[0]["outputs"] == [{"name": "output", "format": "bf16", "shape": [40, 8]}]
+    y1 = plain_loop(model, x, 1, "predict")
+    assert y1.dtype.name == "bfloat16"
+    for p in res.points:
+        y = plain_loop(model, x, p["batch_size"], "predict")
+        assert p["max_ulp_vs_b1"] == max_ulp(y, y1)  # ULPs of bfloat16, counted on its own 16 bits
+        assert p["bitwise_equal_frac"] == (y.view(np.uint16) == y1.view(np.uint16)).mean()

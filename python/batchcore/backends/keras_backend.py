@@ -13,6 +13,7 @@ number.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import time
 import weakref
@@ -78,6 +79,8 @@ class KerasBackend(Backend):
         s.update(mode=self.mode, keras_version=self._keras.__version__, keras_backend=self.keras_backend)
         if self.keras_backend == "tensorflow":
             s.update(_tf_facts())
+        else:  # the version of the library Keras computes with, without importing it here
+            s[f"{self.keras_backend}_version"] = importlib.metadata.version(self.keras_backend)
         return s
 
     def _placement(self) -> Any:
