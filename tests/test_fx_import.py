@@ -83,6 +83,22 @@ class TextClassifier(nn.Module):
         return self.head(o.transpose(1, 2).reshape(h.size(0), 5, 8))
 
 
+class MobileBlock(nn.Module):
+    """MobileNetV2's inverted residual with a squeeze-and-excitation gate: ReLU6 and a sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.expand = nn.Sequential(nn.Conv2d(3, 6, 1), nn.BatchNorm2d(6), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.ReLU6())
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 6), nn.Sigmoid())
+        self.project = nn.Conv2d(6, 3, 1)
+
+    def forward(self, x):
+        h = self.depthwise(self.expand(x))
+        h = h * self.gate(h).reshape(-1, 6, 1, 1)
+        return x + self.project(h)
+
+
 def _encoder(norm_first):
     return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True,
                                       norm_first=norm_first, activation="gelu")
@@ -101,6 +117,7 @@ def _randomise_bn(module):
 
 CASES = {
     "cnn": (SmallCNN, (2, 8, 7), "float32"),
+    "mobile_block": (MobileBlock, (3, 6, 5), "float32"),
     "residual_mlp": (ResidualMLP, (12,), "float32"),
     "custom_forward": (CustomForward, (5, 4), "float32"),
     "encoder_post_norm": (lambda: _encoder(False), (5, 8), "float32"),
@@ -214,9 +231,9 @@ def test_default_backends_leave_out_the_array_backends():
 
 # -- what is refused --------------------------------------------------------------------------------
 
-class Sigmoid(nn.Module):
+class Erf(nn.Module):
     def forward(self, x):
-        return torch.sigmoid(x) + 1
+        return torch.erf(x) + 1
 
 
 class FirstChannel(nn.Module):
@@ -260,8 +277,8 @@ class Branchy(nn.Module):
 
 
 @pytest.mark.parametrize("module, shape, pattern", [
-    (Sigmoid(), (4,), r"node 'sigmoid' \(call_function sigmoid\) at .*test_fx_import.py:\d+ in forward "
-                      r"\(return torch.sigmoid\(x\) \+ 1\): sigmoid is not supported"),
+    (Erf(), (4,), r"node 'erf' \(call_function erf\) at .*test_fx_import.py:\d+ in forward "
+                  r"\(return torch.erf\(x\) \+ 1\): erf is not supported"),
     (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2)), (1, 3, 3),
      r"\(call_module 1\).*Upsample is not supported"),
     (nn.Sequential(nn.Linear(4, 4), nn.Upsample(scale_factor=2)), (4,), "fails on a batch of samples of shape"),

@@ -94,12 +94,12 @@ def test_torch_runs_a_chain_read_from_keras_as_the_same_layers(keras):
                                np.asarray(model(x, training=False)), rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("build, error, match", ids=["sigmoid", "relu6", "lstm", "mixed", "unbuilt"],
+@pytest.mark.parametrize("build, error, match", ids=["hard-sigmoid", "relu4", "lstm", "mixed", "unbuilt"],
                          argvalues=[
-    (lambda k: k.Sequential([k.Input((4,)), k.layers.Dense(3, activation="sigmoid", name="gate")]),
-     bc.UnsupportedLayerError, r"layer 'gate' \(Dense\): activation 'sigmoid' is not read"),
-    (lambda k: k.Sequential([k.Input((4,)), k.layers.Dense(3), k.layers.ReLU(max_value=6.0, name="r6")]),
-     bc.UnsupportedLayerError, r"layer 'r6' \(ReLU\): ReLU with max_value"),
+    (lambda k: k.Sequential([k.Input((4,)), k.layers.Dense(3, activation="hard_sigmoid", name="gate")]),
+     bc.UnsupportedLayerError, r"layer 'gate' \(Dense\): activation 'hard_sigmoid' is not read"),
+    (lambda k: k.Sequential([k.Input((4,)), k.layers.Dense(3), k.layers.ReLU(max_value=4.0, name="r4")]),
+     bc.UnsupportedLayerError, r"layer 'r4' \(ReLU\): ReLU with a max_value other than 6"),
     (lambda k: k.Sequential([k.Input((5, 4)), k.layers.LSTM(3, name="memory")]),
      bc.UnsupportedLayerError, r"layer 'memory' \(LSTM\): it is not read; from_keras reads Dense, Conv1D"),
     (lambda k: k.Sequential([k.Input((4,)), k.layers.Dense(3, dtype="mixed_float16", name="half")]),

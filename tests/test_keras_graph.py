@@ -200,7 +200,7 @@ def test_functional_subclassed_and_transformer_models_equal_their_references(ker
     assert_batch_invariant(read, x)
 
 
-def test_sequences_token_ids_and_causal_attention_are_read_close_to_keras(keras):
+def test_sequences_token_ids_causal_attention_sigmoid_and_relu6_are_read_close_to_keras(keras):
     keras.utils.set_random_seed(29)
     L = keras.layers
     conv1d = keras.Sequential([keras.Input((12, 4)), L.Conv1D(6, 3, padding="same", activation="tanh"),
@@ -209,8 +209,12 @@ def test_sequences_token_ids_and_causal_attention_are_read_close_to_keras(keras)
                                L.Dense(2)])
     rng = np.random.default_rng(30)
     causal = transformer_block(keras, causal=True)
+    gates = keras.Sequential([keras.Input((6, 6, 3)), L.Conv2D(8, 3, padding="same", activation="relu6"),
+                              L.GlobalAveragePooling2D(), L.Dense(8, activation="sigmoid"), L.ReLU(max_value=6.0),
+                              L.Dense(2)])
     for model, x in [(conv1d, rng.standard_normal((6, 12, 4)).astype(f32)), (tokens, rng.integers(0, 20, (6, 7))),
-                     (causal, rng.standard_normal((6, 10, 16)).astype(f32))]:
+                     (causal, rng.standard_normal((6, 10, 16)).astype(f32)),
+                     (gates, 4 * rng.standard_normal((6, 6, 6, 3)).astype(f32))]:
         read = bc.from_keras(model)
         np.testing.assert_allclose(bc.native().run(read, x), np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-6)
 

@@ -25,6 +25,7 @@ def single_layer(kind, n=64):
     ("tanh", math.tanh),
     ("silu", lambda x: x / (1 + math.exp(-x))),
     ("gelu", lambda x: 0.5 * x * math.erfc(-x / math.sqrt(2))),
+    ("sigmoid", lambda x: 1 / (1 + math.exp(-x))),
 ])
 def test_activations_are_accurate(kind, ref):
     x = np.concatenate([np.linspace(-12, 12, 4001), np.geomspace(1e-6, 0.5, 200), -np.geomspace(1e-6, 0.5, 200)])
@@ -140,7 +141,7 @@ def same_bits_or_both_nan(a, b):
     return (a.view(np.uint32) == b.view(np.uint32)) | nan
 
 
-@pytest.mark.parametrize("function", ["relu", "gelu", "silu", "tanh", "gelu_tanh"])
+@pytest.mark.parametrize("function", ["relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6"])
 @pytest.mark.parametrize("simd", _core.simd_levels())
 def test_vectorised_activations_equal_their_definitions(function, simd):
     x = adversarial_row_inputs()
@@ -167,6 +168,14 @@ def test_activations_keep_their_limits_at_huge_and_infinite_inputs():
     assert np.array_equal(tanh, np.where(x[0] > 0, f(1), f(-1)))
     gelu_tanh = _core.testing.row_layer(x, "gelu_tanh", simd="definition")[0]
     assert np.array_equal(gelu_tanh[:4], x[0, :4]) and np.all(gelu_tanh[4:] == 0) and np.all(np.signbit(gelu_tanh[4:]))
+    sigmoid = _core.testing.row_layer(x, "sigmoid", simd="definition")[0]
+    assert np.array_equal(sigmoid, np.where(x[0] > 0, f(1), f(0))) and not np.signbit(sigmoid).any()
+
+
+def test_relu6_is_relu_clamped_at_six():
+    x = np.array([[-np.inf, -3.0, -0.0, 0.0, 1e-45, 2.5, 5.9999995, 6.0, 6.0000005, 1e30, np.inf]], np.float32)
+    y = _core.testing.row_layer(x, "relu6", simd="definition")[0]
+    assert np.array_equal(y, np.clip(x[0], 0, 6)) and not np.signbit(y).any()
 
 
 def test_fixed_log_is_accurate_and_exact_where_it_must_be():

@@ -20,14 +20,17 @@ T find_name(const std::string& name, const char* const (&names)[N], const char* 
 }  // namespace
 
 // Each list in its enum's order.
+static const char* const kActivationNames[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6"};
+
 Activation parse_activation(const std::string& name) {
-  static const char* const names[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh"};
-  return find_name<Activation>(name, names, "activation");
+  return find_name<Activation>(name, kActivationNames, "activation");
 }
 
+const char* activation_name(Activation a) { return kActivationNames[int(a)]; }
+
 RowFunction parse_row_function(const std::string& name) {
-  static const char* const names[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "softmax", "layer_norm",
-                                      "batch_norm"};
+  static const char* const names[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6",
+                                      "softmax", "layer_norm", "batch_norm"};
   return find_name<RowFunction>(name, names, "row function");
 }
 

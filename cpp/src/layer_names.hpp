@@ -9,8 +9,10 @@
 
 namespace batchcore {
 
-// relu, gelu, silu, tanh, gelu_tanh (UnsupportedLayerError naming the known ones otherwise).
+// relu, gelu, silu, tanh, gelu_tanh, sigmoid, relu6 (UnsupportedLayerError naming the known ones otherwise).
 Activation parse_activation(const std::string& name);
+// The spelling parse_activation reads.
+const char* activation_name(Activation a);
 // An activation, or softmax, layer_norm, batch_norm: a row layer's function.
 RowFunction parse_row_function(const std::string& name);
 // add, sub, mul, div: an element-wise operation between two values of a graph.

@@ -10,6 +10,7 @@
 #include "batchcore/gemm.hpp"
 #include "batchcore/passes.hpp"
 #include "batchcore/thread_pool.hpp"
+#include "layer_names.hpp"
 #include "batchcore/timer.hpp"
 #include "kernels/tile_kernels.hpp"
 
@@ -110,7 +111,7 @@ std::string Model::describe() const {
   for (const auto& l : layers_) {
     switch (l.kind) {
       case Kind::linear: s << " -> linear " << l.out; break;
-      case Kind::activation: s << " -> " << (const char*[]){"relu", "gelu", "silu", "tanh"}[int(l.activation)]; break;
+      case Kind::activation: s << " -> " << activation_name(l.activation); break;
       case Kind::softmax: s << " -> softmax"; break;
       case Kind::layer_norm: s << " -> layer_norm"; break;
       case Kind::batch_norm: s << " -> batch_norm"; break;

@@ -9,7 +9,7 @@
 
 namespace batchcore {
 
-enum class Activation : int { relu = 0, gelu, silu, tanh, gelu_tanh };
+enum class Activation : int { relu = 0, gelu, silu, tanh, gelu_tanh, sigmoid, relu6 };
 
 BC_HD float activate(float x, Activation a) {
   switch (a) {
@@ -18,6 +18,8 @@ BC_HD float activate(float x, Activation a) {
     case Activation::silu: return bc_silu(x);
     case Activation::tanh: return bc_tanh(x);
     case Activation::gelu_tanh: return bc_gelu_tanh(x);
+    case Activation::sigmoid: return bc_sigmoid(x);
+    case Activation::relu6: return x != x ? x : (x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f);  // -0 becomes +0
   }
   return NAN;
 }

@@ -82,6 +82,13 @@ BC_HD float bc_silu(float x) {
   return x / (1.0f + bc_exp(-x));
 }
 
+// The logistic function 1 / (1 + exp(-x)): exp's argument exact, one addition, one division. At x = -inf
+// exp gives +inf and the quotient +0 (the limit); NaN stays NaN.
+BC_HD float bc_sigmoid(float x) {
+  if (x != x) return x;
+  return 1.0f / (1.0f + bc_exp(-x));
+}
+
 BC_HD float bc_erf(float x) {
   if (x != x) return x;
   const float z = fabsf(x);

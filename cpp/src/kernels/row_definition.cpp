@@ -9,7 +9,8 @@ namespace batchcore {
 // The kernels' activations are numbered as layers.hpp's, so that either converts to the other by value.
 static_assert(int(RowFunction::relu) == int(Activation::relu) && int(RowFunction::gelu) == int(Activation::gelu) &&
               int(RowFunction::silu) == int(Activation::silu) && int(RowFunction::tanh) == int(Activation::tanh) &&
-              int(RowFunction::gelu_tanh) == int(Activation::gelu_tanh));
+              int(RowFunction::gelu_tanh) == int(Activation::gelu_tanh) &&
+              int(RowFunction::sigmoid) == int(Activation::sigmoid) && int(RowFunction::relu6) == int(Activation::relu6));
 
 void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
   for (int64_t r = 0; r < n; ++r) {
@@ -20,6 +21,8 @@ void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld)
       case RowFunction::silu:
       case RowFunction::tanh:
       case RowFunction::gelu_tanh:
+      case RowFunction::sigmoid:
+      case RowFunction::relu6:
         for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], Activation(int(l.function)));
         break;
       case RowFunction::softmax: softmax_row(x, l.width); break;

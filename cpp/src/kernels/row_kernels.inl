@@ -129,6 +129,13 @@ inline float silu_lane(float x) {
   return pick(x != x, x, y);
 }
 
+// bc_sigmoid; relu6 as activate() defines it (NaN kept, -0 to +0, clamped at 6).
+inline float sigmoid_lane(float x) { return pick(x != x, x, 1.0f / (1.0f + exp_lane(-x))); }
+inline float relu6_lane(float x) {
+  const float clamped = x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f;
+  return pick(x != x, x, clamped);
+}
+
 template <class F>
 void map_row(float* x, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
@@ -183,6 +190,8 @@ void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
       case RowFunction::silu: map_row(x, l.width, [](float v) { return silu_lane(v); }); break;
       case RowFunction::tanh: map_row(x, l.width, [](float v) { return tanh_lane(v); }); break;
       case RowFunction::gelu_tanh: map_row(x, l.width, [](float v) { return gelu_tanh_lane(v); }); break;
+      case RowFunction::sigmoid: map_row(x, l.width, [](float v) { return sigmoid_lane(v); }); break;
+      case RowFunction::relu6: map_row(x, l.width, [](float v) { return relu6_lane(v); }); break;
       case RowFunction::softmax: softmax_row_lanes(x, l.width); break;
       case RowFunction::layer_norm: layer_norm_row_lanes(x, l.width, l.p0, l.p1, l.eps); break;
       case RowFunction::batch_norm: batch_norm_row_lanes(x, l.width, l.p0, l.p1); break;

@@ -29,7 +29,7 @@ struct GemmTile {
 
 // The row layers of a model, as the kernels know them (layers.hpp defines each one; the activations come
 // first, numbered as layers.hpp's Activation: row_definition.cpp asserts it).
-enum class RowFunction : int { relu, gelu, silu, tanh, gelu_tanh, softmax, layer_norm, batch_norm };
+enum class RowFunction : int { relu, gelu, silu, tanh, gelu_tanh, sigmoid, relu6, softmax, layer_norm, batch_norm };
 
 struct RowLayer {
   RowFunction function;

@@ -23,8 +23,9 @@ SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid',
              "DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D, BatchNormalization, "
              "LayerNormalization (last axis), Dropout, Flatten, Reshape, Permute, Activation, ReLU, Softmax, Add, "
              "Subtract, Multiply, Embedding, MultiHeadAttention (no masks), nested models; activations linear, relu, "
-             "gelu, silu/swish, tanh, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
-ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh"}
+             "relu6, gelu, silu/swish, tanh, sigmoid, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
+ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh", "sigmoid": "sigmoid",
+               "relu6": "relu6"}
 TO_CHANNELS_FIRST, TO_CHANNELS_LAST = [2, 0, 1], [1, 2, 0]
 
 
@@ -265,9 +266,10 @@ class KerasGraphReader:
         if isinstance(layer, L.Activation):
             return self.activation(x, layer.activation)
         if isinstance(layer, L.ReLU):
-            if layer.max_value is not None or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
-                raise self.refuse("ReLU with max_value, negative_slope or threshold is not read")
-            return self.add("activation", (x,), x.shape, name="relu")
+            six = layer.max_value is not None and float(layer.max_value) == 6.0
+            if (layer.max_value is not None and not six) or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
+                raise self.refuse("ReLU with a max_value other than 6, a negative_slope or a threshold is not read")
+            return self.add("activation", (x,), x.shape, name="relu6" if six else "relu")
         if isinstance(layer, L.Softmax):
             axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
             if len(axes) != 1 or axes[0] % (len(x.shape) + 1) == 0:

@@ -15,8 +15,8 @@ from ...errors import NonFiniteError, UnsupportedLayerError
 from ...model.graph import GraphNode
 
 SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool2d, AvgPool2d, "
-             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, GELU (erf and tanh), SiLU, Tanh, Softmax and LogSoftmax (any "
-             "sample dimension), "
+             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, ReLU6, GELU (erf and tanh), SiLU, Tanh, Sigmoid, Softmax and "
+             "LogSoftmax (any sample dimension), "
              "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
              "scaled_dot_product_attention, Dropout, Identity, + - * / (broadcasting), reshape/view/flatten, "
              "permute/transpose, contiguous, sum/mean over one dimension, x[:, 0] of a dimension of 1")
@@ -256,8 +256,9 @@ class FxReader:
             return self.adaptive_avg_pool(x)
         if isinstance(m, nn.Flatten):
             return self.reshape(x)
-        if isinstance(m, (nn.ReLU, nn.SiLU, nn.Tanh)):
-            return self.activation({nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh"}[type(m)], x)
+        if isinstance(m, (nn.ReLU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ReLU6)):
+            names = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU6: "relu6"}
+            return self.activation(names[type(m)], x)
         if isinstance(m, nn.GELU):
             return self.activation("gelu", x, m.approximate)
         if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -282,7 +283,8 @@ class FxReader:
         a = self.arg
         calls: dict[str, Callable[[], int]] = {
             "relu": lambda: self.activation("relu", x), "silu": lambda: self.activation("silu", x),
-            "tanh": lambda: self.activation("tanh", x),
+            "tanh": lambda: self.activation("tanh", x), "sigmoid": lambda: self.activation("sigmoid", x),
+            "relu6": lambda: self.activation("relu6", x),
             "gelu": lambda: self.activation("gelu", x, a(1, "approximate", "none")),
             "softmax": lambda: self.softmax(x, a(1, "dim")),
             "log_softmax": lambda: self.softmax(x, a(1, "dim"), "log_softmax"),
