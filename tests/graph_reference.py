@@ -205,6 +205,8 @@ def run_sample(model, x, order="seq"):
             v = v.reshape(node.shape)
         elif op == "reshape":
             v = ins[0].reshape(p["shape"])
+        elif op == "concat":
+            v = np.concatenate(ins, axis=p["dim"])
         elif op == "permute":
             v = np.transpose(ins[0], p["perm"])
         else:  # pragma: no cover - a new operation needs its reference here

@@ -132,11 +132,34 @@ def test_broadcasting_against_constants_and_softmax_along_a_middle_dimension():
     (lambda g: g.add_max_pool2d(0, (3, 3), (1, 1), padding=(2, 2)), "at most half"),
     (lambda g: g.add_activation(9, "relu"), "does not exist"),
     (lambda g: g.add_conv2d(0, np.ones((1, 3, 2, 2), np.float32), None), "takes samples of"),
+    (lambda g: g.add_concat([0], 1), "at least two"),
+    (lambda g: g.add_concat([0, 0], 3), "dimension 3 is not one"),
+    (lambda g: g.add_concat([0, g.add_permute(0, [1, 0, 2])], 2), r"cannot join \(4, 2, 4\) to \(2, 4, 4\)"),
+    (lambda g: g.add_concat([0, g.add_constant(np.ones((2, 4, 4), np.float32))], 0), "constant"),
 ])
 def test_bad_graphs_are_shape_errors(build, pattern):
     g = _core.Graph([2, 4, 4])
     with pytest.raises(bc.ShapeError, match=pattern):
         build(g)
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_concat_joins_copies_along_any_dimension_and_plans_its_buffer(dim):
+    """Three values joined along ``dim`` (one of them the input, one a view): numpy's concatenate, bit for
+    bit, on 1 and 2 threads; the peak equals the plan."""
+    g = _core.Graph([2, 3, 4])
+    a = g.add_activation(0, "tanh")
+    b = g.add_reshape(g.add_activation(0, "relu"), [2, 3, 4])
+    c = g.add_concat([a, 0, b], dim)
+    g.set_output(c)
+    assert tuple(g.shape_of(c)) == tuple(3 * d if i == dim else d for i, d in enumerate((2, 3, 4)))
+    x = np.random.default_rng(dim).standard_normal((7, 2, 3, 4)).astype(np.float32)
+    tanh = _core.testing.row_layer(x.reshape(1, -1), "tanh", simd="definition").reshape(x.shape)
+    want = np.concatenate([tanh, x, np.maximum(x, 0)], axis=dim + 1)
+    for threads in (1, 2):
+        got, peak, _ = g.run(x, seq(threads))
+        assert got.tobytes() == want.tobytes()
+        assert peak == g.plan_bytes(7, seq(threads))
 
 
 def test_bad_names_and_inputs():

@@ -187,6 +187,18 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
       return;
     }
     case Op::permute: permute(in, M, in_dims, n.ints, out, pool); return;
+    case Op::concat: {
+      const size_t d = size_t(n.ints[0]);
+      std::vector<const float*> parts;
+      std::vector<int64_t> lengths;
+      for (int x : n.inputs) {
+        parts.push_back(data[size_t(x)]);
+        lengths.push_back(nodes_[size_t(x)].dims[d]);
+      }
+      concat(parts, lengths, M, element_count(Dims(n.dims.begin(), n.dims.begin() + long(d))),
+             element_count(Dims(n.dims.begin() + long(d) + 1, n.dims.end())), out, pool);
+      return;
+    }
     case Op::sum:
     case Op::mean: {
       const size_t d = size_t(n.ints[0]);

@@ -13,7 +13,8 @@ namespace {
 const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
-                                "binary", "reshape", "permute", "attention", "embedding", "log_softmax", "sum", "mean"};
+                                "binary", "reshape", "permute", "attention", "embedding", "log_softmax", "sum", "mean",
+                                "concat"};
   return names[int(op)];
 }
 
@@ -230,6 +231,30 @@ int Graph::add_permute(int x, const std::vector<int64_t>& perm) {
   n.inputs = {x};
   n.ints = perm;
   for (int64_t d : perm) n.dims.push_back(in.dims[size_t(d)]);
+  return add_node(std::move(n));
+}
+
+int Graph::add_concat(const std::vector<int>& xs, int64_t dim) {
+  if (xs.size() < 2) shape_error(nodes_.size(), "concat", "joins at least two values");
+  const Dims& first = value(xs[0], "concat").dims;
+  if (dim < 0 || dim >= int64_t(first.size()))
+    shape_error(nodes_.size(), "concat", "dimension " + std::to_string(dim) + " is not one of the sample's " +
+                                         std::to_string(first.size()));
+  Node n;
+  n.op = Op::concat;
+  n.inputs = xs;
+  n.ints = {dim};
+  n.dims = first;
+  n.dims[size_t(dim)] = 0;
+  for (int x : xs) {
+    const Dims& d = value(x, "concat").dims;
+    bool same = d.size() == first.size();
+    for (size_t i = 0; same && i < d.size(); ++i) same = int64_t(i) == dim || d[i] == first[i];
+    if (!same)
+      shape_error(nodes_.size(), "concat", "cannot join " + dims_text(d) + " to " + dims_text(first) + " along dimension " +
+                                           std::to_string(dim));
+    n.dims[size_t(dim)] += d[size_t(dim)];
+  }
   return add_node(std::move(n));
 }
 

@@ -236,6 +236,24 @@ void embedding(const float* ids, int64_t count, const float* table, int64_t rows
   }, grain_for(dim));
 }
 
+void concat(const std::vector<const float*>& parts, const std::vector<int64_t>& lengths, int64_t samples, int64_t outer,
+            int64_t inner, float* out, const PoolView& pool) {
+  int64_t joined = 0;
+  for (int64_t len : lengths) joined += len;
+  const int64_t per_sample = outer * joined * inner;
+  pool.parallel_for(samples, [&](int, int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m) {
+      float* dst = out + m * per_sample;
+      for (int64_t o = 0; o < outer; ++o)
+        for (size_t j = 0; j < parts.size(); ++j) {
+          const int64_t block = lengths[j] * inner;
+          std::memcpy(dst, parts[j] + (m * outer + o) * block, size_t(block) * sizeof(float));
+          dst += block;
+        }
+    }
+  }, grain_for(per_sample));
+}
+
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,
              const PoolView& pool) {
   const size_t rank = dims.size();

@@ -234,6 +234,8 @@ class Graph:
         """
         y = x * scale[c] + shift[c], c the sample's first dimension (batch norm in eval mode, folded).
         """
+    def add_concat(self, xs: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], dim: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
     def add_constant(self, arg0: typing.Any) -> int:
         ...
     def add_conv2d(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> int:

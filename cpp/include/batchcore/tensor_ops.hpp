@@ -73,6 +73,11 @@ bool broadcast_dims(const Dims& a, const Dims& b, Dims& out);
 void embedding(const float* ids, int64_t count, const float* table, int64_t rows, int64_t dim, float* y,
                const PoolView& pool);
 
+// out = the parts joined along one dimension: per sample, per index of the `outer` dimensions before it,
+// each part's lengths[j] x inner floats in turn (copies only).
+void concat(const std::vector<const float*>& parts, const std::vector<int64_t>& lengths, int64_t samples, int64_t outer,
+            int64_t inner, float* out, const PoolView& pool);
+
 // out[..] = x permuted: out's dimension i is x's dimension perm[i].
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,
              const PoolView& pool);

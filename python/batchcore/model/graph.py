@@ -39,7 +39,10 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "permute": ("add_permute", ("perm",)),
     "attention": ("add_attention", ("scale", "causal")),
     "embedding": ("add_embedding", ("table",)),
+    "concat": ("add_concat", ("dim",)),
 }
+# Operations of any number of inputs: the core takes them as one list.
+VARIADIC_OPS = frozenset({"concat"})
 
 # Token ids reach the core as float32, which holds every integer below 2**24 exactly.
 MAX_TOKEN_ID = 2**24

@@ -21,7 +21,7 @@ from .ref import Ref
 
 SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid', or 'same' where it pads evenly), "
              "DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D, BatchNormalization, "
-             "LayerNormalization (last axis), Dropout, Flatten, Reshape, Permute, Activation, ReLU, Softmax, Add, "
+             "LayerNormalization (last axis), Dropout, Flatten, Reshape, Permute, Activation, ReLU, Softmax, Add, Concatenate, "
              "Subtract, Multiply, Embedding, MultiHeadAttention (no masks), nested models; activations linear, relu, "
              "relu6, gelu, silu/swish, tanh, sigmoid, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh", "sigmoid": "sigmoid",
@@ -240,6 +240,15 @@ class KerasGraphReader:
         if isinstance(layer, (L.Add, L.Subtract, L.Multiply)):
             op = {L.Add: "add", L.Subtract: "sub", L.Multiply: "mul"}[type(layer)]
             return self.merge(list(x), op)
+        if isinstance(layer, L.Concatenate):
+            xs = list(x)
+            rank = len(xs[0].shape)
+            if layer.axis % (rank + 1) == 0:
+                raise self.refuse("it joins along the batch dimension, which would mix samples")
+            dim = layer.axis % (rank + 1) - 1
+            joined = list(xs[0].shape)
+            joined[dim] = sum(v.shape[dim] for v in xs)
+            return self.add("concat", tuple(xs), tuple(joined), dim=dim)
         if isinstance(x, (list, tuple)):
             raise self.refuse(f"it takes {len(x)} inputs, which is not read")
         if isinstance(layer, L.Dense):
