@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from batchcore.studies.training import accumulation, batch_effect, batchnorm_modes
+import batchcore as bc
+from batchcore.studies.training import batch_effect, batchnorm_modes
+from batchcore.studies.training_torch import accumulation, batchnorm_outputs
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
@@ -70,7 +72,7 @@ def test_batchnorm_modes_against_a_plain_loop():
         net[1].running_var.uniform_(0.5, 2)
     x, y = torch.randn(96, 12) * 3 + 1, torch.randint(0, 3, (96,))
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    rows = batchnorm_modes(net, x, y, [2, 8, 96])
+    rows = batchnorm_modes(net, x, y, [2, 8, 96], batchnorm_outputs)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())  # running statistics untouched
     with torch.no_grad():
         for r in rows:
@@ -84,3 +86,54 @@ def test_batchnorm_modes_against_a_plain_loop():
     evals = [r for r in rows if r["mode"] == "eval"]
     assert all(r["max_abs_diff"] < 1e-5 for r in evals)  # running statistics: only the kernel's rounding
     assert full.shape == (96, 3)
+
+
+def test_the_study_trains_keras_models_and_its_gradients_agree_with_a_plain_tape():
+    """The study with Keras networks (their own fit as the training step): accuracy per training B from
+    several seeds, the accumulation's figures recomputed here with tf.GradientTape, and BatchNormalization
+    in training mode against inference mode."""
+    from keras_models import import_keras
+
+    keras = import_keras()
+    import tensorflow as tf
+
+    def make(seed, bn=False):
+        keras.utils.set_random_seed(seed)
+        L = keras.layers
+        layers = [keras.Input((16,)), L.Dense(32)] + ([L.BatchNormalization()] if bn else []) + [L.ReLU(), L.Dense(4)]
+        net = keras.Sequential(layers)
+        net.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return net
+
+    def train(net, x, y, epochs, batch_size, seed):
+        keras.utils.set_random_seed(seed)
+        net.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0)
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((256, 16)).astype(np.float32)
+    y = (x[:, :4].argmax(1)).astype(np.int64)
+    study = bc.studies.training(make, lambda s: make(s, bn=True), train, x[:192], y[:192], x[192:], y[192:],
+                                batch_sizes=(16, 64), seeds=(0, 1), epochs=1, accumulate=(4, 16), bn_sizes=(2, 8, 64),
+                                progress=False)
+    assert set(study.data["batch_effect"]["per_batch"]) == {16, 64}
+    net = make(0)  # what the study measured its gradients on: a fresh network of seed 0
+
+    def tape(chunks):
+        total = None
+        for xs, ys in zip(np.array_split(x[:64], chunks), np.array_split(y[:64], chunks), strict=True):
+            with tf.GradientTape() as t:
+                loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(ys, net(xs, training=True),
+                                                                                  from_logits=True)) / chunks
+            g = t.gradient(loss, net.trainable_variables)
+            total = g if total is None else [a + b for a, b in zip(total, g, strict=True)]
+        return np.concatenate([np.asarray(v).ravel() for v in total])
+
+    one, acc = tape(1), tape(4)
+    got = study.data["accumulation"]
+    assert got["elements"] == one.size and got["rows"] == 64 and got["steps"] == 4
+    assert got["equal_frac"] == (one.view(np.uint32) == acc.view(np.uint32)).mean()
+    assert got["one_step_rel_err_vs_f64"] < 1e-5 and got["accumulated_rel_err_vs_f64"] < 1e-5
+    modes = {(r["mode"], r["batch_size"]) for r in study.data["batchnorm"]}
+    assert modes == {(m, B) for m in ("eval", "train") for B in (2, 8, 64)}
+    assert all(r["flips_vs_full"] == 0 for r in study.data["batchnorm"] if r["mode"] == "eval" and r["batch_size"] == 64)
+    assert "tf.GradientTape" in study.notes[1]

@@ -19,25 +19,18 @@ bigger batch", "BatchNorm makes results depend on the batch". The measurements, 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from ..frontends import frontend_of
 from ..info import info
 from ..present.progress import Steps
 from ..results import numerics
 from .record import Study, Table
 
 QUESTION = "Does the training batch size change accuracy beyond seed noise; is accumulation a bigger batch; and BatchNorm?"
-
-
-def test_accuracy(net: Any, x: Any, y: Any) -> float:
-    import torch
-
-    with torch.no_grad():
-        return float((net.eval()(x).argmax(1) == y).float().mean())
 
 
 def batch_effect(runs: dict[int, list[float]]) -> dict[str, Any]:
@@ -57,49 +50,33 @@ def batch_effect(runs: dict[int, list[float]]) -> dict[str, Any]:
             "p_value": None if test is None or np.isnan(test.pvalue) else float(test.pvalue)}
 
 
-def accumulation(net: Any, x: Any, y: Any, steps: int) -> dict[str, Any]:
-    """One step's gradient over the rows of ``x`` against ``steps`` accumulated steps over equal slices, and
-    both against the float64 gradient (the same weights and rows in double precision)."""
-    import torch
-    from torch.nn import functional as F
-
-    def grads(model: Any, chunks: int, dtype: Any) -> np.ndarray:
-        model.zero_grad()
-        for xs, ys in zip(x.to(dtype).chunk(chunks), y.chunk(chunks), strict=False):
-            (F.cross_entropy(model(xs), ys) / chunks).backward()
-        return np.concatenate([p.grad.detach().cpu().numpy().ravel() for p in model.parameters()])
-
-    net.train()
-    one, acc = grads(net, 1, torch.float32), grads(net, steps, torch.float32)
-    ref = grads(copy.deepcopy(net).double(), 1, torch.float64)
-    net.zero_grad()
-
-    def rel(g: np.ndarray) -> float:
-        return float(np.linalg.norm(g.astype(np.float64) - ref) / np.linalg.norm(ref))
-
-    return {"rows": len(x), "steps": steps, "elements": int(one.size),
-            "equal_frac": numerics.bitwise_equal_frac(one, acc), "max_ulp": numerics.max_ulp(one, acc),
-            "one_step_rel_err_vs_f64": rel(one), "accumulated_rel_err_vs_f64": rel(acc)}
-
-
-def batchnorm_modes(net: Any, x: Any, y: Any, sizes: list[int]) -> list[dict[str, Any]]:
-    """Accuracy and prediction changes per B in train mode (batch statistics; the network's running
-    statistics are not touched: a copy runs) and in eval mode, against each mode's full-batch predictions."""
-    import torch
-
+def batchnorm_modes(net: Any, x: Any, y: Any, sizes: list[int],
+                    outputs: Callable[..., dict[int, np.ndarray]]) -> list[dict[str, Any]]:
+    """Accuracy and prediction changes per B in train mode (batch statistics) and in eval mode, against each
+    mode's full-batch predictions; ``outputs(net, x, mode, sizes)``: the framework's logits per B."""
     rows = []
-    with torch.no_grad():
-        for mode in ("eval", "train"):
-            model = copy.deepcopy(net)
-            model.train(mode == "train")
-            outs = {B: torch.cat([model(x[i:i + B]) for i in range(0, len(x), B)]).numpy() for B in sizes}
-            full = outs[max(sizes)]
-            for B in sizes:
-                rows.append({"mode": mode, "batch_size": B, "accuracy": float((outs[B].argmax(1) == y.numpy()).mean()),
-                             "flips_vs_full": int((outs[B].argmax(1) != full.argmax(1)).sum()),
-                             "bitwise_equal_frac": numerics.bitwise_equal_frac(outs[B], full),
-                             "max_abs_diff": float(np.max(np.abs(outs[B].astype(np.float64) - full)))})
+    labels = np.asarray(y)
+    for mode in ("eval", "train"):
+        outs = outputs(net, x, mode, sizes)
+        full = outs[max(sizes)]
+        for B in sizes:
+            rows.append({"mode": mode, "batch_size": B, "accuracy": float((outs[B].argmax(1) == labels).mean()),
+                         "flips_vs_full": int((outs[B].argmax(1) != full.argmax(1)).sum()),
+                         "bitwise_equal_frac": numerics.bitwise_equal_frac(outs[B], full),
+                         "max_abs_diff": float(np.max(np.abs(outs[B].astype(np.float64) - full)))})
     return rows
+
+
+def _framework(net: Any) -> Any:
+    """The module of the three measurements for ``net``'s framework (:mod:`.training_torch` or
+    :mod:`.training_keras`), each imported only when used."""
+    if frontend_of(net).name == "keras":
+        from . import training_keras
+
+        return training_keras
+    from . import training_torch
+
+    return training_torch
 
 
 def training(make_net: Callable[[int], Any], make_bn_net: Callable[[int], Any], train: Callable[..., float],
@@ -111,24 +88,26 @@ def training(make_net: Callable[[int], Any], make_bn_net: Callable[[int], Any], 
     rows against one of k r rows. ``bn_sizes``: the evaluation batch sizes of the BatchNorm part."""
     sizes, seeds = sorted(set(batch_sizes)), list(seeds)
     runs: dict[int, list[float]] = {B: [] for B in sizes}
+    ops = _framework(make_net(0))
     with Steps("training study", len(sizes) * len(seeds) + 2, progress) as steps:
         for B in sizes:
             for seed in seeds:
                 steps.now(f"training at B={B}, seed {seed}")
                 net = make_net(seed)
                 train(net, x_train, y_train, epochs=epochs, batch_size=B, seed=seed)
-                runs[B].append(test_accuracy(net, x_test, y_test))
+                runs[B].append(ops.test_accuracy(net, x_test, y_test))
                 steps.done()
         k, r = accumulate
         steps.now(f"gradients: 1 x {k * r} against {k} x {r}")
-        acc = accumulation(make_net(0), x_train[:k * r], y_train[:k * r], k)
+        acc = ops.accumulation(make_net(0), x_train[:k * r], y_train[:k * r], k)
         steps.done()
         steps.now("BatchNorm network")
         bn = make_bn_net(0)
         train(bn, x_train, y_train, epochs=epochs, batch_size=64, seed=0)
-        modes = batchnorm_modes(bn, x_test, y_test, sorted({min(b, len(x_test)) for b in bn_sizes}))
+        modes = batchnorm_modes(bn, x_test, y_test, sorted({min(b, len(x_test)) for b in bn_sizes}), ops.batchnorm_outputs)
         steps.done()
-    d = {"batch_effect": batch_effect(runs), "accumulation": acc, "batchnorm": modes, "epochs": epochs}
+    d = {"batch_effect": batch_effect(runs), "accumulation": acc, "batchnorm": modes, "epochs": epochs,
+         "accumulation_note": ops.NOTE}
     return Study("training", QUESTION, verdict(d), tables(d), notes(d), d, info())
 
 
@@ -177,5 +156,5 @@ def tables(d: dict[str, Any]) -> list[Table]:
 def notes(d: dict[str, Any]) -> list[str]:
     return ["Every network is trained with Adam on cross-entropy over shuffled mini-batches, the shuffle drawn from the seed; "
             "the same epochs and learning rate at every B, so a larger B takes proportionally fewer optimizer steps.",
-            "Accumulation: each of the k losses is divided by k (a power of two here, so exactly) and backward() adds "
-            "into .grad in float32; relative errors: ||g - g64|| / ||g64|| over all parameters, g64 the same step in float64."]
+            d.get("accumulation_note", "")]
+
