@@ -80,3 +80,14 @@ def test_importing_batchcore_imports_no_framework():
     loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     assert "batchcore" in loaded and "numpy" in loaded  # the listing is read as meant
     assert not loaded & {"torch", "tensorflow", "keras", "jax", "onnxruntime", "cupy", "pandas", "matplotlib"}
+
+
+def test_the_keras_extra_pulls_no_torch_and_no_cuda_build():
+    """The keras extra is Keras 3 on TensorFlow's CPU build (pinned): nothing in it names torch, a CUDA extra
+    or an unpinned TensorFlow that could resolve to another build."""
+    _, extras = declared()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = project["optional-dependencies"]["keras"]
+    assert extras["keras"] == {"keras", "tensorflow-cpu", "tensorflow"}
+    assert not any("torch" in r or "cuda" in r.lower() or "[" in r.split(";")[0] for r in reqs)
+    assert all("==2.21.0" in r for r in reqs if r.startswith("tensorflow"))
