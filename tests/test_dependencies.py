@@ -19,7 +19,7 @@ PACKAGE = ROOT / "python" / "batchcore"
 PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
             "threadpoolctl": {"threadpoolctl"}, "scikit-learn": {"sklearn"}, "rich": {"rich"},
             "matplotlib": {"matplotlib"}, "pandas": {"pandas"}, "keras": {"keras"},
-            "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}}
+            "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}, "transformers": {"transformers"}}
 
 
 def declared():
@@ -79,7 +79,8 @@ def test_importing_batchcore_imports_no_framework():
                           check=True)
     loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     assert "batchcore" in loaded and "numpy" in loaded  # the listing is read as meant
-    assert not loaded & {"torch", "tensorflow", "keras", "jax", "onnxruntime", "cupy", "pandas", "matplotlib"}
+    assert not loaded & {"torch", "tensorflow", "keras", "jax", "onnxruntime", "onnx", "transformers", "cupy", "pandas",
+                         "matplotlib"}
 
 
 def test_the_keras_extra_pulls_no_torch_and_no_cuda_build():
@@ -91,3 +92,11 @@ def test_the_keras_extra_pulls_no_torch_and_no_cuda_build():
     assert extras["keras"] == {"keras", "tensorflow-cpu", "tensorflow"}
     assert not any("torch" in r or "cuda" in r.lower() or "[" in r.split(";")[0] for r in reqs)
     assert all("==2.21.0" in r for r in reqs if r.startswith("tensorflow"))
+
+
+def test_the_hf_extra_pulls_no_torch():
+    """transformers alone: the torch the user installed (the torch extra's, 2.13.0) stays the only one."""
+    _, extras = declared()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["hf"] == {"transformers"}
+    assert not any("torch" in r or "[" in r for r in project["optional-dependencies"]["hf"])

@@ -212,8 +212,11 @@ def test_bad_input_to_a_module_sweep_names_the_problem():
         run(data=images, rows=8)
     with pytest.raises(bc.ShapeError, match="first dimension is the batch"):
         bc.sweep(lambda x: x.sum(), data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
-    with pytest.raises(bc.DTypeError, match="must be torch tensors"):
-        bc.sweep(lambda x: [x, 3], data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
+    with pytest.raises(bc.DTypeError, match="no torch tensor to compare"):
+        bc.sweep(lambda x: [None, 3], data=images, batch_sizes=[1], backends=[TORCH], timer=FAST)
+    # what is not a tensor is left out of the comparison and named, not refused
+    kept = bc.sweep(lambda x: [x, 3], data=images, batch_sizes=[1], backends=[TORCH], timer=FAST, rounds=1)
+    assert kept.points[0]["outputs_left_out"] == ["output[1] (int)"]
 
 
 def test_a_module_in_training_mode_runs_in_eval_and_is_given_back_as_it_was():
@@ -262,3 +265,128 @@ def test_cpu_memory_of_a_users_module_in_a_fresh_process():
     res = bc.sweep(DataDependent(), data=x, batch_sizes=[2], backends=[bc.torch()], timer=FAST, rounds=1)
     assert res.points[0]["peak_bytes"] is None
     assert res.points[0]["memory_method"].startswith("not measured (torch.export could not capture DataDependent")
+
+
+class Cache:
+    """Stands for a Hugging Face cache object: state a model returns that is not a tensor."""
+
+    def __init__(self, keys):
+        self.keys = keys
+
+
+class TinyLM(torch.nn.Module):
+    """(rows, positions) token ids -> a dict of (rows, positions, vocabulary) logits and a cache object,
+    as a causal language model returns (mixing positions, never rows)."""
+
+    def __init__(self, vocab=11, width=16):
+        super().__init__()
+        self.emb, self.mix, self.head = torch.nn.Embedding(vocab, width), torch.nn.Linear(width, width), torch.nn.Linear(width, vocab)
+
+    def forward(self, ids):
+        h = torch.tanh(self.mix(self.emb(ids).cumsum(1)))
+        return {"logits": self.head(h), "cache": Cache(h), "steps": ids.shape[1]}
+
+
+def test_a_language_models_logits_per_position_and_what_is_left_out():
+    torch.manual_seed(3)
+    lm = TinyLM().eval()
+    ids = torch.from_numpy(np.random.default_rng(3).integers(0, 11, (24, 6)))
+    labels = np.random.default_rng(4).integers(0, 11, (24, 6))
+    res = bc.sweep(lm, data=ids, labels=labels, batch_sizes=[1, 3, 24], backends=[TORCH], timer=FAST, rounds=1)
+    with torch.no_grad():
+        per_b = {B: torch.cat([lm(ids[i:i + B])["logits"] for i in range(0, 24, B)]) for B in (1, 3, 24)}
+    for p in res.points:
+        got, b1 = per_b[p["batch_size"]], per_b[1]
+        assert p["outputs"] == [{"name": "output['logits']", "format": "fp32", "shape": [24, 6, 11]}]
+        assert p["outputs_left_out"] == ["output['cache'] (Cache)", "output['steps'] (int)"]
+        # predictions per position: argmax over the vocabulary, 6 per row, counted one by one
+        assert p["argmax_changed"] == int((got.argmax(-1) != b1.argmax(-1)).sum())
+        assert p["accuracy"] == pytest.approx(float((got.argmax(-1).numpy() == labels).mean()), abs=0)
+        assert p["argmax_of"] == ("argmax over the last dimension of output['logits'] [24, 6, 11]: "
+                                  "6 predictions of 11 classes per row")
+        assert p["bitwise_equal_frac"] == pytest.approx(float((got == b1).double().mean()), abs=0)
+    with pytest.raises(bc.ShapeError, match=r"labels must be integers of shape \(24, 6\)"):
+        bc.sweep(lm, data=ids, labels=labels[:, 0], batch_sizes=[1], backends=[TORCH], timer=FAST, rounds=1)
+    with pytest.raises(bc.DTypeError, match=r"no torch tensor to compare \(output\['cache'\] \(Cache\)\)"):
+        bc.sweep(lambda x: {"cache": Cache(x)}, data=ids, batch_sizes=[1], backends=[TORCH], timer=FAST)
+
+
+def test_a_failed_memory_measurement_is_said_in_the_point_and_the_sweep_goes_on(monkeypatch):
+    """What the measuring process printed (its warnings) reaches the point; the other figures are there."""
+    from batchcore.backends import pytorch_memory as rss
+
+    said = {"error": "RuntimeError: cannot load", "printed": "UserWarning: the capture names a type nobody imported"}
+    monkeypatch.setattr(rss, "supported", lambda: True)
+    monkeypatch.setattr(rss._SERVER, "ask", lambda request, timeout_s: said)
+    x = np.random.default_rng(6).standard_normal((8, 48)).astype(np.float32)
+    res = bc.sweep(MyNet().eval(), data=x, batch_sizes=[1, 8], backends=[bc.torch()], timer=FAST, rounds=1)
+    for p in res.points:
+        assert p["peak_bytes"] is None and p["time_ms"] > 0
+        assert p["memory_method"] == (f"not measured (measuring torch's CPU memory at B={p['batch_size']} failed: "
+                                      "RuntimeError: cannot load; the measuring process printed: UserWarning: the "
+                                      "capture names a type nobody imported)")
+
+
+def test_the_measuring_process_sends_back_what_it_printed(monkeypatch):
+    """The server's fork, run from here with its pass replaced by one that warns and fails."""
+    import os
+    import sys
+
+    from batchcore.backends import pytorch_memory_server as server
+
+    def failing(request, resident=()):
+        print("UserWarning: a warning only the child saw", file=sys.stderr)  # as Python's warnings print
+        os.write(2, b"a line that C code wrote\n")
+        print("and a line on its standard output")
+        return {"error": "ValueError: no pass"}
+
+    monkeypatch.setattr(server, "measure", failing)
+    answer = server._answer({}, [])
+    assert answer["error"] == "ValueError: no pass"
+    for line in ("UserWarning: a warning only the child saw", "a line that C code wrote", "and a line on its standard output"):
+        assert line in answer["printed"]
+
+
+class Recurrent(torch.nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.emb = torch.nn.Embedding(20, 8)
+        self.rnn = getattr(torch.nn, kind)(8, 12, batch_first=True)
+        self.fc = torch.nn.Linear(12, 3)
+
+    def forward(self, ids):
+        h, _ = self.rnn(self.emb(ids))
+        return self.fc(h[:, -1])
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_a_recurrent_module_is_refused_for_what_it_is_and_runs_as_it_is_quietly(kind, capfd):
+    net = Recurrent(kind).eval()
+    with pytest.raises(bc.UnsupportedLayerError, match=f"{kind} is a recurrent layer") as refused:
+        bc.from_torch(net, input_shape=(5,), input_dtype="int64")
+    assert "layer 0" not in str(refused.value) and refused.value.__context__ is None  # no misleading chain
+    assert f"{__file__}:" in str(refused.value)  # the user's line
+    ids = np.random.default_rng(7).integers(0, 20, (6, 5))
+    capfd.readouterr()
+    res = bc.sweep(net, data=ids, batch_sizes=[1, 6], backends=[bc.torch()], timer=FAST, rounds=1, progress=False)
+    assert res.points[-1]["peak_bytes"] is not None  # its torch.export capture, made without a word
+    assert capfd.readouterr().err == ""
+
+
+def test_token_ids_of_another_integer_type_are_named_not_dumped():
+    class Bag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.fc = torch.nn.Embedding(30, 8), torch.nn.Linear(8, 2)
+
+        def forward(self, ids):
+            return self.fc(self.emb(ids).mean(1))
+
+    ids = np.random.default_rng(8).integers(0, 30, (4, 5)).astype(np.int32)
+    with pytest.raises(bc.ArgumentError, match=r"the data is int32 \(nothing is converted silently: pass "
+                                               r"data.astype\(np.int64\)\)") as refused:
+        bc.sweep(Bag().eval(), data=ids, batch_sizes=[1], backends=[bc.native()], timer=FAST)
+    assert "\n" not in str(refused.value)
+    graph = bc.from_torch(Bag().eval(), input_shape=(5,), input_dtype="int64")
+    with pytest.raises(bc.DTypeError, match="token ids must be an int64"):
+        bc.native().run(graph, ids)

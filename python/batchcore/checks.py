@@ -71,17 +71,21 @@ def require_allocatable(nbytes: int, what: str) -> None:
         raise OutOfMemoryError(f"{what} needs {nbytes / 2**30:.3g} GiB; {avail / 2**30:.3g} GiB of memory is available")
 
 
-def labels(value: object, rows: int, classes: int | None = None) -> Any:
-    """Integer class labels, one per row (a numpy array or anything ``np.asarray`` takes, a torch tensor
-    included), each in ``[0, classes)`` when the number of classes is known: ShapeError otherwise (a label
-    outside the output's classes could never be predicted, and would silently lower the accuracy)."""
+def labels(value: object, rows: int, classes: int | None = None, per_row: tuple[int, ...] | None = ()) -> Any:
+    """Integer class labels, one per prediction: shape ``(rows, *per_row)`` (``per_row`` () : one per row; a
+    module whose predictions are per position, e.g. a language model's (rows, positions, vocabulary) logits,
+    has a label per position; None: any, checked later). A numpy array or anything ``np.asarray`` takes, a
+    torch tensor included; each in ``[0, classes)`` when the number of classes is known: ShapeError otherwise
+    (a label outside the output's classes could never be predicted, and would silently lower the accuracy)."""
     import numpy as np
 
     out = np.asarray(value.numpy() if hasattr(value, "numpy") else value)
-    if out.shape != (rows,) or not np.issubdtype(out.dtype, np.integer):
-        raise ShapeError(f"labels must be integers of shape ({rows},), got {out.dtype} {out.shape}")
+    shape_ok = out.ndim >= 1 and out.shape[0] == rows if per_row is None else out.shape == (rows, *per_row)
+    if not shape_ok or not np.issubdtype(out.dtype, np.integer):
+        want = f"({rows}, ...)" if per_row is None else str((rows, *per_row))
+        raise ShapeError(f"labels must be integers of shape {want}, got {out.dtype} {out.shape}")
     if classes is not None and out.size and (int(out.min()) < 0 or int(out.max()) >= classes):
         bad = out[(out < 0) | (out >= classes)]
-        raise ShapeError(f"labels must be classes 0..{classes - 1} of the model's {classes} outputs; found {int(bad[0])} "
-                         f"({bad.size} of {rows} labels out of range)")
+        raise ShapeError(f"labels must be classes 0..{classes - 1} of the model's {classes} outputs; found {int(bad.flat[0])} "
+                         f"({bad.size} of {out.size} labels out of range)")
     return out

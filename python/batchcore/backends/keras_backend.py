@@ -27,7 +27,7 @@ from ..frontends.keras.module import KerasInputs, KerasModule, import_keras, out
 from ..measure.timing import Timer, as_timer
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel
-from ..model.opaque import OpaqueModel, Output, concat_outputs
+from ..model.opaque import OpaqueModel, Output, Outputs, concat_outputs
 from .base import YES, Backend, Runs, TimedBatch, check_batch_size, check_input
 
 MODES = ("predict", "call")
@@ -121,7 +121,7 @@ class KerasBackend(Backend):
         except Exception as e:
             raise ModuleError(f"{keras_model.name} raised {type(e).__name__} on {rows} rows ({self.mode}): {e}") from e
 
-    def _batches(self, keras_model: Any, inputs: KerasInputs, batch_size: int) -> list[Output]:
+    def _batches(self, keras_model: Any, inputs: KerasInputs, batch_size: int) -> Outputs:
         """All rows in batches of ``batch_size``: one predict, or one call per batch (joined row-wise)."""
         n, b = inputs.rows, check_batch_size(batch_size)
         if self.mode == "predict":
@@ -148,7 +148,7 @@ class KerasBackend(Backend):
             raise ArgumentError(self.runs(model).reason or f"{model.name} is not a Keras model")
         return model
 
-    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> list[Output]:
+    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> Outputs:
         """The model's outputs over all rows of ``data`` in batches of ``batch_size`` (predict's own batching,
         or one call per batch), each output in its own format."""
         m = self._module(model)

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 
 from .. import _core, checks, devices
-from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
+from ..errors import ArgumentError, BatchcoreError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
 from ..frontends.torch.chain import import_torch, module_of
 from ..frontends.torch.module import TorchModule, as_inputs, outputs_of, rows_of, slice_rows
 from ..measure.timing import Timer, as_timer
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel
-from ..model.opaque import OpaqueModel, Output, concat_outputs
+from ..model.opaque import OpaqueModel, Output, Outputs, concat_outputs
 from . import pytorch_memory as rss
 from .base import YES, Backend, Runs, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
@@ -151,7 +151,7 @@ class TorchBackend(Backend):
             raise ArgumentError(self.runs(model).reason or f"{model.name} is not a torch module")
         return model
 
-    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> list[Output]:
+    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> Outputs:
         """The module's outputs over all rows of ``data`` taken in consecutive batches of ``batch_size`` (the
         last one shorter), each output joined row-wise and in its own format."""
         model = self._torch_module(model)
@@ -215,7 +215,7 @@ class TorchBackend(Backend):
         else:
             try:
                 timed.peak_bytes, timed.memory = growth(), method
-            except ArgumentError as e:  # a module torch.export cannot capture: say why
+            except BatchcoreError as e:  # a module torch.export cannot capture, a child that failed: say why, go on
                 timed.memory = f"not measured ({e})"
         return timed
 

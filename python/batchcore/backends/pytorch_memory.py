@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -90,7 +91,9 @@ def rss_growth_bytes(model: Model, batch_size: int, threads: int, timeout_s: flo
 def _flat_outputs(module: Any) -> Any:
     """A torch module that returns ``module``'s outputs as a flat tuple of tensors: its capture then
     names no output type of the user's library (a Hugging Face ``ModelOutput``, known to torch's pytree
-    only where that library is imported), so the server loads it without importing that library."""
+    only where that library is imported), so the server loads it without importing that library. What is
+    not a tensor (a Hugging Face cache object, which export cannot return) is dropped, as the sweep leaves
+    it out of its comparisons; the tensors it held were made by the pass all the same."""
     import torch
     from torch.utils import _pytree
 
@@ -100,9 +103,31 @@ def _flat_outputs(module: Any) -> Any:
             self.inner = module
 
         def forward(self, *inputs: Any) -> tuple[Any, ...]:
-            return tuple(_pytree.tree_leaves(self.inner(*inputs)))
+            return tuple(t for t in _pytree.tree_leaves(self.inner(*inputs)) if isinstance(t, torch.Tensor))
 
     return FlatOutputs()
+
+
+def quiet_export(torch: Any, module: Any, inputs: tuple[Any, ...], name: str) -> Any:
+    """``torch.export.export(module, inputs)`` without a word on the user's console: what export warns
+    (attributes assigned during the capture, say) is about batchcore's capture, not the user's code; when it
+    fails, ArgumentError gives the first line of its reason."""
+    import logging
+
+    loggers = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch._dynamo", "torch.fx")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.export(module, inputs)
+    except Exception as e:  # torch raises many kinds here; the reason is what matters
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ArgumentError(f"torch.export could not capture {name} ({type(e).__name__}: {first})") from e
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, timeout_s: float = 120.0) -> int:
@@ -115,11 +140,7 @@ def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, 
 
     if not supported():
         raise ArgumentError("measuring torch's CPU memory needs Linux's /proc/self/clear_refs")
-    try:
-        exported = torch.export.export(_flat_outputs(module), tuple(inputs))
-    except Exception as e:  # torch raises many kinds here; the reason is what matters
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ArgumentError(f"torch.export could not capture {type(module).__name__} ({type(e).__name__}: {first})") from e
+    exported = quiet_export(torch, _flat_outputs(module), tuple(inputs), type(module).__name__)
     spec = [{"shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")} for t in inputs]
     with tempfile.TemporaryDirectory(prefix="batchcore-rss-") as tmp:
         path = os.path.join(tmp, "module.pt2")
@@ -212,5 +233,6 @@ def _ask_server(path: str, batch: str, threads: int, timeout_s: float, batch_siz
     """Asks the server about a saved model (``.npz`` with a batch size, or ``.pt2`` with its inputs' spec)."""
     answer = _SERVER.ask({"path": path, "batch": batch, "threads": int(threads)}, timeout_s)
     if "growth_bytes" not in answer:
-        raise BatchcoreError(f"measuring torch's CPU memory at B={batch_size} failed: {answer.get('error')}")
+        printed = f"; the measuring process printed: {answer['printed']}" if answer.get("printed") else ""
+        raise BatchcoreError(f"measuring torch's CPU memory at B={batch_size} failed: {answer.get('error')}{printed}")
     return int(answer["growth_bytes"])

@@ -20,6 +20,7 @@ them before the pass, as a fresh process would have had them.
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +32,9 @@ def _status_kib(field: str) -> int:
                 return int(line.split()[1])
     raise RuntimeError(f"/proc/self/status has no {field}")
 
+
+# What a failed measuring process printed is sent back to the user, up to this many characters (its end).
+PRINTED_CHARS = 4000
 
 # Pages read from /proc/self/pagemap at a time: buffers under the C library's mmap threshold (128 KiB),
 # so that listing the pages leaves its allocator as the imports left it (a freed larger block would raise it).
@@ -103,11 +107,22 @@ def _answer(request: dict[str, Any], resident: list[tuple[int, int]]) -> dict[st
     """``measure(request)`` in a forked process; the server itself never runs a pass."""
     read_end, write_end = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the measuring process: its answer goes through the pipe, anything it prints to stderr
-        os.close(read_end)
-        os.dup2(2, 1)
+    if pid == 0:  # the measuring process: its answer goes through the pipe; what it prints, into a file read
+        os.close(read_end)  # back when it fails (its warnings are the reason more often than not)
         try:
-            answer = json.dumps(measure(request, resident)).encode()
+            printed = tempfile.TemporaryFile()
+            os.dup2(printed.fileno(), 1)
+            os.dup2(printed.fileno(), 2)
+            # Python's own streams too (a host may have replaced them with objects not on descriptors 1 and 2)
+            sys.stdout = sys.stderr = open(os.dup(printed.fileno()), "w", buffering=1)  # noqa: SIM115
+            found = measure(request, resident)
+            if "error" in found:
+                sys.stdout.flush()
+                printed.seek(0)
+                said = printed.read().decode(errors="replace").strip()
+                if said:
+                    found["printed"] = said[-PRINTED_CHARS:]
+            answer = json.dumps(found).encode()
             while answer:
                 answer = answer[os.write(write_end, answer):]
         finally:

@@ -8,7 +8,7 @@ format; its FLOPs and its exactly rounded reference are unknown to batchcore.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +68,40 @@ class Output:
     fmt: str
 
 
-def concat_outputs(batches: list[list[Output]]) -> list[Output]:
+class Outputs(list[Output]):
+    """A module's outputs (a list of :class:`Output`) and ``left_out``: what it also returned that is not a
+    tensor with the batch first (a Hugging Face cache, a number), named by its place and type, e.g.
+    ``"output['past_key_values'] (DynamicCache)"``. Those are not compared, and a point says which they were."""
+
+    def __init__(self, outputs: Iterable[Output] = (), left_out: Iterable[str] = ()):
+        super().__init__(outputs)
+        self.left_out = tuple(left_out)
+
+
+def concat_outputs(batches: list[Outputs]) -> Outputs:
     """The outputs of consecutive batches joined row-wise (each batch must return the same outputs)."""
     first = batches[0]
     for b in batches[1:]:
         if [(o.name, o.fmt, o.values.shape[1:]) for o in b] != [(o.name, o.fmt, o.values.shape[1:]) for o in first]:
             raise ShapeError("the module returned different outputs for different batches; batchcore compares "
                              "outputs of the same names, formats and shapes")
-    return [Output(o.name, np.concatenate([b[i].values for b in batches]), o.fmt) for i, o in enumerate(first)]
+    return Outputs([Output(o.name, np.concatenate([b[i].values for b in batches]), o.fmt) for i, o in enumerate(first)],
+                   first.left_out)
+
+
+def predictions_of(outputs: list[Output]) -> Output | None:
+    """The output argmax and accuracy read: the first floating one of shape (rows, ..., classes), its
+    predictions the argmax over the last dimension (one per row of a (rows, classes) output; one per
+    position of a (rows, positions, vocabulary) one). None when there is none."""
+    return next((o for o in outputs if o.fmt in FLOAT_FORMATS and o.values.ndim >= 2), None)
+
+
+def predictions_note(output: Output) -> str:
+    """What argmax and accuracy were computed on, in words (the reduction stated in every point)."""
+    per_row = int(np.prod(output.values.shape[1:-1], dtype=np.int64))
+    classes = output.values.shape[-1]
+    return (f"argmax over the last dimension of {output.name} {list(output.values.shape)}: {per_row} "
+            f"prediction{'s' if per_row != 1 else ''} of {classes} classes per row")
 
 
 def format_of(dtype_name: str) -> str:
@@ -97,17 +123,30 @@ def as_output(name: str, values: np.ndarray, dtype_name: str, rows: int) -> Outp
     return Output(name, np.ascontiguousarray(values), fmt)
 
 
-def flatten_outputs(result: Any, rows: int, leaf: Callable[[Any, str], Output | None], framework: str,
-                    name: str = "output") -> list[Output]:
-    """What a module returned (a leaf, or tuples, lists and dicts of them, nested) as Outputs named by their
-    place ("output", "output[1]", "output['logits']"). ``leaf(obj, name)`` makes the Output of one of the
-    framework's tensors (:func:`as_output`) and returns None for anything that is not one."""
-    found = leaf(result, name)
-    if found is not None:
-        return [found]
-    if isinstance(result, (tuple, list)):
-        return [o for i, r in enumerate(result) for o in flatten_outputs(r, rows, leaf, framework, f"{name}[{i}]")]
-    if isinstance(result, dict):
-        return [o for k, r in result.items() for o in flatten_outputs(r, rows, leaf, framework, f"{name}[{k!r}]")]
-    raise DTypeError(f"{name} is a {type(result).__name__}; a module's outputs must be {framework} tensors (or tuples, "
-                     "lists or dicts of them)")
+def flatten_outputs(result: Any, rows: int, leaf: Callable[[Any, str], Output | None], framework: str) -> Outputs:
+    """What a module returned (a leaf, or tuples, lists and dicts of them, nested: a Hugging Face
+    ``ModelOutput`` is a dict) as Outputs named by their place ("output", "output[1]", "output['logits']").
+    ``leaf(obj, name)`` makes the Output of one of the framework's tensors (:func:`as_output`) and returns
+    None for anything that is not one. Anything else (a cache object, a number, None) is left out and named
+    in ``left_out``; DTypeError when nothing is left to compare."""
+    found: list[Output] = []
+    left_out: list[str] = []
+
+    def walk(obj: Any, name: str) -> None:
+        out = leaf(obj, name)
+        if out is not None:
+            found.append(out)
+        elif isinstance(obj, (tuple, list)):
+            for i, item in enumerate(obj):
+                walk(item, f"{name}[{i}]")
+        elif isinstance(obj, dict):
+            for k, item in obj.items():
+                walk(item, f"{name}[{k!r}]")
+        else:
+            left_out.append(f"{name} ({type(obj).__name__})")
+
+    walk(result, "output")
+    if not found:
+        raise DTypeError(f"the module returned no {framework} tensor to compare ({', '.join(left_out) or 'nothing'}); "
+                         f"a module's outputs must be {framework} tensors (or tuples, lists or dicts of them)")
+    return Outputs(found, tuple(left_out))

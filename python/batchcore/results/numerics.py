@@ -113,17 +113,19 @@ def invariance_classes(fingerprints: dict[Any, str]) -> list[list[Any]]:
 
 
 def argmax_changed(a: ArrayLike, b: ArrayLike) -> int:
-    """Rows whose argmax differs between two (rows, classes) outputs."""
+    """Predictions (argmax over the last dimension) that differ between two outputs of shape (rows, ...,
+    classes): rows of a (rows, classes) output, positions of a (rows, positions, classes) one."""
     a, b = _pair(a, b)
-    return int((a.argmax(axis=1) != b.argmax(axis=1)).sum())
+    return int((a.argmax(axis=-1) != b.argmax(axis=-1)).sum())
 
 
 def accuracy(y: ArrayLike, labels: ArrayLike) -> float:
-    """Fraction of rows whose argmax equals the label."""
+    """Fraction of predictions (argmax over the last dimension of ``y``, shape (rows, ..., classes)) equal
+    to their label (``labels``: shape (rows, ...))."""
     out, want = np.asarray(y), np.asarray(labels)
-    if want.shape != (out.shape[0],):
-        raise ShapeError(f"labels must have shape ({out.shape[0]},), got {want.shape}")
-    return float((out.argmax(axis=1) == want).mean())
+    if want.shape != out.shape[:-1]:
+        raise ShapeError(f"labels must have shape {out.shape[:-1]}, got {want.shape}")
+    return float((out.argmax(axis=-1) == want).mean())
 
 
 def accuracy_interval(correct: int, rows: int, confidence: float = 0.95) -> tuple[float, float]:

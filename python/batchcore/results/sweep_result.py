@@ -19,7 +19,7 @@ from .. import checks, files
 from ..errors import MissingDependencyError
 from ..measure.probes import Probe
 from ..model.graph import AnyModel
-from ..model.opaque import FLOAT_FORMATS
+from ..model.opaque import FLOAT_FORMATS, Outputs, predictions_note, predictions_of
 from ..present.text import Classes, format_table
 from . import decisions, numerics
 
@@ -190,17 +190,20 @@ def _measured_fields(backend: Backend, B: int, measured: TimedBatch) -> dict[str
     }
 
 
-def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Output], labels: np.ndarray | None,
+def make_module_point(backend: Backend, B: int, y: Outputs, y_b1: Outputs, labels: np.ndarray | None,
                       measured: TimedBatch) -> dict[str, Any]:
     """The record of one (torch backend, batch size) for a user's module: ``y`` its outputs over the data
     in batches of ``B``, ``y_b1`` at B=1. Every output is compared in its own format (ULPs of float16 or
-    bfloat16 for those); argmax and accuracy read the first floating output of shape (rows, classes). The
-    FLOP count and the exactly rounded reference of a module batchcore does not read are unknown: those
-    fields are None."""
+    bfloat16 for those); what is not a tensor (a cache) is named in ``outputs_left_out``. argmax and
+    accuracy read the first floating output of shape (rows, ..., classes), over its last dimension
+    (:func:`~batchcore.model.opaque.predictions_of`; ``argmax_changed`` counts predictions, and
+    ``argmax_of`` says which and how many per row). The FLOP count and the exactly rounded reference of a
+    module batchcore does not read are unknown: those fields are None."""
     floating = [(a.values, b.values, a.fmt) for a, b in zip(y, y_b1, strict=False) if a.fmt in FLOAT_FORMATS]
     equal = [numerics.bitwise_equal(a.values, b.values) if a.fmt in FLOAT_FORMATS else np.asarray(a.values == b.values)
              for a, b in zip(y, y_b1, strict=False)]
-    logits, logits_b1 = next(((a, b) for a, b, _ in floating if a.ndim == 2), (None, None))
+    predicted, predicted_b1 = predictions_of(y), predictions_of(y_b1)
+    compared = predicted is not None and predicted_b1 is not None
     precision = backend.settings()["precision"]
     return files.json_safe({
         **_measured_fields(backend, B, measured),
@@ -209,13 +212,15 @@ def make_module_point(backend: Backend, B: int, y: list[Output], y_b1: list[Outp
         "bitwise_equal_frac": float(np.concatenate([e.ravel() for e in equal]).mean()),
         "max_ulp_vs_b1": max([numerics.max_ulp(a, b, fmt) for a, b, fmt in floating], default=0),
         "nan_mismatch_vs_b1": int(sum(numerics.nan_mismatch(a, b).sum() for a, b, _ in floating)),
-        "argmax_changed": None if logits is None or logits_b1 is None else numerics.argmax_changed(logits, logits_b1),
-        "accuracy": numerics.accuracy(logits, labels) if labels is not None and logits is not None else None,
+        "argmax_changed": numerics.argmax_changed(predicted.values, predicted_b1.values) if compared else None,
+        "accuracy": numerics.accuracy(predicted.values, labels) if labels is not None and compared else None,
+        "argmax_of": predictions_note(predicted) if predicted is not None else None,
         "max_ulp_vs_exact": None,
         "max_rel_err_vs_exact": None,
         "nonfinite_outputs": int(sum(np.count_nonzero(~np.isfinite(a)) for a, _, _ in floating)),
         "fingerprint": fingerprint_outputs(y),
         "outputs": [{"name": o.name, "format": o.fmt, "shape": list(o.values.shape)} for o in y],
+        "outputs_left_out": list(getattr(y, "left_out", ())),
     })
 
 

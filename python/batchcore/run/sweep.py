@@ -72,12 +72,15 @@ def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool
     if data is not None and _sample_shape(data) is None:  # the data, not the module, is what is wrong
         raise DTypeError(f"data must be a numpy array or a torch tensor whose first dimension is the batch, got a "
                          f"{type(data).__name__}: {frontend.reader} reads the module with one sample's shape and dtype")
-    dtype = "int64" if str(getattr(data, "dtype", "")).removeprefix("torch.") == "int64" else "float32"
+    data_dtype = str(getattr(data, "dtype", "")).removeprefix("torch.")
     try:
-        read = frontend.read(model, _sample_shape(data), dtype)
-    except UnsupportedLayerError as e:
+        if data_dtype.startswith(("int", "uint")) and data_dtype != "int64":
+            raise DTypeError(f"token ids are read as int64 and the data is {data_dtype} (nothing is converted "
+                             "silently: pass data.astype(np.int64))")
+        read = frontend.read(model, _sample_shape(data), "int64" if data_dtype == "int64" else "float32")
+    except (UnsupportedLayerError, DTypeError) as e:
         if wrapped is None:
-            raise wrap_error from e  # type: ignore[misc]
+            raise (wrap_error if isinstance(e, UnsupportedLayerError) else e) from e  # type: ignore[misc]
         return checked(wrapped, f"{frontend.reader} does not read it ({e}); the {frontend.name} backends run any "
                                 f"module as it is ({frontend.backends_hint})")
     return checked(read)

@@ -18,7 +18,7 @@ from ..errors import ArgumentError, DeviceUnavailableError, ShapeError
 from ..measure.probes import Probe
 from ..measure.probes import probe as probe_device
 from ..model.graph import AnyModel, GraphModel
-from ..model.opaque import FLOAT_FORMATS, OpaqueModel, Output
+from ..model.opaque import FLOAT_FORMATS, OpaqueModel, Output, Outputs, predictions_of
 from ..results.sweep_result import make_module_point, make_point
 
 
@@ -113,24 +113,28 @@ class ModuleWork:
         if max(sizes) > n:
             raise ShapeError(f"batch size {max(sizes)} exceeds the {n} rows of data: its bits would come from batches "
                              f"of {n}; pass more rows or smaller batch sizes")
-        self.labels = None if labels is None else checks.labels(labels, n)
+        self.labels = None if labels is None else checks.labels(labels, n, per_row=None)
         self._labels_checked = False
         self.config = {"model": module.describe(), "model_digest": module.digest(), "rows": n,
                        "data_digest": module.inputs_digest(self.inputs), "labels_digest": array_digest(self.labels)}
         self.env_probes: dict[str, Any] = {}
 
-    def outputs(self, backend: Backend, B: int) -> list[Output]:
+    def outputs(self, backend: Backend, B: int) -> Outputs:
         y = backend.run_module(self.module, self.inputs, B)
         if self.labels is not None and not self._labels_checked:
-            logits = next((o.values for o in y if o.fmt in FLOAT_FORMATS and o.values.ndim == 2), None)
-            checks.labels(self.labels, len(self.labels), None if logits is None else logits.shape[1])
+            predicted = predictions_of(y)
+            if predicted is None:
+                raise ShapeError(f"labels were given, but {self.module.name} returns no floating output of shape "
+                                 f"(rows, ..., classes) to predict from ({', '.join(o.name for o in y)})")
+            shape = predicted.values.shape
+            checks.labels(self.labels, len(self.labels), shape[-1], tuple(shape[1:-1]))
             self._labels_checked = True
         return y
 
     def measure(self, backend: Backend, B: int, timer: Any, memory: bool) -> TimedBatch:
         return backend.measure_module(self.module, self.module.rows(self.inputs, 0, B), timer, memory=memory)
 
-    def point(self, backend: Backend, B: int, y: list[Output], y_b1: list[Output], measured: TimedBatch) -> dict[str, Any]:
+    def point(self, backend: Backend, B: int, y: Outputs, y_b1: Outputs, measured: TimedBatch) -> dict[str, Any]:
         return make_module_point(backend, B, y, y_b1, self.labels, measured)
 
 

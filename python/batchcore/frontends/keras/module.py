@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import DTypeError, MissingDependencyError, NonFiniteError, ShapeError
-from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, as_output, flatten_outputs, format_of
+from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, Outputs, as_output, flatten_outputs, format_of
 
 
 def import_keras() -> Any:
@@ -187,7 +187,7 @@ class KerasModule(OpaqueModel):
         return h.hexdigest()[:16]
 
 
-def outputs_of(result: Any, rows: int) -> list[Output]:
+def outputs_of(result: Any, rows: int) -> Outputs:
     """What a Keras model returned (from ``predict``: numpy arrays; from a call: the backend's tensors), each
     as an Output in its own format; the structure (list, dict) names them."""
     keras = import_keras()

@@ -85,11 +85,13 @@ def from_torch(module: Any, name: str | None = None, input_shape: Any = None,
     name = name or type(module).__name__
     shape = None if input_shape is None else checks.shape(input_shape, "input_shape")
     try:
-        chain = _read_chain(module, torch, name)
+        chain: Model | None = _read_chain(module, torch, name)
     except UnsupportedLayerError as e:
         if shape is None:
             raise UnsupportedLayerError(f"{e}. A module other than a chain of those layers is read through torch.fx "
                                         "and needs input_shape= (one sample's shape, e.g. (1, 8, 8))") from e
+        chain = None  # not a chain: read as a graph (outside this handler, so that its errors stand alone)
+    if chain is None:
         return graph_from_torch(module, shape, name, _input_dtype(input_dtype))
     if (shape is None or shape == (chain.input_width,)) and input_dtype == "float32":
         return chain

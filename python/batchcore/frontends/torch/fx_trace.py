@@ -99,8 +99,9 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
         shapes, fixed = _shapes(torch, gm, input_shape, getattr(torch, input_dtype))
     except Exception as e:
         cause = e.__cause__ or e  # the Interpreter wraps the module's own error in a page of graph context
+        first = (str(cause).strip().splitlines() or [""])[0]
         raise UnsupportedLayerError(f"{name} fails on a batch of samples of shape {input_shape} ({input_dtype}): "
-                                    f"{type(cause).__name__}: {cause}") from e
+                                    f"{type(cause).__name__}: {first}") from e
     finally:
         module.train(was_training)
     shapes[placeholders[0]] = tuple(input_shape)
@@ -126,6 +127,10 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
                 reader.consts[node] = fixed[node]
             else:
                 shape_reads.add(node)
+        elif _is_recurrent(torch, reader, node):
+            raise reader.refuse(f"{type(gm.get_submodule(node.target)).__name__} is a recurrent layer (each step's "
+                                "state feeds the next), which the native graph does not read yet; the torch backends "
+                                "run the module as it is (backends=[bc.torch()])")
         elif _reads_a_tuple(reader, node):
             continue
         elif node in shapes or _makes_a_tuple(torch, reader, node):
@@ -142,6 +147,11 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
         raise UnsupportedLayerError(f"{name} returns its input unchanged: there is nothing to run")
     return GraphModel(reader.nodes, output, source_module=module, name=name, input_dtype=input_dtype,
                       source_framework="torch")
+
+
+def _is_recurrent(torch: Any, reader: FxReader, node: Any) -> bool:
+    return node.op == "call_module" and isinstance(reader.gm.get_submodule(node.target),
+                                                  (torch.nn.RNNBase, torch.nn.RNNCellBase))
 
 
 def _makes_a_tuple(torch: Any, reader: FxReader, node: Any) -> bool:

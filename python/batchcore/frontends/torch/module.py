@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ArgumentError, DTypeError, NonFiniteError, ShapeError
-from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, as_output, flatten_outputs, format_of
+from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, Outputs, as_output, flatten_outputs, format_of
 from .chain import import_torch
 
 
@@ -132,7 +132,7 @@ def slice_rows(inputs: tuple[Any, ...], start: int, stop: int) -> tuple[Any, ...
     return tuple(t[start:stop].contiguous() for t in inputs)
 
 
-def outputs_of(result: Any, rows: int) -> list[Output]:
+def outputs_of(result: Any, rows: int) -> Outputs:
     """The tensors a module returned (a tensor, a tuple or list, a dict, nested), each as an Output; every
     one must have the batch as its first dimension. DTypeError names anything else."""
     torch = import_torch()

@@ -1,0 +1,72 @@
+"""Hugging Face models as users have them (built from their configs with random weights: nothing is
+downloaded), swept on the torch backend with its defaults. Every figure is recomputed here with the
+model's own plain loop over batches."""
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+SIZES = [1, 3, 8]
+
+
+def bert():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=64, max_position_embeddings=16, num_labels=3)
+    return transformers.BertForSequenceClassification(config).eval()
+
+
+def gpt2():
+    torch.manual_seed(1)
+    config = transformers.GPT2Config(vocab_size=60, n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                                     bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+def plain_logits(model, ids, B):
+    with torch.no_grad():
+        return torch.cat([model(ids[i:i + B]).logits for i in range(0, len(ids), B)])
+
+
+def bits_equal(a, b):
+    return (a.contiguous().view(torch.int32) == b.contiguous().view(torch.int32))
+
+
+def ulps(a, b):
+    def rank(t):
+        i = t.contiguous().view(torch.int32).long()
+        return torch.where(i < 0, -(i & 0x7FFFFFFF), i)
+    return int((rank(a) - rank(b)).abs().max())
+
+
+# transformers 5 names GPT-2's cache field "cache" (4.x: "past_key_values")
+@pytest.mark.parametrize("make, left_out", [(bert, []), (gpt2, ["(DynamicCache)"])])
+def test_a_hugging_face_model_on_the_torch_backend_with_its_defaults(make, left_out):
+    model = make()
+    ids = torch.from_numpy(np.random.default_rng(2).integers(0, 60, (8, 10)))
+    labels = np.random.default_rng(3).integers(0, 3, 8) if make is bert else None
+    res = bc.sweep(model, data=ids, labels=labels, batch_sizes=SIZES, backends=[bc.torch()], timer=FAST, rounds=1,
+                   progress=False)
+    per_b = {B: plain_logits(model, ids, B) for B in SIZES}
+    shape = list(per_b[1].shape)
+    for p in res.points:
+        got, b1 = per_b[p["batch_size"]], per_b[1]
+        assert p["outputs"] == [{"name": "output['logits']", "format": "fp32", "shape": shape}]
+        assert [name.split(" ")[-1] for name in p["outputs_left_out"]] == left_out
+        assert p["bitwise_equal_frac"] == pytest.approx(float(bits_equal(got, b1).double().mean()), abs=0)
+        assert p["max_ulp_vs_b1"] == ulps(got, b1)
+        assert p["argmax_changed"] == int((got.argmax(-1) != b1.argmax(-1)).sum())
+        per_row = 1 if make is bert else shape[1]
+        assert p["argmax_of"].endswith(f"{per_row} prediction{'s' if per_row > 1 else ''} of {shape[-1]} classes per row")
+        if labels is not None:
+            assert p["accuracy"] == pytest.approx(float((got.argmax(-1).numpy() == labels).mean()), abs=0)
+        # torch's CPU memory, measured in a process that never imported transformers
+        assert p["peak_bytes"] is not None and p["peak_bytes"] > 0, p["memory_method"]
+    fps = {p["batch_size"]: p["fingerprint"] for p in res.points}
+    for a in SIZES:
+        for b in SIZES:
+            assert (fps[a] == fps[b]) == bool(bits_equal(per_b[a], per_b[b]).all()), (a, b)
