@@ -207,6 +207,8 @@ def run_sample(model, x, order="seq"):
             v = ins[0].reshape(p["shape"])
         elif op == "concat":
             v = np.concatenate(ins, axis=p["dim"])
+        elif op == "slice":
+            v = np.take(ins[0], range(p["start"], p["stop"], p["step"]), axis=p["dim"])
         elif op == "permute":
             v = np.transpose(ins[0], p["perm"])
         else:  # pragma: no cover - a new operation needs its reference here

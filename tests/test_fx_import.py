@@ -269,6 +269,31 @@ class BatchSoftmax(nn.Module):
         return torch.softmax(x * 1.0, dim=0)
 
 
+class LoopsOverColumns(nn.Module):
+    """torch.fx cannot trace it (range over a proxy's size); torch.export can."""
+
+    def __init__(self, last=None):
+        super().__init__()
+        self.last = last
+
+    def forward(self, x):
+        total = x[:, 0]
+        for i in range(1, x.shape[1]):
+            total = total + x[:, i] * 2
+        return torch.erf(total) if self.last == "erf" else total
+
+
+def test_a_module_torch_fx_cannot_trace_is_read_through_torch_export():
+    """The columns a loop reads become the core's slices: the sums, in torch's order, bit for bit."""
+    model = bc.from_torch(LoopsOverColumns(), input_shape=(4, 3))
+    assert [n.op for n in model.nodes].count("slice") == 4
+    x = np.random.default_rng(5).standard_normal((7, 4, 3)).astype(np.float32)
+    with torch.no_grad():
+        want = LoopsOverColumns()(torch.from_numpy(x)).numpy()
+    assert bc.native().run(model, x).tobytes() == want.tobytes()
+    assert ref.run(model, x).tobytes() == want.tobytes()
+
+
 class Branchy(nn.Module):
     def forward(self, x):
         if x.sum() > 0:
@@ -286,6 +311,8 @@ class Branchy(nn.Module):
     (TupleOut(), (4,), "returns one tensor"),
     (BatchSoftmax(), (4,), "batch dimension"),
     (Branchy(), (4,), "torch.fx cannot trace"),
+    (LoopsOverColumns("erf"), (4, 3), r"node 'erf' \(call_function erf.default\) at .*test_fx_import.py:\d+ in "
+                                      r"forward \(return torch.erf\(total\).*\): aten.erf is not supported"),
     (nn.Sequential(nn.Conv2d(1, 1, 2, padding="same")), (1, 4, 4), "pads unevenly"),
     (nn.Sequential(nn.Linear(4, 4), nn.Hardswish()), (4,), "Hardswish is not supported"),
 ])

@@ -162,6 +162,28 @@ def test_concat_joins_copies_along_any_dimension_and_plans_its_buffer(dim):
         assert peak == g.plan_bytes(7, seq(threads))
 
 
+def test_slice_takes_every_step_th_entry_of_a_range_along_one_dimension():
+    """Slices of the input and of a computed value, with steps 1 and 3, joined: numpy's slicing, bit for bit."""
+    g = _core.Graph([4, 9])
+    a = g.add_slice(0, 1, 2, 8, 3)
+    b = g.add_slice(g.add_activation(0, "relu"), 1, 7, 9)
+    g.set_output(g.add_concat([a, b], 1))
+    assert tuple(g.shape_of(a)) == (4, 2)
+    x = np.random.default_rng(6).standard_normal((5, 4, 9)).astype(np.float32)
+    want = np.concatenate([x[:, :, 2:8:3], np.maximum(x[:, :, 7:9], 0)], axis=2)
+    got, peak, _ = g.run(x, seq())
+    assert got.tobytes() == want.tobytes()
+    assert peak == g.plan_bytes(5, seq())
+
+
+@pytest.mark.parametrize("args, pattern", [((2, 0, 1), "dimension 2"), ((1, 3, 3), "got 3:3:1"),
+                                           ((1, 0, 10), "stop <= 9"), ((1, 0, 4, 0), "got 0:4:0")])
+def test_bad_slices_are_shape_errors(args, pattern):
+    g = _core.Graph([4, 9])
+    with pytest.raises(bc.ShapeError, match=pattern):
+        g.add_slice(0, *args)
+
+
 def test_bad_names_and_inputs():
     g = _core.Graph([4])
     with pytest.raises(bc.UnsupportedLayerError, match="known: relu"):

@@ -21,7 +21,8 @@ RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "t
           "study": "test_the_study_example_runs_and_its_report_is_written",
           "own-module": "test_the_own_module_example_runs_as_a_script",
           "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs",
-          "keras-model": "test_the_keras_example_runs_as_a_script"}
+          "keras-model": "test_the_keras_example_runs_as_a_script",
+          "hugging-face": "test_the_hugging_face_example_runs_as_a_script"}
 
 
 def snippet(name: str = "quickstart") -> str:
@@ -162,6 +163,21 @@ def test_the_keras_example_runs_as_a_script(tmp_path):
     for label in ("keras[predict]", "keras[call]", "native[seq]"):
         rows = [line.split() for line in lines if line.startswith(label)]
         assert [int(r[1]) for r in rows[:5]] == [1, 2, 10, 64, 256], label
+    assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
+
+
+@pytest.mark.slow
+def test_the_hugging_face_example_runs_as_a_script(tmp_path):
+    """GPT-2 of docs/models.md: as it is on torch (its cache named as left out, a prediction per position),
+    then beside the native core, which reads it through torch.export and is batch invariant."""
+    pytest.importorskip("transformers")
+    (tmp_path / "gpt2.py").write_text(snippet("hugging-face"))
+    done = run(["gpt2.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    rows = [line.split() for line in lines if line.startswith("torch[cpu] ") and line.split()[1].isdigit()]
+    assert [int(r[1]) for r in rows[:4]] == [1, 2, 8, 64]
+    assert any("12 predictions of 100 classes per row" in line and "DynamicCache" in line for line in lines)
     assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
 
 

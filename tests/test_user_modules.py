@@ -280,7 +280,8 @@ class TinyLM(torch.nn.Module):
 
     def __init__(self, vocab=11, width=16):
         super().__init__()
-        self.emb, self.mix, self.head = torch.nn.Embedding(vocab, width), torch.nn.Linear(width, width), torch.nn.Linear(width, vocab)
+        self.emb, self.mix = torch.nn.Embedding(vocab, width), torch.nn.Linear(width, width)
+        self.head = torch.nn.Linear(width, vocab)
 
     def forward(self, ids):
         h = torch.tanh(self.mix(self.emb(ids).cumsum(1)))

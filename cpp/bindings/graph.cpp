@@ -142,6 +142,8 @@ void bind_graph(py::module_& m) {
       .def("add_reshape", &Graph::add_reshape, py::arg("x"), py::arg("shape"))
       .def("add_permute", &Graph::add_permute, py::arg("x"), py::arg("perm"))
       .def("add_concat", &Graph::add_concat, py::arg("xs"), py::arg("dim"))
+      .def("add_slice", &Graph::add_slice, py::arg("x"), py::arg("dim"), py::arg("start"), py::arg("stop"),
+           py::arg("step") = 1, "x's entries start, start + step, ... below stop along one sample dimension (copies).")
       .def("add_attention", &Graph::add_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
            py::arg("causal") = false,
            "Scaled dot-product attention over the last two dimensions (the leading ones are groups, e.g. heads).")

@@ -199,6 +199,12 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
              element_count(Dims(n.dims.begin() + long(d) + 1, n.dims.end())), out, pool);
       return;
     }
+    case Op::slice: {
+      const size_t d = size_t(n.ints[0]);
+      slice_lines(in, M, element_count(Dims(in_dims.begin(), in_dims.begin() + long(d))), in_dims[d], n.ints[1],
+                  n.ints[2], n.dims[d], element_count(Dims(in_dims.begin() + long(d) + 1, in_dims.end())), out, pool);
+      return;
+    }
     case Op::sum:
     case Op::mean: {
       const size_t d = size_t(n.ints[0]);

@@ -14,7 +14,7 @@ const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
                                 "binary", "reshape", "permute", "attention", "embedding", "log_softmax", "sum", "mean",
-                                "concat"};
+                                "concat", "slice"};
   return names[int(op)];
 }
 
@@ -255,6 +255,24 @@ int Graph::add_concat(const std::vector<int>& xs, int64_t dim) {
                                            std::to_string(dim));
     n.dims[size_t(dim)] += d[size_t(dim)];
   }
+  return add_node(std::move(n));
+}
+
+int Graph::add_slice(int x, int64_t dim, int64_t start, int64_t stop, int64_t step) {
+  const Dims& in = value(x, "slice").dims;
+  if (dim < 0 || dim >= int64_t(in.size()))
+    shape_error(nodes_.size(), "slice", "dimension " + std::to_string(dim) + " is not one of the sample's " +
+                                        std::to_string(in.size()));
+  const int64_t length = in[size_t(dim)];
+  if (step < 1 || start < 0 || start >= stop || stop > length)
+    shape_error(nodes_.size(), "slice", "needs 0 <= start < stop <= " + std::to_string(length) + " and step >= 1, got " +
+                                        std::to_string(start) + ":" + std::to_string(stop) + ":" + std::to_string(step));
+  Node n;
+  n.op = Op::slice;
+  n.inputs = {x};
+  n.ints = {dim, start, step};
+  n.dims = in;
+  n.dims[size_t(dim)] = (stop - start + step - 1) / step;
   return add_node(std::move(n));
 }
 

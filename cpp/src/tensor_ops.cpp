@@ -254,6 +254,20 @@ void concat(const std::vector<const float*>& parts, const std::vector<int64_t>& 
   }, grain_for(per_sample));
 }
 
+void slice_lines(const float* x, int64_t samples, int64_t outer, int64_t length, int64_t start, int64_t step,
+                 int64_t count, int64_t inner, float* out, const PoolView& pool) {
+  const int64_t per_sample = outer * count * inner;
+  pool.parallel_for(samples, [&](int, int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t o = 0; o < outer; ++o) {
+        const float* src = x + ((m * outer + o) * length + start) * inner;
+        float* dst = out + (m * outer + o) * count * inner;
+        for (int64_t j = 0; j < count; ++j)
+          std::memcpy(dst + j * inner, src + j * step * inner, size_t(inner) * sizeof(float));
+      }
+  }, grain_for(per_sample));
+}
+
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,
              const PoolView& pool) {
   const size_t rank = dims.size();

@@ -260,6 +260,10 @@ class Graph:
         """
     def add_reshape(self, x: typing.SupportsInt | typing.SupportsIndex, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> int:
         ...
+    def add_slice(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex, start: typing.SupportsInt | typing.SupportsIndex, stop: typing.SupportsInt | typing.SupportsIndex, step: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
+        """
+        x's entries start, start + step, ... below stop along one sample dimension (copies).
+        """
     def add_softmax(self, x: typing.SupportsInt | typing.SupportsIndex, dim: typing.SupportsInt | typing.SupportsIndex) -> int:
         ...
     def describe(self) -> str:

@@ -29,7 +29,7 @@ class Graph {
  public:
   enum class Op {
     input, constant, linear, conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, channel_affine, activation,
-    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax, sum, mean, concat
+    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax, sum, mean, concat, slice
   };
 
   explicit Graph(const Dims& input);  // the input's sample shape (value 0)
@@ -51,6 +51,9 @@ class Graph {
   int add_permute(int x, const std::vector<int64_t>& perm);
   // xs joined along sample dimension dim (copies: no arithmetic); every other dimension equal.
   int add_concat(const std::vector<int>& xs, int64_t dim);
+  // x's entries start, start + step, ... (below stop) along sample dimension dim (copies: no arithmetic);
+  // 0 <= start < stop <= the dimension's length, step >= 1.
+  int add_slice(int x, int64_t dim, int64_t start, int64_t stop, int64_t step);
   // q (G..., Lq, d), k (G..., Lk, d), v (G..., Lk, dv) -> (G..., Lq, dv); see attention.hpp.
   int add_attention(int q, int k, int v, float scale, bool causal);
   // x: token ids (as float32 integers); table: rows x dim -> x's shape + (dim,).
@@ -80,7 +83,7 @@ class Graph {
     Dims dims;                 // the sample shape of the value this node makes
     bool batched = true;       // false: a constant
     std::vector<float> p0, p1; // linear: W, b; affine: scale, shift; layer norm: gamma, beta; constant
-    std::vector<int64_t> ints; // softmax, concat: dim; permute: perm; adaptive pool: OH, OW
+    std::vector<int64_t> ints; // softmax, concat: dim; slice: dim, start, step; permute: perm; adaptive pool: OH, OW
     Activation activation = Activation::relu;
     BinaryOp binary = BinaryOp::add;
     Pool2dWindow window;

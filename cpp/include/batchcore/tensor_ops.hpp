@@ -78,6 +78,11 @@ void embedding(const float* ids, int64_t count, const float* table, int64_t rows
 void concat(const std::vector<const float*>& parts, const std::vector<int64_t>& lengths, int64_t samples, int64_t outer,
             int64_t inner, float* out, const PoolView& pool);
 
+// out = x's entries start, start + step, ... (count of them) along one dimension of `length`: per sample, per
+// index of the `outer` dimensions before it, `inner` floats each (copies only).
+void slice_lines(const float* x, int64_t samples, int64_t outer, int64_t length, int64_t start, int64_t step,
+                 int64_t count, int64_t inner, float* out, const PoolView& pool);
+
 // out[..] = x permuted: out's dimension i is x's dimension perm[i].
 void permute(const float* x, int64_t samples, const Dims& dims, const std::vector<int64_t>& perm, float* out,
              const PoolView& pool);

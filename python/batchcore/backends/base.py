@@ -15,7 +15,7 @@ from ..info import last_level_cache_bytes
 from ..measure.timing import Measurement, Timer, as_timer
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel, check_token_ids
-from ..model.opaque import OpaqueModel
+from ..model.opaque import OpaqueModel, Outputs
 
 
 @dataclass
@@ -167,7 +167,7 @@ class Backend:
         raise ArgumentError(f"{self.label} cannot bound or catch its memory use; largest_batch() supports "
                             "bc.native() (CPU with a budget, or GPU), and torch and cupy on a GPU")
 
-    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> list[Any]:
+    def run_module(self, model: OpaqueModel, data: Any, batch_size: int) -> Outputs:
         """A framework's module run as it is over all rows of ``data`` in batches of ``batch_size``: its
         outputs (:class:`~batchcore.model.opaque.Output`). Only that framework's backends run it."""
         raise ArgumentError(self.runs(model).reason)

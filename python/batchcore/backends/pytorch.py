@@ -11,12 +11,13 @@ import numpy as np
 
 from .. import _core, checks, devices
 from ..errors import ArgumentError, BatchcoreError, DeviceUnavailableError, DTypeError, ModuleError, OutOfMemoryError
+from ..frontends.torch.capture import first_tensor
 from ..frontends.torch.chain import import_torch, module_of
 from ..frontends.torch.module import TorchModule, as_inputs, outputs_of, rows_of, slice_rows
 from ..measure.timing import Timer, as_timer
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel
-from ..model.opaque import OpaqueModel, Output, Outputs, concat_outputs
+from ..model.opaque import OpaqueModel, Outputs, concat_outputs
 from . import pytorch_memory as rss
 from .base import YES, Backend, Runs, TimedBatch, check_batch_size, check_input
 from .cuda_events import _clock_note, _l2_flush_tensor, _sm_clock_for, event_sampler
@@ -110,7 +111,7 @@ class TorchBackend(Backend):
             out = self._device_forward(module, self._torch.from_numpy(x).to(self.device))
         finally:
             module.train(was_training)
-        y = out.cpu().numpy()
+        y = first_tensor(self._torch, out, getattr(model, "name", "the module")).cpu().numpy()
         if y.dtype != np.float32:
             raise DTypeError(f"the torch module returned {y.dtype}, not float32")
         return np.ascontiguousarray(y)

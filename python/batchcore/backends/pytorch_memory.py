@@ -30,12 +30,12 @@ import sys
 import tempfile
 import threading
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 
 from ..errors import ArgumentError, BatchcoreError
+from ..frontends.torch.capture import quiet_export
 from ..model.chain import Layer, Model
 
 METHOD = ("peak RSS growth over the first forward pass in a process of its own (weights and input already "
@@ -106,28 +106,6 @@ def _flat_outputs(module: Any) -> Any:
             return tuple(t for t in _pytree.tree_leaves(self.inner(*inputs)) if isinstance(t, torch.Tensor))
 
     return FlatOutputs()
-
-
-def quiet_export(torch: Any, module: Any, inputs: tuple[Any, ...], name: str) -> Any:
-    """``torch.export.export(module, inputs)`` without a word on the user's console: what export warns
-    (attributes assigned during the capture, say) is about batchcore's capture, not the user's code; when it
-    fails, ArgumentError gives the first line of its reason."""
-    import logging
-
-    loggers = [logging.getLogger(n) for n in ("torch._export", "torch.export", "torch._dynamo", "torch.fx")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return torch.export.export(module, inputs)
-    except Exception as e:  # torch raises many kinds here; the reason is what matters
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ArgumentError(f"torch.export could not capture {name} ({type(e).__name__}: {first})") from e
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
 
 
 def module_rss_growth_bytes(module: Any, inputs: tuple[Any, ...], threads: int, timeout_s: float = 120.0) -> int:

@@ -40,6 +40,7 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "attention": ("add_attention", ("scale", "causal")),
     "embedding": ("add_embedding", ("table",)),
     "concat": ("add_concat", ("dim",)),
+    "slice": ("add_slice", ("dim", "start", "stop", "step")),
 }
 # Operations of any number of inputs: the core takes them as one list.
 VARIADIC_OPS = frozenset({"concat"})

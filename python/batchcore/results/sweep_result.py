@@ -203,7 +203,6 @@ def make_module_point(backend: Backend, B: int, y: Outputs, y_b1: Outputs, label
     equal = [numerics.bitwise_equal(a.values, b.values) if a.fmt in FLOAT_FORMATS else np.asarray(a.values == b.values)
              for a, b in zip(y, y_b1, strict=False)]
     predicted, predicted_b1 = predictions_of(y), predictions_of(y_b1)
-    compared = predicted is not None and predicted_b1 is not None
     precision = backend.settings()["precision"]
     return files.json_safe({
         **_measured_fields(backend, B, measured),
@@ -212,8 +211,10 @@ def make_module_point(backend: Backend, B: int, y: Outputs, y_b1: Outputs, label
         "bitwise_equal_frac": float(np.concatenate([e.ravel() for e in equal]).mean()),
         "max_ulp_vs_b1": max([numerics.max_ulp(a, b, fmt) for a, b, fmt in floating], default=0),
         "nan_mismatch_vs_b1": int(sum(numerics.nan_mismatch(a, b).sum() for a, b, _ in floating)),
-        "argmax_changed": numerics.argmax_changed(predicted.values, predicted_b1.values) if compared else None,
-        "accuracy": numerics.accuracy(predicted.values, labels) if labels is not None and compared else None,
+        "argmax_changed": (numerics.argmax_changed(predicted.values, predicted_b1.values)
+                           if predicted is not None and predicted_b1 is not None else None),
+        "accuracy": (numerics.accuracy(predicted.values, labels)
+                     if labels is not None and predicted is not None and predicted_b1 is not None else None),
         "argmax_of": predictions_note(predicted) if predicted is not None else None,
         "max_ulp_vs_exact": None,
         "max_rel_err_vs_exact": None,

@@ -92,6 +92,7 @@ def from_torch(module: Any, name: str | None = None, input_shape: Any = None,
                                         "and needs input_shape= (one sample's shape, e.g. (1, 8, 8))") from e
         chain = None  # not a chain: read as a graph (outside this handler, so that its errors stand alone)
     if chain is None:
+        assert shape is not None  # refused above
         return graph_from_torch(module, shape, name, _input_dtype(input_dtype))
     if (shape is None or shape == (chain.input_width,)) and input_dtype == "float32":
         return chain

@@ -64,7 +64,26 @@ class FxReader:
         self.ids: dict[Any, int] = {}                  # fx node -> graph node (values that depend on the input)
         self.consts: dict[Any, Any] = {}               # fx node -> its value (tensors and numbers that do not)
         self.tuples: dict[Any, list[int | None]] = {}  # fx node -> the graph nodes of a tuple's items (None: unread)
+        self.merged: dict[Any, int] = {}               # fx node -> the graph node of a value with batch and rows merged
         self.node: Any = None                          # the fx node being read
+
+    # -- what each kind of traced graph reads its own way ----------------------------------------------
+    def read_node(self, node: Any) -> int:  # pragma: no cover - abstract
+        """The graph node of a batch-first value ``node`` makes."""
+        raise NotImplementedError
+
+    def makes_a_tuple(self, node: Any) -> bool:
+        """Whether ``node`` makes a tuple of values (read into ``tuples``)."""
+        return False
+
+    def is_shape_read(self, node: Any) -> bool:
+        """Whether ``node`` reads the input's shape (``x.size(0)``)."""
+        return False
+
+    def reads_merged_rows(self, node: Any, runs: dict[int, dict[Any, Any]]) -> bool:
+        """Whether ``node`` is read as a value whose batch is merged with other rows (``runs``: every node's
+        values at B = 2 and 3)."""
+        return False
 
     # -- helpers --------------------------------------------------------------------------------------
     def refuse(self, why: str) -> UnsupportedLayerError:
@@ -231,8 +250,23 @@ class FxReader:
             raise self.refuse(f"{op} with alpha={alpha} is not supported")
         return self.add("binary", (self.value(a), self.value(b)), op=op)
 
-    def attention(self, q: int, k: int, v: int, scale: Any = None, causal: bool = False) -> int:
+    def attention(self, q: int, k: int, v: int, scale: Any = None, causal: bool = False, mask: Any = None) -> int:
+        """Attention; a mask the same for every sample that lets every position see all (none) or those up to
+        its own (causal) is read as such, any other refused."""
         d = self.shape(q)[-1]
+        if mask is not None:
+            m = self.consts.get(mask) if isinstance(mask, self.torch.fx.Node) else mask
+            if not isinstance(m, self.torch.Tensor) or m.dtype != self.torch.bool:
+                raise self.refuse("attention with a mask that depends on the data (or is not boolean) is not supported")
+            lq, lk = self.shape(q)[-2], self.shape(k)[-2]
+            full = m.expand(*m.shape[:-2], lq, lk) if m.dim() >= 2 else m
+            lower = self.torch.ones(lq, lk, dtype=self.torch.bool).tril()
+            if bool(full.all()):
+                pass
+            elif lq == lk and not causal and bool((full == lower).all()):
+                causal = True
+            else:
+                raise self.refuse("attention with a mask other than none or causal is not supported")
         return self.add("attention", (q, k, v), scale=float(np.float32(1 / np.sqrt(d) if scale is None else scale)),
                         causal=bool(causal))
 

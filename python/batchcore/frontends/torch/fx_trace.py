@@ -54,9 +54,10 @@ def _trace_run(torch: Any, gm: Any, x: Any) -> dict[Any, Any]:
     return values
 
 
-def _shapes(torch: Any, gm: Any, input_shape: tuple[int, ...], dtype: Any) -> tuple[dict[Any, Any], dict[Any, Any]]:
-    """(sample shapes of the tensors whose first dimension is the batch, values of the others) from runs at
-    B = 2 and 3 (token ids: zeros; numbers: standard normal)."""
+def _shapes(torch: Any, gm: Any, input_shape: tuple[int, ...], dtype: Any) -> tuple[dict[Any, Any], dict[Any, Any],
+                                                                                    dict[int, dict[Any, Any]]]:
+    """(sample shapes of the tensors whose first dimension is the batch, values of the others, every node's
+    value per batch size) from runs at B = 2 and 3 (token ids: zeros; numbers: standard normal)."""
     runs = {}
     for B in (2, 3):
         x = torch.zeros((B, *input_shape), dtype=dtype) if dtype == torch.int64 else torch.randn((B, *input_shape))
@@ -72,12 +73,26 @@ def _shapes(torch: Any, gm: Any, input_shape: tuple[int, ...], dtype: Any) -> tu
             shapes[n] = s2[1:]
         elif s2 == s3:
             fixed[n] = v2
-    return shapes, fixed
+    return shapes, fixed, runs
+
+
+def _one_per_sample(torch: Any, runs: dict[int, dict[Any, Any]], node: Any) -> Any:
+    """A value made from the input's shape alone (positions, a mask) that is batch-first and the same for
+    every sample at B = 2 and 3: one sample of it (a constant), else None."""
+    v2, v3 = runs[2].get(node), runs[3].get(node)
+    if not isinstance(v2, torch.Tensor) or not isinstance(v3, torch.Tensor) or v2.dim() == 0 or v3.dim() == 0:
+        return None
+    if v2.shape[0] != 2 or v3.shape[0] != 3 or v2.shape[1:] != v3.shape[1:]:
+        return None
+    first = v2[0]
+    return first if all(torch.equal(first, v[i]) for v in (v2, v3) for i in range(v.shape[0])) else None
 
 
 def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input_dtype: str = "float32") -> GraphModel:
     """Read ``module`` (float32 parameters, any ``forward`` torch.fx can trace, one input tensor whose samples
-    have ``input_shape``: float32 numbers, or int64 token ids) into a GraphModel; see the module's docstring."""
+    have ``input_shape``: float32 numbers, or int64 token ids) into a GraphModel; see the module's docstring.
+    A module torch.fx cannot trace (a Hugging Face model) is captured by ``torch.export`` instead and its
+    aten operations read (:mod:`.export_trace`)."""
     import torch
 
     tracer = torch.fx.Tracer()
@@ -88,15 +103,25 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
     try:
         traced = tracer.trace(root)
     except Exception as e:
-        raise UnsupportedLayerError(f"torch.fx cannot trace {name}: {type(e).__name__}: {e}") from e
-    gm = torch.fx.GraphModule(tracer.root, traced)
+        from .export_trace import exported_graph
+
+        fx_reason = f"torch.fx cannot trace {name} ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})"
+        gm, reader_class = exported_graph(torch, module, input_shape, name, input_dtype, fx_reason)
+        return read_graph(torch, gm, module, input_shape, name, input_dtype, reader_class)
+    return read_graph(torch, torch.fx.GraphModule(tracer.root, traced), module, input_shape, name, input_dtype,
+                      ModuleReader)
+
+
+def read_graph(torch: Any, gm: Any, module: Any, input_shape: tuple[int, ...], name: str, input_dtype: str,
+               reader_class: type[FxReader]) -> GraphModel:
+    """The GraphModel of a traced graph ``gm`` of ``module``, its nodes read in order by ``reader_class``."""
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise UnsupportedLayerError(f"{name}.forward takes {len(placeholders)} inputs; a native graph takes one tensor")
     was_training = module.training
     module.eval()
     try:
-        shapes, fixed = _shapes(torch, gm, input_shape, getattr(torch, input_dtype))
+        shapes, fixed, runs = _shapes(torch, gm, input_shape, getattr(torch, input_dtype))
     except Exception as e:
         cause = e.__cause__ or e  # the Interpreter wraps the module's own error in a page of graph context
         first = (str(cause).strip().splitlines() or [""])[0]
@@ -105,26 +130,32 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
     finally:
         module.train(was_training)
     shapes[placeholders[0]] = tuple(input_shape)
-    reader = FxReader(torch, gm, shapes)
+    reader = reader_class(torch, gm, shapes)
     reader.nodes.append(GraphNode("input", (), {}, tuple(input_shape), placeholders[0].name, "the input"))
     output = None
     shape_reads: set[Any] = set()  # x.size(...) and arithmetic on it: what a reshape or position ids were made of
     for node in gm.graph.nodes:
         reader.node = node
-        on_data = any(n in reader.ids or n in reader.tuples for n in node.all_input_nodes)
+        on_data = any(n in reader.ids or n in reader.tuples or n in reader.merged for n in node.all_input_nodes)
         on_shape = any(n in shape_reads for n in node.all_input_nodes)
         if node.op == "placeholder":
             reader.ids[node] = 0
         elif node.op == "output":
             result = node.args[0]
+            if isinstance(result, (tuple, list)) and len(result) == 1:  # an exported graph's outputs, flattened
+                result = result[0]
             if not isinstance(result, torch.fx.Node) or result not in reader.ids:
                 raise reader.refuse("a native graph returns one tensor that depends on the input")
             output = reader.ids[result]
+        elif not node.users:  # nothing reads it (an exported graph's guards and metadata checks)
+            continue
         elif not on_data and not on_shape:
             reader.consts[node] = _fold(torch, gm, node, reader.consts)
         elif not on_data:  # made from the input's shape alone: the same for every batch, a constant
             if node in fixed:
                 reader.consts[node] = fixed[node]
+            elif (sample := _one_per_sample(torch, runs, node)) is not None:
+                reader.consts[node] = sample  # positions or a mask: one sample's, broadcast over the batch
             else:
                 shape_reads.add(node)
         elif _is_recurrent(torch, reader, node):
@@ -133,11 +164,13 @@ def graph_from_torch(module: Any, input_shape: tuple[int, ...], name: str, input
                                 "run the module as it is (backends=[bc.torch()])")
         elif _reads_a_tuple(reader, node):
             continue
-        elif node in shapes or _makes_a_tuple(torch, reader, node):
+        elif node in shapes or reader.makes_a_tuple(node):
             if node in shapes:
-                reader.ids[node] = _read_node(reader, node)
-        elif node.op == "call_method" and node.target == "size" or node.target is getattr:
+                reader.ids[node] = reader.read_node(node)
+        elif reader.is_shape_read(node):
             shape_reads.add(node)
+        elif reader.reads_merged_rows(node, runs):
+            continue
         else:
             raise reader.refuse("its result depends on the input but does not keep the batch as its first dimension "
                                 "(it would mix samples)")
@@ -154,17 +187,6 @@ def _is_recurrent(torch: Any, reader: FxReader, node: Any) -> bool:
                                                   (torch.nn.RNNBase, torch.nn.RNNCellBase))
 
 
-def _makes_a_tuple(torch: Any, reader: FxReader, node: Any) -> bool:
-    """nn.MultiheadAttention returns (output, weights): its output is read, the weights refused when used."""
-    if node.op != "call_module" or not isinstance(reader.gm.get_submodule(node.target), torch.nn.MultiheadAttention):
-        return False
-    m = reader.gm.get_submodule(node.target)
-    reader.no_masks(3)
-    q, k, v = (reader.value(reader.arg(i, name)) for i, name in enumerate(("query", "key", "value")))
-    reader.tuples[node] = [fx_composites.multihead_attention(reader, m, q, k, v), None]
-    return True
-
-
 def _reads_a_tuple(reader: FxReader, node: Any) -> bool:
     """``attn(x, x, x)[0]``: the item of a tuple read by _makes_a_tuple."""
     if node.op != "call_function" or getattr(node.target, "__name__", "") != "getitem" or node.args[0] not in reader.tuples:
@@ -178,25 +200,44 @@ def _reads_a_tuple(reader: FxReader, node: Any) -> bool:
     return True
 
 
-def _read_node(reader: FxReader, node: Any) -> int:
-    target = node.target
-    name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
-    if node.op != "call_module" and name in _BINARY:
-        return reader.binary(_BINARY[name], reader.arg(0, "input"), reader.arg(1, "other"), node.kwargs.get("alpha"))
-    if node.op == "call_function" and name == "scaled_dot_product_attention":
-        if reader.arg(3, "attn_mask") is not None or reader.arg(4, "dropout_p", 0.0) or reader.arg(7, "enable_gqa"):
-            raise reader.refuse("scaled_dot_product_attention with a mask, dropout or enable_gqa is not supported")
-        q, k, v = (reader.value(reader.arg(i, n)) for i, n in enumerate(("query", "key", "value")))
-        return reader.attention(q, k, v, reader.arg(6, "scale"), reader.arg(5, "is_causal", False))
-    first = node.args[0] if node.args else None
-    if first not in reader.ids:
-        raise reader.refuse("its first operand does not depend on the input")
-    x = reader.ids[first]
-    if node.op == "call_module":
-        m = reader.gm.get_submodule(target)
-        if isinstance(m, (reader.torch.nn.TransformerEncoderLayer, reader.torch.nn.TransformerEncoder)):
-            reader.no_masks(1)
-            return (fx_composites.encoder_layer if isinstance(m, reader.torch.nn.TransformerEncoderLayer)
-                    else fx_composites.encoder)(reader, m, x)
-        return reader.read_module(m, x)
-    return reader.read_call(name, x)
+
+class ModuleReader(FxReader):
+    """The reader of a graph ``torch.fx`` traced from the module: torch's modules (call_module), functions and
+    tensor methods by name."""
+
+    def is_shape_read(self, node: Any) -> bool:
+        return node.op == "call_method" and node.target == "size" or node.target is getattr
+
+    def makes_a_tuple(self, node: Any) -> bool:
+        """nn.MultiheadAttention returns (output, weights): its output is read, the weights refused when used."""
+        torch = self.torch
+        if node.op != "call_module" or not isinstance(self.gm.get_submodule(node.target), torch.nn.MultiheadAttention):
+            return False
+        m = self.gm.get_submodule(node.target)
+        self.no_masks(3)
+        q, k, v = (self.value(self.arg(i, name)) for i, name in enumerate(("query", "key", "value")))
+        self.tuples[node] = [fx_composites.multihead_attention(self, m, q, k, v), None]
+        return True
+
+    def read_node(self, node: Any) -> int:
+        target = node.target
+        name = target if isinstance(target, str) else getattr(target, "__name__", repr(target))
+        if node.op != "call_module" and name in _BINARY:
+            return self.binary(_BINARY[name], self.arg(0, "input"), self.arg(1, "other"), node.kwargs.get("alpha"))
+        if node.op == "call_function" and name == "scaled_dot_product_attention":
+            if self.arg(4, "dropout_p", 0.0) or self.arg(7, "enable_gqa"):
+                raise self.refuse("scaled_dot_product_attention with dropout or enable_gqa is not supported")
+            q, k, v = (self.value(self.arg(i, n)) for i, n in enumerate(("query", "key", "value")))
+            return self.attention(q, k, v, self.arg(6, "scale"), self.arg(5, "is_causal", False), self.arg(3, "attn_mask"))
+        first = node.args[0] if node.args else None
+        if first not in self.ids:
+            raise self.refuse("its first operand does not depend on the input")
+        x = self.ids[first]
+        if node.op == "call_module":
+            m = self.gm.get_submodule(target)
+            if isinstance(m, (self.torch.nn.TransformerEncoderLayer, self.torch.nn.TransformerEncoder)):
+                self.no_masks(1)
+                return (fx_composites.encoder_layer if isinstance(m, self.torch.nn.TransformerEncoderLayer)
+                        else fx_composites.encoder)(self, m, x)
+            return self.read_module(m, x)
+        return self.read_call(name, x)
