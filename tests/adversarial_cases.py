@@ -178,6 +178,11 @@ assert {p['backend'] for p in res.points} == {'native[seq]', 'numpy'}""")
 case("cupy_missing", "MissingDependencyError", MISSING.replace("{v}", "'cupy'") + "bc.cupy()")
 case("keras_missing", "MissingDependencyError", MISSING.replace("{v}", "'keras'") + "bc.keras()")
 case("keras_missing_from_keras", "MissingDependencyError", MISSING.replace("{v}", "'keras'") + "bc.from_keras(object())")
+case("onnxruntime_missing", "MissingDependencyError", MISSING.replace("{v}", "'onnxruntime'") + "bc.onnx()")
+case("onnx_missing_model", "MissingDependencyError", MISSING.replace("{v}", "'onnx'") +
+     "bc.sweep('model.onnx', [1], [bc.native()], data=np.ones((2, 3), np.float32))")
+case("onnx_flags", "ArgumentError", "bc.onnx(optimization='max')")
+case("onnx_gpu", "DeviceUnavailableError", "bc.onnx(device='cuda')")
 
 # -- timer ------------------------------------------------------------------------------------------------
 cases("timer_setting", "ArgumentError", "bc.Timer({v}).policy()", {

@@ -19,7 +19,8 @@ PACKAGE = ROOT / "python" / "batchcore"
 PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cuda13x": {"cupy", "cupyx"},
             "threadpoolctl": {"threadpoolctl"}, "scikit-learn": {"sklearn"}, "rich": {"rich"},
             "matplotlib": {"matplotlib"}, "pandas": {"pandas"}, "keras": {"keras"},
-            "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}, "transformers": {"transformers"}}
+            "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}, "transformers": {"transformers"},
+            "onnxruntime": {"onnxruntime"}, "onnx": {"onnx"}, "onnxscript": {"onnxscript"}}
 
 
 def declared():
@@ -100,3 +101,10 @@ def test_the_hf_extra_pulls_no_torch():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert extras["hf"] == {"transformers"}
     assert not any("torch" in r or "[" in r for r in project["optional-dependencies"]["hf"])
+
+
+def test_the_onnx_extra_is_onnx_runtimes_cpu_build_and_pulls_no_torch():
+    _, extras = declared()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["onnx"] == {"onnxruntime", "onnx", "onnxscript"}
+    assert not any("torch" in r or "gpu" in r or "[" in r for r in project["optional-dependencies"]["onnx"])

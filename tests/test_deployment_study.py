@@ -153,11 +153,9 @@ def test_the_real_queue_agrees_with_the_simulation(slow_net):
     assert "The queue model, replayed with the service times the real run paid, agrees" in study.verdict
     for c in checks:
         assert c["real"]["mean_batch"] == pytest.approx(c["replayed"]["mean_batch"], rel=0.25)
-        # the comparison can fail: a replay 2.5x slower than it was disagrees on the median. (Its intervals
-        # bootstrap over the run's 4 segments: when the machine is busy with something else during some of
-        # them, a p50's is up to 2.3x wide, a p99's 3x. The model errors the check catches: the next test.)
-        slower = [2.5 * v for v in c["replayed"]["p50_ci_ms"]]
-        assert not agree(slower, c["real"]["p50_ci_ms"])
+    # That the comparison can fail is shown with no machine speed in the verdict (a real run's intervals
+    # bootstrap over its 4 segments, and a machine busy with something else during some of them made a
+    # p50's 5x wide, wide enough to take a replay 2.5x slower): the tests below.
 
 
 def test_observed_service_times_are_sorted_as_the_simulator_draws_them():

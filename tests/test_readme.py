@@ -22,7 +22,8 @@ RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "t
           "own-module": "test_the_own_module_example_runs_as_a_script",
           "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs",
           "keras-model": "test_the_keras_example_runs_as_a_script",
-          "hugging-face": "test_the_hugging_face_example_runs_as_a_script"}
+          "hugging-face": "test_the_hugging_face_example_runs_as_a_script",
+          "onnx-model": "test_the_onnx_example_runs_as_a_script"}
 
 
 def snippet(name: str = "quickstart") -> str:
@@ -179,6 +180,22 @@ def test_the_hugging_face_example_runs_as_a_script(tmp_path):
     assert [int(r[1]) for r in rows[:4]] == [1, 2, 8, 64]
     assert any("12 predictions of 100 classes per row" in line and "DynamicCache" in line for line in lines)
     assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
+
+
+@pytest.mark.slow
+def test_the_onnx_example_runs_as_a_script(tmp_path):
+    """The MLP of docs/models.md exported to ONNX and swept on ONNX Runtime with three sets of options."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    (tmp_path / "onnx_model.py").write_text(snippet("onnx-model"))
+    done = run(["onnx_model.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    noise = [line for line in done.stderr.splitlines() if not line.startswith("sweep: ")]
+    assert not noise, "the export printed to the console: " + "\n".join(noise[:10])
+    lines = done.stdout.splitlines()
+    for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]"):
+        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()]
+        assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
 
 
 @pytest.mark.slow

@@ -16,12 +16,13 @@ from .base import Backend, Runs, TimedBatch, check_batch_size, check_input, cold
 from .cuda_events import event_sampler, stream_sm_clock
 from .keras_backend import KerasBackend
 from .native_core import NativeBackend, cpu_model, gpu_model
+from .onnx_backend import OnnxBackend
 from .pytorch import TorchBackend, module_on
 
-__all__ = ["Backend", "CupyBackend", "KerasBackend", "NativeBackend", "NumpyBackend", "Runs", "TimedBatch",
+__all__ = ["Backend", "CupyBackend", "KerasBackend", "NativeBackend", "NumpyBackend", "OnnxBackend", "Runs", "TimedBatch",
            "TorchBackend", "array_forward", "check_batch_size", "check_input", "cold_copies", "cold_input_bytes",
            "cpu_model", "cupy", "event_sampler", "from_settings", "gpu_model", "keras", "module_on", "native",
-           "numpy", "stream_sm_clock", "torch"]
+           "numpy", "onnx", "stream_sm_clock", "torch"]
 
 
 def native(order: str = "seq", precision: str = "fp32", policy: str | None = None, threads: int | None = None,
@@ -61,3 +62,14 @@ def keras(mode: str = "predict") -> KerasBackend:
     read by ``bc.from_keras`` (as the very Keras model read). Needs the ``keras`` extra
     (MissingDependencyError without it)."""
     return KerasBackend(mode)
+
+
+def onnx(threads: int | None = None, optimization: str = "all", deterministic: bool = False,
+         inter_op_threads: int | None = None, device: str = "cpu") -> OnnxBackend:
+    """ONNX Runtime's CPU execution provider, one session per model, ``session.run`` per batch.
+    ``threads``: intra-op threads (default: all cores); ``optimization``: the graph optimisation level,
+    "disabled", "basic", "extended" or "all" (ONNX Runtime's default); ``deterministic``: its
+    ``use_deterministic_compute``; ``inter_op_threads``: default 1 (the sequential execution mode uses
+    none). Runs ONNX models (a ``.onnx`` path, an ``onnx.ModelProto``). Needs the ``onnx`` extra
+    (MissingDependencyError without it)."""
+    return OnnxBackend(device, threads, optimization, deterministic, inter_op_threads)

@@ -23,8 +23,9 @@ import numpy as np
 
 from .. import checks
 from ..errors import ArgumentError, DeviceUnavailableError, DTypeError, ModuleError
-from ..frontends.keras.module import KerasInputs, KerasModule, import_keras, outputs_of
+from ..frontends.keras.module import KerasModule, import_keras, outputs_of
 from ..measure.timing import Timer, as_timer
+from ..model.array_inputs import ArrayInputs
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel
 from ..model.opaque import OpaqueModel, Output, Outputs, concat_outputs
@@ -121,7 +122,7 @@ class KerasBackend(Backend):
         except Exception as e:
             raise ModuleError(f"{keras_model.name} raised {type(e).__name__} on {rows} rows ({self.mode}): {e}") from e
 
-    def _batches(self, keras_model: Any, inputs: KerasInputs, batch_size: int) -> Outputs:
+    def _batches(self, keras_model: Any, inputs: ArrayInputs, batch_size: int) -> Outputs:
         """All rows in batches of ``batch_size``: one predict, or one call per batch (joined row-wise)."""
         n, b = inputs.rows, check_batch_size(batch_size)
         if self.mode == "predict":
@@ -174,11 +175,11 @@ class KerasBackend(Backend):
         return result[0].values.reshape(rows, -1) if result[0].values.ndim > 2 else result[0].values
 
     def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
-        return self._rows(self._batches(self._source(model), KerasInputs((x,)), len(x)), len(x))
+        return self._rows(self._batches(self._source(model), ArrayInputs((x,)), len(x)), len(x))
 
     def run_batched(self, model: AnyModel, data: np.ndarray, batch_size: int) -> np.ndarray:
         data = check_input(model, data)
-        return self._rows(self._batches(self._source(model), KerasInputs((data,)), batch_size), len(data))
+        return self._rows(self._batches(self._source(model), ArrayInputs((data,)), batch_size), len(data))
 
     def measure(self, model: AnyModel, x: np.ndarray, timer: Timer | None = None, cold: bool = False,
                 memory: bool = True) -> TimedBatch:

@@ -3,7 +3,8 @@ for one of them either **reads** it into batchcore's own representation (a chain
 or a :class:`~batchcore.model.graph.GraphModel`, which every backend of its kind runs with named orders)
 or **wraps** it as it is (an :class:`~batchcore.model.opaque.OpaqueModel`, which only that framework's
 backends run). Backends say which models they run (``Backend.runs``); nothing else dispatches on a
-framework. PyTorch's frontend is :mod:`batchcore.frontends.torch`, Keras's :mod:`batchcore.frontends.keras`.
+framework. PyTorch's frontend is :mod:`batchcore.frontends.torch`, Keras's :mod:`batchcore.frontends.keras`,
+ONNX's :mod:`batchcore.frontends.onnx`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ..model.chain import Model
 from ..model.graph import GraphModel
 from ..model.opaque import OpaqueModel
 from .keras import KerasFrontend
+from .onnx import OnnxFrontend
 from .torch import TorchFrontend
 
 
@@ -31,7 +33,7 @@ class Frontend(Protocol):
 
 
 # asked in order; the first that claims an object takes it (torch's last: it claims any callable)
-FRONTENDS: list[Frontend] = [KerasFrontend(), TorchFrontend()]
+FRONTENDS: list[Frontend] = [KerasFrontend(), OnnxFrontend(), TorchFrontend()]
 
 
 def frontend_of(obj: Any) -> Frontend:
@@ -40,4 +42,4 @@ def frontend_of(obj: Any) -> Frontend:
         if frontend.claims(obj):
             return frontend
     raise ArgumentError("a model must be a batchcore Model (bc.mlp(...), bc.from_torch(module)), a torch.nn.Module, "
-                        f"a Keras model or a callable, got {obj!r}")
+                        f"a Keras model, an ONNX model (a .onnx path or an onnx.ModelProto) or a callable, got {obj!r}")

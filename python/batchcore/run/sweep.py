@@ -48,6 +48,12 @@ def _sample_shape(data: Any) -> tuple[int, ...] | None:
     return tuple(int(d) for d in shape[1:]) if shape is not None and len(shape) >= 2 else None
 
 
+def _several_inputs(data: Any) -> bool:
+    """Whether ``data`` is several arrays (a list, tuple or dict of them): a module's several inputs."""
+    parts = list(data.values()) if isinstance(data, dict) else data if isinstance(data, (list, tuple)) else []
+    return bool(parts) and all(getattr(p, "shape", None) is not None for p in parts)
+
+
 def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool = True) -> AnyModel | OpaqueModel:
     """What the sweep runs: a batchcore model as it is; a framework's module wrapped as it is when every
     backend runs it so (no reading needed), else read by its frontend (``bc.from_torch`` with the data's
@@ -70,6 +76,11 @@ def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool
     if wrapped is not None and all(b.runs(wrapped) for b in backends):
         return wrapped
     if data is not None and _sample_shape(data) is None:  # the data, not the module, is what is wrong
+        if wrap_error is not None:  # unless the module cannot run as it is either: that says more
+            raise wrap_error
+        if wrapped is not None and _several_inputs(data):  # its own backends run it; the others are refused, saying why
+            return checked(wrapped, f"{frontend.reader} reads a module with one input array, and the data is a "
+                                    f"{type(data).__name__}")
         raise DTypeError(f"data must be a numpy array or a torch tensor whose first dimension is the batch, got a "
                          f"{type(data).__name__}: {frontend.reader} reads the module with one sample's shape and dtype")
     data_dtype = str(getattr(data, "dtype", "")).removeprefix("torch.")

@@ -11,13 +11,13 @@ says so (DTypeError) instead of being cast. Keras is imported only when called.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ...errors import DTypeError, MissingDependencyError, NonFiniteError, ShapeError
-from ...model.opaque import FLOAT_FORMATS, OpaqueModel, Output, Outputs, as_output, flatten_outputs, format_of
+from ...errors import DTypeError, MissingDependencyError
+from ...model.array_inputs import ArrayInputs, ArrayModel, array_inputs, dtype_name
+from ...model.opaque import FLOAT_FORMATS, Output, Outputs, as_output, flatten_outputs, format_of
 
 
 def import_keras() -> Any:
@@ -52,34 +52,6 @@ def folded_batch_norm(keras: Any, layer: Any) -> tuple[np.ndarray, np.ndarray]:
     return scale, b - mean * scale
 
 
-@dataclass(frozen=True)
-class KerasInputs:
-    """The user's data, checked, as Keras takes it: ``arrays`` (numpy, rows first), in the structure they
-    came in (``keys`` for a dict, ``single`` for one array, else a list)."""
-
-    arrays: tuple[np.ndarray, ...]
-    keys: tuple[str, ...] | None = None
-    single: bool = True
-
-    def feed(self) -> Any:
-        """What ``model.predict`` and ``model(...)`` are given: an array, a list or a dict of arrays."""
-        if self.keys is not None:
-            return dict(zip(self.keys, self.arrays, strict=True))
-        return self.arrays[0] if self.single else list(self.arrays)
-
-    @property
-    def rows(self) -> int:
-        return len(self.arrays[0])
-
-    def part(self, index: Any) -> KerasInputs:
-        """The rows at ``index`` (a slice or an array of indices) of every input, contiguous."""
-        return KerasInputs(tuple(np.ascontiguousarray(a[index]) for a in self.arrays), self.keys, self.single)
-
-
-def _dtype_name(a: np.ndarray) -> str:
-    return a.dtype.name  # ml_dtypes' bfloat16 is named "bfloat16"
-
-
 def _expected_dtypes(model: Any) -> list[str] | None:
     """The dtypes of the model's inputs, where it declares them (a built functional or Sequential model)."""
     try:
@@ -88,15 +60,7 @@ def _expected_dtypes(model: Any) -> list[str] | None:
         return None
 
 
-def _as_array(part: Any, where: str) -> np.ndarray:
-    if isinstance(part, np.ndarray):
-        return part
-    if hasattr(part, "numpy") and hasattr(part, "dtype") and hasattr(part, "shape"):  # an eager tf.Tensor
-        return np.asarray(part.numpy())
-    raise DTypeError(f"{where} must be a numpy array (or a TensorFlow tensor), got {type(part).__name__}")
-
-
-class KerasModule(OpaqueModel):
+class KerasModule(ArrayModel):
     """A Keras 3 model that batchcore runs as it is, through the Keras backends. ``dtype``: the format
     its layers compute in (the dtype policy's compute dtype: "fp32", "fp16" or "bf16")."""
 
@@ -130,61 +94,12 @@ class KerasModule(OpaqueModel):
             h.update(values.tobytes())
         return h.hexdigest()[:16]
 
-    def inputs(self, data: Any) -> KerasInputs:
+    def inputs(self, data: Any) -> ArrayInputs:
         """The user's data checked: numpy arrays (or eager TensorFlow tensors, taken as numpy of the same
         dtype) sharing their first dimension; a floating input in float32, float16 or bfloat16, finite, of
         the dtype of the model's input where the model declares one; integer inputs (token ids) as given."""
-        if isinstance(data, KerasInputs):
-            return data
-        if isinstance(data, dict):
-            if not data or not all(isinstance(k, str) for k in data):
-                raise ShapeError("dict data must map the model's input names (strings) to arrays")
-            keys: tuple[str, ...] | None = tuple(data)
-            parts, single = list(data.values()), False
-        else:
-            keys, single = None, not isinstance(data, (tuple, list))
-            parts = [data] if single else list(data)
-        if not parts:
-            raise ShapeError("data is empty: pass an array (or a list or dict of them) whose first dimension is the batch")
-        expected = _expected_dtypes(self.model) if keys is None else None
-        arrays = []
-        for i, part in enumerate(parts):
-            where = "data" if single else f"data[{keys[i]!r}]" if keys else f"data[{i}]"
-            a = _as_array(part, where)
-            if a.ndim == 0 or a.shape[0] == 0:
-                raise ShapeError(f"{where} has shape {a.shape}: its first dimension is the batch and must hold rows")
-            name = _dtype_name(a)
-            want = expected[i] if expected is not None and len(expected) == len(parts) else None
-            floating = name in ("float16", "float32", "bfloat16", "float64")
-            if floating:
-                if name == "float64" or (want is not None and want != name and "float" in want):
-                    raise DTypeError(f"{where} is {name} but {self.name} takes {want or 'float32'}; batchcore does not "
-                                     f"convert inputs (Keras would, silently): pass {where}.astype('{want or 'float32'}')")
-                if not np.isfinite(a.astype(np.float32) if name == "bfloat16" else a).all():
-                    raise NonFiniteError(f"{where} contains NaN or Inf")
-            elif a.dtype.kind not in "iub":
-                raise DTypeError(f"{where} is {name}; Keras models here take numbers: floating or integer arrays")
-            arrays.append(a)
-        rows = {len(a) for a in arrays}
-        if len(rows) > 1:
-            raise ShapeError(f"the inputs' first dimensions differ ({sorted(rows)}): each is the batch")
-        return KerasInputs(tuple(arrays), keys, single)
-
-    def count(self, inputs: KerasInputs) -> int:
-        return inputs.rows
-
-    def rows(self, inputs: KerasInputs, start: int, stop: int) -> KerasInputs:
-        return inputs.part(slice(start, stop))
-
-    def take(self, inputs: KerasInputs, indices: np.ndarray) -> KerasInputs:
-        return inputs.part(indices)
-
-    def inputs_digest(self, inputs: KerasInputs) -> str:
-        h = hashlib.sha256()
-        for key, a in zip(inputs.keys or range(len(inputs.arrays)), inputs.arrays, strict=True):
-            h.update(f"{key}:{_dtype_name(a)}:{a.shape}".encode())
-            h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()[:16]
+        expected = None if isinstance(data, dict) else _expected_dtypes(self.model)
+        return array_inputs(data, self.name, "Keras", expected)
 
 
 def outputs_of(result: Any, rows: int) -> Outputs:
@@ -196,7 +111,7 @@ def outputs_of(result: Any, rows: int) -> Outputs:
         if not (isinstance(obj, np.ndarray) or keras.ops.is_tensor(obj)):
             return None
         values = to_numpy(keras, obj)
-        dtype = _dtype_name(values)
+        dtype = dtype_name(values)
         # bfloat16 as float32: exact (bfloat16 is float32 with 16 fewer mantissa bits)
         return as_output(name, values.astype(np.float32) if dtype == "bfloat16" else values, dtype, rows)
 
