@@ -152,9 +152,6 @@ def test_other_backends_say_why_they_do_not_run_an_onnx_model(tmp_path):
     with pytest.raises(bc.ArgumentError, match="native.*bc.from_onnx reads a module with one input array, and the "
                                                "data is a list"):
         bc.sweep(tmp_path / "two.onnx", data=data, backends=[bc.onnx(), bc.native()], progress=False)
-    path = bc.export_onnx(mlp(), torch.randn(2, 96), tmp_path / "mlp.onnx")
-    with pytest.raises(bc.ArgumentError, match="not read into the native core yet.*bc.onnx"):
-        bc.sweep(path, data=np.ones((4, 96), np.float32), backends=[bc.onnx(), bc.native()], progress=False)
     with pytest.raises(bc.ArgumentError, match="bc.export_onnx"):
         bc.onnx().run(bc.mlp([4, 2], seed=0), np.ones((1, 4), np.float32))
 

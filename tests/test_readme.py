@@ -184,7 +184,8 @@ def test_the_hugging_face_example_runs_as_a_script(tmp_path):
 
 @pytest.mark.slow
 def test_the_onnx_example_runs_as_a_script(tmp_path):
-    """The MLP of docs/models.md exported to ONNX and swept on ONNX Runtime with three sets of options."""
+    """The MLP of docs/models.md exported to ONNX and swept on ONNX Runtime with three sets of options, and
+    read into the native core, which is batch invariant."""
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     (tmp_path / "onnx_model.py").write_text(snippet("onnx-model"))
@@ -193,9 +194,10 @@ def test_the_onnx_example_runs_as_a_script(tmp_path):
     noise = [line for line in done.stderr.splitlines() if not line.startswith("sweep: ")]
     assert not noise, "the export printed to the console: " + "\n".join(noise[:10])
     lines = done.stdout.splitlines()
-    for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]"):
+    for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]", "native[seq]"):
         rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()]
         assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
+    assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
 
 
 @pytest.mark.slow

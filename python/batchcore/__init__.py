@@ -24,7 +24,7 @@ from .errors import (
     UnsupportedLayerError,
 )
 from .frontends.keras import from_keras
-from .frontends.onnx import export_onnx
+from .frontends.onnx import export_onnx, from_onnx
 from .frontends.torch.chain import from_torch
 from .info import _version, info
 from .measure import orders
@@ -47,6 +47,6 @@ __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
-    "compare", "decisions", "devices", "export_onnx", "from_keras", "from_torch", "info", "largest_batch", "mlp", "native",
-    "numerics", "orders", "probe", "studies", "sweep",
+    "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "largest_batch",
+    "mlp", "native", "numerics", "orders", "probe", "studies", "sweep",
 ]

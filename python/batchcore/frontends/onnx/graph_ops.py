@@ -1,0 +1,359 @@
+"""The reader of an ONNX graph's nodes (:mod:`.graph` drives it): each operator it knows becomes operations of a
+:class:`~batchcore.model.graph.GraphModel`; what it does not know raises UnsupportedLayerError naming the node, its
+operator and where it comes from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ...errors import NonFiniteError, UnsupportedLayerError
+from ...model.graph import GraphNode
+
+SUPPORTED = ("Gemm, MatMul by a constant, Conv (2-D), MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
+             "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), Softmax, LogSoftmax, Add, Sub, "
+             "Mul, Div (broadcasting), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
+             "index of a sample dimension), Slice, Split, Concat, ReduceMean and ReduceSum over one axis, Identity, "
+             "Dropout, Cast to float32")
+_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+_BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
+_RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
+_SAME = frozenset({"Identity", "Dropout"})
+
+
+def _f32(a: np.ndarray, what: str) -> np.ndarray:
+    out = np.array(a, dtype=np.float32, order="C")
+    if not np.isfinite(out).all():
+        raise NonFiniteError(f"{what} contains NaN or Inf")
+    return out
+
+
+def _where(node: Any) -> str:
+    """Where a node comes from: the last frame outside torch of the stack torch's exporter recorded, else its
+    module path, else nothing."""
+    props = {p.key: p.value for p in node.metadata_props}
+    lines = props.get("pkg.torch.onnx.stack_trace", "").splitlines()
+    frames = [(f.strip(), code.strip()) for f, code in zip(lines, [*lines[1:], ""], strict=False)
+              if f.strip().startswith('File "') and "/torch/" not in f]
+    if frames:
+        frame, code = frames[-1]
+        return f" at {frame.removeprefix('File ')} ({code})"
+    if "namespace" in props:
+        return f" from {props['namespace'].split('/')[-2].strip(': ') if '/' in props['namespace'] else props['namespace']}"
+    return ""
+
+
+class OnnxReader:
+    """One pass over an ONNX graph's nodes in order. ``runs``: every value at B = 2 and 3; ``consts``: the
+    values that do not depend on the input's data (initializers first)."""
+
+    def __init__(self, runs: dict[int, dict[str, np.ndarray]], initializers: dict[str, np.ndarray]):
+        self.runs = runs
+        self.consts: dict[str, np.ndarray] = dict(initializers)
+        self.ids: dict[str, int] = {}          # value name -> graph node (values that depend on the input)
+        self.shape_made: set[str] = set()      # values made from the input's shape that differ with B
+        self.nodes: list[GraphNode] = []
+        self.node: Any = None
+
+    # -- helpers --------------------------------------------------------------------------------------
+    def refuse(self, why: str) -> UnsupportedLayerError:
+        return UnsupportedLayerError(f"node {self.node.name!r} ({self.node.op_type}){_where(self.node)}: {why}")
+
+    def sample(self, name: str) -> tuple[int, ...] | None:
+        """The sample shape of a batch-first value (its runs' first dimension 2 and 3), else None."""
+        v2, v3 = self.runs[2].get(name), self.runs[3].get(name)
+        if v2 is None or v3 is None or v2.ndim == 0 or v2.shape[0] != 2 or v3.shape[0] != 3 or v2.shape[1:] != v3.shape[1:]:
+            return None
+        return tuple(int(d) for d in v2.shape[1:])
+
+    def add(self, kind: str, inputs: tuple[int, ...], out_shape: tuple[int, ...] | None = None, **params: Any) -> int:
+        out = self.sample(self.node.output[0]) if out_shape is None else out_shape
+        assert out is not None  # read() checked it
+        self.nodes.append(GraphNode(kind, inputs, params, tuple(out), self.node.name, _where(self.node).strip()))
+        return len(self.nodes) - 1
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        import onnx
+
+        for a in self.node.attribute:
+            if a.name == name:
+                value = onnx.helper.get_attribute_value(a)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    def operand(self, i: int) -> str:
+        return self.node.input[i] if len(self.node.input) > i else ""
+
+    def const(self, i: int, what: str) -> np.ndarray | None:
+        """Operand ``i`` as a constant (None when absent); refused when it depends on the input."""
+        name = self.operand(i)
+        if not name:
+            return None
+        if name not in self.consts:
+            raise self.refuse(f"its {what} depends on the input; only fixed values are supported there")
+        return self.consts[name]
+
+    def data(self, i: int = 0) -> int:
+        name = self.operand(i)
+        if name not in self.ids:
+            raise self.refuse(f"its operand {i} ({name!r}) does not depend on the input")
+        return self.ids[name]
+
+    def value(self, i: int) -> int:
+        """The graph node of an operand: an input-dependent value, or a float constant made a node here (its
+        leading dimensions of size 1 beyond the result's rank dropped: they broadcast over the batch)."""
+        name = self.operand(i)
+        if name in self.ids:
+            return self.ids[name]
+        c = self.const(i, "operand")
+        assert c is not None
+        if c.dtype.kind != "f":
+            raise self.refuse(f"an operand is {c.dtype}, not a float constant")
+        rank = len(self.sample(self.node.output[0]) or ())
+        while c.ndim > rank and c.shape[0] == 1:
+            c = c[0]
+        if c.ndim > rank:
+            raise self.refuse(f"a constant of shape {c.shape} would differ from sample to sample")
+        self.nodes.append(GraphNode("constant", (), {"value": _f32(c, name)}, tuple(c.shape), name, ""))
+        return len(self.nodes) - 1
+
+    def axis(self, axis: int, rank: int) -> int:
+        """A full-tensor axis (batch first, ``rank`` dimensions) as a sample dimension."""
+        a = int(axis) % rank
+        if a == 0:
+            raise self.refuse("it works along the batch dimension, which would mix samples")
+        return a - 1
+
+    # -- one node -------------------------------------------------------------------------------------
+    def read(self, node: Any) -> None:
+        self.node = node
+        outputs = [o for o in node.output if o]
+        on_data = any(i in self.ids for i in node.input if i)
+        if not on_data or node.op_type in ("Shape", "Size"):
+            for o in outputs:
+                self._not_on_data(o)
+            return
+        for o in outputs if node.op_type == "Split" else outputs[:1]:
+            if self.sample(o) is None:
+                raise self.refuse("its result depends on the input but does not keep the batch as its first dimension "
+                                  "(it would mix samples)")
+        if node.op_type == "Split":
+            for o, part in zip(outputs, self.split(), strict=True):
+                self.ids[o] = part
+            return
+        self.ids[node.output[0]] = self.read_op(node.op_type)
+
+    def _not_on_data(self, name: str) -> None:
+        """A value that does not depend on the input's data: a constant when it is the same at B = 2 and 3
+        (or batch-first and the same for every sample: one sample of it, broadcast), else made from the batch size."""
+        v2, v3 = self.runs[2].get(name), self.runs[3].get(name)
+        if v2 is None or v3 is None:
+            return
+        if v2.shape == v3.shape and np.array_equal(v2, v3):
+            self.consts[name] = v2
+        elif self.sample(name) is not None and all(np.array_equal(v[0], v[i]) for v in (v2, v3) for i in range(len(v))):
+            self.consts[name] = v2[:1]
+        else:
+            self.shape_made.add(name)
+
+    # -- the operators --------------------------------------------------------------------------------
+    def read_op(self, op: str) -> int:
+        reads: dict[str, Callable[[], int]] = {
+            "Gemm": self.gemm, "MatMul": self.matmul, "Conv": self.conv, "MaxPool": self.max_pool,
+            "AveragePool": self.average_pool, "BatchNormalization": self.batch_norm,
+            "LayerNormalization": self.layer_norm, "Gelu": self.gelu, "Clip": self.clip, "Transpose": self.transpose,
+            "Gather": self.gather, "Slice": self.slice, "Concat": self.concat, "ReduceMean": lambda: self.reduce(True),
+            "ReduceSum": lambda: self.reduce(False), "Cast": self.cast,
+            "GlobalAveragePool": lambda: self.add("adaptive_avg_pool2d", (self.data(),), output_size=[1, 1]),
+            "Softmax": lambda: self.softmax("softmax"), "LogSoftmax": lambda: self.softmax("log_softmax"),
+        }
+        if op in _BINARY:
+            return self.add("binary", (self.value(0), self.value(1)), op=_BINARY[op])
+        if op in _ACTIVATIONS:
+            return self.add("activation", (self.data(),), name=_ACTIVATIONS[op])
+        if op in _RESHAPES:
+            return self.add("reshape", (self.data(),), shape=list(self.sample(self.node.output[0]) or ()))
+        if op in _SAME:
+            return self.data()
+        if op not in reads:
+            raise self.refuse(f"{op} is not supported; supported: {SUPPORTED}")
+        return reads[op]()
+
+    def _rank(self) -> int:
+        return len(self.sample(self.operand(0)) or ()) + 1
+
+    def linear(self, x: int, weight: np.ndarray, bias: np.ndarray | None) -> int:
+        b = None if bias is None else _f32(np.broadcast_to(bias, (weight.shape[0],)), f"{self.node.name} bias")
+        return self.add("linear", (x,), weight=_f32(weight, f"{self.node.name} weight"), bias=b)
+
+    def gemm(self) -> int:
+        if self.attr("transA", 0) or self.attr("alpha", 1.0) != 1.0 or self.attr("beta", 1.0) != 1.0:
+            raise self.refuse("Gemm with transA, or alpha or beta other than 1, is not supported")
+        w = self.const(1, "weight")
+        assert w is not None
+        return self.linear(self.data(), w if self.attr("transB", 0) else w.T, self.const(2, "bias"))
+
+    def matmul(self) -> int:
+        if self.operand(1) in self.ids:
+            raise self.refuse("MatMul of two values that depend on the input (attention) is not read yet")
+        w = self.const(1, "weight")
+        assert w is not None
+        if w.ndim != 2:
+            raise self.refuse(f"MatMul by a constant of shape {w.shape} is not supported, only a matrix")
+        return self.linear(self.data(), w.T, None)
+
+    def _pads(self, kernel: list[int]) -> list[int]:
+        """Symmetric padding (top, left) from ``pads`` or ``auto_pad``; uneven padding is refused."""
+        auto = self.attr("auto_pad", "NOTSET")
+        if auto in ("SAME_UPPER", "SAME_LOWER"):
+            dil = list(self.attr("dilations", [1, 1]))
+            total = [d * (k - 1) for d, k in zip(dil, kernel, strict=True)]
+            if any(t % 2 for t in total) or list(self.attr("strides", [1, 1])) != [1, 1]:
+                raise self.refuse(f"auto_pad={auto} pads unevenly here, which is not supported")
+            return [t // 2 for t in total]
+        pads = list(self.attr("pads", [0, 0, 0, 0]))
+        if len(pads) != 4 or pads[:2] != pads[2:]:
+            raise self.refuse(f"pads {pads} are uneven (begin != end), which is not supported")
+        return pads[:2]
+
+    def conv(self) -> int:
+        w = self.const(1, "weight")
+        assert w is not None
+        if w.ndim != 4:
+            raise self.refuse(f"a {w.ndim - 2}-D convolution is not supported, only 2-D")
+        kernel = list(w.shape[2:])
+        bias = self.const(2, "bias")
+        return self.add("conv2d", (self.data(),), weight=_f32(w, f"{self.node.name} weight"),
+                        bias=None if bias is None else _f32(bias, f"{self.node.name} bias"),
+                        stride=list(self.attr("strides", [1, 1])), padding=self._pads(kernel),
+                        dilation=list(self.attr("dilations", [1, 1])), groups=int(self.attr("group", 1)))
+
+    def max_pool(self) -> int:
+        kernel = list(self.attr("kernel_shape"))
+        if len(kernel) != 2 or self.attr("storage_order", 0) or len([o for o in self.node.output if o]) > 1:
+            raise self.refuse("only 2-D max pooling of one output is supported")
+        return self.add("max_pool2d", (self.data(),), kernel=kernel, stride=list(self.attr("strides", [1, 1])),
+                        padding=self._pads(kernel), dilation=list(self.attr("dilations", [1, 1])),
+                        ceil_mode=bool(self.attr("ceil_mode", 0)))
+
+    def average_pool(self) -> int:
+        kernel = list(self.attr("kernel_shape"))
+        if len(kernel) != 2 or list(self.attr("dilations", [1, 1])) != [1, 1]:
+            raise self.refuse("only 2-D average pooling without dilation is supported")
+        return self.add("avg_pool2d", (self.data(),), kernel=kernel, stride=list(self.attr("strides", [1, 1])),
+                        padding=self._pads(kernel), ceil_mode=bool(self.attr("ceil_mode", 0)),
+                        count_include_pad=bool(self.attr("count_include_pad", 0)), divisor_override=0)
+
+    def batch_norm(self) -> int:
+        scale, bias, mean, var = (self.const(i, what).astype(np.float64)  # type: ignore[union-attr]
+                                  for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+        folded = scale / np.sqrt(var + float(self.attr("epsilon", 1e-5)))  # in float64, rounded once to float32
+        return self.add("channel_affine", (self.data(),), scale=_f32(folded, self.node.name),
+                        shift=_f32(bias - mean * folded, self.node.name))
+
+    def layer_norm(self) -> int:
+        x = self.data()
+        if int(self.attr("axis", -1)) % self._rank() != self._rank() - 1:
+            raise self.refuse("layer normalization over other axes than the last is not supported")
+        n = self.nodes[x].shape[-1]
+        scale, bias = self.const(1, "scale"), self.const(2, "bias")
+        return self.add("layer_norm", (x,), weight=_f32(np.ones(n) if scale is None else np.broadcast_to(scale, (n,)),
+                                                          self.node.name),
+                        bias=_f32(np.zeros(n) if bias is None else np.broadcast_to(bias, (n,)), self.node.name),
+                        eps=float(self.attr("epsilon", 1e-5)))
+
+    def gelu(self) -> int:
+        approximate = self.attr("approximate", "none")
+        return self.add("activation", (self.data(),), name="gelu_tanh" if approximate == "tanh" else "gelu")
+
+    def clip(self) -> int:
+        low, high = self.const(1, "minimum"), self.const(2, "maximum")
+        if low is None or high is None or (float(low), float(high)) != (0.0, 6.0):
+            raise self.refuse("Clip is supported as ReLU6 only (minimum 0, maximum 6)")
+        return self.add("activation", (self.data(),), name="relu6")
+
+    def softmax(self, kind: str) -> int:
+        return self.add(kind, (self.data(),), dim=self.axis(self.attr("axis", -1), self._rank()))
+
+    def transpose(self) -> int:
+        perm = list(self.attr("perm", list(range(self._rank()))[::-1]))
+        if perm[0] != 0:
+            raise self.refuse("it moves the batch dimension, which would mix samples")
+        return self.add("permute", (self.data(),), perm=[p - 1 for p in perm[1:]])
+
+    def gather(self) -> int:
+        if self.operand(1) in self.ids:  # a table looked up by token ids
+            table = self.const(0, "table")
+            if table is None or int(self.attr("axis", 0)) != 0 or table.ndim != 2:
+                raise self.refuse("Gather is read as an embedding only: a constant 2-D table, indices from the input")
+            return self.add("embedding", (self.data(1),), table=_f32(table, f"{self.node.name} table"))
+        index = self.const(1, "index")
+        if index is None or index.ndim != 0:
+            raise self.refuse("Gather of the input's values is supported by one constant index only")
+        d = self.axis(self.attr("axis", 0), self._rank())
+        x = self.data()
+        length = self.nodes[x].shape[d]
+        i = int(index) % length
+        kept = tuple(1 if j == d else s for j, s in enumerate(self.nodes[x].shape))
+        one = self.add("slice", (x,), kept, dim=d, start=i, stop=i + 1, step=1)
+        return self.add("reshape", (one,), shape=list(self.sample(self.node.output[0]) or ()))
+
+    def slice(self) -> int:
+        starts, ends = self.const(1, "starts"), self.const(2, "ends")
+        axes, steps = self.const(3, "axes"), self.const(4, "steps")
+        assert starts is not None and ends is not None
+        x = self.data()
+        rank = self._rank()
+        axes = np.arange(len(starts)) if axes is None else axes
+        steps = np.ones(len(starts), np.int64) if steps is None else steps
+        for a, s, e, st in zip(axes, starts, ends, steps, strict=True):
+            d = self.axis(int(a), rank)
+            length = self.nodes[x].shape[d]
+            begin, stop, step = slice(int(s), int(e), int(st)).indices(length)
+            if step < 1:
+                raise self.refuse("a Slice with a negative step is not supported")
+            if (begin, stop, step) == (0, length, 1):
+                continue
+            shape = tuple(len(range(begin, stop, step)) if j == d else n for j, n in enumerate(self.nodes[x].shape))
+            x = self.add("slice", (x,), shape, dim=d, start=begin, stop=stop, step=step)
+        return x
+
+    def split(self) -> list[int]:
+        x = self.data()
+        d = self.axis(self.attr("axis", 0), self._rank())
+        sizes = [self.sample(o)[d] for o in self.node.output if o]  # type: ignore[index]
+        parts, start = [], 0
+        for n in sizes:
+            shape = tuple(n if j == d else s for j, s in enumerate(self.nodes[x].shape))
+            parts.append(self.add("slice", (x,), shape, dim=d, start=start, stop=start + n, step=1))
+            start += n
+        return parts
+
+    def concat(self) -> int:
+        parts = [i for i in self.node.input if i]
+        if not all(p in self.ids for p in parts):
+            raise self.refuse("Concat of a constant with values that depend on the input is not supported")
+        return self.add("concat", tuple(self.ids[p] for p in parts), dim=self.axis(self.attr("axis"), self._rank()))
+
+    def reduce(self, mean: bool) -> int:
+        axes = self.attr("axes")
+        if axes is None:
+            given = self.const(1, "axes")
+            axes = None if given is None else list(given.reshape(-1))
+        if axes is None or len(axes) != 1:
+            raise self.refuse(f"{self.node.op_type} over {axes} is not supported: one axis of the sample")
+        x = self.data()
+        d = self.axis(int(axes[0]), self._rank())
+        shape = tuple(s for j, s in enumerate(self.nodes[x].shape) if j != d) or (1,)
+        reduced = self.add("reduce", (x,), shape, dim=d, mean=mean)
+        out = self.sample(self.node.output[0])
+        return reduced if out == shape else self.add("reshape", (reduced,), shape=list(out or ()))
+
+    def cast(self) -> int:
+        import onnx
+
+        if self.attr("to") != onnx.TensorProto.FLOAT or self.runs[2][self.operand(0)].dtype != np.float32:
+            raise self.refuse("a Cast is supported only from float32 to float32")
+        return self.data()
