@@ -1,5 +1,5 @@
-"""One trained digits CNN in PyTorch, Keras/TensorFlow and batchcore's native core: what each does with the
-batch size, side by side, from one run (the README's table).
+"""One trained digits CNN in PyTorch, Keras/TensorFlow, ONNX Runtime, JAX and batchcore's native core: what
+each does with the batch size, side by side, from one run (the README's table).
 
 The CNN of the studies (two 3x3 convolutions of 16 and 32 channels with ReLU and 2x2 max pooling, a linear
 layer to 10 classes) is trained in PyTorch on scikit-learn's bundled digits, then copied weight for weight
@@ -7,8 +7,11 @@ into the same Keras model (kernels OIHW -> HWIO; the last layer's rows reordered
 channels-first flattening to Keras's channels-last one). Validated first: the Keras twin's outputs agree
 with torch's to float32 rounding. Then each framework's sweep over the 450 held-out digits: torch (and the
 native core reading the torch module), Keras's predict and call (and the native core reading the Keras
-model); per backend its invariance classes, the least share of bits equal to B=1's, the largest ULP
-distance to B=1 and to the exactly rounded result, argmax flips, and the median time per batch.
+model), ONNX Runtime on the module exported by bc.export_onnx with its default options, its graph
+optimisations off and its deterministic compute on (and the native core reading the ONNX file), and the
+same CNN written as a JAX function of the torch weights, jitted and op by op (validated like the Keras twin); per
+backend its invariance classes, the least share of bits equal to B=1's, the largest ULP distance to B=1
+and to the exactly rounded result, argmax flips, and the median time per batch.
 Last: which of them give the same bits at B=1, and (full run) TensorFlow's determinism switches on the
 Keras model (bc.studies.switches).
 
@@ -20,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -49,7 +54,27 @@ def keras_twin(net: torch.nn.Module) -> keras.Model:
     return model
 
 
-def summary(res: bc.SweepResult, framework: str) -> list[dict]:
+def jax_twin(net: torch.nn.Module) -> bc.frontends.jax.JaxModel:
+    """The same CNN as a JAX function of the torch module's weights (NCHW, as torch lays it out)."""
+    lax = jax.lax
+    params = {name: t.detach().numpy().copy() for name, t in net.state_dict().items()}
+
+    def conv_relu_pool(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+        y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        y = jax.nn.relu(y + b[None, :, None, None])
+        return lax.reduce_window(y, -jax.numpy.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def digits_cnn(p: dict, x: jax.Array) -> jax.Array:
+        h = conv_relu_pool(conv_relu_pool(x, p["0.weight"], p["0.bias"]), p["3.weight"], p["3.bias"])
+        return h.reshape(h.shape[0], -1) @ p["7.weight"].T + p["7.bias"]
+
+    return bc.jax_model(digits_cnn, params)
+
+
+def summary(res: bc.SweepResult, framework: str, ulp_exact: dict | None = None) -> list[dict]:
+    """Per backend of ``res``: its classes, bits, ULPs, flips and times. ``ulp_exact``: (backend, B) -> the
+    ULPs to the exactly rounded logits, for the backends whose sweep has no exact reference (a JAX function
+    run as it is: computed here against the native core's ``exact`` order on the same weights)."""
     rows = []
     for label in dict.fromkeys(p["backend"] for p in res.points):
         pts = [p for p in res.points if p["backend"] == label]
@@ -58,7 +83,9 @@ def summary(res: bc.SweepResult, framework: str) -> list[dict]:
             groups.setdefault(p["fingerprint"], []).append(p["batch_size"])
         rows.append({"framework": framework, "backend": label, "classes": list(groups.values()),
                      "least_equal": min(p["bitwise_equal_frac"] for p in pts), "ulp_b1": max(p["max_ulp_vs_b1"] for p in pts),
-                     "ulp_exact": max(p["max_ulp_vs_exact"] for p in pts), "flips": max(p["argmax_changed"] for p in pts),
+                     "ulp_exact": max(p["max_ulp_vs_exact"] if p["max_ulp_vs_exact"] is not None
+                                      else (ulp_exact or {})[(label, p["batch_size"])] for p in pts),
+                     "flips": max(p["argmax_changed"] for p in pts),
                      "ms": {p["batch_size"]: p["time_ms"] for p in pts}})
     return rows
 
@@ -78,6 +105,10 @@ def main() -> None:
     got = np.asarray(twin(nhwc))
     assert np.allclose(got, ref, rtol=1e-4, atol=1e-5), f"the Keras twin differs from torch by {np.abs(got - ref).max()}"
 
+    in_jax = jax_twin(net)
+    got_jax = np.asarray(jax.jit(in_jax.fn)(in_jax.params, images))
+    assert np.allclose(got_jax, ref, rtol=1e-4, atol=1e-5), f"the JAX twin differs from torch by {np.abs(got_jax - ref).max()}"
+
     sizes = [1, 8, 450] if args.quick else [1, 2, 8, 64, 450]
     quick_timer = bc.Timer(min_time_s=0, timeout_s=0.3, target=0.5)
     timer = quick_timer if args.quick else bc.Timer(min_time_s=0.2, timeout_s=4, target=0.02)
@@ -87,9 +118,19 @@ def main() -> None:
                          timer=timer, rounds=rounds, progress=False)
     keras_res = bc.sweep(twin, sizes, backends=[bc.keras(), bc.keras(mode="call"), bc.native()], data=nhwc, labels=labels,
                          timer=timer, rounds=rounds, progress=False)
-    rows = summary(torch_res, "PyTorch module") + summary(keras_res, "Keras model")
+    onnx_path = bc.export_onnx(net, images[:4], os.path.join(tempfile.mkdtemp(), "digits_cnn.onnx"))
+    onnx_res = bc.sweep(onnx_path, sizes, backends=[bc.onnx(), bc.onnx(optimization="disabled"), bc.onnx(deterministic=True),
+                                                    bc.native()], data=images, labels=labels, timer=timer, rounds=rounds,
+                        progress=False)
+    jax_res = bc.sweep(in_jax, sizes, backends=[bc.jax(), bc.jax(jit=False)], data=images, labels=labels, timer=timer,
+                       rounds=rounds, progress=False)
+    exact = bc.native(order="exact").run(bc.from_torch(net, input_shape=(1, 8, 8)), images)
+    jax_exact = {(b.label, B): bc.numerics.max_ulp(b.run_module(in_jax, images, B)[0].values, exact)
+                 for b in (bc.jax(), bc.jax(jit=False)) for B in sizes}
+    runs = (("PyTorch module", torch_res), ("Keras model", keras_res), ("ONNX from torch", onnx_res), ("JAX function", jax_res))
+    rows = [row for framework, res in runs for row in summary(res, framework, jax_exact)]
     print(f"accuracy (torch, B=1): {100 * float((ref.argmax(1) == labels).mean()):.2f} % on {len(labels)} digits; "
-          f"Keras twin within {np.abs(got - ref).max():.2g} of torch")
+          f"Keras twin within {np.abs(got - ref).max():.2g} of torch, JAX twin within {np.abs(got_jax - ref).max():.2g}")
     print("| model | backend | classes over B | least =B1 bits | max ULP vs B1 | max ULP vs exact | flips | "
           + " | ".join(f"ms at B={B}" for B in sizes) + " |")
     print("|---|---|---|---|---|---|---|" + "---|" * len(sizes))
@@ -98,7 +139,7 @@ def main() -> None:
         print(f"| {r['framework']} | {r['backend']} | {classes} | {r['least_equal']:.4f} | {r['ulp_b1']} | {r['ulp_exact']} | "
               f"{r['flips']} | " + " | ".join(f"{r['ms'][B]:.4g}" for B in sizes) + " |")
     at_b1 = {}
-    for framework, res in (("PyTorch module", torch_res), ("Keras model", keras_res)):
+    for framework, res in runs:
         for p in res.points:
             if p["batch_size"] == 1:
                 at_b1.setdefault(p["fingerprint"], []).append(f"{p['backend']} ({framework})")

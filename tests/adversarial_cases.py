@@ -182,6 +182,8 @@ case("onnxruntime_missing", "MissingDependencyError", MISSING.replace("{v}", "'o
 case("onnx_missing_model", "MissingDependencyError", MISSING.replace("{v}", "'onnx'") +
      "bc.sweep('model.onnx', [1], [bc.native()], data=np.ones((2, 3), np.float32))")
 case("onnx_flags", "ArgumentError", "bc.onnx(optimization='max')")
+case("jax_missing", "MissingDependencyError", MISSING.replace("{v}", "'jax'") + "bc.jax()")
+case("jax_missing_model", "MissingDependencyError", MISSING.replace("{v}", "'jax'") + "bc.jax_model(lambda p, x: x, {})")
 case("onnx_gpu", "DeviceUnavailableError", "bc.onnx(device='cuda')")
 
 # -- timer ------------------------------------------------------------------------------------------------

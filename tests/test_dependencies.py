@@ -20,7 +20,8 @@ PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cu
             "threadpoolctl": {"threadpoolctl"}, "scikit-learn": {"sklearn"}, "rich": {"rich"},
             "matplotlib": {"matplotlib"}, "pandas": {"pandas"}, "keras": {"keras"},
             "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}, "transformers": {"transformers"},
-            "onnxruntime": {"onnxruntime"}, "onnx": {"onnx"}, "onnxscript": {"onnxscript"}}
+            "onnxruntime": {"onnxruntime"}, "onnx": {"onnx"}, "onnxscript": {"onnxscript"},
+            "jax": {"jax"}}
 
 
 def declared():
@@ -108,3 +109,10 @@ def test_the_onnx_extra_is_onnx_runtimes_cpu_build_and_pulls_no_torch():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert extras["onnx"] == {"onnxruntime", "onnx", "onnxscript"}
     assert not any("torch" in r or "gpu" in r or "[" in r for r in project["optional-dependencies"]["onnx"])
+
+
+def test_the_jax_extra_is_the_cpu_build():
+    _, extras = declared()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["jax"] == {"jax"}
+    assert not any("cuda" in r or "tpu" in r or "torch" in r or "[" in r for r in project["optional-dependencies"]["jax"])

@@ -23,7 +23,7 @@ RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "t
           "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs",
           "keras-model": "test_the_keras_example_runs_as_a_script",
           "hugging-face": "test_the_hugging_face_example_runs_as_a_script",
-          "onnx-model": "test_the_onnx_example_runs_as_a_script"}
+          "onnx-model": "test_the_onnx_example_runs_as_a_script", "jax-model": "test_the_jax_example_runs_as_a_script"}
 
 
 def snippet(name: str = "quickstart") -> str:
@@ -195,9 +195,25 @@ def test_the_onnx_example_runs_as_a_script(tmp_path):
     assert not noise, "the export printed to the console: " + "\n".join(noise[:10])
     lines = done.stdout.splitlines()
     for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]", "native[seq]"):
-        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()]
+        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()
+                and "classes:" not in line]
         assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
     assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
+
+
+@pytest.mark.slow
+def test_the_jax_example_runs_as_a_script(tmp_path):
+    """The JAX function of docs/models.md, jitted and op by op, its compilation at B=1 reported."""
+    pytest.importorskip("jax")
+    (tmp_path / "jax_model.py").write_text(snippet("jax-model"))
+    done = run(["jax_model.py"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for label in ("jax[cpu]", "jax[cpu,eager]"):
+        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()
+                and "classes:" not in line]
+        assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
+    assert float(lines[-1].split()[-2]) > 0, lines[-1]
 
 
 @pytest.mark.slow

@@ -328,6 +328,9 @@ def test_a_failed_memory_measurement_is_said_in_the_point_and_the_sweep_goes_on(
                                       "capture names a type nobody imported)")
 
 
+# The server forks in a process of its own (which never imports JAX); run here, the fork happens in this test
+# process, where another test may have imported JAX, whose at-fork hook warns about multithreading.
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called")
 def test_the_measuring_process_sends_back_what_it_printed(monkeypatch):
     """The server's fork, run from here with its pass replaced by one that warns and fails."""
     import os

@@ -8,7 +8,7 @@
 """
 
 from . import devices, studies
-from .backends import cupy, keras, native, numpy, onnx, torch  # noqa: F401  (bc.torch() etc.; not in __all__, see below)
+from .backends import cupy, jax, keras, native, numpy, onnx, torch  # noqa: F401  (bc.torch() etc.; not in __all__, see below)
 from .errors import (
     ArgumentError,
     BatchcoreError,
@@ -23,6 +23,7 @@ from .errors import (
     ShapeError,
     UnsupportedLayerError,
 )
+from .frontends.jax import jax_model
 from .frontends.keras import from_keras
 from .frontends.onnx import export_onnx, from_onnx
 from .frontends.torch.chain import from_torch
@@ -41,12 +42,12 @@ from .run.sweep import sweep
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 
 # What ``from batchcore import *`` binds: the functions, classes and exceptions, never the backend
-# factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``),
-# which would shadow the user's own ``torch``, ``numpy``, ``keras`` and ``onnx`` modules.
+# factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``,
+# ``bc.jax()``), which would shadow the user's own ``torch``, ``numpy``, ``keras``, ``onnx`` and ``jax`` modules.
 __all__ = [
     "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
-    "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "largest_batch",
-    "mlp", "native", "numerics", "orders", "probe", "studies", "sweep",
+    "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "jax_model",
+    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "studies", "sweep",
 ]

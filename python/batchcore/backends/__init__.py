@@ -14,14 +14,15 @@ from __future__ import annotations
 from .arrays import CupyBackend, NumpyBackend, array_forward
 from .base import Backend, Runs, TimedBatch, check_batch_size, check_input, cold_copies, cold_input_bytes, from_settings
 from .cuda_events import event_sampler, stream_sm_clock
+from .jax_backend import JaxBackend
 from .keras_backend import KerasBackend
 from .native_core import NativeBackend, cpu_model, gpu_model
 from .onnx_backend import OnnxBackend
 from .pytorch import TorchBackend, module_on
 
-__all__ = ["Backend", "CupyBackend", "KerasBackend", "NativeBackend", "NumpyBackend", "OnnxBackend", "Runs", "TimedBatch",
-           "TorchBackend", "array_forward", "check_batch_size", "check_input", "cold_copies", "cold_input_bytes",
-           "cpu_model", "cupy", "event_sampler", "from_settings", "gpu_model", "keras", "module_on", "native",
+__all__ = ["Backend", "CupyBackend", "JaxBackend", "KerasBackend", "NativeBackend", "NumpyBackend", "OnnxBackend", "Runs",
+           "TimedBatch", "TorchBackend", "array_forward", "check_batch_size", "check_input", "cold_copies", "cold_input_bytes",
+           "cpu_model", "cupy", "event_sampler", "from_settings", "gpu_model", "jax", "keras", "module_on", "native",
            "numpy", "onnx", "stream_sm_clock", "torch"]
 
 
@@ -73,3 +74,10 @@ def onnx(threads: int | None = None, optimization: str = "all", deterministic: b
     none). Runs ONNX models (a ``.onnx`` path, an ``onnx.ModelProto``). Needs the ``onnx`` extra
     (MissingDependencyError without it)."""
     return OnnxBackend(device, threads, optimization, deterministic, inter_op_threads)
+
+
+def jax(jit: bool = True, device: str = "cpu") -> JaxBackend:
+    """JAX on XLA's CPU: ``jax.jit(fn)(params, x_batch)`` per batch (``jit=False``: op by op, as eager code
+    runs). The first call at each batch size (its compilation) is timed apart (``first_call_ms``). Runs
+    ``bc.jax_model(fn, params)``. Needs the ``jax`` extra (MissingDependencyError without it)."""
+    return JaxBackend(device, jit)

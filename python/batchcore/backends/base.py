@@ -4,6 +4,9 @@ all of them share."""
 from __future__ import annotations
 
 import itertools
+import time
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,27 @@ class TimedBatch:
     clock: str = "steady_clock in the C++ core"
     memory: str | None = None
     first_call_ms: float | None = None
+
+
+class FirstCalls:
+    """The first call's own time (ms) per model and input shape: where a runtime compiles (XLA) or plans its
+    buffers (ONNX Runtime) for a shape it has not seen, whichever phase of a sweep makes that call."""
+
+    def __init__(self) -> None:
+        self._ms: weakref.WeakKeyDictionary[Any, dict[Any, float]] = weakref.WeakKeyDictionary()
+
+    def call(self, model: Any, shape: Any, fn: Callable[[], Any]) -> Any:
+        """``fn()``, timed when it is the first call of ``model`` at ``shape``."""
+        seen = self._ms.setdefault(model, {})
+        if shape in seen:
+            return fn()
+        start = time.perf_counter_ns()
+        out = fn()
+        seen[shape] = (time.perf_counter_ns() - start) / 1e6
+        return out
+
+    def ms(self, model: Any, shape: Any) -> float | None:
+        return self._ms.get(model, {}).get(shape)
 
 
 def cold_input_bytes() -> int:

@@ -11,7 +11,6 @@ include it. Memory: ONNX Runtime keeps no peak counter on the CPU, so the point 
 
 from __future__ import annotations
 
-import time
 import weakref
 from typing import Any
 
@@ -25,7 +24,7 @@ from ..model.array_inputs import ArrayInputs
 from ..model.chain import Model
 from ..model.graph import AnyModel, GraphModel
 from ..model.opaque import OpaqueModel, Outputs, concat_outputs
-from .base import YES, Backend, Runs, TimedBatch, check_batch_size, check_input
+from .base import YES, Backend, FirstCalls, Runs, TimedBatch, check_batch_size, check_input
 
 OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
                        "all": "ORT_ENABLE_ALL"}
@@ -54,7 +53,7 @@ class OnnxBackend(Backend):
         self.threads = checks.threads(threads) or _core.default_threads()
         self.inter_op_threads = checks.threads(inter_op_threads, "inter_op_threads") or 1
         self._sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._first_calls: weakref.WeakKeyDictionary[Any, dict[int, float]] = weakref.WeakKeyDictionary()
+        self._first_calls = FirstCalls()
 
     @property
     def label(self) -> str:
@@ -94,8 +93,9 @@ class OnnxBackend(Backend):
         return self._sessions[model]
 
     def _run(self, model: OnnxModule, inputs: ArrayInputs) -> Outputs:
+        session, feed = self.session(model), inputs.named(model.input_names)
         try:
-            values = self.session(model).run(model.output_names, inputs.named(model.input_names))
+            values = self._first_calls.call(model, inputs.shapes, lambda: session.run(model.output_names, feed))
         except ModuleError:
             raise
         except Exception as e:
@@ -116,19 +116,14 @@ class OnnxBackend(Backend):
         return concat_outputs([self._run(m, inputs.part(slice(i, i + b))) for i in range(0, inputs.rows, b)])
 
     def measure_module(self, model: OpaqueModel, data: Any, timer: Timer | None = None, memory: bool = True) -> TimedBatch:
-        """Time ``session.run`` on all rows of ``data`` as one batch, after its first run at this batch size
-        was timed on its own."""
+        """Time ``session.run`` on all rows of ``data`` as one batch; its first run at this batch size (in
+        whichever phase it came) is recorded apart, never among the timer's samples."""
         m = self._module(model)
         inputs = m.inputs(data)
         feed, names, session = inputs.named(m.input_names), m.output_names, self.session(m)
         self._run(m, inputs)  # its errors, as ModuleError, before anything is timed
-        firsts = self._first_calls.setdefault(m, {})
-        if inputs.rows not in firsts:
-            start = time.perf_counter_ns()
-            session.run(names, feed)
-            firsts[inputs.rows] = (time.perf_counter_ns() - start) / 1e6
         timed = TimedBatch(as_timer(timer).measure(lambda: session.run(names, feed)), clock=CLOCK)
-        timed.first_call_ms = firsts[inputs.rows]
+        timed.first_call_ms = self._first_calls.ms(m, inputs.shapes)
         timed.memory = CPU_MEMORY if memory else None
         return timed
 

@@ -44,6 +44,10 @@ class ArrayInputs:
     def rows(self) -> int:
         return len(self.arrays[0])
 
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(a.shape) for a in self.arrays)
+
     def part(self, index: Any) -> ArrayInputs:
         """The rows at ``index`` (a slice or an array of indices) of every input, contiguous."""
         return ArrayInputs(tuple(np.ascontiguousarray(a[index]) for a in self.arrays), self.keys, self.single)
