@@ -99,6 +99,19 @@ class MobileBlock(nn.Module):
         return x + self.project(h)
 
 
+class AudioCNN(nn.Module):
+    """1-D convolutions and pools over (channels, length) samples: padding, 'same', dilation, groups."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(2, 6, 5, padding=2), nn.BatchNorm1d(6), nn.ReLU(), nn.MaxPool1d(2),
+                                  nn.Conv1d(6, 4, 3, dilation=2, groups=2, padding="same"),
+                                  nn.AvgPool1d(3, stride=2, padding=1), nn.Flatten(), nn.Linear(4 * 6, 5))
+
+    def forward(self, x):
+        return self.body(x)
+
+
 def _encoder(norm_first):
     return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True,
                                       norm_first=norm_first, activation="gelu")
@@ -107,7 +120,7 @@ def _encoder(norm_first):
 def _randomise_bn(module):
     with torch.no_grad():
         for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.5, 1.5)
@@ -117,6 +130,7 @@ def _randomise_bn(module):
 
 CASES = {
     "cnn": (SmallCNN, (2, 8, 7), "float32"),
+    "audio_cnn": (AudioCNN, (2, 24), "float32"),
     "mobile_block": (MobileBlock, (3, 6, 5), "float32"),
     "residual_mlp": (ResidualMLP, (12,), "float32"),
     "custom_forward": (CustomForward, (5, 4), "float32"),

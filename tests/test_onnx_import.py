@@ -36,10 +36,13 @@ def models():
     cnn[1].running_var.uniform_(0.5, 2.0)
     mlp = nn.Sequential(nn.Linear(40, 64), nn.Tanh(), nn.Linear(64, 64), nn.Sigmoid(), nn.Linear(64, 5),
                         nn.LogSoftmax(dim=1))
-    return {"cnn": (cnn.eval(), (1, 8, 8)), "mlp": (mlp.eval(), (40,)), "residual": (Residual().eval(), (5, 12))}
+    audio = nn.Sequential(nn.Conv1d(2, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(6, 4, 3, dilation=2),
+                          nn.AvgPool1d(2), nn.Flatten(), nn.Linear(4 * 4, 3))
+    return {"cnn": (cnn.eval(), (1, 8, 8)), "mlp": (mlp.eval(), (40,)), "residual": (Residual().eval(), (5, 12)),
+            "audio": (audio.eval(), (2, 24))}
 
 
-@pytest.fixture(scope="module", params=["cnn", "mlp", "residual"])
+@pytest.fixture(scope="module", params=["audio", "cnn", "mlp", "residual"])
 def exported(request, tmp_path_factory):
     module, shape = models()[request.param]
     x = np.random.default_rng(1).standard_normal((24, *shape)).astype(np.float32)

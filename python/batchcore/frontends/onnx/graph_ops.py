@@ -11,8 +11,10 @@ import numpy as np
 
 from ...errors import NonFiniteError, UnsupportedLayerError
 from ...model.graph import GraphNode
+from ..one_d import as_one_row
 
-SUPPORTED = ("Gemm, MatMul by a constant, Conv (2-D), MaxPool, AveragePool, GlobalAveragePool, BatchNormalization, "
+SUPPORTED = ("Gemm, MatMul by a constant, Conv (1-D and 2-D), MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool, "
+             "BatchNormalization, "
              "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), Softmax, LogSoftmax, Add, Sub, "
              "Mul, Div (broadcasting), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
              "index of a sample dimension), Slice, Split, Concat, ReduceMean and ReduceSum over one axis, Identity, "
@@ -205,46 +207,61 @@ class OnnxReader:
         return self.linear(self.data(), w.T, None)
 
     def _pads(self, kernel: list[int]) -> list[int]:
-        """Symmetric padding (top, left) from ``pads`` or ``auto_pad``; uneven padding is refused."""
+        """Symmetric padding (begin of each spatial axis) from ``pads`` or ``auto_pad``; uneven padding is refused."""
+        n = len(kernel)
         auto = self.attr("auto_pad", "NOTSET")
         if auto in ("SAME_UPPER", "SAME_LOWER"):
-            dil = list(self.attr("dilations", [1, 1]))
+            dil = list(self.attr("dilations", [1] * n))
             total = [d * (k - 1) for d, k in zip(dil, kernel, strict=True)]
-            if any(t % 2 for t in total) or list(self.attr("strides", [1, 1])) != [1, 1]:
+            if any(t % 2 for t in total) or list(self.attr("strides", [1] * n)) != [1] * n:
                 raise self.refuse(f"auto_pad={auto} pads unevenly here, which is not supported")
             return [t // 2 for t in total]
-        pads = list(self.attr("pads", [0, 0, 0, 0]))
-        if len(pads) != 4 or pads[:2] != pads[2:]:
+        pads = list(self.attr("pads", [0] * 2 * n))
+        if len(pads) != 2 * n or pads[:n] != pads[n:]:
             raise self.refuse(f"pads {pads} are uneven (begin != end), which is not supported")
-        return pads[:2]
+        return pads[:n]
+
+    def _spatial(self, kind: str, window: list[int], **params: Any) -> int:
+        """A 2-D operation, or a 1-D one over (channels, length) samples as 2-D of height 1 (:mod:`..one_d`);
+        ``params`` get the spatial settings (strides, pads, dilations) of the node for either."""
+        n = len(window)
+        if n not in (1, 2):
+            raise self.refuse(f"a {n}-D {self.node.op_type} is not supported, only 1-D and 2-D")
+        spatial: dict[str, Any] = {"stride": list(self.attr("strides", [1] * n)), "padding": self._pads(window)}
+        if kind != "avg_pool2d":
+            spatial["dilation"] = list(self.attr("dilations", [1] * n))
+        x = self.data()
+        if n == 2:
+            return self.add(kind, (x,), None, **params, **spatial)
+        out = self.sample(self.node.output[0])
+        assert out is not None
+        firsts = {"stride": 1, "padding": 0, "dilation": 1}
+        return as_one_row(self.add, kind, x, self.nodes[x].shape, out, **params,
+                          **{k: [firsts[k], *v] for k, v in spatial.items()})
 
     def conv(self) -> int:
         w = self.const(1, "weight")
         assert w is not None
-        if w.ndim != 4:
-            raise self.refuse(f"a {w.ndim - 2}-D convolution is not supported, only 2-D")
-        kernel = list(w.shape[2:])
         bias = self.const(2, "bias")
-        return self.add("conv2d", (self.data(),), weight=_f32(w, f"{self.node.name} weight"),
-                        bias=None if bias is None else _f32(bias, f"{self.node.name} bias"),
-                        stride=list(self.attr("strides", [1, 1])), padding=self._pads(kernel),
-                        dilation=list(self.attr("dilations", [1, 1])), groups=int(self.attr("group", 1)))
+        kernel = list(w.shape[2:])
+        weight = _f32(w if w.ndim != 3 else w[:, :, None, :], f"{self.node.name} weight")
+        return self._spatial("conv2d", kernel, weight=weight, bias=None if bias is None else _f32(bias, f"{self.node.name} bias"),
+                             groups=int(self.attr("group", 1)))
 
     def max_pool(self) -> int:
         kernel = list(self.attr("kernel_shape"))
-        if len(kernel) != 2 or self.attr("storage_order", 0) or len([o for o in self.node.output if o]) > 1:
-            raise self.refuse("only 2-D max pooling of one output is supported")
-        return self.add("max_pool2d", (self.data(),), kernel=kernel, stride=list(self.attr("strides", [1, 1])),
-                        padding=self._pads(kernel), dilation=list(self.attr("dilations", [1, 1])),
-                        ceil_mode=bool(self.attr("ceil_mode", 0)))
+        if self.attr("storage_order", 0) or len([o for o in self.node.output if o]) > 1:
+            raise self.refuse("max pooling is supported with one output (no indices)")
+        return self._spatial("max_pool2d", kernel, kernel=kernel if len(kernel) == 2 else [1, *kernel],
+                             ceil_mode=bool(self.attr("ceil_mode", 0)))
 
     def average_pool(self) -> int:
         kernel = list(self.attr("kernel_shape"))
-        if len(kernel) != 2 or list(self.attr("dilations", [1, 1])) != [1, 1]:
-            raise self.refuse("only 2-D average pooling without dilation is supported")
-        return self.add("avg_pool2d", (self.data(),), kernel=kernel, stride=list(self.attr("strides", [1, 1])),
-                        padding=self._pads(kernel), ceil_mode=bool(self.attr("ceil_mode", 0)),
-                        count_include_pad=bool(self.attr("count_include_pad", 0)), divisor_override=0)
+        if list(self.attr("dilations", [1] * len(kernel))) != [1] * len(kernel):
+            raise self.refuse("average pooling with dilation is not supported")
+        return self._spatial("avg_pool2d", kernel, kernel=kernel if len(kernel) == 2 else [1, *kernel],
+                             ceil_mode=bool(self.attr("ceil_mode", 0)),
+                             count_include_pad=bool(self.attr("count_include_pad", 0)), divisor_override=0)
 
     def batch_norm(self) -> int:
         scale, bias, mean, var = (self.const(i, what).astype(np.float64)  # type: ignore[union-attr]

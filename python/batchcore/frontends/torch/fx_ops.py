@@ -13,8 +13,9 @@ import numpy as np
 
 from ...errors import NonFiniteError, UnsupportedLayerError
 from ...model.graph import GraphNode
+from ..one_d import as_one_row, height_one
 
-SUPPORTED = ("Linear, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool2d, AvgPool2d, "
+SUPPORTED = ("Linear, Conv1d, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool1d/2d, AvgPool1d/2d, "
              "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, ReLU6, GELU (erf and tanh), SiLU, Tanh, Sigmoid, Softmax and "
              "LogSoftmax (any sample dimension), "
              "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
@@ -148,6 +149,35 @@ class FxReader:
         return self.add("conv2d", (x,), weight=_f32(m.weight, f"{self.node.name}.weight"), bias=bias,
                         stride=_pair(m.stride), padding=_pair(padding), dilation=_pair(m.dilation), groups=m.groups)
 
+    def conv1d(self, m: Any, x: int) -> int:
+        """A 1-D convolution over (channels, length) samples, as a 2-D one of kernel height 1."""
+        if m.padding_mode != "zeros":
+            raise self.refuse(f"padding_mode={m.padding_mode!r} is not supported, only 'zeros'")
+        padding = m.padding
+        if isinstance(padding, str):
+            total = m.dilation[0] * (m.kernel_size[0] - 1)
+            if padding == "same" and total % 2:
+                raise self.refuse("padding='same' with an even dilated kernel pads unevenly, which is not supported")
+            padding = 0 if padding == "valid" else total // 2
+        bias = _f32(m.bias, f"{self.node.name}.bias") if m.bias is not None else None
+        return as_one_row(self.add, "conv2d", x, self.shape(x), self.shapes[self.node],
+                          weight=_f32(m.weight, f"{self.node.name}.weight")[:, :, None, :].copy(), bias=bias,
+                          stride=height_one(m.stride, 1), padding=height_one(padding, 0),
+                          dilation=height_one(m.dilation, 1), groups=m.groups)
+
+    def pool1d(self, m: Any, x: int) -> int:
+        """MaxPool1d and AvgPool1d over (channels, length) samples, as 2-D pools of height 1."""
+        if getattr(m, "return_indices", False):
+            raise self.refuse("max pooling with return_indices is not supported")
+        kernel, stride = height_one(m.kernel_size, 1), height_one(m.stride or m.kernel_size, 1)
+        if isinstance(m, self.torch.nn.MaxPool1d):
+            return as_one_row(self.add, "max_pool2d", x, self.shape(x), self.shapes[self.node], kernel=kernel,
+                              stride=stride, padding=height_one(m.padding, 0), dilation=height_one(m.dilation, 1),
+                              ceil_mode=bool(m.ceil_mode))
+        return as_one_row(self.add, "avg_pool2d", x, self.shape(x), self.shapes[self.node], kernel=kernel, stride=stride,
+                          padding=height_one(m.padding, 0), ceil_mode=bool(m.ceil_mode),
+                          count_include_pad=bool(m.count_include_pad), divisor_override=0)
+
     def batch_norm(self, m: Any, x: int) -> int:
         if m.running_mean is None or m.running_var is None:
             raise self.refuse("batch norm without running statistics cannot run in eval mode")
@@ -277,6 +307,10 @@ class FxReader:
             return self.linear(m, x)
         if isinstance(m, nn.Conv2d):
             return self.conv2d(m, x)
+        if isinstance(m, nn.Conv1d) and len(self.shape(x)) == 2:
+            return self.conv1d(m, x)
+        if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)) and len(self.shape(x)) == 2:
+            return self.pool1d(m, x)
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             return self.batch_norm(m, x)
         if isinstance(m, nn.LayerNorm):
