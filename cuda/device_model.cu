@@ -97,7 +97,7 @@ struct DeviceModel::Impl {
         cur = act0;
       }
       switch (l.kind) {
-        case Kind::activation: launch_activation(cur, M * w, l.activation, stream); break;
+        case Kind::activation: launch_activation(cur, M * w, l.activation, l.alpha, stream); break;
         case Kind::softmax: launch_row_op(cur, M, w, RowOp::softmax, nullptr, nullptr, 0.0f, stream); break;
         case Kind::layer_norm:
           launch_row_op(cur, M, w, RowOp::layer_norm, d.p0.data(), d.p1.data(), l.eps, stream);

@@ -8,9 +8,9 @@ constexpr int kThreads = 256;
 
 unsigned blocks_for(int64_t count) { return unsigned((count + kThreads - 1) / kThreads); }
 
-__global__ void activation_kernel(float* x, int64_t count, Activation a) {
+__global__ void activation_kernel(float* x, int64_t count, Activation a, float alpha) {
   const int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x;
-  if (i < count) x[i] = activate(x[i], a);
+  if (i < count) x[i] = activate(x[i], a, alpha);
 }
 
 // A row's sums run left to right in one thread, as on the CPU (a parallel reduction would change them).
@@ -33,8 +33,8 @@ __global__ void round_kernel(float* x, int64_t count, Precision p) {
 
 }  // namespace
 
-void launch_activation(float* x, int64_t count, Activation a, cudaStream_t stream) {
-  activation_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, a);
+void launch_activation(float* x, int64_t count, Activation a, float alpha, cudaStream_t stream) {
+  activation_kernel<<<blocks_for(count), kThreads, 0, stream>>>(x, count, a, alpha);
   check(cudaGetLastError(), "launch activation_kernel");
 }
 

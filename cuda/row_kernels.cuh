@@ -12,7 +12,7 @@ namespace batchcore::cuda {
 
 enum class RowOp : int { softmax, layer_norm, affine };
 
-void launch_activation(float* x, int64_t count, Activation a, cudaStream_t stream);
+void launch_activation(float* x, int64_t count, Activation a, float alpha, cudaStream_t stream);
 // One thread per row; p0, p1: layer norm's gamma and beta, or the affine scale and shift.
 void launch_row_op(float* x, int64_t rows, int64_t width, RowOp op, const float* p0, const float* p1, float eps,
                    cudaStream_t stream);

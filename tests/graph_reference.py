@@ -113,10 +113,11 @@ def adaptive_avg_pool2d(x, output_size):
     return out
 
 
-def row_function(x, name, p0=None, p1=None, eps=0.0):
-    """layers.hpp's scalar definition along the last dimension."""
+def row_function(x, name, p0=None, p1=None, eps=0.0, alpha=None):
+    """layers.hpp's scalar definition along the last dimension (alpha: leaky_relu's or elu's parameter)."""
     rows = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
-    return _core.testing.row_layer(rows, name, p0, p1, eps, simd="definition").reshape(x.shape)
+    return _core.testing.row_layer(rows, name, p0, p1, eps, simd="definition",
+                                   alpha=0.0 if alpha is None else alpha).reshape(x.shape)
 
 
 def attention(q, k, v, scale, causal, order):
@@ -181,7 +182,7 @@ def run_sample(model, x, order="seq"):
             shape = (-1,) + (1,) * (ins[0].ndim - 1)
             v = (ins[0] * p["scale"].reshape(shape)).astype(np.float32) + p["shift"].reshape(shape)
         elif op == "activation":
-            v = row_function(ins[0], p["name"])
+            v = row_function(ins[0], p["name"], alpha=p.get("alpha"))
         elif op == "softmax":
             moved = np.moveaxis(ins[0], p["dim"], -1)
             v = np.moveaxis(row_function(moved, "softmax"), -1, p["dim"])

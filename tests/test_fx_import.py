@@ -112,6 +112,21 @@ class AudioCNN(nn.Module):
         return self.body(x)
 
 
+class Activations(nn.Module):
+    """Hardswish, Hardsigmoid, Mish, LeakyReLU and ELU as modules and as functions, with their parameters."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.Hardswish(), nn.Conv2d(6, 6, 1), nn.Mish(),
+                                  nn.LeakyReLU(0.1), nn.Flatten(), nn.Linear(6 * 4 * 5, 8), nn.ELU(0.7),
+                                  nn.Hardsigmoid(), nn.Linear(8, 6))
+
+    def forward(self, x):
+        h = self.body(x) * 4
+        return F.mish(h) + F.hardswish(h) * F.elu(h, alpha=1.5) - F.leaky_relu(h, negative_slope=0.05) \
+            + F.hardsigmoid(h)
+
+
 def _encoder(norm_first):
     return nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True,
                                       norm_first=norm_first, activation="gelu")
@@ -131,6 +146,7 @@ def _randomise_bn(module):
 CASES = {
     "cnn": (SmallCNN, (2, 8, 7), "float32"),
     "audio_cnn": (AudioCNN, (2, 24), "float32"),
+    "activations": (Activations, (3, 4, 5), "float32"),
     "mobile_block": (MobileBlock, (3, 6, 5), "float32"),
     "residual_mlp": (ResidualMLP, (12,), "float32"),
     "custom_forward": (CustomForward, (5, 4), "float32"),
@@ -308,6 +324,37 @@ def test_a_module_torch_fx_cannot_trace_is_read_through_torch_export():
     assert ref.run(model, x).tobytes() == want.tobytes()
 
 
+class GatesInALoop(nn.Module):
+    """The new activations as aten operations (the loop over a size makes torch.fx fail: read through export)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x):
+        h = self.lin(x) * 3
+        parts = [F.hardswish(h), F.hardsigmoid(h), F.mish(h), F.leaky_relu(h, 0.1), F.elu(h, 0.7)]
+        total = parts[0]
+        for i in range(1, x.size(1) - 1):
+            total = total + parts[i]
+        return total
+
+
+def test_activations_are_read_through_torch_export_too():
+    torch.manual_seed(3)
+    module = GatesInALoop().eval()
+    model = bc.from_torch(module, input_shape=(6,))
+    names = [(n.params["name"], n.params.get("alpha")) for n in model.nodes if n.op == "activation"]
+    assert names == [("hardswish", None), ("hardsigmoid", None), ("mish", None), ("leaky_relu", 0.1),
+                     ("elu", 0.7)]
+    x = np.random.default_rng(6).standard_normal((9, 6)).astype(np.float32)
+    got = bc.native().run(model, x)
+    assert got.tobytes() == ref.run(model, x).tobytes()
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    assert np.allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 class Branchy(nn.Module):
     def forward(self, x):
         if x.sum() > 0:
@@ -328,7 +375,7 @@ class Branchy(nn.Module):
     (LoopsOverColumns("erf"), (4, 3), r"node 'erf' \(call_function erf.default\) at .*test_fx_import.py:\d+ in "
                                       r"forward \(return torch.erf\(total\).*\): aten.erf is not supported"),
     (nn.Sequential(nn.Conv2d(1, 1, 2, padding="same")), (1, 4, 4), "pads unevenly"),
-    (nn.Sequential(nn.Linear(4, 4), nn.Hardswish()), (4,), "Hardswish is not supported"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softplus()), (4,), "Softplus is not supported"),
 ])
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 def test_unsupported_is_named(module, shape, pattern):

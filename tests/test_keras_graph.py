@@ -276,3 +276,29 @@ def test_what_the_graph_reader_does_not_read_is_named(keras, build, match):
         return
     with pytest.raises(bc.UnsupportedLayerError, match=match):
         bc.from_keras(build(keras))
+
+
+def test_hard_sigmoid_hard_silu_mish_elu_and_leaky_relu_are_read_with_keras_parameters(keras):
+    """Activation strings take Keras's defaults (elu alpha 1, leaky_relu slope 0.2), the layers their own
+    (LeakyReLU 0.3 unless given); the chain by the definitions, bit for bit, and close to Keras."""
+    keras.utils.set_random_seed(36)
+    L = keras.layers
+    names = ["hard_sigmoid", "hard_silu", "mish", "elu", "leaky_relu"]
+    model = keras.Sequential([keras.Input((6,)), *[L.Dense(6, activation=a) for a in names], L.LeakyReLU(),
+                              L.Dense(6), L.ELU(alpha=0.5), L.LeakyReLU(negative_slope=0.05), L.Dense(3)])
+    read = bc.from_keras(model)
+    acts = [(n.params["name"], n.params.get("alpha")) for n in read.nodes if n.op == "activation"]
+    assert acts == [("hardsigmoid", None), ("hardswish", None), ("mish", None), ("elu", 1.0), ("leaky_relu", 0.2),
+                    ("leaky_relu", 0.3), ("elu", 0.5), ("leaky_relu", 0.05)]
+    x = 3 * np.random.default_rng(37).standard_normal((130, 6)).astype(f32)
+    h, dense = x[:4], iter([layer for layer in model.layers if isinstance(layer, L.Dense)])
+    for name, alpha in acts[:5]:
+        k, b = weights(next(dense))
+        h = row_function(linear(h, k.T.copy(), b, "seq"), name, alpha=alpha)
+    h = row_function(h, "leaky_relu", alpha=f32(0.3))
+    k, b = weights(next(dense))
+    h = row_function(row_function(linear(h, k.T.copy(), b, "seq"), "elu", alpha=0.5), "leaky_relu", alpha=f32(0.05))
+    k, b = weights(next(dense))
+    assert np.array_equal(bc.native().run(read, x[:4]).view(np.uint32), linear(h, k.T.copy(), b, "seq").view(np.uint32))
+    np.testing.assert_allclose(bc.native().run(read, x), np.asarray(model(x, training=False)), rtol=1e-5, atol=1e-6)
+    assert_batch_invariant(read, x)

@@ -15,10 +15,13 @@ def ulps(got, want64):
     return abs(float(got) - want64) / float(np.spacing(np.abs(want))) if np.isfinite(want) and want != 0 else 0
 
 
-def single_layer(kind, n=64):
+def single_layer(kind, n=64, alpha=None):
     m = _core.Model(n)
-    m.add_activation(kind)
+    m.add_activation(kind, alpha)
     return m
+
+
+PARAMETERS = {"leaky_relu": 0.01, "elu": 1.0}  # torch's defaults
 
 
 @pytest.mark.parametrize("kind, ref", [
@@ -26,11 +29,16 @@ def single_layer(kind, n=64):
     ("silu", lambda x: x / (1 + math.exp(-x))),
     ("gelu", lambda x: 0.5 * x * math.erfc(-x / math.sqrt(2))),
     ("sigmoid", lambda x: 1 / (1 + math.exp(-x))),
+    ("mish", lambda x: x * math.tanh(math.log1p(math.exp(x)))),
+    ("elu", lambda x: x if x > 0 else math.expm1(x)),
+    ("hardswish", lambda x: x * min(max(x + 3, 0), 6) / 6),
+    ("hardsigmoid", lambda x: min(max(x + 3, 0), 6) / 6),
+    ("leaky_relu", lambda x: x if x > 0 else x * float(np.float32(0.01))),
 ])
 def test_activations_are_accurate(kind, ref):
     x = np.concatenate([np.linspace(-12, 12, 4001), np.geomspace(1e-6, 0.5, 200), -np.geomspace(1e-6, 0.5, 200)])
     x = x.astype(np.float32)
-    y = single_layer(kind, len(x)).run(x[None, :])[0][0]
+    y = single_layer(kind, len(x), PARAMETERS.get(kind)).run(x[None, :])[0][0]
     worst = max(ulps(g, ref(float(v))) for g, v in zip(y, x, strict=False) if abs(ref(float(v))) > 1e-30)
     assert worst <= 8, f"{kind}: worst error {worst:.1f} ULP"
 
@@ -141,14 +149,19 @@ def same_bits_or_both_nan(a, b):
     return (a.view(np.uint32) == b.view(np.uint32)) | nan
 
 
-@pytest.mark.parametrize("function", ["relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6"])
+ACTIVATIONS = ["relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6", "hardsigmoid", "hardswish", "mish",
+               "leaky_relu", "elu"]
+
+
+@pytest.mark.parametrize("function", ACTIVATIONS)
 @pytest.mark.parametrize("simd", _core.simd_levels())
 def test_vectorised_activations_equal_their_definitions(function, simd):
     x = adversarial_row_inputs()
     width = 61  # rows whose length is no multiple of any vector: the tails go through the same code
     x = np.resize(x, (len(x) + width - 1) // width * width).reshape(-1, width)
-    want = _core.testing.row_layer(x, function, simd="definition")
-    got = _core.testing.row_layer(x, function, simd=simd)
+    alpha = {"leaky_relu": 0.2, "elu": 1.3}.get(function, 0.0)
+    want = _core.testing.row_layer(x, function, simd="definition", alpha=alpha)
+    got = _core.testing.row_layer(x, function, simd=simd, alpha=alpha)
     bad = got.view(np.uint32) != want.view(np.uint32)  # every bit, NaN payloads included
     first = zip(x[bad][:5], got[bad][:5], want[bad][:5], strict=True)
     assert not bad.any(), [(float(v), float(g), float(w)) for v, g, w in first]
@@ -170,6 +183,37 @@ def test_activations_keep_their_limits_at_huge_and_infinite_inputs():
     assert np.array_equal(gelu_tanh[:4], x[0, :4]) and np.all(gelu_tanh[4:] == 0) and np.all(np.signbit(gelu_tanh[4:]))
     sigmoid = _core.testing.row_layer(x, "sigmoid", simd="definition")[0]
     assert np.array_equal(sigmoid, np.where(x[0] > 0, f(1), f(0))) and not np.signbit(sigmoid).any()
+
+
+def test_new_activations_keep_signed_zeros_and_limits():
+    f = np.float32
+    x = np.array([[-np.inf, -3e38, -200.0, -3.0, -0.0, 0.0, 3.0, 25.0, 3e38, np.inf]], f)
+
+    def run(name, alpha=0.0):
+        return _core.testing.row_layer(x, name, simd="definition", alpha=alpha)[0]
+
+    hardswish, mish = run("hardswish"), run("mish")
+    assert np.array_equal(hardswish, np.array([0, 0, 0, 0, 0, 0, 3, 25, 3e38, np.inf], f))  # no overflow
+    assert np.array_equal(np.signbit(hardswish), [1, 1, 1, 1, 1, 0, 0, 0, 0, 0])  # x * 0 keeps x's sign
+    assert np.array_equal(run("hardsigmoid"), np.array([0, 0, 0, 0, 0.5, 0.5, 1, 1, 1, 1], f))
+    assert ulps(mish[6], 3 * math.tanh(math.log1p(math.exp(3.0)))) <= 4 and np.array_equal(mish[7:], x[0, 7:])
+    assert np.array_equal(mish[:3], [0, 0, 0]) and np.signbit(mish[:5]).all() and mish[3] < 0
+    elu = run("elu", 1.5)
+    assert np.array_equal(elu[:3], [-1.5, -1.5, -1.5]) and elu[4] == 0 and np.signbit(elu[4]) and not np.signbit(elu[5])
+    assert np.array_equal(elu[5:], x[0, 5:])
+    leaky = run("leaky_relu", 0.25)
+    assert np.array_equal(leaky, np.where(x[0] > 0, x[0], x[0] * f(0.25))) and np.signbit(leaky[4])
+
+
+@pytest.mark.parametrize("name, alpha, problem", [
+    ("elu", None, "needs its parameter alpha"), ("leaky_relu", None, "negative slope"),
+    ("relu", 0.5, "takes no parameter"), ("elu", float("nan"), "finite"), ("leaky_relu", 1e39, "finite"),
+])
+def test_activation_parameters_are_checked(name, alpha, problem):
+    with pytest.raises(bc.ArgumentError, match=problem):
+        _core.Model(4).add_activation(name, alpha)
+    with pytest.raises(bc.ArgumentError, match=problem):
+        _core.Graph([4]).add_activation(0, name, alpha)
 
 
 def test_relu6_is_relu_clamped_at_six():

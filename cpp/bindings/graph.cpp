@@ -122,8 +122,12 @@ void bind_graph(py::module_& m) {
            py::arg("x"), py::arg("scale"), py::arg("shift"),
            "y = x * scale[c] + shift[c], c the sample's first dimension (batch norm in eval mode, folded).")
       .def("add_activation",
-           [](Graph& g, int x, const std::string& name) { return g.add_activation(x, parse_activation(name)); },
-           py::arg("x"), py::arg("name"))
+           [](Graph& g, int x, const std::string& name, const std::optional<double>& alpha) {
+             const Activation a = parse_activation(name);
+             return g.add_activation(x, a, activation_parameter(a, alpha));
+           },
+           py::arg("x"), py::arg("name"), py::arg("alpha") = py::none(),
+           "An element-wise activation; alpha: leaky_relu's negative slope or elu's alpha (those two only).")
       .def("add_softmax", &Graph::add_softmax, py::arg("x"), py::arg("dim"))
       .def("add_log_softmax", &Graph::add_log_softmax, py::arg("x"), py::arg("dim"))
       .def("add_reduce", &Graph::add_reduce, py::arg("x"), py::arg("dim"), py::arg("mean"),

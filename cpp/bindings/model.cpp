@@ -31,7 +31,14 @@ void bind_model(py::module_& m) {
              self.add_linear(pw, pb, W.shape(0), W.shape(1));
            },
            py::arg("weight"), py::arg("bias"))
-      .def("add_activation", [](Model& self, const std::string& name) { self.add_activation(parse_activation(name)); })
+      .def(
+          "add_activation",
+          [](Model& self, const std::string& name, const std::optional<double>& alpha) {
+            const Activation a = parse_activation(name);
+            self.add_activation(a, activation_parameter(a, alpha));
+          },
+          py::arg("name"), py::arg("alpha") = py::none(),
+          "An element-wise activation; alpha: leaky_relu's negative slope or elu's alpha (those two only).")
       .def("add_softmax", &Model::add_softmax)
       .def("add_layer_norm",
            [](Model& self, const py::object& g_obj, const py::object& b_obj, float eps) {

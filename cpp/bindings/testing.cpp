@@ -36,7 +36,7 @@ void bind_testing(py::module_& m) {
   m.def(
       "row_layer",
       [](const py::object& obj, const std::string& function, const py::object& p0_obj, const py::object& p1_obj,
-         float eps, const std::string& simd) {
+         float eps, const std::string& simd, float alpha) {
         const py::array x = f32_array(obj, 2, "x");
         const int64_t n = x.shape(0), width = x.shape(1);
         RowLayer layer{parse_row_function(function), width};
@@ -49,6 +49,7 @@ void bind_testing(py::module_& m) {
           layer.p1 = f32_data(p1);
         }
         layer.eps = eps;
+        layer.alpha = alpha;
         py::array_t<float> y({n, width});
         std::memcpy(y.mutable_data(), f32_data(x), size_t(n * width) * sizeof(float));
         float* rows = y.mutable_data();
@@ -63,8 +64,8 @@ void bind_testing(py::module_& m) {
         return y;
       },
       py::arg("x"), py::arg("function"), py::arg("p0") = py::none(), py::arg("p1") = py::none(),
-      py::arg("eps") = 0.0f, py::arg("simd") = "auto",
-      "A row layer (relu, gelu, silu, tanh, softmax, layer_norm, batch_norm) on a copy of each row of x, by the "
+      py::arg("eps") = 0.0f, py::arg("simd") = "auto", py::arg("alpha") = 0.0f,
+      "A row layer (an activation, softmax, layer_norm, batch_norm; alpha: leaky_relu's or elu's parameter) on a copy of each row of x, by the "
       "kernels of a SIMD level, or simd='definition': layers.hpp's scalar definitions (what the GPU runs).");
   m.def(
       "fixed_math",

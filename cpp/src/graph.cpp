@@ -155,6 +155,7 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
     case Op::activation: {
       copy_in();
       RowLayer layer{RowFunction(int(n.activation)), std::min(kSegmentFloats, in_count)};
+      layer.alpha = n.alpha;
       const int64_t whole = in_count / layer.width, tail = in_count - whole * layer.width;
       apply_rows(layer, out, whole, gemm);
       layer.width = tail;

@@ -134,12 +134,13 @@ int Graph::add_channel_affine(int x, const float* scale, const float* shift) {
   return add_node(scaled_and_shifted(x, Op::channel_affine, scale, "batch norm scale", shift, "batch norm shift"));
 }
 
-int Graph::add_activation(int x, Activation a) {
+int Graph::add_activation(int x, Activation a, float alpha) {
   Node n;
   n.op = Op::activation;
   n.inputs = {x};
   n.dims = value(x, "activation").dims;
   n.activation = a;
+  n.alpha = alpha;
   return add_node(std::move(n));
 }
 

@@ -1,5 +1,7 @@
 #include "layer_names.hpp"
 
+#include <cmath>
+
 #include "batchcore/errors.hpp"
 #include "batchcore/math_fixed.hpp"
 
@@ -20,7 +22,8 @@ T find_name(const std::string& name, const char* const (&names)[N], const char* 
 }  // namespace
 
 // Each list in its enum's order.
-static const char* const kActivationNames[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6"};
+static const char* const kActivationNames[] = {"relu",  "gelu",        "silu",      "tanh", "gelu_tanh",  "sigmoid",
+                                               "relu6", "hardsigmoid", "hardswish", "mish", "leaky_relu", "elu"};
 
 Activation parse_activation(const std::string& name) {
   return find_name<Activation>(name, kActivationNames, "activation");
@@ -28,9 +31,23 @@ Activation parse_activation(const std::string& name) {
 
 const char* activation_name(Activation a) { return kActivationNames[int(a)]; }
 
+float activation_parameter(Activation a, const std::optional<double>& alpha) {
+  const std::string name = activation_name(a);
+  if (!has_parameter(a)) {
+    if (alpha) throw ArgumentError("activation '" + name + "' takes no parameter (alpha)");
+    return 0.0f;
+  }
+  if (!alpha) throw ArgumentError("activation '" + name + "' needs its parameter alpha (" +
+                                  (a == Activation::elu ? "elu's alpha" : "the negative slope") + ")");
+  const float value = float(*alpha);
+  if (!std::isfinite(value)) throw ArgumentError("activation '" + name + "': alpha must be a finite float32");
+  return value;
+}
+
 RowFunction parse_row_function(const std::string& name) {
-  static const char* const names[] = {"relu", "gelu", "silu", "tanh", "gelu_tanh", "sigmoid", "relu6",
-                                      "softmax", "layer_norm", "batch_norm"};
+  static const char* const names[] = {"relu",      "gelu", "silu",       "tanh", "gelu_tanh", "sigmoid",
+                                      "relu6",     "hardsigmoid", "hardswish", "mish", "leaky_relu", "elu",
+                                      "softmax",   "layer_norm",  "batch_norm"};
   return find_name<RowFunction>(name, names, "row function");
 }
 

@@ -37,6 +37,7 @@ RowLayer row_layer_of(const Model::Layer& l) {
   r.p0 = l.p0.data();
   r.p1 = l.p1.data();
   r.eps = l.eps;
+  r.alpha = l.alpha;
   return r;
 }
 
@@ -68,9 +69,10 @@ void Model::add_linear(const float* W, const float* b, int64_t N, int64_t K) {
   packed_valid_ = false;
 }
 
-void Model::add_activation(Activation a) {
+void Model::add_activation(Activation a, float alpha) {
   Layer l = make_layer(Kind::activation, width_, width_);
   l.activation = a;
+  l.alpha = alpha;
   layers_.push_back(std::move(l));
 }
 
@@ -111,7 +113,10 @@ std::string Model::describe() const {
   for (const auto& l : layers_) {
     switch (l.kind) {
       case Kind::linear: s << " -> linear " << l.out; break;
-      case Kind::activation: s << " -> " << activation_name(l.activation); break;
+      case Kind::activation:
+        s << " -> " << activation_name(l.activation);
+        if (has_parameter(l.activation)) s << "(" << l.alpha << ")";
+        break;
       case Kind::softmax: s << " -> softmax"; break;
       case Kind::layer_norm: s << " -> layer_norm"; break;
       case Kind::batch_norm: s << " -> batch_norm"; break;

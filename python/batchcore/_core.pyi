@@ -151,8 +151,10 @@ class Model:
         ...
     def __repr__(self) -> str:
         ...
-    def add_activation(self, arg0: str) -> None:
-        ...
+    def add_activation(self, name: str, alpha: typing.SupportsFloat | typing.SupportsIndex | None = None) -> None:
+        """
+        An element-wise activation; alpha: leaky_relu's negative slope or elu's alpha (those two only).
+        """
     def add_batch_norm(self, scale: typing.Any, shift: typing.Any) -> None:
         """
         Batch norm in eval mode, folded to x * scale + shift.
@@ -218,8 +220,10 @@ class Graph:
         """
     def __repr__(self) -> str:
         ...
-    def add_activation(self, x: typing.SupportsInt | typing.SupportsIndex, name: str) -> int:
-        ...
+    def add_activation(self, x: typing.SupportsInt | typing.SupportsIndex, name: str, alpha: typing.SupportsFloat | typing.SupportsIndex | None = None) -> int:
+        """
+        An element-wise activation; alpha: leaky_relu's negative slope or elu's alpha (those two only).
+        """
     def add_adaptive_avg_pool2d(self, x: typing.SupportsInt | typing.SupportsIndex, output_size: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"]) -> int:
         ...
     def add_attention(self, q: typing.SupportsInt | typing.SupportsIndex, k: typing.SupportsInt | typing.SupportsIndex, v: typing.SupportsInt | typing.SupportsIndex, scale: typing.SupportsFloat | typing.SupportsIndex, causal: bool = False) -> int:

@@ -41,7 +41,7 @@ class Graph {
   int add_pool2d(int x, Op kind, const Pool2dWindow& window);                           // max or avg
   int add_adaptive_avg_pool2d(int x, int64_t out_h, int64_t out_w);
   int add_channel_affine(int x, const float* scale, const float* shift);  // per entry of x's first dimension
-  int add_activation(int x, Activation a);
+  int add_activation(int x, Activation a, float alpha = 0.0f);  // alpha: leaky_relu's slope, elu's alpha
   int add_softmax(int x, int64_t dim);  // dim: a dimension of the sample, 0-based
   int add_log_softmax(int x, int64_t dim);
   int add_reduce(int x, int64_t dim, bool mean);  // sum or mean over a dimension, which goes
@@ -85,6 +85,7 @@ class Graph {
     std::vector<float> p0, p1; // linear: W, b; affine: scale, shift; layer norm: gamma, beta; constant
     std::vector<int64_t> ints; // softmax, concat: dim; slice: dim, start, step; permute: perm; adaptive pool: OH, OW
     Activation activation = Activation::relu;
+    float alpha = 0.0f;        // activation: its parameter (leaky_relu, elu)
     BinaryOp binary = BinaryOp::add;
     Pool2dWindow window;
     float eps = 0.0f;

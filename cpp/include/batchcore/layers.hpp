@@ -9,9 +9,20 @@
 
 namespace batchcore {
 
-enum class Activation : int { relu = 0, gelu, silu, tanh, gelu_tanh, sigmoid, relu6 };
+enum class Activation : int {
+  relu = 0, gelu, silu, tanh, gelu_tanh, sigmoid, relu6, hardsigmoid, hardswish, mish, leaky_relu, elu
+};
 
-BC_HD float activate(float x, Activation a) {
+// True for the activations that take a parameter (`alpha` below): leaky_relu's negative slope, elu's alpha.
+BC_HD bool has_parameter(Activation a) { return a == Activation::leaky_relu || a == Activation::elu; }
+
+// min(max(x + 3, 0), 6): hardsigmoid's and hardswish's clamp (NaN handled by the callers).
+BC_HD float relu6_of_x_plus_3(float x) {
+  const float s = x + 3.0f;
+  return s > 0.0f ? (s < 6.0f ? s : 6.0f) : 0.0f;
+}
+
+BC_HD float activate(float x, Activation a, float alpha = 0.0f) {
   switch (a) {
     case Activation::relu: return x > 0.0f || x != x ? x : 0.0f;  // NaN stays NaN; -0 becomes +0
     case Activation::gelu: return bc_gelu(x);
@@ -20,6 +31,13 @@ BC_HD float activate(float x, Activation a) {
     case Activation::gelu_tanh: return bc_gelu_tanh(x);
     case Activation::sigmoid: return bc_sigmoid(x);
     case Activation::relu6: return x != x ? x : (x > 0.0f ? (x < 6.0f ? x : 6.0f) : 0.0f);  // -0 becomes +0
+    case Activation::hardsigmoid: return x != x ? x : relu6_of_x_plus_3(x) / 6.0f;
+    // torch's (x * min(max(x + 3, 0), 6)) / 6 between -3 and 3; the exact values outside, x and -0 (the
+    // product would overflow past 5.6e37 and give NaN at -inf)
+    case Activation::hardswish: return x != x || x >= 3.0f ? x : (x <= -3.0f ? -0.0f : (x * (x + 3.0f)) / 6.0f);
+    case Activation::mish: return bc_mish(x);
+    case Activation::leaky_relu: return x > 0.0f || x != x ? x : x * alpha;
+    case Activation::elu: return x >= 0.0f || x != x ? x : alpha * bc_expm1(x);  // -0 stays -0
   }
   return NAN;
 }

@@ -122,6 +122,32 @@ BC_HD float bc_tanh(float x) {
   return x > 0.0f ? r : -r;
 }
 
+// exp(x) - 1 without the cancellation near 0 (ELU's negative side): for |x| < 0.35 (ln2/2 ~ 0.347) the
+// series x + x^2 (1/2! + x/3! + ... + x^7/9!), the square rounded once and one explicit fma; elsewhere
+// exp(x) - 1. -0 for -0 (the series would give +0); NaN stays NaN.
+BC_HD float bc_expm1(float x) {
+  if (x != x || x == 0.0f) return x;
+  if (fabsf(x) < 0.35f) {
+    // 1/9! ... 1/2!: Taylor terms of (expm1 x - x) / x^2
+    const float c[] = {2.7557319223985891e-06f, 2.4801587301587302e-05f, 1.9841269841269841e-04f,
+                       1.3888888888888889e-03f, 8.3333333333333333e-03f, 4.1666666666666667e-02f,
+                       1.6666666666666667e-01f, 0.5f};
+    return fmaf(x * x, horner(x, c), x);
+  }
+  return bc_exp(x) - 1.0f;
+}
+
+// Mish(x) = x tanh(softplus(x)) = x n / (n + 2), n = e (e + 2), e = exp(x) (tanh(log(1 + e)) in closed
+// form: one exp, no log, no cancellation as x goes to -inf, where Mish(x) ~ x e). Computed x * (n / (n + 2));
+// past x = 20 the quotient is 1 in float32 and n would overflow further on: x itself. -0 at x = -inf.
+BC_HD float bc_mish(float x) {
+  if (x != x || x > 20.0f) return x;
+  if (x == -INFINITY) return -0.0f;
+  const float e = bc_exp(x);
+  const float n = e * (e + 2.0f);
+  return x * (n / (n + 2.0f));
+}
+
 // GELU's tanh form (torch's approximate='tanh'): 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
 // computed as the equal x / (1 + exp(-2u)), which has no cancellation where tanh(u) nears -1 (the tanh
 // form in float32 loses every digit there). The cube is (x x) x; at x = -inf the quotient would be

@@ -33,7 +33,7 @@ class Model {
   explicit Model(int64_t input_width);
 
   void add_linear(const float* W, const float* b, int64_t N, int64_t K);  // W: N x K, b: N or null
-  void add_activation(Activation a);
+  void add_activation(Activation a, float alpha = 0.0f);  // alpha: leaky_relu's slope, elu's alpha
   void add_softmax();
   void add_layer_norm(const float* gamma, const float* beta, int64_t n, float eps);
   // Batch norm in eval mode, folded to x * scale + shift per feature.
@@ -60,6 +60,7 @@ class Model {
     Kind kind;
     int64_t in = 0, out = 0;
     Activation activation = Activation::relu;
+    float alpha = 0.0f;         // the activation's parameter (leaky_relu, elu)
     std::vector<float> p0, p1;  // linear: W (out x in), b; layer norm: gamma, beta; batch norm: scale, shift
     float eps = 0.0f;
   };

@@ -10,7 +10,12 @@ namespace batchcore {
 static_assert(int(RowFunction::relu) == int(Activation::relu) && int(RowFunction::gelu) == int(Activation::gelu) &&
               int(RowFunction::silu) == int(Activation::silu) && int(RowFunction::tanh) == int(Activation::tanh) &&
               int(RowFunction::gelu_tanh) == int(Activation::gelu_tanh) &&
-              int(RowFunction::sigmoid) == int(Activation::sigmoid) && int(RowFunction::relu6) == int(Activation::relu6));
+              int(RowFunction::sigmoid) == int(Activation::sigmoid) && int(RowFunction::relu6) == int(Activation::relu6) &&
+              int(RowFunction::hardsigmoid) == int(Activation::hardsigmoid) &&
+              int(RowFunction::hardswish) == int(Activation::hardswish) &&
+              int(RowFunction::mish) == int(Activation::mish) &&
+              int(RowFunction::leaky_relu) == int(Activation::leaky_relu) &&
+              int(RowFunction::elu) == int(Activation::elu));
 
 void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
   for (int64_t r = 0; r < n; ++r) {
@@ -23,7 +28,12 @@ void row_layer_definition(const RowLayer& l, float* rows, int64_t n, int64_t ld)
       case RowFunction::gelu_tanh:
       case RowFunction::sigmoid:
       case RowFunction::relu6:
-        for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], Activation(int(l.function)));
+      case RowFunction::hardsigmoid:
+      case RowFunction::hardswish:
+      case RowFunction::mish:
+      case RowFunction::leaky_relu:
+      case RowFunction::elu:
+        for (int64_t i = 0; i < l.width; ++i) x[i] = activate(x[i], Activation(int(l.function)), l.alpha);
         break;
       case RowFunction::softmax: softmax_row(x, l.width); break;
       case RowFunction::layer_norm: layer_norm_row(x, l.width, l.p0, l.p1, l.eps); break;

@@ -136,6 +136,41 @@ inline float relu6_lane(float x) {
   return pick(x != x, x, clamped);
 }
 
+// hardsigmoid and hardswish as activate() defines them.
+inline float relu6_of_x_plus_3_lane(float x) {
+  const float s = x + 3.0f;
+  return s > 0.0f ? (s < 6.0f ? s : 6.0f) : 0.0f;
+}
+inline float hardsigmoid_lane(float x) { return pick(x != x, x, relu6_of_x_plus_3_lane(x) / 6.0f); }
+inline float hardswish_lane(float x) {
+  const float y = pick(x <= -3.0f, -0.0f, (x * (x + 3.0f)) / 6.0f);
+  return pick(x != x || x >= 3.0f, x, y);
+}
+
+// bc_mish: the exp of x clamped to 20 (the lanes past it keep x, whose exp the definition never takes).
+inline float mish_lane(float x) {
+  const float e = exp_lane(x > 20.0f ? 20.0f : x);
+  const float n = e * (e + 2.0f);
+  const float y = pick(x == -__builtin_inff(), -0.0f, x * (n / (n + 2.0f)));
+  return pick(x != x || x > 20.0f, x, y);
+}
+
+// leaky_relu; elu with bc_expm1 (both of its paths computed, the definition's kept).
+inline float leaky_relu_lane(float x, float slope) { return x > 0.0f || x != x ? x : x * slope; }
+inline float expm1_lane(float x) {
+  const float c[] = {2.7557319223985891e-06f, 2.4801587301587302e-05f, 1.9841269841269841e-04f,
+                     1.3888888888888889e-03f, 8.3333333333333333e-03f, 4.1666666666666667e-02f,
+                     1.6666666666666667e-01f, 0.5f};
+  const float xs = __builtin_fabsf(x) < 0.35f ? x : 0.0f;  // the series' argument on its path
+  float p = c[0];
+#pragma GCC unroll 16
+  for (int i = 1; i < 8; ++i) p = fma_lane(p, xs, c[i]);
+  const float series = fma_lane(xs * xs, p, xs);
+  const float y = pick(__builtin_fabsf(x) < 0.35f, series, exp_lane(x) - 1.0f);
+  return pick(x != x || x == 0.0f, x, y);
+}
+inline float elu_lane(float x, float alpha) { return x >= 0.0f || x != x ? x : alpha * expm1_lane(x); }
+
 template <class F>
 void map_row(float* x, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
@@ -192,6 +227,19 @@ void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
       case RowFunction::gelu_tanh: map_row(x, l.width, [](float v) { return gelu_tanh_lane(v); }); break;
       case RowFunction::sigmoid: map_row(x, l.width, [](float v) { return sigmoid_lane(v); }); break;
       case RowFunction::relu6: map_row(x, l.width, [](float v) { return relu6_lane(v); }); break;
+      case RowFunction::hardsigmoid: map_row(x, l.width, [](float v) { return hardsigmoid_lane(v); }); break;
+      case RowFunction::hardswish: map_row(x, l.width, [](float v) { return hardswish_lane(v); }); break;
+      case RowFunction::mish: map_row(x, l.width, [](float v) { return mish_lane(v); }); break;
+      case RowFunction::leaky_relu: {
+        const float slope = l.alpha;
+        map_row(x, l.width, [slope](float v) { return leaky_relu_lane(v, slope); });
+        break;
+      }
+      case RowFunction::elu: {
+        const float alpha = l.alpha;
+        map_row(x, l.width, [alpha](float v) { return elu_lane(v, alpha); });
+        break;
+      }
       case RowFunction::softmax: softmax_row_lanes(x, l.width); break;
       case RowFunction::layer_norm: layer_norm_row_lanes(x, l.width, l.p0, l.p1, l.eps); break;
       case RowFunction::batch_norm: batch_norm_row_lanes(x, l.width, l.p0, l.p1); break;

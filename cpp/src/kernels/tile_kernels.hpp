@@ -29,7 +29,10 @@ struct GemmTile {
 
 // The row layers of a model, as the kernels know them (layers.hpp defines each one; the activations come
 // first, numbered as layers.hpp's Activation: row_definition.cpp asserts it).
-enum class RowFunction : int { relu, gelu, silu, tanh, gelu_tanh, sigmoid, relu6, softmax, layer_norm, batch_norm };
+enum class RowFunction : int {
+  relu, gelu, silu, tanh, gelu_tanh, sigmoid, relu6, hardsigmoid, hardswish, mish, leaky_relu, elu,
+  softmax, layer_norm, batch_norm
+};
 
 struct RowLayer {
   RowFunction function;
@@ -37,6 +40,7 @@ struct RowLayer {
   const float* p0 = nullptr;  // layer norm: gamma; batch norm: scale
   const float* p1 = nullptr;  // layer norm: beta; batch norm: shift
   float eps = 0.0f;           // layer norm
+  float alpha = 0.0f;         // leaky_relu: the negative slope; elu: alpha
 };
 
 // Orders except `exact` (the driver runs exact through the scalar long accumulator).

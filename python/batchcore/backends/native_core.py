@@ -13,7 +13,7 @@ from ..errors import ArgumentError, DeviceUnavailableError, OutOfMemoryError, Sh
 from ..measure.orders import run_options
 from ..measure.timing import Measurement, Timer, as_timer
 from ..model.chain import ACTIVATIONS, Model
-from ..model.graph import GRAPH_OPS, VARIADIC_OPS, AnyModel, GraphModel
+from ..model.graph import GRAPH_OPS, OPTIONAL_PARAMS, VARIADIC_OPS, AnyModel, GraphModel
 from .base import Backend, TimedBatch, check_batch_size, check_input, cold_input_bytes
 
 # What the core builds from a model (weights copied and packed; on a GPU, copied to the device), made once
@@ -77,7 +77,8 @@ def _build_core_graph(model: GraphModel) -> _core.Graph:
         method, names = GRAPH_OPS[n.op]
         try:
             inputs = [list(n.inputs)] if n.op in VARIADIC_OPS else list(n.inputs)  # concat: its inputs as one list
-            made = getattr(graph, method)(*inputs, *(n.params[k] for k in names))
+            made = getattr(graph, method)(*inputs, *(n.params.get(k) if k in OPTIONAL_PARAMS else n.params[k]
+                                                     for k in names))
         except (KeyError, TypeError) as e:
             raise ShapeError(f"graph node {i} ({n.name}): parameters {sorted(n.params)} do not fit {n.op}: {e}") from e
         if made != i:  # pragma: no cover - the core numbers values in the order they are added

@@ -29,7 +29,7 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
                                       "divisor_override")),
     "adaptive_avg_pool2d": ("add_adaptive_avg_pool2d", ("output_size",)),
     "channel_affine": ("add_channel_affine", ("scale", "shift")),
-    "activation": ("add_activation", ("name",)),
+    "activation": ("add_activation", ("name", "alpha")),
     "softmax": ("add_softmax", ("dim",)),
     "log_softmax": ("add_log_softmax", ("dim",)),
     "reduce": ("add_reduce", ("dim", "mean")),
@@ -42,6 +42,8 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "concat": ("add_concat", ("dim",)),
     "slice": ("add_slice", ("dim", "start", "stop", "step")),
 }
+# Parameters a node may leave out (the core's default, None, is passed): an activation's alpha.
+OPTIONAL_PARAMS = frozenset({"alpha"})
 # Operations of any number of inputs: the core takes them as one list.
 VARIADIC_OPS = frozenset({"concat"})
 
@@ -151,6 +153,8 @@ class GraphModel:
             if n.op == "constant":
                 continue
             what = n.params.get("name") or n.params.get("op") or n.op
+            if n.params.get("alpha") is not None:
+                what += f"({n.params['alpha']:g})"
             extra = "".join(f" %{j}" for j in n.inputs[1:]) if n.op == "binary" else ""
             parts.append(f"{what}{extra} {tuple(n.shape)}")
         return " -> ".join(parts)

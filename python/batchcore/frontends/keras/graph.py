@@ -22,10 +22,14 @@ from .ref import Ref
 SUPPORTED = ("Dense, Conv1D, Conv2D (strides, dilation, groups; padding 'valid', or 'same' where it pads evenly), "
              "DepthwiseConv2D, MaxPooling2D, AveragePooling2D, GlobalAveragePooling1D/2D, BatchNormalization, "
              "LayerNormalization (last axis), Dropout, Flatten, Reshape, Permute, Activation, ReLU, Softmax, Add, Concatenate, "
-             "Subtract, Multiply, Embedding, MultiHeadAttention (no masks), nested models; activations linear, relu, "
-             "relu6, gelu, silu/swish, tanh, sigmoid, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
+             "Subtract, Multiply, Embedding, MultiHeadAttention (no masks), LeakyReLU, ELU, nested models; activations "
+             "linear, relu, relu6, gelu, silu/swish, tanh, sigmoid, hard_sigmoid, hard_silu/hard_swish, mish, elu, "
+             "leaky_relu, softmax, log_softmax; keras.ops add, subtract, multiply, divide")
 ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "silu": "silu", "swish": "silu", "tanh": "tanh", "sigmoid": "sigmoid",
-               "relu6": "relu6"}
+               "relu6": "relu6", "hard_sigmoid": "hardsigmoid", "hard_silu": "hardswish", "hard_swish": "hardswish",
+               "mish": "mish", "elu": "elu", "leaky_relu": "leaky_relu"}
+# The parameter an activation named by a string takes in Keras (its function's default).
+ALPHAS = {"elu": 1.0, "leaky_relu": 0.2}
 TO_CHANNELS_FIRST, TO_CHANNELS_LAST = [2, 0, 1], [1, 2, 0]
 
 
@@ -77,7 +81,7 @@ class KerasGraphReader:
         if name == "linear":
             return x
         if name in ACTIVATIONS:
-            return self.add("activation", (x,), x.shape, name=ACTIVATIONS[name])
+            return self.add("activation", (x,), x.shape, name=ACTIVATIONS[name], alpha=ALPHAS.get(name))
         if name in ("softmax", "log_softmax"):
             return self.add(name, (x,), x.shape, dim=len(x.shape) - 1)
         raise self.refuse(f"activation {name!r} is not read")
@@ -279,6 +283,10 @@ class KerasGraphReader:
             if (layer.max_value is not None and not six) or float(layer.negative_slope) != 0 or float(layer.threshold) != 0:
                 raise self.refuse("ReLU with a max_value other than 6, a negative_slope or a threshold is not read")
             return self.add("activation", (x,), x.shape, name="relu6" if six else "relu")
+        if isinstance(layer, (L.LeakyReLU, L.ELU)):
+            alpha = layer.negative_slope if isinstance(layer, L.LeakyReLU) else layer.alpha
+            return self.add("activation", (x,), x.shape, name="leaky_relu" if isinstance(layer, L.LeakyReLU) else "elu",
+                            alpha=float(alpha))
         if isinstance(layer, L.Softmax):
             axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
             if len(axes) != 1 or axes[0] % (len(x.shape) + 1) == 0:

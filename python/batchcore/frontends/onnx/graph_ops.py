@@ -15,11 +15,12 @@ from ..one_d import as_one_row
 
 SUPPORTED = ("Gemm, MatMul by a constant, Conv (1-D and 2-D), MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool, "
              "BatchNormalization, "
-             "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), Softmax, LogSoftmax, Add, Sub, "
+             "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), HardSigmoid (alpha 1/6, beta 1/2), "
+             "HardSwish, Mish, LeakyRelu, Elu, Softmax, LogSoftmax, Add, Sub, "
              "Mul, Div (broadcasting), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
              "index of a sample dimension), Slice, Split, Concat, ReduceMean and ReduceSum over one axis, Identity, "
              "Dropout, Cast to float32")
-_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+_ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Mish": "mish"}
 _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 _SAME = frozenset({"Identity", "Dropout"})
@@ -165,7 +166,10 @@ class OnnxReader:
         reads: dict[str, Callable[[], int]] = {
             "Gemm": self.gemm, "MatMul": self.matmul, "Conv": self.conv, "MaxPool": self.max_pool,
             "AveragePool": self.average_pool, "BatchNormalization": self.batch_norm,
-            "LayerNormalization": self.layer_norm, "Gelu": self.gelu, "Clip": self.clip, "Transpose": self.transpose,
+            "LayerNormalization": self.layer_norm, "Gelu": self.gelu, "Clip": self.clip,
+            "HardSigmoid": lambda: self.hard("hardsigmoid"), "HardSwish": lambda: self.hard("hardswish"),
+            "LeakyRelu": lambda: self.with_alpha("leaky_relu", 0.01), "Elu": lambda: self.with_alpha("elu", 1.0),
+            "Transpose": self.transpose,
             "Gather": self.gather, "Slice": self.slice, "Concat": self.concat, "ReduceMean": lambda: self.reduce(True),
             "ReduceSum": lambda: self.reduce(False), "Cast": self.cast,
             "GlobalAveragePool": lambda: self.add("adaptive_avg_pool2d", (self.data(),), output_size=[1, 1]),
@@ -284,6 +288,17 @@ class OnnxReader:
     def gelu(self) -> int:
         approximate = self.attr("approximate", "none")
         return self.add("activation", (self.data(),), name="gelu_tanh" if approximate == "tanh" else "gelu")
+
+    def hard(self, name: str) -> int:
+        """HardSigmoid (alpha 1/6, beta 1/2: torch's exports) and HardSwish, as the core's definitions."""
+        alpha, beta = float(self.attr("alpha", 1 / 6 if name == "hardswish" else 0.2)), float(self.attr("beta", 0.5))
+        if abs(alpha - 1 / 6) > 1e-7 or beta != 0.5:
+            raise self.refuse(f"HardSigmoid with alpha {alpha}, beta {beta} is not supported, only alpha 1/6 and beta "
+                              "1/2 (torch's hardsigmoid)")
+        return self.add("activation", (self.data(),), name=name)
+
+    def with_alpha(self, name: str, default: float) -> int:
+        return self.add("activation", (self.data(),), name=name, alpha=float(self.attr("alpha", default)))
 
     def clip(self) -> int:
         low, high = self.const(1, "minimum"), self.const(2, "maximum")

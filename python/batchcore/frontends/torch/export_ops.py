@@ -16,7 +16,8 @@ from typing import Any
 from .fx_ops import SUPPORTED, FxReader, _f32
 
 _BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "rsub": "rsub"}
-_ACTIVATIONS = {"relu": "relu", "silu": "silu", "tanh": "tanh", "sigmoid": "sigmoid"}
+_ACTIVATIONS = {"relu": "relu", "silu": "silu", "tanh": "tanh", "sigmoid": "sigmoid", "hardsigmoid": "hardsigmoid",
+                "hardswish": "hardswish", "mish": "mish"}
 # Operations that hand their input on unchanged (eval mode, float32 in and out) or only reshape it.
 _SAME = frozenset({"dropout", "contiguous", "clone", "alias", "detach", "lift_fresh_copy", "feature_dropout"})
 _RESHAPES = frozenset({"view", "reshape", "_unsafe_view", "unsqueeze", "squeeze", "flatten", "unflatten"})
@@ -96,6 +97,10 @@ class AtenReader(FxReader):
             return self.reshape(x)
         if name in _ACTIVATIONS:
             return self.activation(_ACTIVATIONS[name], x)
+        if name == "leaky_relu":
+            return self.activation("leaky_relu", x, alpha=a(1, "negative_slope", 0.01))
+        if name == "elu":
+            return self.elu(x, a(1, "alpha", 1.0), a(2, "scale", 1.0), a(3, "input_scale", 1.0))
         if name == "hardtanh" and (float(a(1, "min_val", -1.0)), float(a(2, "max_val", 1.0))) == (0.0, 6.0):
             return self.activation("relu6", x)
         if name in ("to", "_to_copy", "type_as"):

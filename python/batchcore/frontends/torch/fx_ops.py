@@ -16,7 +16,8 @@ from ...model.graph import GraphNode
 from ..one_d import as_one_row, height_one
 
 SUPPORTED = ("Linear, Conv1d, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool1d/2d, AvgPool1d/2d, "
-             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, ReLU6, GELU (erf and tanh), SiLU, Tanh, Sigmoid, Softmax and "
+             "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, ReLU6, GELU (erf and tanh), SiLU, Tanh, Sigmoid, Hardsigmoid, "
+             "Hardswish, Mish, LeakyReLU, ELU, Softmax and "
              "LogSoftmax (any sample dimension), "
              "MultiheadAttention, TransformerEncoderLayer, TransformerEncoder (batch_first), "
              "scaled_dot_product_attention, Dropout, Identity, + - * / (broadcasting), reshape/view/flatten, "
@@ -219,10 +220,17 @@ class FxReader:
     def adaptive_avg_pool(self, x: int) -> int:
         return self.add("adaptive_avg_pool2d", (x,), output_size=list(self.shapes[self.node][1:]))
 
-    def activation(self, name: str, x: int, approximate: str = "none") -> int:
+    def activation(self, name: str, x: int, approximate: str = "none", alpha: float | None = None) -> int:
         if approximate not in ("none", "tanh"):
             raise self.refuse(f"GELU(approximate={approximate!r}) is not supported, only 'none' and 'tanh'")
+        if alpha is not None:
+            return self.add("activation", (x,), name=name, alpha=float(alpha))
         return self.add("activation", (x,), name="gelu_tanh" if approximate == "tanh" else name)
+
+    def elu(self, x: int, alpha: float, scale: float = 1.0, input_scale: float = 1.0) -> int:
+        if (float(scale), float(input_scale)) != (1.0, 1.0):
+            raise self.refuse("ELU with scale or input_scale (SELU, CELU) is not supported")
+        return self.activation("elu", x, alpha=alpha)
 
     def softmax(self, x: int, dim: Any, kind: str = "softmax") -> int:
         if dim is None:
@@ -324,9 +332,14 @@ class FxReader:
             return self.adaptive_avg_pool(x)
         if isinstance(m, nn.Flatten):
             return self.reshape(x)
-        if isinstance(m, (nn.ReLU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.ReLU6)):
-            names = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU6: "relu6"}
+        names = {nn.ReLU: "relu", nn.SiLU: "silu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ReLU6: "relu6",
+                 nn.Hardsigmoid: "hardsigmoid", nn.Hardswish: "hardswish", nn.Mish: "mish"}
+        if type(m) in names:
             return self.activation(names[type(m)], x)
+        if isinstance(m, nn.LeakyReLU):
+            return self.activation("leaky_relu", x, alpha=m.negative_slope)
+        if type(m) is nn.ELU:
+            return self.elu(x, m.alpha)
         if isinstance(m, nn.GELU):
             return self.activation("gelu", x, m.approximate)
         if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
@@ -353,6 +366,10 @@ class FxReader:
             "relu": lambda: self.activation("relu", x), "silu": lambda: self.activation("silu", x),
             "tanh": lambda: self.activation("tanh", x), "sigmoid": lambda: self.activation("sigmoid", x),
             "relu6": lambda: self.activation("relu6", x),
+            "hardsigmoid": lambda: self.activation("hardsigmoid", x),
+            "hardswish": lambda: self.activation("hardswish", x), "mish": lambda: self.activation("mish", x),
+            "leaky_relu": lambda: self.activation("leaky_relu", x, alpha=a(1, "negative_slope", 0.01)),
+            "elu": lambda: self.elu(x, a(1, "alpha", 1.0)),
             "gelu": lambda: self.activation("gelu", x, a(1, "approximate", "none")),
             "softmax": lambda: self.softmax(x, a(1, "dim")),
             "log_softmax": lambda: self.softmax(x, a(1, "dim"), "log_softmax"),
