@@ -137,6 +137,18 @@ def attention(q, k, v, scale, causal, order):
     return out.reshape(*lead, *out.shape[1:])
 
 
+def matmul(a, b, order):
+    """Per group of the leading dimensions: o_ij = dot(a_i, b[:, j]) over k."""
+    lead = a.shape[:-2]
+    a, b = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
+    out = np.empty((len(a), a.shape[1], b.shape[2]), np.float32)
+    for g in range(len(a)):
+        for i in range(a.shape[1]):
+            for j in range(b.shape[2]):
+                out[g, i, j] = _dot(a[g, i], b[g, :, j], 0.0, order)
+    return out.reshape(*lead, *out.shape[1:])
+
+
 def log_softmax(x):
     """Along the last dimension: m = the maximum, s = sum of exp(x_i - m) left to right, (x_i - m) - log s,
     exp and log by math_fixed.hpp's scalar definitions."""
@@ -195,6 +207,8 @@ def run_sample(model, x, order="seq"):
                 v = BINARY[p["op"]](ins[0], ins[1], dtype=np.float32)
         elif op == "attention":
             v = attention(*ins, p["scale"], p["causal"], order)
+        elif op == "matmul":
+            v = matmul(*ins, order)
         elif op == "embedding":
             v = p["table"][ins[0].astype(np.int64)]
         elif op == "reduce":

@@ -176,6 +176,42 @@ def test_slice_takes_every_step_th_entry_of_a_range_along_one_dimension():
     assert peak == g.plan_bytes(5, seq())
 
 
+@pytest.mark.parametrize("order", ["seq", "pairwise", "lanes:4", "exact"])
+def test_matmul_of_two_computed_values_is_a_dot_per_element_in_the_order_and_batch_invariant(order):
+    """a (2, 5, 7) from the input, b its tanh transposed (2, 7, 5): each output element the reference's dot
+    (bc.orders.dot, itself checked against exact rationals), the same rows alone and in batches of 3 and 8
+    on 1 and 2 threads; bf16 rounds a and b; the peak equals the plan (each worker's packed b counted)."""
+    g = _core.Graph([2, 5, 7])
+    b = g.add_permute(g.add_activation(0, "tanh"), [0, 2, 1])
+    out = g.add_matmul(0, b)
+    g.set_output(out)
+    assert tuple(g.shape_of(out)) == (2, 5, 5) and g.flops_per_sample == 2 * 2 * 5 * 5 * 7
+    x = np.random.default_rng(11).standard_normal((8, 2, 5, 7)).astype(np.float32)
+    tanh_t = np.swapaxes(_core.testing.row_layer(x.reshape(1, -1), "tanh", simd="definition").reshape(x.shape), 2, 3)
+    want = np.stack([ref.matmul(x[i], tanh_t[i], order) for i in range(len(x))])
+    alone = np.concatenate([g.run(x[i:i + 1], bc.orders.run_options(order))[0] for i in range(len(x))])
+    assert alone.tobytes() == want.tobytes()
+    for threads in (1, 2):
+        options = bc.orders.run_options(order, threads=threads)
+        for B in (3, 8):
+            got, peak, _ = g.run(x[:B], options)
+            assert got.tobytes() == want[:B].tobytes()
+            assert peak == g.plan_bytes(B, options)
+    if order == "seq":
+        bf16 = bc.orders.run_options("seq", "bf16")
+        a16, b16 = (bc.orders.round_to(np.ascontiguousarray(v).ravel(), "bf16").reshape(v.shape) for v in (x[:2], tanh_t[:2]))
+        assert g.run(x[:2], bf16)[0].tobytes() == np.stack([ref.matmul(a16[i], b16[i], "seq") for i in range(2)]).tobytes()
+
+
+def test_matmul_needs_matching_shapes():
+    g = _core.Graph([2, 5, 7])
+    with pytest.raises(bc.ShapeError, match=r"matmul.*\(2, 5, 7\) and \(2, 5, 7\)"):
+        g.add_matmul(0, 0)
+    c = g.add_constant(np.ones((2, 7, 3), np.float32))
+    with pytest.raises(bc.ShapeError, match="constant"):
+        g.add_matmul(0, c)
+
+
 @pytest.mark.parametrize("args, pattern", [((2, 0, 1), "dimension 2"), ((1, 3, 3), "got 3:3:1"),
                                            ((1, 0, 10), "stop <= 9"), ((1, 0, 4, 0), "got 0:4:0")])
 def test_bad_slices_are_shape_errors(args, pattern):
@@ -187,7 +223,7 @@ def test_bad_slices_are_shape_errors(args, pattern):
 def test_bad_names_and_inputs():
     g = _core.Graph([4])
     with pytest.raises(bc.UnsupportedLayerError, match="known: relu"):
-        g.add_activation(0, "hard_sigmoid")
+        g.add_activation(0, "hard_tanh")
     with pytest.raises(bc.UnsupportedLayerError, match="known: add"):
         g.add_binary(0, 0, "pow")
     g.set_output(g.add_activation(0, "relu"))

@@ -148,6 +148,9 @@ void bind_graph(py::module_& m) {
       .def("add_concat", &Graph::add_concat, py::arg("xs"), py::arg("dim"))
       .def("add_slice", &Graph::add_slice, py::arg("x"), py::arg("dim"), py::arg("start"), py::arg("stop"),
            py::arg("step") = 1, "x's entries start, start + step, ... below stop along one sample dimension (copies).")
+      .def("add_matmul", &Graph::add_matmul, py::arg("a"), py::arg("b"),
+           "a (..., m, k) times b (..., k, n), both depending on the input, per group of the leading dimensions: each "
+           "element a dot over k in the run's order.")
       .def("add_attention", &Graph::add_attention, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("scale"),
            py::arg("causal") = false,
            "Scaled dot-product attention over the last two dimensions (the leading ones are groups, e.g. heads).")

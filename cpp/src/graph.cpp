@@ -70,6 +70,10 @@ std::vector<Graph::Step> Graph::plan(int64_t M, const RunOptions& opt) const {
       s.workspace = attention_workspace_floats(n.attention, p, opt.threads);
       s.inner_bytes = attention_packed_bytes(n.attention, opt.threads);
     }
+    if (n.op == Op::matmul) {
+      s.workspace = matmul_workspace_floats(n.matmul, p, opt.threads);
+      s.inner_bytes = matmul_packed_bytes(n.matmul, opt.threads);
+    }
     int64_t& last = owner_last[size_t(s.owner)];
     last = std::max({last, int64_t(i), last_use[i]});
   }
@@ -216,6 +220,9 @@ void Graph::execute(const Node& n, const std::vector<float*>& data, int64_t M, f
     case Op::attention:
       attention(in, data[size_t(n.inputs[1])], data[size_t(n.inputs[2])], M, n.attention, out, workspace,
                 alloc_, ws, gemm, p);
+      return;
+    case Op::matmul:
+      batched_matmul(in, data[size_t(n.inputs[1])], M, n.matmul, out, workspace, alloc_, ws, gemm, p);
       return;
     case Op::embedding:
       embedding(in, in_count, n.p0.data(), int64_t(n.p0.size()) / n.dims.back(), n.dims.back(), out, pool);

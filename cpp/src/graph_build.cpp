@@ -14,7 +14,7 @@ const char* op_name(Graph::Op op) {
   static const char* names[] = {"input", "constant", "linear", "conv2d", "max_pool2d", "avg_pool2d",
                                 "adaptive_avg_pool2d", "channel_affine", "activation", "softmax", "layer_norm",
                                 "binary", "reshape", "permute", "attention", "embedding", "log_softmax", "sum", "mean",
-                                "concat", "slice"};
+                                "concat", "slice", "matmul"};
   return names[int(op)];
 }
 
@@ -301,6 +301,21 @@ int Graph::add_attention(int q, int k, int v, float scale, bool causal) {
   return add_node(std::move(n));
 }
 
+int Graph::add_matmul(int a, int b) {
+  const Dims &da = value(a, "matmul").dims, &db = value(b, "matmul").dims;
+  const size_t rank = da.size();
+  if (rank < 2 || db.size() != rank || !std::equal(da.begin(), da.end() - 2, db.begin()) || da.back() != db[rank - 2])
+    shape_error(nodes_.size(), "matmul", "needs a (..., m, k) and b (..., k, n) with the same leading dimensions, got " +
+                                             dims_text(da) + " and " + dims_text(db));
+  Node n;
+  n.op = Op::matmul;
+  n.inputs = {a, b};
+  n.dims = da;
+  n.dims.back() = db.back();
+  n.matmul = MatmulShape{element_count(Dims(da.begin(), da.end() - 2)), da[rank - 2], da.back(), db.back()};
+  return add_node(std::move(n));
+}
+
 int Graph::add_embedding(int x, const float* table, int64_t rows, int64_t dim) {
   const Node& in = value(x, "embedding");
   if (rows <= 0 || dim <= 0) shape_error(nodes_.size(), "embedding", "the table must not be empty");
@@ -331,6 +346,7 @@ int64_t Graph::flops_per_sample() const {
     if (n.op == Op::conv2d) f += 2 * element_count(n.dims) * n.conv->shape().taps();
     if (n.op == Op::attention)  // the scores' dots and the values' dots, per group
       f += 2 * n.attention.groups * n.attention.q_len * n.attention.kv_len * (n.attention.head_dim + n.attention.value_dim);
+    if (n.op == Op::matmul) f += 2 * n.matmul.groups * n.matmul.m * n.matmul.k * n.matmul.n;
   }
   return f;
 }

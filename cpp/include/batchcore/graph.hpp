@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "batchcore/attention.hpp"
+#include "batchcore/batched_matmul.hpp"
 #include "batchcore/conv.hpp"
 #include "batchcore/layers.hpp"
 #include "batchcore/model.hpp"
@@ -29,7 +30,8 @@ class Graph {
  public:
   enum class Op {
     input, constant, linear, conv2d, max_pool2d, avg_pool2d, adaptive_avg_pool2d, channel_affine, activation,
-    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax, sum, mean, concat, slice
+    softmax, layer_norm, binary, reshape, permute, attention, embedding, log_softmax, sum, mean, concat, slice,
+    matmul
   };
 
   explicit Graph(const Dims& input);  // the input's sample shape (value 0)
@@ -56,6 +58,8 @@ class Graph {
   int add_slice(int x, int64_t dim, int64_t start, int64_t stop, int64_t step);
   // q (G..., Lq, d), k (G..., Lk, d), v (G..., Lk, dv) -> (G..., Lq, dv); see attention.hpp.
   int add_attention(int q, int k, int v, float scale, bool causal);
+  // a (G..., m, k) times b (G..., k, n) -> (G..., m, n), both depending on the input; see batched_matmul.hpp.
+  int add_matmul(int a, int b);
   // x: token ids (as float32 integers); table: rows x dim -> x's shape + (dim,).
   int add_embedding(int x, const float* table, int64_t rows, int64_t dim);
   void set_output(int value);
@@ -90,6 +94,7 @@ class Graph {
     Pool2dWindow window;
     float eps = 0.0f;
     AttentionShape attention;  // attention: its shape, scale and mask
+    MatmulShape matmul;        // matmul: its shape
     std::unique_ptr<Conv2d> conv;
     int packed = -1;           // linear: index into packed_
   };

@@ -41,6 +41,7 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "embedding": ("add_embedding", ("table",)),
     "concat": ("add_concat", ("dim",)),
     "slice": ("add_slice", ("dim", "start", "stop", "step")),
+    "matmul": ("add_matmul", ()),
 }
 # Parameters a node may leave out (the core's default, None, is passed): an activation's alpha.
 OPTIONAL_PARAMS = frozenset({"alpha"})
@@ -138,6 +139,8 @@ class GraphModel:
             if n.op == "attention":
                 q, k = self.nodes[n.inputs[0]].shape, self.nodes[n.inputs[1]].shape
                 flops += 2 * int(np.prod(q[:-1])) * k[-2] * (q[-1] + n.shape[-1])
+            if n.op == "matmul":  # a dot over k per output element
+                flops += 2 * int(np.prod(n.shape)) * self.nodes[n.inputs[0]].shape[-1]
         return flops
 
     def min_traffic_bytes(self, batch_size: int) -> int:
