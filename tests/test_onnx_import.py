@@ -27,6 +27,19 @@ class Residual(nn.Module):
         return torch.softmax(self.b(h[:, :, 3:9]), dim=-1).mean(1)
 
 
+class EncoderBlock(nn.Module):
+    """torch's encoder layer: its exported attention goes sequence-first and merges the batch with the heads."""
+
+    def __init__(self):
+        super().__init__()
+        self.block = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=12, batch_first=True,
+                                                activation="gelu")
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.block(x).mean(1))
+
+
 def models():
     torch.manual_seed(0)
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
@@ -41,10 +54,11 @@ def models():
     gates = nn.Sequential(nn.Linear(10, 16), nn.Hardswish(), nn.Linear(16, 16), nn.Mish(), nn.LeakyReLU(0.1),
                           nn.Linear(16, 16), nn.ELU(0.7), nn.Hardsigmoid(), nn.Linear(16, 4))
     return {"cnn": (cnn.eval(), (1, 8, 8)), "mlp": (mlp.eval(), (40,)), "residual": (Residual().eval(), (5, 12)),
-            "audio": (audio.eval(), (2, 24)), "activations": (gates.eval(), (10,))}
+            "audio": (audio.eval(), (2, 24)), "activations": (gates.eval(), (10,)),
+            "transformer": (EncoderBlock().eval(), (5, 8))}
 
 
-@pytest.fixture(scope="module", params=["activations", "audio", "cnn", "mlp", "residual"])
+@pytest.fixture(scope="module", params=["activations", "audio", "cnn", "mlp", "residual", "transformer"])
 def exported(request, tmp_path_factory):
     module, shape = models()[request.param]
     x = np.random.default_rng(1).standard_normal((24, *shape)).astype(np.float32)
@@ -124,7 +138,7 @@ def test_refusals_name_the_node_the_operator_and_the_line(tmp_path):
             return x - x.mean(0)
 
     path = bc.export_onnx(MixesSamples(), torch.randn(4, 3), tmp_path / "mix.onnx")
-    with pytest.raises(bc.UnsupportedLayerError, match="does not keep the batch as its first dimension"):
+    with pytest.raises(bc.UnsupportedLayerError, match="does not keep the samples apart along one dimension"):
         bc.from_onnx(path)
     h, T = onnx.helper, onnx.TensorProto
     two = hand_built([h.make_node("Add", ["a", "b"], ["y"])],
@@ -158,3 +172,46 @@ def test_a_batch_norm_a_global_pool_and_a_gemm_built_by_hand(tmp_path):
     assert got.tobytes() == ref.run(graph, x).tobytes()
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     assert np.abs(got - session.run(None, {"x": x})[0]).max() < 1e-5
+
+
+def sequence_first(nodes, out_shape, initializers):
+    """A hand-built graph over x (batch, 4, 6) with ``nodes`` between "x" and "y"."""
+    h, T = onnx.helper, onnx.TensorProto
+    return hand_built(nodes, [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4, 6])],
+                      [h.make_tensor_value_info("y", T.FLOAT, out_shape)],
+                      [onnx.numpy_helper.from_array(np.asarray(a), n) for n, a in initializers.items()])
+
+
+def test_a_batch_merged_as_the_inner_factor_is_read_per_sample():
+    """(B, 4, 6) -> (4, B, 6) -> (4 B, 6), a Gemm, and back: the batch is the inner factor of the merged rows;
+    each sample's rows go through the same linear layer, bit for bit as the definition."""
+    h, rng = onnx.helper, np.random.default_rng(8)
+    w = rng.standard_normal((6, 5)).astype(np.float32)
+    model = sequence_first([h.make_node("Transpose", ["x"], ["t"], perm=[1, 0, 2]),
+                            h.make_node("Reshape", ["t", "flat"], ["f"]), h.make_node("MatMul", ["f", "w"], ["m"]),
+                            h.make_node("Reshape", ["m", "back"], ["b"]), h.make_node("Transpose", ["b"], ["y"],
+                                                                                       perm=[1, 0, 2])],
+                           ["batch", 4, 5], {"w": w, "flat": np.array([-1, 6]), "back": np.array([4, -1, 5])})
+    graph = bc.from_onnx(model)
+    x = rng.standard_normal((7, 4, 6)).astype(np.float32)
+    got = bc.native().run(graph, x)
+    assert got.tobytes() == ref.linear(x, np.ascontiguousarray(w.T), None, "seq").tobytes()
+    assert got.tobytes() == np.concatenate([bc.native().run(graph, x[i:i + 1]) for i in range(7)]).tobytes()
+
+
+@pytest.mark.parametrize("nodes, out_shape, pattern", [
+    # (B, 4, 6) read as (4, B, 6) without a transpose: rows of other samples end up together
+    (lambda h: [h.make_node("Reshape", ["x", "s"], ["r"]), h.make_node("Reshape", ["r", "s0"], ["y"])],
+     ["batch", 4, 6], "does not keep the samples apart"),
+    # the batch moved to the middle of the output
+    (lambda h: [h.make_node("Transpose", ["x"], ["y"], perm=[1, 0, 2])], [4, "batch", 6],
+     "does not hold the batch as its first dimension"),
+    # a product of two values whose batches lie in different dimensions: (4, B, 6) (4, 6, B) -> (4, B, B)
+    (lambda h: [h.make_node("Transpose", ["x"], ["a"], perm=[1, 0, 2]),
+                h.make_node("Transpose", ["x"], ["b"], perm=[1, 2, 0]), h.make_node("MatMul", ["a", "b"], ["y"])],
+     [4, "batch", "batch"], "does not keep the samples apart"),
+])
+def test_values_whose_batch_the_graph_mixes_are_refused(nodes, out_shape, pattern):
+    model = sequence_first(nodes(onnx.helper), out_shape, {"s": np.array([4, -1, 6]), "s0": np.array([-1, 4, 6])})
+    with pytest.raises(bc.UnsupportedLayerError, match=pattern):
+        bc.from_onnx(model)

@@ -10,6 +10,7 @@ import io
 import logging
 import os
 import pathlib
+import re
 import tempfile
 import warnings
 from typing import Any
@@ -74,8 +75,7 @@ def export_onnx(module: Any, sample: Any, path: str | os.PathLike[str], opset: i
                 torch.onnx.export(module, (x,), tmp, dynamic_shapes=({0: torch.export.Dim("batch")},),
                                   opset_version=opset, external_data=False, verbose=False)
         except Exception as e:
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise UnsupportedLayerError(f"torch.onnx.export could not export {name} ({type(e).__name__}: {first})") from e
+            raise UnsupportedLayerError(f"torch.onnx.export could not export {name} ({_export_failure(e)})") from e
         _check_batch_axes(tmp, name)
         _check_against_torch(torch, module, x, tmp, name)
         os.replace(tmp, target)
@@ -84,6 +84,18 @@ def export_onnx(module: Any, sample: Any, path: str | os.PathLike[str], opset: i
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
     return target
+
+
+def _export_failure(e: Exception) -> str:
+    """What made torch's exporter fail, in one line: the cause its report summarises (after "Exception
+    summary"), else the message's first line; colour codes dropped; a hint for a model that returns a cache."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).splitlines()]
+    summary = [line for line in lines if line.startswith("<class '")]
+    why = summary[0] if summary else next((line for line in lines if line), type(e).__name__)
+    why = re.sub(r"^<class '(?:[\w.]*\.)?(\w+)'>: ", r"\1: ", why)
+    if "Cache" in why:
+        why += " (a Hugging Face model returns its key/value cache unless its config says use_cache=False)"
+    return why
 
 
 def _check_batch_axes(path: str, name: str) -> None:

@@ -19,6 +19,7 @@ import numpy as np
 from ...errors import DTypeError, ShapeError, UnsupportedLayerError
 from ...model.graph import GraphModel, GraphNode
 from .graph_ops import OnnxReader
+from .layout import BatchLayout
 from .module import OnnxModule, import_onnx, import_onnxruntime
 
 
@@ -66,6 +67,7 @@ def _runs(module: OnnxModule, shape: tuple[int, ...], dtype: str) -> dict[int, d
             raise UnsupportedLayerError(f"{module.name} fails on a batch of {B} samples of shape {shape} ({dtype}): "
                                         f"{first}") from e
         runs[B] = {n: np.asarray(v) for n, v in zip(names, values, strict=True)}
+        runs[B][module.input_names[0]] = x
     return runs
 
 
@@ -88,11 +90,15 @@ def from_onnx(model: Any, input_shape: Any = None, name: str | None = None) -> G
     reader = OnnxReader(runs, {t.name: numpy_helper.to_array(t) for t in graph.initializer})
     reader.nodes.append(GraphNode("input", (), {}, shape, module.input_names[0], "the input"))
     reader.ids[module.input_names[0]] = 0
+    reader.layouts[module.input_names[0]] = BatchLayout(0)
     for node in graph.node:
         reader.read(node)
     output = graph.output[0].name
     if output not in reader.ids:
         raise UnsupportedLayerError(f"{module.name}'s first output {output!r} does not depend on the input")
+    if not reader.layouts[output].batch_first:
+        raise UnsupportedLayerError(f"{module.name}'s first output {output!r} does not hold the batch as its first "
+                                    "dimension; the native graph returns one sample per row")
     if reader.ids[output] == 0:
         raise UnsupportedLayerError(f"{module.name} returns its input unchanged: there is nothing to run")
     return GraphModel(reader.nodes, reader.ids[output], source_module=module, name=module.name, input_dtype=dtype,

@@ -9,15 +9,14 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import NonFiniteError, UnsupportedLayerError
-from ...model.graph import GraphNode
 from ..one_d import as_one_row
+from .node_reader import NodeReader, as_f32
 
-SUPPORTED = ("Gemm, MatMul by a constant, Conv (1-D and 2-D), MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool, "
-             "BatchNormalization, "
+SUPPORTED = ("Gemm, MatMul by a constant or of two values (the batch in the same leading dimension of both), Conv "
+             "(1-D and 2-D), MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool, BatchNormalization, "
              "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), HardSigmoid (alpha 1/6, beta 1/2), "
-             "HardSwish, Mish, LeakyRelu, Elu, Softmax, LogSoftmax, Add, Sub, "
-             "Mul, Div (broadcasting), Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
+             "HardSwish, Mish, LeakyRelu, Elu, Softmax, LogSoftmax, Add, Sub, Mul, Div (broadcasting), Pow by 2 or 3, "
+             "Where(IsNaN(p), 0, p) as p, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
              "index of a sample dimension), Slice, Split, Concat, ReduceMean and ReduceSum over one axis, Identity, "
              "Dropout, Cast to float32")
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Mish": "mish"}
@@ -26,142 +25,9 @@ _RESHAPES = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze"})
 _SAME = frozenset({"Identity", "Dropout"})
 
 
-def _f32(a: np.ndarray, what: str) -> np.ndarray:
-    out = np.array(a, dtype=np.float32, order="C")
-    if not np.isfinite(out).all():
-        raise NonFiniteError(f"{what} contains NaN or Inf")
-    return out
+class OnnxReader(NodeReader):
+    """Reads each operator (see :data:`SUPPORTED`) into operations of the native graph."""
 
-
-def _where(node: Any) -> str:
-    """Where a node comes from: the last frame outside torch of the stack torch's exporter recorded, else its
-    module path, else nothing."""
-    props = {p.key: p.value for p in node.metadata_props}
-    lines = props.get("pkg.torch.onnx.stack_trace", "").splitlines()
-    frames = [(f.strip(), code.strip()) for f, code in zip(lines, [*lines[1:], ""], strict=False)
-              if f.strip().startswith('File "') and "/torch/" not in f]
-    if frames:
-        frame, code = frames[-1]
-        return f" at {frame.removeprefix('File ')} ({code})"
-    if "namespace" in props:
-        return f" from {props['namespace'].split('/')[-2].strip(': ') if '/' in props['namespace'] else props['namespace']}"
-    return ""
-
-
-class OnnxReader:
-    """One pass over an ONNX graph's nodes in order. ``runs``: every value at B = 2 and 3; ``consts``: the
-    values that do not depend on the input's data (initializers first)."""
-
-    def __init__(self, runs: dict[int, dict[str, np.ndarray]], initializers: dict[str, np.ndarray]):
-        self.runs = runs
-        self.consts: dict[str, np.ndarray] = dict(initializers)
-        self.ids: dict[str, int] = {}          # value name -> graph node (values that depend on the input)
-        self.shape_made: set[str] = set()      # values made from the input's shape that differ with B
-        self.nodes: list[GraphNode] = []
-        self.node: Any = None
-
-    # -- helpers --------------------------------------------------------------------------------------
-    def refuse(self, why: str) -> UnsupportedLayerError:
-        return UnsupportedLayerError(f"node {self.node.name!r} ({self.node.op_type}){_where(self.node)}: {why}")
-
-    def sample(self, name: str) -> tuple[int, ...] | None:
-        """The sample shape of a batch-first value (its runs' first dimension 2 and 3), else None."""
-        v2, v3 = self.runs[2].get(name), self.runs[3].get(name)
-        if v2 is None or v3 is None or v2.ndim == 0 or v2.shape[0] != 2 or v3.shape[0] != 3 or v2.shape[1:] != v3.shape[1:]:
-            return None
-        return tuple(int(d) for d in v2.shape[1:])
-
-    def add(self, kind: str, inputs: tuple[int, ...], out_shape: tuple[int, ...] | None = None, **params: Any) -> int:
-        out = self.sample(self.node.output[0]) if out_shape is None else out_shape
-        assert out is not None  # read() checked it
-        self.nodes.append(GraphNode(kind, inputs, params, tuple(out), self.node.name, _where(self.node).strip()))
-        return len(self.nodes) - 1
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        import onnx
-
-        for a in self.node.attribute:
-            if a.name == name:
-                value = onnx.helper.get_attribute_value(a)
-                return value.decode() if isinstance(value, bytes) else value
-        return default
-
-    def operand(self, i: int) -> str:
-        return self.node.input[i] if len(self.node.input) > i else ""
-
-    def const(self, i: int, what: str) -> np.ndarray | None:
-        """Operand ``i`` as a constant (None when absent); refused when it depends on the input."""
-        name = self.operand(i)
-        if not name:
-            return None
-        if name not in self.consts:
-            raise self.refuse(f"its {what} depends on the input; only fixed values are supported there")
-        return self.consts[name]
-
-    def data(self, i: int = 0) -> int:
-        name = self.operand(i)
-        if name not in self.ids:
-            raise self.refuse(f"its operand {i} ({name!r}) does not depend on the input")
-        return self.ids[name]
-
-    def value(self, i: int) -> int:
-        """The graph node of an operand: an input-dependent value, or a float constant made a node here (its
-        leading dimensions of size 1 beyond the result's rank dropped: they broadcast over the batch)."""
-        name = self.operand(i)
-        if name in self.ids:
-            return self.ids[name]
-        c = self.const(i, "operand")
-        assert c is not None
-        if c.dtype.kind != "f":
-            raise self.refuse(f"an operand is {c.dtype}, not a float constant")
-        rank = len(self.sample(self.node.output[0]) or ())
-        while c.ndim > rank and c.shape[0] == 1:
-            c = c[0]
-        if c.ndim > rank:
-            raise self.refuse(f"a constant of shape {c.shape} would differ from sample to sample")
-        self.nodes.append(GraphNode("constant", (), {"value": _f32(c, name)}, tuple(c.shape), name, ""))
-        return len(self.nodes) - 1
-
-    def axis(self, axis: int, rank: int) -> int:
-        """A full-tensor axis (batch first, ``rank`` dimensions) as a sample dimension."""
-        a = int(axis) % rank
-        if a == 0:
-            raise self.refuse("it works along the batch dimension, which would mix samples")
-        return a - 1
-
-    # -- one node -------------------------------------------------------------------------------------
-    def read(self, node: Any) -> None:
-        self.node = node
-        outputs = [o for o in node.output if o]
-        on_data = any(i in self.ids for i in node.input if i)
-        if not on_data or node.op_type in ("Shape", "Size"):
-            for o in outputs:
-                self._not_on_data(o)
-            return
-        for o in outputs if node.op_type == "Split" else outputs[:1]:
-            if self.sample(o) is None:
-                raise self.refuse("its result depends on the input but does not keep the batch as its first dimension "
-                                  "(it would mix samples)")
-        if node.op_type == "Split":
-            for o, part in zip(outputs, self.split(), strict=True):
-                self.ids[o] = part
-            return
-        self.ids[node.output[0]] = self.read_op(node.op_type)
-
-    def _not_on_data(self, name: str) -> None:
-        """A value that does not depend on the input's data: a constant when it is the same at B = 2 and 3
-        (or batch-first and the same for every sample: one sample of it, broadcast), else made from the batch size."""
-        v2, v3 = self.runs[2].get(name), self.runs[3].get(name)
-        if v2 is None or v3 is None:
-            return
-        if v2.shape == v3.shape and np.array_equal(v2, v3):
-            self.consts[name] = v2
-        elif self.sample(name) is not None and all(np.array_equal(v[0], v[i]) for v in (v2, v3) for i in range(len(v))):
-            self.consts[name] = v2[:1]
-        else:
-            self.shape_made.add(name)
-
-    # -- the operators --------------------------------------------------------------------------------
     def read_op(self, op: str) -> int:
         reads: dict[str, Callable[[], int]] = {
             "Gemm": self.gemm, "MatMul": self.matmul, "Conv": self.conv, "MaxPool": self.max_pool,
@@ -173,9 +39,11 @@ class OnnxReader:
             "Gather": self.gather, "Slice": self.slice, "Concat": self.concat, "ReduceMean": lambda: self.reduce(True),
             "ReduceSum": lambda: self.reduce(False), "Cast": self.cast,
             "GlobalAveragePool": lambda: self.add("adaptive_avg_pool2d", (self.data(),), output_size=[1, 1]),
-            "Softmax": lambda: self.softmax("softmax"), "LogSoftmax": lambda: self.softmax("log_softmax"),
+            "Where": self.where, "Pow": self.power, "Softmax": lambda: self.softmax("softmax"),
+            "LogSoftmax": lambda: self.softmax("log_softmax"),
         }
         if op in _BINARY:
+            self.same_layouts()
             return self.add("binary", (self.value(0), self.value(1)), op=_BINARY[op])
         if op in _ACTIVATIONS:
             return self.add("activation", (self.data(),), name=_ACTIVATIONS[op])
@@ -187,12 +55,10 @@ class OnnxReader:
             raise self.refuse(f"{op} is not supported; supported: {SUPPORTED}")
         return reads[op]()
 
-    def _rank(self) -> int:
-        return len(self.sample(self.operand(0)) or ()) + 1
-
     def linear(self, x: int, weight: np.ndarray, bias: np.ndarray | None) -> int:
-        b = None if bias is None else _f32(np.broadcast_to(bias, (weight.shape[0],)), f"{self.node.name} bias")
-        return self.add("linear", (x,), weight=_f32(weight, f"{self.node.name} weight"), bias=b)
+        self.axis(-1, self._rank())  # refuses a contraction along the batch
+        b = None if bias is None else as_f32(np.broadcast_to(bias, (weight.shape[0],)), f"{self.node.name} bias")
+        return self.add("linear", (x,), weight=as_f32(weight, f"{self.node.name} weight"), bias=b)
 
     def gemm(self) -> int:
         if self.attr("transA", 0) or self.attr("alpha", 1.0) != 1.0 or self.attr("beta", 1.0) != 1.0:
@@ -203,7 +69,13 @@ class OnnxReader:
 
     def matmul(self) -> int:
         if self.operand(1) in self.ids:
-            raise self.refuse("MatMul of two values that depend on the input (attention) is not read yet")
+            a, b = self.layout(0), self.layout(1)
+            rank = self._rank()
+            if a != b or len(self.full(self.operand(1))) != rank or a.axis >= rank - 2 or \
+                    self.full(self.operand(0))[:-2] != self.full(self.operand(1))[:-2]:
+                raise self.refuse("MatMul of two values that depend on the input is read with the batch in the same "
+                                  "leading dimension of both and the same leading dimensions (no broadcasting)")
+            return self.add("matmul", (self.data(0), self.data(1)))
         w = self.const(1, "weight")
         assert w is not None
         if w.ndim != 2:
@@ -234,6 +106,7 @@ class OnnxReader:
         spatial: dict[str, Any] = {"stride": list(self.attr("strides", [1] * n)), "padding": self._pads(window)}
         if kind != "avg_pool2d":
             spatial["dilation"] = list(self.attr("dilations", [1] * n))
+        self.batch_first()
         x = self.data()
         if n == 2:
             return self.add(kind, (x,), None, **params, **spatial)
@@ -248,9 +121,9 @@ class OnnxReader:
         assert w is not None
         bias = self.const(2, "bias")
         kernel = list(w.shape[2:])
-        weight = _f32(w if w.ndim != 3 else w[:, :, None, :], f"{self.node.name} weight")
-        return self._spatial("conv2d", kernel, weight=weight, bias=None if bias is None else _f32(bias, f"{self.node.name} bias"),
-                             groups=int(self.attr("group", 1)))
+        weight = as_f32(w if w.ndim != 3 else w[:, :, None, :], f"{self.node.name} weight")
+        b = None if bias is None else as_f32(bias, f"{self.node.name} bias")
+        return self._spatial("conv2d", kernel, weight=weight, bias=b, groups=int(self.attr("group", 1)))
 
     def max_pool(self) -> int:
         kernel = list(self.attr("kernel_shape"))
@@ -270,19 +143,21 @@ class OnnxReader:
     def batch_norm(self) -> int:
         scale, bias, mean, var = (self.const(i, what).astype(np.float64)  # type: ignore[union-attr]
                                   for i, what in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+        self.batch_first()
         folded = scale / np.sqrt(var + float(self.attr("epsilon", 1e-5)))  # in float64, rounded once to float32
-        return self.add("channel_affine", (self.data(),), scale=_f32(folded, self.node.name),
-                        shift=_f32(bias - mean * folded, self.node.name))
+        return self.add("channel_affine", (self.data(),), scale=as_f32(folded, self.node.name),
+                        shift=as_f32(bias - mean * folded, self.node.name))
 
     def layer_norm(self) -> int:
         x = self.data()
         if int(self.attr("axis", -1)) % self._rank() != self._rank() - 1:
             raise self.refuse("layer normalization over other axes than the last is not supported")
+        self.axis(-1, self._rank())  # refuses a normalization along the batch
         n = self.nodes[x].shape[-1]
         scale, bias = self.const(1, "scale"), self.const(2, "bias")
-        return self.add("layer_norm", (x,), weight=_f32(np.ones(n) if scale is None else np.broadcast_to(scale, (n,)),
+        return self.add("layer_norm", (x,), weight=as_f32(np.ones(n) if scale is None else np.broadcast_to(scale, (n,)),
                                                           self.node.name),
-                        bias=_f32(np.zeros(n) if bias is None else np.broadcast_to(bias, (n,)), self.node.name),
+                        bias=as_f32(np.zeros(n) if bias is None else np.broadcast_to(bias, (n,)), self.node.name),
                         eps=float(self.attr("epsilon", 1e-5)))
 
     def gelu(self) -> int:
@@ -300,6 +175,25 @@ class OnnxReader:
     def with_alpha(self, name: str, default: float) -> int:
         return self.add("activation", (self.data(),), name=name, alpha=float(self.attr("alpha", default)))
 
+    def where(self) -> int:
+        """``Where(IsNaN(p), 0, p)``, the guard torch's attention export puts after its softmax for rows
+        whose every score is masked to -inf, read as ``p``: the native graph's scores are finite (its masks
+        are large negative constants, not -inf), so its softmax makes no NaN for the guard to replace."""
+        tested = self.nan_tests.get(self.operand(0))
+        zero = self.consts.get(self.operand(1))
+        if tested is None or tested != self.operand(2) or zero is None or np.any(zero != 0):
+            raise self.refuse("Where is read only as the NaN guard Where(IsNaN(p), 0, p)")
+        return self.data(2)
+
+    def power(self) -> int:
+        """Pow by a constant 2 or 3 as products, x x and (x x) x (as torch computes them on the CPU)."""
+        exponent = self.const(1, "exponent")
+        if exponent is None or exponent.size != 1 or float(exponent.reshape(-1)[0]) not in (2.0, 3.0):
+            raise self.refuse("Pow is read by a constant exponent 2 or 3 only")
+        x = self.data()
+        square = self.add("binary", (x, x), op="mul")
+        return square if float(exponent.reshape(-1)[0]) == 2.0 else self.add("binary", (square, x), op="mul")
+
     def clip(self) -> int:
         low, high = self.const(1, "minimum"), self.const(2, "maximum")
         if low is None or high is None or (float(low), float(high)) != (0.0, 6.0):
@@ -311,16 +205,19 @@ class OnnxReader:
 
     def transpose(self) -> int:
         perm = list(self.attr("perm", list(range(self._rank()))[::-1]))
-        if perm[0] != 0:
-            raise self.refuse("it moves the batch dimension, which would mix samples")
-        return self.add("permute", (self.data(),), perm=[p - 1 for p in perm[1:]])
+        moved = self.layout(0)
+        if moved.group == 1:  # the batch's axis leaves the sample: the others keep their order
+            perm = [p - (p > moved.axis) for p in perm if p != moved.axis]
+        if perm == sorted(perm):
+            return self.data()
+        return self.add("permute", (self.data(),), perm=perm)
 
     def gather(self) -> int:
         if self.operand(1) in self.ids:  # a table looked up by token ids
             table = self.const(0, "table")
             if table is None or int(self.attr("axis", 0)) != 0 or table.ndim != 2:
                 raise self.refuse("Gather is read as an embedding only: a constant 2-D table, indices from the input")
-            return self.add("embedding", (self.data(1),), table=_f32(table, f"{self.node.name} table"))
+            return self.add("embedding", (self.data(1),), table=as_f32(table, f"{self.node.name} table"))
         index = self.const(1, "index")
         if index is None or index.ndim != 0:
             raise self.refuse("Gather of the input's values is supported by one constant index only")
@@ -367,6 +264,7 @@ class OnnxReader:
         parts = [i for i in self.node.input if i]
         if not all(p in self.ids for p in parts):
             raise self.refuse("Concat of a constant with values that depend on the input is not supported")
+        self.same_layouts()
         return self.add("concat", tuple(self.ids[p] for p in parts), dim=self.axis(self.attr("axis"), self._rank()))
 
     def reduce(self, mean: bool) -> int:
