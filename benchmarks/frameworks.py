@@ -12,8 +12,9 @@ optimisations off and its deterministic compute on (and the native core reading 
 same CNN written as a JAX function of the torch weights, jitted and op by op (validated like the Keras twin); per
 backend its invariance classes, the least share of bits equal to B=1's, the largest ULP distance to B=1
 and to the exactly rounded result, argmax flips, and the median time per batch.
-Last: which of them give the same bits at B=1, and (full run) TensorFlow's determinism switches on the
-Keras model (bc.studies.switches).
+Last: which of them give the same bits at B=1, and (full run) each runtime's switches on the same CNN
+(bc.studies.switches): TensorFlow's oneDNN and op determinism, ONNX Runtime's graph optimisations and
+deterministic compute, XLA's CPU flags.
 
     python benchmarks/frameworks.py            # the table (a few minutes)
     python benchmarks/frameworks.py --quick    # smoke test for CI (asserts nothing about speed)
@@ -54,20 +55,21 @@ def keras_twin(net: torch.nn.Module) -> keras.Model:
     return model
 
 
+def conv_relu_pool(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
+    y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    y = jax.nn.relu(y + b[None, :, None, None])
+    return jax.lax.reduce_window(y, -jax.numpy.inf, jax.lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+
+def digits_cnn(p: dict, x: jax.Array) -> jax.Array:
+    """The CNN as a JAX function (at the top level: the XLA switches send it to fresh processes by pickle)."""
+    h = conv_relu_pool(conv_relu_pool(x, p["0.weight"], p["0.bias"]), p["3.weight"], p["3.bias"])
+    return h.reshape(h.shape[0], -1) @ p["7.weight"].T + p["7.bias"]
+
+
 def jax_twin(net: torch.nn.Module) -> bc.frontends.jax.JaxModel:
     """The same CNN as a JAX function of the torch module's weights (NCHW, as torch lays it out)."""
-    lax = jax.lax
     params = {name: t.detach().numpy().copy() for name, t in net.state_dict().items()}
-
-    def conv_relu_pool(x: jax.Array, w: jax.Array, b: jax.Array) -> jax.Array:
-        y = lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW"))
-        y = jax.nn.relu(y + b[None, :, None, None])
-        return lax.reduce_window(y, -jax.numpy.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
-
-    def digits_cnn(p: dict, x: jax.Array) -> jax.Array:
-        h = conv_relu_pool(conv_relu_pool(x, p["0.weight"], p["0.bias"]), p["3.weight"], p["3.bias"])
-        return h.reshape(h.shape[0], -1) @ p["7.weight"].T + p["7.bias"]
-
     return bc.jax_model(digits_cnn, params)
 
 
@@ -144,9 +146,16 @@ def main() -> None:
             if p["batch_size"] == 1:
                 at_b1.setdefault(p["fingerprint"], []).append(f"{p['backend']} ({framework})")
     print("the same bits at B=1: " + "; ".join(" = ".join(group) for group in at_b1.values()))
-    if not args.quick:  # TensorFlow's switches on the same Keras model (a fresh process per setting)
-        study = bc.studies.switches(twin, nhwc, batch_sizes=sizes, progress=False)
-        print(study.tables[0])
+    if not args.quick:  # each runtime's switches on the same CNN (TensorFlow's and XLA's: a fresh process per setting)
+        print("| runtime | setting | classes over B | least =B1 bits | max ULP vs B1 |")
+        print("|---|---|---|---|---|")
+        for runtime, model, data in (("TensorFlow (Keras predict)", twin, nhwc), ("ONNX Runtime", onnx_path, images),
+                                     ("XLA (JAX, jit)", in_jax, images)):
+            study = bc.studies.switches(model, data, batch_sizes=sizes, progress=False)
+            for s in study.data["settings"]:
+                classes = "invariant" if len(s["classes"]) == 1 else " ".join("{" + ", ".join(map(str, c)) + "}"
+                                                                             for c in s["classes"])
+                print(f"| {runtime} | {s['setting']} | {classes} | {s['min_bitwise_equal_frac']:.4f} | {s['max_ulp_vs_b1']} |")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ from .evaluation import evaluation
 from .figures import figures_of
 from .performance import performance
 from .record import Study, Table
-from .switches import switches
+from .switches import switches, switches_settings
 from .training import training
 
 __all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "performance", "switches",
+           "switches_settings",
            "training"]

@@ -4,13 +4,19 @@ TensorFlow's ``tf.config.experimental.enable_op_determinism()`` promises the sam
 inputs on the same hardware, run after run; it says nothing about the batch size. oneDNN, on by default
 on x86 since TensorFlow 2.9, "may give slightly different numerical results due to different computation
 orders" (``TF_ENABLE_ONEDNN_OPTS=0`` turns it off; TensorFlow reads it once, at import). PyTorch's
-``torch.use_deterministic_algorithms(True)`` refuses nondeterministic kernels. The study measures, per
-switch setting, what a sweep measures: the invariance classes across batch sizes, the share of output
-bits equal to B=1's and the largest ULP distance to it.
+``torch.use_deterministic_algorithms(True)`` refuses nondeterministic kernels. ONNX Runtime's
+``use_deterministic_compute`` promises run-to-run equality; its graph optimisations rewrite the graph
+(fusions, layout changes). XLA's CPU flags choose its threading (``--xla_cpu_multi_thread_eigen``), its
+XNNPACK kernels (``--xla_cpu_use_xnnpack``) and its optimisation level (``--xla_backend_optimization_level``).
+The study measures, per switch setting, what a sweep measures: the invariance classes across batch
+sizes, the share of output bits equal to B=1's and the largest ULP distance to it.
 
 A Keras model runs each setting in a fresh Python process (the only way to set oneDNN; op determinism
 cannot be turned off once on): the model is saved with ``model.save`` and loaded there, the data with
-it. A torch module runs each setting in this process, the flag set for the setting and restored after.
+it. A JAX model too (XLA reads ``XLA_FLAGS`` once, when JAX starts): a spawned process per setting,
+to which ``fn`` goes by pickle (a function defined at a module's top level; a script that makes one needs
+the usual ``if __name__ == "__main__":`` guard). A torch module and an ONNX model run each setting in
+this process (torch's flag set for the setting and restored after; a new ONNX Runtime session each).
 """
 
 from __future__ import annotations
@@ -42,9 +48,28 @@ KERAS_SETTINGS = [("oneDNN on (TensorFlow's default)", {"TF_ENABLE_ONEDNN_OPTS":
                   ("oneDNN off", {"TF_ENABLE_ONEDNN_OPTS": "0"}, False),
                   ("oneDNN off + op determinism", {"TF_ENABLE_ONEDNN_OPTS": "0"}, True)]
 TORCH_SETTINGS = [("default", False), ("use_deterministic_algorithms(True)", True)]
+# ONNX Runtime: each setting the ONNX backend's keyword arguments.
+ONNX_SETTINGS: list[tuple[str, dict[str, Any]]] = [
+    ("all graph optimizations (ORT's default)", {}), ("use_deterministic_compute", {"deterministic": True}),
+    ("graph optimizations off", {"optimization": "disabled"}),
+    ("graph optimizations off + use_deterministic_compute", {"optimization": "disabled", "deterministic": True})]
+# XLA on the CPU: the flags added to XLA_FLAGS (--xla_gpu_deterministic_ops applies to GPUs, which the JAX
+# backend does not run yet).
+XLA_SETTINGS = [("XLA's default", ""), ("--xla_cpu_multi_thread_eigen=false", "--xla_cpu_multi_thread_eigen=false"),
+                ("--xla_cpu_use_xnnpack=false", "--xla_cpu_use_xnnpack=false"),
+                ("--xla_backend_optimization_level=0", "--xla_backend_optimization_level=0")]
+SETTINGS: dict[str, list[Any]] = {"keras": KERAS_SETTINGS, "torch": TORCH_SETTINGS, "onnx": ONNX_SETTINGS,
+                                 "jax": XLA_SETTINGS}
 # The bits are what is on trial; each point is timed briefly (its time is shown, not compared).
 BRIEF = Timer(min_time_s=0, timeout_s=0.2, target=0.5)
 CHILD_TIMEOUT_S = 900
+
+
+def switches_settings(framework: str) -> list[tuple[str, Any]]:
+    """The settings the study runs for a framework ("keras", "torch", "onnx", "jax"): (name, what it sets)."""
+    if framework not in SETTINGS:
+        raise ArgumentError(f"the switches study knows the frameworks {', '.join(SETTINGS)}, not {framework!r}")
+    return [(s[0], s[1]) for s in SETTINGS[framework]]
 
 
 def classes_of(points: list[dict[str, Any]]) -> list[list[int]]:
@@ -106,11 +131,60 @@ def _torch_settings(module: Any, data: Any, sizes: list[int], backend: Backend, 
     return found
 
 
+def _onnx_settings(model: Any, data: Any, sizes: list[int], steps: Steps) -> list[dict[str, Any]]:
+    from ..backends import onnx as onnx_backend
+
+    found = []
+    for name, options in ONNX_SETTINGS:
+        steps.now(name)
+        backend = onnx_backend(**options)
+        res = sweep(model, sizes, backends=[backend], data=data, timer=BRIEF, rounds=1, ceilings=False, progress=False)
+        found.append(summary(name, res.points, backend.settings()))
+        steps.done()
+    return found
+
+
+def _jax_settings(model: Any, data: Any, sizes: list[int], steps: Steps) -> list[dict[str, Any]]:
+    import multiprocessing
+    import pickle
+
+    from ..frontends.jax.module import import_jax
+    from .switch_child import jax_setting
+
+    params = import_jax().tree_util.tree_map(np.asarray, model.params)
+    try:
+        payload = pickle.dumps((model.fn, params, model.name))
+    except Exception as e:
+        raise ArgumentError(f"the switches study runs each XLA setting in a fresh process and sends {model.name} there "
+                            f"by pickle: fn must be a function defined at a module's top level ({type(e).__name__}: "
+                            f"{e})") from e
+    user_flags, found = os.environ.get("XLA_FLAGS"), []
+    try:
+        for name, flags in XLA_SETTINGS:
+            steps.now(name)
+            os.environ["XLA_FLAGS"] = " ".join(f for f in (user_flags or "", flags) if f)  # the spawned process's
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                try:
+                    points, settings = pool.apply_async(jax_setting, (payload, data, sizes)).get(CHILD_TIMEOUT_S)
+                except Exception as e:
+                    raise BatchcoreError(f"the setting {name!r} failed in its process: {type(e).__name__}: {e}") from e
+            found.append(summary(name, points, settings))
+            steps.done()
+    finally:
+        if user_flags is None:
+            os.environ.pop("XLA_FLAGS", None)
+        else:
+            os.environ["XLA_FLAGS"] = user_flags
+    return found
+
+
 def switches(model: Any, data: Any, batch_sizes: Any = (1, 2, 8, 64), mode: str = "predict",
              progress: bool | None = None) -> Study:
-    """Study 6 on ``model`` (a Keras model, or a torch module or callable) over ``data`` (rows first, in the
-    model's dtype): for each setting of its framework's switches (Keras on TensorFlow: oneDNN on and off,
-    each with op determinism off and on; torch: ``use_deterministic_algorithms`` off and on), the
+    """Study 6 on ``model`` (a Keras model, an ONNX model, a ``bc.jax_model``, or a torch module or
+    callable) over ``data`` (rows first, in the model's dtype): for each setting of its framework's switches
+    (Keras on TensorFlow: oneDNN on and off, each with op determinism off and on; torch:
+    ``use_deterministic_algorithms`` off and on; ONNX Runtime: graph optimisations on and off, each with
+    ``use_deterministic_compute`` off and on; XLA: its default and three CPU flags, one at a time), the
     invariance classes across ``batch_sizes``, the smallest share of output bits equal to B=1's and the
     largest ULP distance to B=1. ``mode``: the Keras backend's ("predict" or "call"). Each point is timed
     briefly; ``study.data["settings"]`` holds every setting's points."""
@@ -119,10 +193,14 @@ def switches(model: Any, data: Any, batch_sizes: Any = (1, 2, 8, 64), mode: str 
 
     sizes = check_batch_sizes(batch_sizes)
     sizes = [1] + [B for B in sizes if B != 1]
-    framework = frontend_of(model).name
+    framework = "jax" if getattr(model, "framework", None) == "jax" else frontend_of(model).name
     backend: Backend
-    with Steps("switches study", len(KERAS_SETTINGS) if framework == "keras" else len(TORCH_SETTINGS), progress) as steps:
-        if framework == "keras":
+    with Steps("switches study", len(SETTINGS[framework]), progress) as steps:
+        if framework == "jax":
+            found = _jax_settings(model, data, sizes, steps)
+        elif framework == "onnx":
+            found = _onnx_settings(model, data, sizes, steps)
+        elif framework == "keras":
             backend = keras_backend(mode)
             if backend.keras_backend != "tensorflow":
                 raise MissingDependencyError(f"the switches study measures TensorFlow's switches; Keras runs on "
@@ -165,8 +243,12 @@ def tables(found: list[dict[str, Any]]) -> list[Table]:
 
 
 def notes(framework: str, rows: int) -> list[str]:
-    how = ("each setting in a fresh process (TensorFlow reads TF_ENABLE_ONEDNN_OPTS at import), the model saved "
-           "and loaded with Keras" if framework == "keras" else "each setting in this process, the flag restored after")
+    how = {"keras": "each setting in a fresh process (TensorFlow reads TF_ENABLE_ONEDNN_OPTS at import), the model "
+                    "saved and loaded with Keras",
+           "jax": "each setting in a spawned process (XLA reads XLA_FLAGS when JAX starts), the flags added to the "
+                  "user's XLA_FLAGS",
+           "onnx": "each setting a new ONNX Runtime session in this process"}.get(
+        framework, "each setting in this process, the flag restored after")
     return [f"{rows} rows in consecutive batches of B, the last shorter; {how}.",
             "Classes group batch sizes whose outputs have identical bits; the settings each run records are in "
             "data['settings'][i]['backend_settings']."]
