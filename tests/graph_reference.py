@@ -48,6 +48,16 @@ def conv2d(x, weight, bias, stride, padding, dilation, groups, order):
     return out
 
 
+def dilated_and_padded(x, input_dilation, padding, extra_padding):
+    """x with input_dilation - 1 zeros (+0) between neighbours and padding[i] (+ extra_padding[i] at the end)
+    zeros around: the input a transposed convolution's taps read (docs/orders.md)."""
+    C, H, W = x.shape
+    (sh, sw), (ph, pw), (eh, ew) = input_dilation, padding, extra_padding
+    out = np.zeros((C, (H - 1) * sh + 1 + 2 * ph + eh, (W - 1) * sw + 1 + 2 * pw + ew), np.float32)
+    out[:, ph:ph + (H - 1) * sh + 1:sh, pw:pw + (W - 1) * sw + 1:sw] = x
+    return out
+
+
 def _out_size(n, k, s, p, d, ceil_mode):
     span = n + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)
     out = span // s + 1
@@ -181,6 +191,9 @@ def run_sample(model, x, order="seq"):
             v = p["value"]
         elif op == "linear":
             v = linear(ins[0], p["weight"], p["bias"], order)
+        elif op == "conv2d" and p.get("input_dilation") is not None:  # a transposed convolution's
+            x = dilated_and_padded(ins[0], p["input_dilation"], p["padding"], p.get("extra_padding") or [0, 0])
+            v = conv2d(x, p["weight"], p["bias"], p["stride"], [0, 0], p["dilation"], p["groups"], order)
         elif op == "conv2d":
             v = conv2d(ins[0], p["weight"], p["bias"], p["stride"], p["padding"], p["dilation"], p["groups"], order)
         elif op == "max_pool2d":

@@ -112,6 +112,25 @@ class AudioCNN(nn.Module):
         return self.body(x)
 
 
+class Decoder(nn.Module):
+    """Transposed convolutions (output padding, groups, dilation, 1-D) and nearest upsampling (module and function)."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1)
+        self.grouped = nn.ConvTranspose2d(6, 4, 2, stride=2, groups=2, dilation=2)
+        self.upsample = nn.Upsample(scale_factor=2)
+        self.line = nn.ConvTranspose1d(4, 2, 3, stride=3, padding=1)
+        self.head = nn.Linear(2 * 152, 5)
+
+    def forward(self, x):
+        h = F.relu(self.up(F.relu(self.down(x))))            # (6, 4, 6)
+        h = self.upsample(self.grouped(h)).mean(2)            # (4, 9, 13) -> (4, 18, 26) -> (4, 26)
+        h = F.interpolate(self.line(h), scale_factor=2)       # (2, 76) -> (2, 152)
+        return self.head(h.flatten(1))
+
+
 class Activations(nn.Module):
     """Hardswish, Hardsigmoid, Mish, LeakyReLU and ELU as modules and as functions, with their parameters."""
 
@@ -147,6 +166,7 @@ CASES = {
     "cnn": (SmallCNN, (2, 8, 7), "float32"),
     "audio_cnn": (AudioCNN, (2, 24), "float32"),
     "activations": (Activations, (3, 4, 5), "float32"),
+    "decoder": (Decoder, (3, 4, 5), "float32"),
     "mobile_block": (MobileBlock, (3, 6, 5), "float32"),
     "residual_mlp": (ResidualMLP, (12,), "float32"),
     "custom_forward": (CustomForward, (5, 4), "float32"),
@@ -365,8 +385,10 @@ class Branchy(nn.Module):
 @pytest.mark.parametrize("module, shape, pattern", [
     (Erf(), (4,), r"node 'erf' \(call_function erf\) at .*test_fx_import.py:\d+ in forward "
                   r"\(return torch.erf\(x\) \+ 1\): erf is not supported"),
-    (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2)), (1, 3, 3),
-     r"\(call_module 1\).*Upsample is not supported"),
+    (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2, mode="bilinear")), (1, 3, 3),
+     r"\(call_module 1\).*upsampling mode 'bilinear' is not supported, only 'nearest'"),
+    (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=1.5)), (1, 4, 4), "not by whole factors"),
+    (nn.Sequential(nn.ConvTranspose2d(1, 1, 2, padding=2)), (1, 4, 4), "crops the output"),
     (nn.Sequential(nn.Linear(4, 4), nn.Upsample(scale_factor=2)), (4,), "fails on a batch of samples of shape"),
     (TwoInputs(), (4,), "takes 2 inputs"),
     (TupleOut(), (4,), "returns one tensor"),

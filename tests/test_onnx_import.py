@@ -51,14 +51,17 @@ def models():
                         nn.LogSoftmax(dim=1))
     audio = nn.Sequential(nn.Conv1d(2, 6, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(6, 4, 3, dilation=2),
                           nn.AvgPool1d(2), nn.Flatten(), nn.Linear(4 * 4, 3))
+    decoder = nn.Sequential(nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+                            nn.Upsample(scale_factor=2), nn.ConvTranspose2d(4, 2, 2, stride=2, groups=2, dilation=2),
+                            nn.Flatten(), nn.Linear(2 * 41 * 49, 3))
     gates = nn.Sequential(nn.Linear(10, 16), nn.Hardswish(), nn.Linear(16, 16), nn.Mish(), nn.LeakyReLU(0.1),
                           nn.Linear(16, 16), nn.ELU(0.7), nn.Hardsigmoid(), nn.Linear(16, 4))
     return {"cnn": (cnn.eval(), (1, 8, 8)), "mlp": (mlp.eval(), (40,)), "residual": (Residual().eval(), (5, 12)),
             "audio": (audio.eval(), (2, 24)), "activations": (gates.eval(), (10,)),
-            "transformer": (EncoderBlock().eval(), (5, 8))}
+            "transformer": (EncoderBlock().eval(), (5, 8)), "decoder": (decoder.eval(), (3, 5, 6))}
 
 
-@pytest.fixture(scope="module", params=["activations", "audio", "cnn", "mlp", "residual", "transformer"])
+@pytest.fixture(scope="module", params=["activations", "audio", "cnn", "decoder", "mlp", "residual", "transformer"])
 def exported(request, tmp_path_factory):
     module, shape = models()[request.param]
     x = np.random.default_rng(1).standard_normal((24, *shape)).astype(np.float32)

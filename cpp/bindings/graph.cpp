@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -81,18 +82,23 @@ void bind_graph(py::module_& m) {
            py::arg("x"), py::arg("weight"), py::arg("bias"))
       .def("add_conv2d",
            [](Graph& g, int x, const py::object& w_obj, const py::object& b_obj, Pair stride, Pair padding,
-              Pair dilation, int64_t groups) {
+              Pair dilation, int64_t groups, const std::optional<Pair>& input_dilation,
+              const std::optional<Pair>& extra_padding) {
              const py::array w = f32_array(w_obj, 4, "weight");
              const Dims& in = g.dims_of(x);
              if (in.size() != 3) throw ShapeError("conv2d takes (C, H, W) samples");
              const Conv2dShape s = conv2d_shape({w.shape(0), w.shape(1), w.shape(2), w.shape(3)}, in[1], in[2],
-                                                stride, padding, dilation, groups);
+                                                stride, padding, dilation, groups, input_dilation.value_or(Pair{1, 1}),
+                                                extra_padding.value_or(Pair{0, 0}));
              py::array b;
              const float* pb = b_obj.is_none() ? nullptr : vector_of(b_obj, s.out_channels, "bias", b);
              return g.add_conv2d(x, f32_data(w), pb, s);
            },
            py::arg("x"), py::arg("weight"), py::arg("bias"), py::arg("stride") = Pair{1, 1},
-           py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1)
+           py::arg("padding") = Pair{0, 0}, py::arg("dilation") = Pair{1, 1}, py::arg("groups") = 1,
+           py::arg("input_dilation") = py::none(), py::arg("extra_padding") = py::none(),
+           "A 2-D convolution; input_dilation (zeros between the input's neighbours) and extra_padding (at the end "
+           "only) make it a transposed convolution's (see conv.hpp).")
       .def("add_max_pool2d",
            [](Graph& g, int x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
              return g.add_pool2d(x, Graph::Op::max_pool2d, window_of(kernel, stride, padding, dilation, ceil_mode));

@@ -15,7 +15,8 @@ namespace batchcore {
 
 Conv2dShape conv2d_shape(const std::array<int64_t, 4>& weight_dims, int64_t height, int64_t width,
                          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
-                         std::array<int64_t, 2> dilation, int64_t groups) {
+                         std::array<int64_t, 2> dilation, int64_t groups, std::array<int64_t, 2> input_dilation,
+                         std::array<int64_t, 2> extra_padding) {
   if (groups < 1) throw ShapeError("conv2d: groups must be positive, got " + std::to_string(groups));
   Conv2dShape s;
   s.out_channels = weight_dims[0], s.in_channels = weight_dims[1] * groups;
@@ -25,6 +26,8 @@ Conv2dShape conv2d_shape(const std::array<int64_t, 4>& weight_dims, int64_t heig
   s.pad_h = padding[0], s.pad_w = padding[1];
   s.dilation_h = dilation[0], s.dilation_w = dilation[1];
   s.groups = groups;
+  s.input_dilation_h = input_dilation[0], s.input_dilation_w = input_dilation[1];
+  s.extra_pad_h = extra_padding[0], s.extra_pad_w = extra_padding[1];
   check_conv2d_shape(s);
   return s;
 }
@@ -44,7 +47,10 @@ void check_conv2d_shape(const Conv2dShape& s) {
   positive(s.dilation_h, "dilation");
   positive(s.dilation_w, "dilation");
   positive(s.groups, "groups");
-  if (s.pad_h < 0 || s.pad_w < 0) throw ShapeError("conv2d: padding must not be negative");
+  positive(s.input_dilation_h, "input dilation");
+  positive(s.input_dilation_w, "input dilation");
+  if (s.pad_h < 0 || s.pad_w < 0 || s.extra_pad_h < 0 || s.extra_pad_w < 0)
+    throw ShapeError("conv2d: padding must not be negative");
   if (s.in_channels % s.groups || s.out_channels % s.groups)
     throw ShapeError("conv2d: in_channels (" + std::to_string(s.in_channels) + ") and out_channels (" +
                      std::to_string(s.out_channels) + ") must be divisible by groups (" + std::to_string(s.groups) + ")");
@@ -60,7 +66,8 @@ Conv2d::Conv2d(const float* weight, const float* bias, const Conv2dShape& shape,
   weight_.assign(weight, weight + n);
   if (bias) bias_.assign(bias, bias + shape.out_channels);
   require_finite(weight_.data(), n, "conv2d weight", shape.taps());
-  if (shape.in_channels / shape.groups * shape.height * shape.width < (int64_t(1) << 31))
+  const bool dense_input = shape.input_dilation_h == 1 && shape.input_dilation_w == 1;
+  if (dense_input && shape.in_channels / shape.groups * shape.height * shape.width < (int64_t(1) << 31))
     for (int64_t ci = 0; ci < shape.in_channels / shape.groups; ++ci)
       for (int64_t kh = 0; kh < shape.kernel_h; ++kh)
         for (int64_t kw = 0; kw < shape.kernel_w; ++kw)
@@ -96,22 +103,28 @@ void Conv2d::im2col(const float* sample, int64_t group, int64_t first, int64_t c
       gather(row, sample + group * cg * s.height * s.width + ih0 * s.width + iw0, tap_offsets_.data(), s.taps());
       continue;
     }
+    // A position of the dilated input: its row or column of the input, or -1 (padding, or a zero the
+    // dilation put between two neighbours: a +0 term either way).
+    const auto source = [](int64_t at, int64_t dilated, int64_t step) {
+      return at < 0 || at >= dilated || at % step ? int64_t(-1) : at / step;
+    };
+    const bool dense_columns = columns_inside && s.input_dilation_w == 1 && p == Precision::fp32;
     for (int64_t ci = 0; ci < cg; ++ci) {
       const float* plane = sample + (group * cg + ci) * s.height * s.width;
       for (int64_t kh = 0; kh < s.kernel_h; ++kh, row += s.kernel_w) {
-        const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dilation_h;
-        if (ih < 0 || ih >= s.height) {  // a row of padded taps: +0 terms
+        const int64_t ih = source(ih0 + kh * s.dilation_h, s.dilated_height(), s.input_dilation_h);
+        if (ih < 0) {  // a row of padded taps: +0 terms
           for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = 0.0f;
           continue;
         }
         const float* line = plane + ih * s.width;
-        if (columns_inside && p == Precision::fp32) {
+        if (dense_columns) {
           for (int64_t kw = 0; kw < s.kernel_w; ++kw) row[kw] = line[iw0 + kw * s.dilation_w];
           continue;
         }
         for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
-          const int64_t iw = iw0 + kw * s.dilation_w;
-          row[kw] = iw >= 0 && iw < s.width ? round_to(line[iw], p) : 0.0f;  // a padded tap: a +0 term
+          const int64_t iw = source(iw0 + kw * s.dilation_w, s.dilated_width(), s.input_dilation_w);
+          row[kw] = iw >= 0 ? round_to(line[iw], p) : 0.0f;  // a padded tap: a +0 term
         }
       }
     }

@@ -242,8 +242,10 @@ class Graph:
         ...
     def add_constant(self, arg0: typing.Any) -> int:
         ...
-    def add_conv2d(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1) -> int:
-        ...
+    def add_conv2d(self, x: typing.SupportsInt | typing.SupportsIndex, weight: typing.Any, bias: typing.Any, stride: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [0, 0], dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] = [1, 1], groups: typing.SupportsInt | typing.SupportsIndex = 1, input_dilation: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] | None = None, extra_padding: typing.Annotated[collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], "FixedSize(2)"] | None = None) -> int:
+        """
+        A 2-D convolution; input_dilation (zeros between the input's neighbours) and extra_padding (at the end only) make it a transposed convolution's (see conv.hpp).
+        """
     def add_embedding(self, x: typing.SupportsInt | typing.SupportsIndex, table: typing.Any) -> int:
         """
         Rows of table for x's token ids (float32 integers).

@@ -6,6 +6,12 @@
 // padding written as +0) through the blocked GEMM, a chunk of a sample's positions per task, each worker
 // writing its chunk's rows and multiplying them while they are in its L2, so a sample's bits depend
 // neither on the batch nor on its place in it, nor on the threads.
+//
+// A transposed convolution (torch's ConvTranspose2d) is this convolution over its input dilated by its
+// stride (input_dilation: s - 1 zeros between neighbours, +0 terms like the padding's), padded by
+// d (k - 1) - p on each side and by output_padding more at the end, with the kernel flipped and its
+// channel axes swapped (the caller's, frontends/conv_transpose.py): each output element is then one dot
+// over every tap, the dilation's and the padding's taps +0 terms.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -25,9 +31,17 @@ class PoolView;
 struct Conv2dShape {
   int64_t in_channels = 0, height = 0, width = 0, out_channels = 0, kernel_h = 0, kernel_w = 0;
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1, groups = 1;
+  int64_t input_dilation_h = 1, input_dilation_w = 1;  // the input's neighbours this far apart (zeros between)
+  int64_t extra_pad_h = 0, extra_pad_w = 0;            // padding at the end only, beyond pad_h and pad_w
 
-  int64_t out_height() const { return (height + 2 * pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1; }
-  int64_t out_width() const { return (width + 2 * pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1; }
+  int64_t dilated_height() const { return (height - 1) * input_dilation_h + 1; }
+  int64_t dilated_width() const { return (width - 1) * input_dilation_w + 1; }
+  int64_t out_height() const {
+    return (dilated_height() + 2 * pad_h + extra_pad_h - dilation_h * (kernel_h - 1) - 1) / stride_h + 1;
+  }
+  int64_t out_width() const {
+    return (dilated_width() + 2 * pad_w + extra_pad_w - dilation_w * (kernel_w - 1) - 1) / stride_w + 1;
+  }
   int64_t taps() const { return in_channels / groups * kernel_h * kernel_w; }  // K of every output element
 };
 
@@ -39,7 +53,8 @@ void check_conv2d_shape(const Conv2dShape& s);
 // kernel_w) over samples of height x width: every caller (a graph, the bound layer) builds it here.
 Conv2dShape conv2d_shape(const std::array<int64_t, 4>& weight_dims, int64_t height, int64_t width,
                          std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
-                         std::array<int64_t, 2> dilation, int64_t groups);
+                         std::array<int64_t, 2> dilation, int64_t groups,
+                         std::array<int64_t, 2> input_dilation = {1, 1}, std::array<int64_t, 2> extra_padding = {0, 0});
 
 class Conv2d {
  public:

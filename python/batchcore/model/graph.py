@@ -23,7 +23,8 @@ from .chain import Model, check_source
 GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "constant": ("add_constant", ("value",)),
     "linear": ("add_linear", ("weight", "bias")),
-    "conv2d": ("add_conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups")),
+    "conv2d": ("add_conv2d", ("weight", "bias", "stride", "padding", "dilation", "groups", "input_dilation",
+                              "extra_padding")),
     "max_pool2d": ("add_max_pool2d", ("kernel", "stride", "padding", "dilation", "ceil_mode")),
     "avg_pool2d": ("add_avg_pool2d", ("kernel", "stride", "padding", "ceil_mode", "count_include_pad",
                                       "divisor_override")),
@@ -43,8 +44,9 @@ GRAPH_OPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "slice": ("add_slice", ("dim", "start", "stop", "step")),
     "matmul": ("add_matmul", ()),
 }
-# Parameters a node may leave out (the core's default, None, is passed): an activation's alpha.
-OPTIONAL_PARAMS = frozenset({"alpha"})
+# Parameters a node may leave out (the core's default, None, is passed): an activation's alpha, a transposed
+# convolution's input dilation and extra padding.
+OPTIONAL_PARAMS = frozenset({"alpha", "input_dilation", "extra_padding"})
 # Operations of any number of inputs: the core takes them as one list.
 VARIADIC_OPS = frozenset({"concat"})
 

@@ -10,10 +10,12 @@ from typing import Any
 import numpy as np
 
 from ..one_d import as_one_row
+from ..resampling import nearest_upsample, transposed_conv_params
 from .node_reader import NodeReader, as_f32
 
 SUPPORTED = ("Gemm, MatMul by a constant or of two values (the batch in the same leading dimension of both), Conv "
-             "(1-D and 2-D), MaxPool and AveragePool (1-D and 2-D), GlobalAveragePool, BatchNormalization, "
+             "and ConvTranspose (1-D and 2-D), Resize (nearest, whole factors, torch's export), MaxPool and AveragePool "
+             "(1-D and 2-D), GlobalAveragePool, BatchNormalization, "
              "LayerNormalization (last axis), Relu, Sigmoid, Tanh, Gelu, Clip(0, 6), HardSigmoid (alpha 1/6, beta 1/2), "
              "HardSwish, Mish, LeakyRelu, Elu, Softmax, LogSoftmax, Add, Sub, Mul, Div (broadcasting), Pow by 2 or 3, "
              "Where(IsNaN(p), 0, p) as p, Reshape, Flatten, Squeeze, Unsqueeze, Transpose, Gather (an embedding, or one "
@@ -30,7 +32,8 @@ class OnnxReader(NodeReader):
 
     def read_op(self, op: str) -> int:
         reads: dict[str, Callable[[], int]] = {
-            "Gemm": self.gemm, "MatMul": self.matmul, "Conv": self.conv, "MaxPool": self.max_pool,
+            "Gemm": self.gemm, "MatMul": self.matmul, "Conv": self.conv, "ConvTranspose": self.conv_transpose,
+            "Resize": self.resize, "MaxPool": self.max_pool,
             "AveragePool": self.average_pool, "BatchNormalization": self.batch_norm,
             "LayerNormalization": self.layer_norm, "Gelu": self.gelu, "Clip": self.clip,
             "HardSigmoid": lambda: self.hard("hardsigmoid"), "HardSwish": lambda: self.hard("hardswish"),
@@ -124,6 +127,53 @@ class OnnxReader(NodeReader):
         weight = as_f32(w if w.ndim != 3 else w[:, :, None, :], f"{self.node.name} weight")
         b = None if bias is None else as_f32(bias, f"{self.node.name} bias")
         return self._spatial("conv2d", kernel, weight=weight, bias=b, groups=int(self.attr("group", 1)))
+
+    def conv_transpose(self) -> int:
+        """ConvTranspose as the core's convolution of the dilated input (:mod:`..resampling`); 1-D as height 1."""
+        if self.attr("output_shape") is not None or self.attr("auto_pad", "NOTSET") != "NOTSET":
+            raise self.refuse("ConvTranspose with output_shape or auto_pad is not supported (pads and output_padding are)")
+        self.batch_first()
+        w, bias = self.const(1, "weight"), self.const(2, "bias")
+        assert w is not None
+        n = w.ndim - 2
+        if n not in (1, 2):
+            raise self.refuse(f"a {n}-D ConvTranspose is not supported, only 1-D and 2-D")
+        pads = list(self.attr("pads", [0] * 2 * n))
+        output_padding = list(self.attr("output_padding", [0] * n))
+        extra = [op + begin - end for op, begin, end in zip(output_padding, pads[:n], pads[n:], strict=True)]
+        settings = [list(self.attr("strides", [1] * n)), pads[:n], extra, list(self.attr("dilations", [1] * n))]
+        if n == 1:
+            w = w[:, :, None, :]
+            settings = [[first, *v] for v, first in zip(settings, (1, 0, 0, 1), strict=True)]
+        try:
+            if min(extra) < 0:
+                raise ValueError(f"pads {pads} with output_padding {output_padding} crop the end, which is not supported")
+            stride, begin, end_extra, dilation = settings
+            params = transposed_conv_params(w, stride, begin, end_extra, dilation, int(self.attr("group", 1)))
+        except ValueError as e:
+            raise self.refuse(str(e)) from e
+        b = None if bias is None else as_f32(bias, f"{self.node.name} bias")
+        x = self.data()
+        if n == 2:
+            return self.add("conv2d", (x,), bias=b, **params)
+        out = self.sample(self.node.output[0])
+        assert out is not None
+        return as_one_row(self.add, "conv2d", x, self.nodes[x].shape, out, bias=b, **params)
+
+    def resize(self) -> int:
+        """Resize as torch exports nearest upsampling (asymmetric coordinates, floor), by whole factors."""
+        if (self.attr("mode", "nearest"), self.attr("coordinate_transformation_mode", "half_pixel"),
+                self.attr("nearest_mode", "round_prefer_floor")) != ("nearest", "asymmetric", "floor"):
+            raise self.refuse("Resize is read as nearest upsampling with asymmetric coordinates and floor rounding "
+                              "(torch's export of Upsample(mode='nearest')) only")
+        self.batch_first()
+        x = self.data()
+        shape, out = self.nodes[x].shape, self.sample(self.node.output[0])
+        assert out is not None
+        factors = [o // i for o, i in zip(out[1:], shape[1:], strict=True)]
+        if any(o != i * f for o, i, f in zip(out[1:], shape[1:], factors, strict=True)) or out[0] != shape[0]:
+            raise self.refuse(f"Resize from {shape} to {out} is not an upsampling by whole factors")
+        return nearest_upsample(self.add, x, shape, factors)
 
     def max_pool(self) -> int:
         kernel = list(self.attr("kernel_shape"))

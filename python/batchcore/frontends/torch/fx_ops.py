@@ -14,8 +14,10 @@ import numpy as np
 from ...errors import NonFiniteError, UnsupportedLayerError
 from ...model.graph import GraphNode
 from ..one_d import as_one_row, height_one
+from ..resampling import nearest_upsample, transposed_conv_params
 
-SUPPORTED = ("Linear, Conv1d, Conv2d, BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool1d/2d, AvgPool1d/2d, "
+SUPPORTED = ("Linear, Conv1d, Conv2d, ConvTranspose1d/2d, Upsample and interpolate (nearest, whole factors), "
+             "BatchNorm1d/2d (eval), LayerNorm (last dimension), MaxPool1d/2d, AvgPool1d/2d, "
              "AdaptiveAvgPool2d, Flatten, Embedding, ReLU, ReLU6, GELU (erf and tanh), SiLU, Tanh, Sigmoid, Hardsigmoid, "
              "Hardswish, Mish, LeakyReLU, ELU, Softmax and "
              "LogSoftmax (any sample dimension), "
@@ -165,6 +167,37 @@ class FxReader:
                           weight=_f32(m.weight, f"{self.node.name}.weight")[:, :, None, :].copy(), bias=bias,
                           stride=height_one(m.stride, 1), padding=height_one(padding, 0),
                           dilation=height_one(m.dilation, 1), groups=m.groups)
+
+    def conv_transpose(self, m: Any, x: int) -> int:
+        """ConvTranspose2d, and ConvTranspose1d over (channels, length) samples as height 1 (:mod:`..resampling`)."""
+        if m.padding_mode != "zeros":
+            raise self.refuse(f"padding_mode={m.padding_mode!r} is not supported, only 'zeros'")
+        one_d = isinstance(m, self.torch.nn.ConvTranspose1d)
+        weight = _f32(m.weight, f"{self.node.name}.weight")
+        settings = [(list(v) if not one_d else height_one(v, first))
+                    for v, first in ((m.stride, 1), (m.padding, 0), (m.output_padding, 0), (m.dilation, 1))]
+        try:
+            stride, padding, output_padding, dilation = settings
+            params = transposed_conv_params(weight[:, :, None, :] if one_d else weight, stride, padding, output_padding,
+                                            dilation, m.groups)
+        except ValueError as e:
+            raise self.refuse(str(e)) from e
+        bias = _f32(m.bias, f"{self.node.name}.bias") if m.bias is not None else None
+        if one_d:
+            return as_one_row(self.add, "conv2d", x, self.shape(x), self.shapes[self.node], bias=bias, **params)
+        return self.add("conv2d", (x,), bias=bias, **params)
+
+    def upsample(self, x: int, mode: str, scale_factor: Any = None, align_corners: Any = None) -> int:
+        """Nearest upsampling by whole factors (from the shapes; a given scale factor must be that whole number)."""
+        if mode != "nearest":
+            raise self.refuse(f"upsampling mode {mode!r} is not supported, only 'nearest'")
+        shape, out = self.shape(x), tuple(self.shapes[self.node])
+        factors = [o // i for o, i in zip(out[1:], shape[1:], strict=True)]
+        given = scale_factor if isinstance(scale_factor, (list, tuple)) else [scale_factor] * len(factors)
+        if any(o != i * f for o, i, f in zip(out[1:], shape[1:], factors, strict=True)) or \
+                scale_factor is not None and [float(s) for s in given] != [float(f) for f in factors]:
+            raise self.refuse(f"nearest upsampling from {shape} to {out} is not by whole factors, which is not supported")
+        return nearest_upsample(self.add, x, shape, factors)
 
     def pool1d(self, m: Any, x: int) -> int:
         """MaxPool1d and AvgPool1d over (channels, length) samples, as 2-D pools of height 1."""
@@ -319,6 +352,10 @@ class FxReader:
             return self.conv1d(m, x)
         if isinstance(m, (nn.MaxPool1d, nn.AvgPool1d)) and len(self.shape(x)) == 2:
             return self.pool1d(m, x)
+        if isinstance(m, (nn.ConvTranspose1d, nn.ConvTranspose2d)):
+            return self.conv_transpose(m, x)
+        if isinstance(m, nn.Upsample):
+            return self.upsample(x, m.mode, m.scale_factor)
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             return self.batch_norm(m, x)
         if isinstance(m, nn.LayerNorm):
@@ -380,6 +417,7 @@ class FxReader:
                                                 a(4, "ceil_mode", False), a(5, "count_include_pad", True),
                                                 a(6, "divisor_override")),
             "adaptive_avg_pool2d": lambda: self.adaptive_avg_pool(x),
+            "interpolate": lambda: self.upsample(x, a(3, "mode", "nearest"), a(2, "scale_factor")),
             "dropout": lambda: x, "contiguous": lambda: x,
             "mean": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), True, a(3, "dtype")),
             "sum": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), False, a(3, "dtype")),
