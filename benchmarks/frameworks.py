@@ -1,17 +1,18 @@
-"""One trained digits CNN in PyTorch, Keras/TensorFlow, ONNX Runtime, JAX and batchcore's native core: what
+"""One trained digits CNN in PyTorch, Keras/TensorFlow, ONNX Runtime, JAX, NumPy and batchcore's native core: what
 each does with the batch size, side by side, from one run (the README's table).
 
 The CNN of the studies (two 3x3 convolutions of 16 and 32 channels with ReLU and 2x2 max pooling, a linear
 layer to 10 classes) is trained in PyTorch on scikit-learn's bundled digits, then copied weight for weight
 into the same Keras model (kernels OIHW -> HWIO; the last layer's rows reordered from torch's
 channels-first flattening to Keras's channels-last one). Validated first: the Keras twin's outputs agree
-with torch's to float32 rounding. Then each framework's sweep over the 450 held-out digits: torch (and the
-native core reading the torch module), Keras's predict and call (and the native core reading the Keras
-model), ONNX Runtime on the module exported by bc.export_onnx with its default options, its graph
-optimisations off and its deterministic compute on (and the native core reading the ONNX file), and the
-same CNN written as a JAX function of the torch weights, jitted and op by op (validated like the Keras twin); per
-backend its invariance classes, the least share of bits equal to B=1's, the largest ULP distance to B=1
-and to the exactly rounded result, argmax flips, and the median time per batch.
+with torch's to float32 rounding. Then each framework's sweep over the 450 held-out digits: torch (and
+NumPy's pass over the graph read from the module, and the native core reading it), Keras's predict and
+call (and the native core reading the Keras model), ONNX Runtime on the module exported by
+bc.export_onnx with its default options, its graph optimisations off and its deterministic compute on (and
+the native core reading the ONNX file), and the same CNN written as a JAX function of the torch weights,
+jitted and op by op (validated like the Keras twin); per backend its invariance classes, the least share
+of bits equal to B=1's, the largest ULP distance to B=1 and to the exactly rounded result, argmax flips,
+and the median time per batch.
 Last: which of them give the same bits at B=1, and (full run) each runtime's switches on the same CNN
 (bc.studies.switches): TensorFlow's oneDNN and op determinism, ONNX Runtime's graph optimisations and
 deterministic compute, XLA's CPU flags.
@@ -116,8 +117,8 @@ def main() -> None:
     timer = quick_timer if args.quick else bc.Timer(min_time_s=0.2, timeout_s=4, target=0.02)
     labels = y_te.numpy()
     rounds = 1 if args.quick else 3
-    torch_res = bc.sweep(net, sizes, backends=[bc.torch(measure_memory=False), bc.native()], data=images, labels=labels,
-                         timer=timer, rounds=rounds, progress=False)
+    torch_res = bc.sweep(net, sizes, backends=[bc.torch(measure_memory=False), bc.numpy(), bc.native()], data=images,
+                         labels=labels, timer=timer, rounds=rounds, progress=False)
     keras_res = bc.sweep(twin, sizes, backends=[bc.keras(), bc.keras(mode="call"), bc.native()], data=nhwc, labels=labels,
                          timer=timer, rounds=rounds, progress=False)
     onnx_path = bc.export_onnx(net, images[:4], os.path.join(tempfile.mkdtemp(), "digits_cnn.onnx"))

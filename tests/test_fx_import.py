@@ -274,9 +274,17 @@ def test_default_backends_leave_out_the_array_backends():
     x = np.random.default_rng(0).standard_normal((8, 1, 3, 6)).astype(np.float32)
     res = bc.sweep(net, data=x, batch_sizes=[1, 2], timer=bc.Timer(min_time_s=0.01, timeout_s=0.1, min_samples=3),
                    rounds=1, ceilings=False)
-    assert not any(p["backend"].startswith("numpy") for p in res.points)
-    with pytest.raises(bc.ArgumentError, match="graph model"):
-        bc.numpy().run(bc.from_torch(net, input_shape=(1, 3, 6)), x)
+    assert not any(p["backend"].startswith("numpy") for p in res.points)  # asked for, NumPy runs it (below)
+
+
+def test_numpy_runs_each_graph_close_to_the_exactly_rounded_result(case):
+    """NumPy's own pass (its BLAS, its reductions) agrees with the native core's exact order to float32
+    accuracy: the definitions (shapes, padding, pools' divisors, activations) are the same."""
+    _, _, model, x = case
+    exact = bc.native(order="exact").run(model, x)
+    got = bc.numpy().run(model, x)
+    assert got.shape == exact.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, exact, rtol=2e-4, atol=2e-5)
 
 
 # -- what is refused --------------------------------------------------------------------------------

@@ -29,7 +29,8 @@ def require_chain(backend: Backend, model: Any) -> Model:
 
 
 class NumpyBackend(Backend):
-    """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU: scipy's erf)."""
+    """NumPy: ``x @ W.T + b`` through numpy's BLAS, activations with numpy (GELU: scipy's erf); a graph model
+    operation by operation (:mod:`.array_graph`: convolutions as im2col rows through ``np.matmul``)."""
 
     name = "numpy"
     order = "library"
@@ -38,27 +39,34 @@ class NumpyBackend(Backend):
     def from_settings(cls, settings: dict[str, Any]) -> NumpyBackend:
         return cls()
 
-    def runs(self, model: Any) -> Runs:
-        """Chain models only: the array forward pass is written layer by layer."""
-        if isinstance(model, GraphModel):
-            return Runs(False, f"{self.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
-                               f"{model.name!r} is a graph model: run it with bc.native() or bc.torch()")
-        return super().runs(model)
+    def default_for(self, model: Any) -> bool:
+        """A sweep without ``backends=`` runs NumPy on chain models; on a graph model only when asked
+        (``backends=[..., bc.numpy()]``): the defaults stay the framework's own runtime and the native core."""
+        return not isinstance(model, GraphModel)
 
     def _forward(self, model: AnyModel, x: np.ndarray) -> np.ndarray:
-        chain = require_chain(self, model)
         # Finite inputs may overflow in the model itself: that is a result (counted per point in
         # nonfinite_outputs, as for every backend), not a warning on the user's console.
-        with np.errstate(over="ignore", invalid="ignore"):
-            return array_forward(np, chain, x)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if isinstance(model, GraphModel):
+                from .array_graph import graph_forward
+
+                return graph_forward(model, x)
+            return array_forward(np, require_chain(self, model), x)
 
 
 class CupyBackend(NumpyBackend):
     """CuPy on the GPU (``cupy.matmul``, cuBLAS). Needs cupy and a CUDA device. Parameters are copied to
-    the device once per model."""
+    the device once per model. Chain models only (the graph pass is NumPy's)."""
 
     name = "cupy"
     device = "cuda"
+
+    def runs(self, model: Any) -> Runs:
+        if isinstance(model, GraphModel):
+            return Runs(False, f"{self.label} runs chain models (bc.mlp, an nn.Sequential of Linear and row layers); "
+                               f"{model.name!r} is a graph model: run it with bc.native(), bc.torch() or bc.numpy()")
+        return super().runs(model)
 
     def __init__(self) -> None:
         try:

@@ -150,6 +150,10 @@ class Backend:
                                f"it is; that framework's backends run it")
         return Runs(False, f"{model!r} is not a batchcore model (bc.mlp(...), bc.from_torch(module))")
 
+    def default_for(self, model: Any) -> bool:
+        """Whether a sweep without ``backends=`` includes this backend for ``model`` (one it runs)."""
+        return True
+
     def bounds_memory(self, budget_bytes: int | None) -> bool:
         """Whether :meth:`peak_bytes_if_fits` can answer under ``budget_bytes`` (None: the device's own
         memory): what :func:`batchcore.largest_batch` needs. The base cannot."""

@@ -179,7 +179,7 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     if backends is None:
         candidates = default_backends(device)
         model = resolve_model(model, candidates, data, required=False)
-        chosen = [b for b in candidates if b.runs(model)]  # the defaults a model cannot run are left out
+        chosen = [b for b in candidates if b.runs(model) and b.default_for(model)]  # and those it cannot run
     else:
         chosen = check_backends(backends)
         model = resolve_model(model, chosen, data)
