@@ -224,7 +224,7 @@ case("sweep_model_none", "ArgumentError", "bc.sweep(None)")
 case("sweep_model_str", "ArgumentError", "bc.sweep('mlp')")
 case("sweep_unreadable_module_on_native_says_why", "ok", TORCH + """
 try:
-    bc.sweep(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2)), [1], [bc.native()],
+    bc.sweep(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Upsample(scale_factor=2, mode="bilinear")), [1], [bc.native()],
              data=np.zeros((2, 1, 4, 4), np.float32), timer=Q)
 except bc.ArgumentError as e:
     assert 'bc.from_torch does not read it' in str(e) and 'Upsample' in str(e) and 'bc.torch()' in str(e), e

@@ -394,7 +394,7 @@ class Branchy(nn.Module):
     (Erf(), (4,), r"node 'erf' \(call_function erf\) at .*test_fx_import.py:\d+ in forward "
                   r"\(return torch.erf\(x\) \+ 1\): erf is not supported"),
     (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=2, mode="bilinear")), (1, 3, 3),
-     r"\(call_module 1\).*upsampling mode 'bilinear' is not supported, only 'nearest'"),
+     r"\(call_module 1\).*Upsample\(mode='bilinear'\) is not supported, only mode 'nearest'"),
     (nn.Sequential(nn.Conv2d(1, 1, 1), nn.Upsample(scale_factor=1.5)), (1, 4, 4), "not by whole factors"),
     (nn.Sequential(nn.ConvTranspose2d(1, 1, 2, padding=2)), (1, 4, 4), "crops the output"),
     (nn.Sequential(nn.Linear(4, 4), nn.Upsample(scale_factor=2)), (4,), "fails on a batch of samples of shape"),

@@ -36,10 +36,10 @@ from ..backends import Backend
 from ..errors import ArgumentError, BatchcoreError, MissingDependencyError
 from ..frontends import frontend_of
 from ..info import info
-from ..measure.timing import Timer
 from ..present.progress import Steps
 from ..run.sweep import check_batch_sizes, sweep
 from .record import Study, Table
+from .switch_child import BRIEF, jax_setting
 
 QUESTION = "Do the frameworks' determinism switches make a model's outputs independent of the batch size?"
 # Each setting: its name, the environment it runs under (Keras: a process of its own), op determinism on?
@@ -60,8 +60,6 @@ XLA_SETTINGS = [("XLA's default", ""), ("--xla_cpu_multi_thread_eigen=false", "-
                 ("--xla_backend_optimization_level=0", "--xla_backend_optimization_level=0")]
 SETTINGS: dict[str, list[Any]] = {"keras": KERAS_SETTINGS, "torch": TORCH_SETTINGS, "onnx": ONNX_SETTINGS,
                                  "jax": XLA_SETTINGS}
-# The bits are what is on trial; each point is timed briefly (its time is shown, not compared).
-BRIEF = Timer(min_time_s=0, timeout_s=0.2, target=0.5)
 CHILD_TIMEOUT_S = 900
 
 
@@ -149,7 +147,6 @@ def _jax_settings(model: Any, data: Any, sizes: list[int], steps: Steps) -> list
     import pickle
 
     from ..frontends.jax.module import import_jax
-    from .switch_child import jax_setting
 
     params = import_jax().tree_util.tree_map(np.asarray, model.params)
     try:

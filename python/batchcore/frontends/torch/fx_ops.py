@@ -187,10 +187,10 @@ class FxReader:
             return as_one_row(self.add, "conv2d", x, self.shape(x), self.shapes[self.node], bias=bias, **params)
         return self.add("conv2d", (x,), bias=bias, **params)
 
-    def upsample(self, x: int, mode: str, scale_factor: Any = None, align_corners: Any = None) -> int:
+    def upsample(self, x: int, mode: str, scale_factor: Any = None, what: str = "Upsample") -> int:
         """Nearest upsampling by whole factors (from the shapes; a given scale factor must be that whole number)."""
         if mode != "nearest":
-            raise self.refuse(f"upsampling mode {mode!r} is not supported, only 'nearest'")
+            raise self.refuse(f"{what}(mode={mode!r}) is not supported, only mode 'nearest'")
         shape, out = self.shape(x), tuple(self.shapes[self.node])
         factors = [o // i for o, i in zip(out[1:], shape[1:], strict=True)]
         given = scale_factor if isinstance(scale_factor, (list, tuple)) else [scale_factor] * len(factors)
@@ -417,7 +417,7 @@ class FxReader:
                                                 a(4, "ceil_mode", False), a(5, "count_include_pad", True),
                                                 a(6, "divisor_override")),
             "adaptive_avg_pool2d": lambda: self.adaptive_avg_pool(x),
-            "interpolate": lambda: self.upsample(x, a(3, "mode", "nearest"), a(2, "scale_factor")),
+            "interpolate": lambda: self.upsample(x, a(3, "mode", "nearest"), a(2, "scale_factor"), "interpolate"),
             "dropout": lambda: x, "contiguous": lambda: x,
             "mean": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), True, a(3, "dtype")),
             "sum": lambda: self.reduce(x, a(1, "dim"), a(2, "keepdim", False), False, a(3, "dtype")),
