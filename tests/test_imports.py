@@ -76,7 +76,7 @@ LAYERS = [
     {"frontends"},  # how a framework's model becomes one
     {"measure"},  # timing policy, orders, the machine's ceilings, the largest batch that fits
     {"backends"},  # who computes a forward pass, and how it is timed
-    {"results"},  # a point's record, a sweep's result, the metrics and the decisions on them
+    {"results", "explain"},  # a point's record, a sweep's result, the metrics and decisions; why bits differ
     {"run"},  # a sweep planned as cells and run
     {"studies"},  # the five questions
     {"report", "cli", "__main__", ""},  # entry points: the HTML report, the command line, the package itself
@@ -110,7 +110,7 @@ def test_the_top_level_stays_small_and_names_its_concerns():
     top = sorted(p.stem for p in (ROOT / "batchcore").glob("*.py"))
     assert len(top) <= 10, top
     packages = {p.name for p in (ROOT / "batchcore").iterdir() if (p / "__init__.py").exists()}
-    assert packages == {"model", "frontends", "backends", "measure", "results", "run", "present", "studies"}
+    assert packages == {"model", "frontends", "backends", "measure", "results", "explain", "run", "present", "studies"}
 
 
 def backend_class_dispatch(tree: ast.AST) -> list[int]:

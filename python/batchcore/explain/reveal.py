@@ -1,0 +1,204 @@
+"""``bc.reveal``: the summation tree a backend's linear layer uses for one output element at batch size M,
+found by masking (the method of FPRev, Xie et al., USENIX ATC'25; written here from its description).
+
+Query (i, j): the target row's inputs are all 1 except a_i = +big and a_j = -big, the weights all 1. Every
+1 that meets big's partial sum before i and j meet is absorbed (big is 2^(26 + log2 K)), the two cancel where
+they meet, and every 1 outside that subtree is counted exactly, so the element is K - |LCA(i, j)|: the size
+of the smallest subtree holding both. From leaf i = the smallest, the sizes group the other leaves by the
+node where they join i's path to the root; the leaves of one group that join each other below that node form
+its children (several: a fused multi-term add). A tree is then **validated, not trusted**: recomputed in
+float32 (products fused into their first add, as by fma, or rounded first) on random rows, it must give
+the library's bits on every one of them; a tree that does not, or answers that fit no tree (a compensated
+or exact sum recovers what big absorbed), is reported as "not a fixed tree".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import checks
+from ..errors import ArgumentError
+from ..model.chain import Layer, Model
+from .tree import Tree, canonical, describe, draw, evaluate, hold_depth, leaves, named_trees
+
+MAX_K = 1 << 16  # a chain of K terms is a tree K levels deep
+
+
+class NotAFixedTree(Exception):
+    """The answers to the queries fit no summation tree."""
+
+
+@dataclass
+class RevealedTree:
+    """What :func:`reveal` found: ``tree`` (nested tuples, see :mod:`batchcore.explain.tree`; None when the
+    answers fit no tree), ``name`` (a named order of docs/orders.md, or None), ``description``, ``fixed``
+    (the tree reproduced the library's bits on every checked row), ``fused`` (products entered by fma, as
+    seq's; False: rounded first; None when not fixed), ``reproduced`` (rows whose bits it reproduced, of
+    ``checked``), ``queries`` (library calls made to find it), ``seconds``, and the setting: ``backend``
+    (its label), ``K``, ``batch_size``, ``N``, ``row``, ``column``, ``settings`` (the backend's)."""
+
+    backend: str
+    K: int
+    batch_size: int
+    N: int
+    row: int
+    column: int
+    tree: Tree | None
+    name: str | None
+    description: str
+    fixed: bool
+    fused: bool | None
+    reproduced: int
+    checked: int
+    queries: int
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        what = self.name or self.description
+        return f"{self.backend} at B={self.batch_size}, K={self.K}: {what}" + ("" if self.tree is None else
+                                                                            f"  {draw(self.tree)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+class _Probe:
+    """One output element of a backend's linear layer (N x K) at batch size M: row ``row``, column ``column``."""
+
+    def __init__(self, backend: Any, K: int, M: int, N: int, row: int, column: int):
+        self.backend, self.K, self.M, self.N, self.row, self.column = backend, K, M, N, row, column
+        self.calls = 0
+
+    def model(self, weight: np.ndarray) -> Model:
+        return Model([Layer("linear", {"weight": weight, "bias": np.zeros(self.N, np.float32)})], self.K, name="reveal")
+
+    def element(self, model: Model, x: np.ndarray) -> np.float32:
+        self.calls += 1
+        return np.float32(self.backend.run(model, x)[self.row, self.column])
+
+
+def _build(S: list[int], size_of: Any) -> Tree:
+    """The subtree over leaves S (a subtree's leaves), from ``size_of(i, j)`` = |LCA(i, j)|."""
+    if len(S) == 1:
+        return S[0]
+    i = S[0]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for j in S[1:]:
+        groups[size_of(i, j)].append(j)
+    node: Tree = i
+    covered = 1
+    for s in sorted(groups):
+        group = groups[s]
+        if covered + len(group) != s or s > len(S):
+            raise NotAFixedTree(f"leaves {i} and {group[0]} meet in a subtree of {s} terms, which holds {covered} "
+                                f"+ {len(group)}")
+        children: list[Tree] = []
+        rest = sorted(group)
+        while rest:
+            a = rest[0]
+            same = [a] + [b for b in rest[1:] if size_of(a, b) < s]
+            children.append(_build(same, size_of))
+            rest = [b for b in rest if b not in set(same)]
+        node = (node, *children)
+        covered = s
+    return node
+
+
+def reveal(backend: Any, K: int, batch_size: int = 1, N: int = 16, row: int = 0, column: int = 0,
+           check_rows: int = 1000, seed: int = 0) -> RevealedTree:
+    """The summation tree ``backend`` (as in a sweep: ``bc.native(order=...)``, ``bc.torch()``,
+    ``bc.numpy()``, ...) uses for output element (``row``, ``column``) of a linear layer of K inputs and N
+    outputs at batch size ``batch_size``, found by masking and checked on ``check_rows`` random rows (see
+    the module's docstring). ArgumentError for settings out of range. Python's recursion limit is raised to
+    hold a tree K levels deep (a chain)."""
+    K = checks.positive_int(K, "K", maximum=MAX_K)
+    M = checks.positive_int(batch_size, "batch_size")
+    N = checks.positive_int(N, "N")
+    if not 0 <= row < M or not 0 <= column < N:
+        raise ArgumentError(f"row {row} and column {column} must lie in the batch of {M} rows and the {N} outputs")
+    check_rows = checks.positive_int(check_rows, "check_rows")
+    hold_depth(K)
+    start = time.perf_counter()
+    probe = _Probe(backend, K, M, N, row, column)
+    ones = probe.model(np.ones((N, K), np.float32))
+    big = np.float32(2.0 ** (26 + math.ceil(math.log2(K + 1))))
+    x = np.ones((M, K), np.float32)
+    answers: dict[tuple[int, int], int] = {}
+
+    def size_of(i: int, j: int) -> int:
+        key = (i, j) if i < j else (j, i)
+        if key not in answers:
+            x[row, i], x[row, j] = big, -big
+            y = probe.element(ones, x)
+            x[row, i] = x[row, j] = 1.0
+            count = K - float(y)
+            if not (count == int(count) and 2 <= count <= K):
+                raise NotAFixedTree(f"the query ({i}, {j}) gave {float(y)!r}, which no summation tree gives "
+                                    "(a compensated or exact sum, or a data-dependent order)")
+            answers[key] = int(count)
+        return answers[key]
+
+    tree: Tree | None
+    why = ""
+    try:
+        tree = canonical(_build(list(range(K)), size_of)) if K > 1 else 0
+        if sorted(leaves(tree)) != list(range(K)):
+            raise NotAFixedTree("the answers do not cover every term once")
+    except NotAFixedTree as e:
+        tree, why = None, str(e)
+    reproduced, fused, name = 0, None, None
+    if tree is not None:
+        reproduced, fused, name = _check(probe, tree, check_rows, seed)
+    fixed = tree is not None and reproduced == check_rows
+    if fixed:
+        assert tree is not None
+        description = name or describe(tree, K)
+    else:
+        name = None
+        description = f"not a fixed tree: {why}" if tree is None else (
+            f"not a fixed tree: the revealed tree reproduces {reproduced} of {check_rows} rows (data-dependent, "
+            "multi-term fused in another way, or nondeterministic)")
+    settings = backend.settings() if hasattr(backend, "settings") else {}
+    return RevealedTree(getattr(backend, "label", type(backend).__name__), K, M, N, row, column, tree, name,
+                        description, fixed, fused if fixed else None, reproduced, check_rows, probe.calls,
+                        time.perf_counter() - start, settings)
+
+
+def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool, str | None]:
+    """Rows (of ``rows`` random ones) whose library bits the tree reproduces, whether fused products did it,
+    and the named order that did. A tree of a named order's shape is recomputed by that order's definition
+    (``bc.orders.dot``, itself checked against exact rationals; seq's shape by seq and seq-nofma), any
+    other by :func:`~batchcore.explain.tree.evaluate` with products fused into their first add and rounded
+    first; the best is kept."""
+    from ..measure.orders import dot
+
+    rng = np.random.default_rng(seed)
+    weight = rng.standard_normal((probe.N, probe.K)).astype(np.float32)
+    model = probe.model(weight)
+    A = rng.standard_normal((rows, probe.K)).astype(np.float32)
+    got = np.empty(rows, np.float32)
+    x = rng.standard_normal((probe.M, probe.K)).astype(np.float32)
+    for r in range(rows):
+        x[probe.row] = A[r]
+        got[r] = probe.element(model, x)
+    w = weight[probe.column]
+    named = [name for name, t in named_trees(probe.K).items() if t == tree]  # several at small K
+    best: tuple[int, bool, str | None] = (-1, True, None)
+    for order in (["seq", "seq-nofma"] if "seq" in named else []) + [n for n in named if n != "seq"]:
+        want = np.array([dot(a, w, 0.0, order) for a in A], np.float32)
+        same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
+        best = max(best, (same, order != "seq-nofma" and order != "pairwise", order), key=lambda b: b[0])
+    if best[0] == rows:
+        return best
+    for fused in (True, False):
+        want = evaluate(tree, A, np.broadcast_to(w, A.shape), fused) + np.float32(0)
+        same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
+        best = max(best, (same, fused, None), key=lambda b: b[0])
+    return best

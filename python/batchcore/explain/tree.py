@@ -1,0 +1,196 @@
+"""Summation trees: how one dot product's K products are combined (issue "say why": ``bc.reveal``).
+
+A tree is nested tuples: a leaf is the index k of a product a_k b_k, an inner node the tuple of its children
+(two for an ordinary addition, more for a fused multi-term add). Children are kept in the order of their
+smallest leaf: the masking method cannot tell a + b from b + a, and IEEE addition gives both the same bits.
+The named orders of docs/orders.md are built here from their definitions, so a revealed tree can be named.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Tree = int | tuple["Tree", ...]
+
+
+def hold_depth(K: int) -> None:
+    """Raises Python's recursion limit (never lowers it) so that trees of K levels (a chain over K terms)
+    can be built, compared, printed and recomputed: nested tuples that deep recurse in Python and in C."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 4 * K + 1000))
+
+
+def canonical(t: Tree) -> Tree:
+    """Children ordered by their smallest leaf, single-child nodes dissolved (an empty lane adds nothing)."""
+    return _canonical(t)[0]
+
+
+def _canonical(t: Tree) -> tuple[Tree, int]:
+    """The canonical tree and its smallest leaf, in one pass."""
+    if isinstance(t, int):
+        return t, t
+    kids = sorted((_canonical(c) for c in t), key=lambda kid: kid[1])
+    if len(kids) == 1:
+        return kids[0]
+    return tuple(k for k, _ in kids), kids[0][1]
+
+
+def first_leaf(t: Tree) -> int:
+    return t if isinstance(t, int) else min(first_leaf(c) for c in t)
+
+
+def leaves(t: Tree) -> list[int]:
+    return [t] if isinstance(t, int) else [k for c in t for k in leaves(c)]
+
+
+def depth(t: Tree) -> int:
+    return 0 if isinstance(t, int) else 1 + max(depth(c) for c in t)
+
+
+# -- the named orders of docs/orders.md, from their definitions -----------------------------------------------
+
+def chain(items: list[Tree]) -> Tree:
+    """items added left to right: (((i0, i1), i2), ...)."""
+    t = items[0]
+    for x in items[1:]:
+        t = (t, x)
+    return t
+
+
+def seq_tree(ks: list[int]) -> Tree:
+    return chain(list(ks))
+
+
+def chunk_tree(K: int, C: int) -> Tree:
+    return chain([seq_tree(list(range(s, min(s + C, K)))) for s in range(0, K, C)])
+
+
+def lanes_tree(K: int, W: int) -> Tree:
+    lanes: list[Tree | None] = [seq_tree(list(range(lane, K, W))) if lane < K else None for lane in range(W)]
+    h = W // 2
+    while h >= 1:
+        for lane in range(h):
+            a, b = lanes[lane], lanes[lane + h]
+            lanes[lane] = a if b is None else (b if a is None else (a, b))
+        h //= 2
+    assert lanes[0] is not None
+    return lanes[0]
+
+
+def pairwise_tree(lo: int, hi: int) -> Tree:
+    if hi - lo == 1:
+        return lo
+    m = lo + (hi - lo) // 2
+    return (pairwise_tree(lo, m), pairwise_tree(m, hi))
+
+
+def named_trees(K: int) -> dict[str, Tree]:
+    """Every named fixed-tree order at K (seq and seq-nofma share their tree; fma tells them apart)."""
+    hold_depth(K)
+    trees: dict[str, Tree] = {"seq": seq_tree(list(range(K))), "pairwise": pairwise_tree(0, K)}
+    for W in (2, 4, 8, 16, 32, 64, 128, 256):
+        trees[f"lanes:{W}"] = lanes_tree(K, W)
+    for S in (2, 3, 4, 8, 16):
+        trees[f"splitk:{S}"] = chunk_tree(K, -(-K // S))
+    for C in (8, 16, 32, 64, 128, 256, 512, 1024):
+        if C < K:
+            trees[f"chunk:{C}"] = chunk_tree(K, C)
+    return {name: canonical(t) for name, t in trees.items()}
+
+
+def name_of(t: Tree, K: int) -> str | None:
+    """The first named order (in :func:`named_trees`' order) whose tree is ``t``, else None."""
+    for name, tree in named_trees(K).items():
+        if tree == t:
+            return name
+    return None
+
+
+# -- describing a tree that has no name -------------------------------------------------------------------
+
+def describe(t: Tree, K: int) -> str:
+    """A short description: the sizes of the subtrees below the root and how the root joins them."""
+    if isinstance(t, int):
+        return "a single term"
+    shape = "a chain" if all(isinstance(c, int) or c == t[0] for c in t[1:]) and depth(t) == K - 1 else "a tree"
+    sizes = [len(leaves(c)) for c in t]
+    fused = max(len(n) for n in _nodes(t))
+    parts = [f"{shape} of depth {depth(t)} over {K} terms", f"the root joins {len(t)} parts of {sizes} terms"]
+    if fused > 2:
+        parts.append(f"fused adds of up to {fused} terms")
+    return "; ".join(parts)
+
+
+def _nodes(t: Tree) -> list[tuple[Tree, ...]]:
+    return [] if isinstance(t, int) else [t] + [n for c in t for n in _nodes(c)]
+
+
+# -- recomputing a tree in float32, to check it against a library's bits ----------------------------------
+
+def _round_to_float32(exact_hi: np.ndarray, exact_lo: np.ndarray) -> np.ndarray:
+    """float32(hi + lo) rounded once: hi + lo exact as a float64 pair; round to odd in float64 first (a
+    53-bit round to odd then a 24-bit round to nearest is the correct 24-bit rounding)."""
+    hi = exact_hi.copy()
+    fix = (exact_lo != 0) & ((hi.view(np.int64) & 1) == 0)  # inexact and even: its odd neighbour toward the value
+    hi[fix] = np.nextafter(hi[fix], np.where(exact_lo[fix] > 0, np.inf, -np.inf))
+    return hi.astype(np.float32)
+
+
+def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool) -> np.ndarray:
+    """The tree's float32 value per row of products a[:, k] * b[:, k] (float32 arrays, rows x K).
+    ``fused``: a leaf joined to a partial sum enters it by one fma (seq's), the lower-indexed of two joined
+    leaves rounded first; else every product is rounded before it is added (seq-nofma's, pairwise's).
+    Multi-term nodes: the exact sum of their children (products exact when fused) rounded once."""
+    exact = a.astype(np.float64) * b.astype(np.float64)  # exact: 24 + 24 bits
+    rounded = exact.astype(np.float32)
+
+    def value(n: Tree) -> np.ndarray:
+        if isinstance(n, int):
+            return rounded[:, n]
+        if len(n) > 2:
+            total = np.zeros(len(a), np.float64)
+            err = np.zeros(len(a), np.float64)
+            for c in n:
+                v = (exact if fused else rounded)[:, c].astype(np.float64) if isinstance(c, int) else \
+                    value(c).astype(np.float64)
+                total, e = _two_sum(total, v)
+                err = err + e
+            hi, lo = _two_sum(total, err)
+            return _round_to_float32(hi, lo)
+        left, right = n
+        if fused and (isinstance(left, int) or isinstance(right, int)):
+            # the leaf enters the other child by one fma; of two leaves, the higher index into the lower's product
+            leaf, other = (right, left) if isinstance(right, int) and (not isinstance(left, int) or right > left) \
+                else (left, right)
+            hi, lo = _two_sum(exact[:, leaf], value(other).astype(np.float64))
+            return _round_to_float32(hi, lo)
+        return (value(left) + value(right)).astype(np.float32)
+
+    return value(t)
+
+
+def draw(t: Tree, width: int = 72) -> str:
+    """The tree as nested brackets, cut to ``width`` characters."""
+    text = str(t).replace(" ", "")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def from_nested(obj: Any) -> Tree:
+    """A tree given as nested lists or tuples of ints, checked."""
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (list, tuple)) and obj:
+        return tuple(from_nested(c) for c in obj)
+    raise ValueError(f"a summation tree is an int or a non-empty tuple of trees, got {obj!r}")
+
+
+Evaluator = Callable[[Tree, np.ndarray, np.ndarray, bool], np.ndarray]
