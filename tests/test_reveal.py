@@ -112,3 +112,35 @@ def test_torch_and_numpy_trees_reproduce_their_bits(M):
 def test_bad_settings_are_named(args, match):
     with pytest.raises(bc.ArgumentError, match=match):
         bc.reveal(bc.native(), **args)
+
+
+def test_reveal_sweep_groups_batch_sizes_by_tree_where_the_policy_switches():
+    """The native core's library-like policy picks lanes:16 at M = 1, seq for 2..127 and splitk:4 from 128
+    (docs/orders.md): the revealed trees group the batch sizes exactly there, by name."""
+    found = bc.reveal_sweep(bc.native(policy="library-like", threads=1), 64, [1, 2, 8, 128, 200], check_rows=100)
+    assert found.groups == [[1], [2, 8], [128, 200]]
+    assert [found.trees[g[0]].name for g in found.groups] == ["lanes:16", "seq", "splitk:4"]
+    assert "B = 2, 8: seq" in found.table()
+
+
+@pytest.mark.parametrize("make", [lambda: bc.onnx(threads=1), lambda: bc.jax(), lambda: bc.keras(mode="call")],
+                         ids=["onnx", "jax", "keras"])
+def test_runtimes_run_the_layer_in_their_own_form_and_their_trees_reproduce_their_bits(make):
+    try:
+        backend = make()
+    except bc.MissingDependencyError as e:
+        pytest.skip(str(e))
+    found = bc.reveal(backend, 48, batch_size=2, check_rows=100)
+    assert found.fixed and found.reproduced == 100, found.description
+    assert found.settings["kind"] == backend.name
+
+
+def test_a_backend_that_runs_no_form_of_the_layer_is_named():
+    class OnlyItsOwn:
+        label = "only-its-own"
+
+        def runs(self, model):
+            return False
+
+    with pytest.raises(bc.ArgumentError, match="'only-its-own' runs none of the forms"):
+        bc.reveal(OnlyItsOwn(), 8)

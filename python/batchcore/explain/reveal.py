@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from .. import checks
 from ..errors import ArgumentError
-from ..model.chain import Layer, Model
+from .layers import layer_for
 from .tree import Tree, canonical, describe, draw, evaluate, hold_depth, leaves, named_trees
 
 MAX_K = 1 << 16  # a chain of K terms is a tree K levels deep
@@ -70,18 +71,19 @@ class RevealedTree:
 
 
 class _Probe:
-    """One output element of a backend's linear layer (N x K) at batch size M: row ``row``, column ``column``."""
+    """One output element of a backend's linear layer (N x K) at batch size M: row ``row``, column ``column``,
+    the layer in a form the backend runs (:mod:`.layers`)."""
 
     def __init__(self, backend: Any, K: int, M: int, N: int, row: int, column: int):
         self.backend, self.K, self.M, self.N, self.row, self.column = backend, K, M, N, row, column
         self.calls = 0
 
-    def model(self, weight: np.ndarray) -> Model:
-        return Model([Layer("linear", {"weight": weight, "bias": np.zeros(self.N, np.float32)})], self.K, name="reveal")
+    def model(self, weight: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        return layer_for(self.backend, weight)
 
-    def element(self, model: Model, x: np.ndarray) -> np.float32:
+    def element(self, layer: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.float32:
         self.calls += 1
-        return np.float32(self.backend.run(model, x)[self.row, self.column])
+        return np.float32(layer(x)[self.row, self.column])
 
 
 def _build(S: list[int], size_of: Any) -> Tree:
@@ -202,3 +204,37 @@ def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool, 
         same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
         best = max(best, (same, fused, None), key=lambda b: b[0])
     return best
+
+
+@dataclass
+class TreesByBatch:
+    """:func:`reveal_sweep`'s answer: ``trees`` (batch size -> :class:`RevealedTree`) and ``groups`` (the batch
+    sizes whose element used the same tree, in order of first appearance; a tree that is not fixed is a
+    group of its own)."""
+
+    trees: dict[int, RevealedTree]
+    groups: list[list[int]]
+
+    def table(self) -> str:
+        lines = []
+        for group in self.groups:
+            found = self.trees[group[0]]
+            what = found.name or found.description
+            lines.append(f"B = {', '.join(map(str, group))}: {what}" + (f"  {draw(found.tree)}" if found.tree else ""))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def reveal_sweep(backend: Any, K: int, batch_sizes: Iterable[int] = (1, 2, 3, 8, 64), **options: Any) -> TreesByBatch:
+    """:func:`reveal` at each batch size (``options`` as its), the batch sizes grouped by the tree found."""
+    sizes = [checks.positive_int(B, "batch size") for B in batch_sizes]
+    if not sizes:
+        raise ArgumentError("batch_sizes must name at least one batch size")
+    trees = {B: reveal(backend, K, batch_size=B, **options) for B in sizes}
+    groups: dict[Any, list[int]] = {}
+    for B, found in trees.items():
+        key = (found.tree, found.name, found.fused) if found.fixed else ("not fixed", B)
+        groups.setdefault(key, []).append(B)
+    return TreesByBatch(trees, list(groups.values()))
