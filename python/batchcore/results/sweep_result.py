@@ -67,6 +67,14 @@ class SweepResult:
         """Where going to the next batch size stops buying ``gain`` throughput (:class:`~batchcore.results.decisions.Knee`)."""
         return decisions.knee(self.points, gain, backend)
 
+    def why(self) -> str:
+        """Why the bits differ: per backend, its batch sizes grouped by the summation tree of the first
+        linear layer (a sweep run with ``explain=True``; otherwise says so)."""
+        from ..explain.points import why
+
+        said = why(self.points)
+        return said or "no point was explained: run the sweep with explain=True"
+
     def table(self) -> str:
         """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance
         class of the point within its backend (0 is the class of the smallest batch size)."""

@@ -25,6 +25,7 @@ from ..backends import cupy as cupy_backend
 from ..backends import numpy as numpy_backend
 from ..backends import torch as torch_backend
 from ..errors import ArgumentError, BatchcoreError, DeviceUnavailableError, DTypeError, ShapeError, UnsupportedLayerError
+from ..explain.points import explain_points
 from ..frontends import frontend_of
 from ..info import info
 from ..measure.timing import Measurement, Timer, as_timer
@@ -142,7 +143,7 @@ def default_backends(device: str = "auto") -> list[Backend]:
 def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
           data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
           out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
-          ceilings: bool = True, rounds: int = 6, progress: bool | None = None) -> SweepResult:
+          ceilings: bool = True, rounds: int = 6, progress: bool | None = None, explain: bool = False) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``), or a torch module or callable: read by
@@ -171,6 +172,9 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     width, not as a false difference. ``rounds=1``: each point timed once, start to end.
     out: path of a JSON-lines file: each point is appended as soon as its last round is measured; an
     existing file of the same sweep is resumed (its points are kept, not re-measured).
+    explain: add to each point the summation tree its backend used for the model's first linear layer at
+    its batch size (``bc.reveal``; ``point["explain"]``, and ``SweepResult.why()`` in words), after the
+    timing; a model run as it is is not explained (read it first).
     progress: draw a progress bar on standard error (the point being timed, points done, time left);
     None: only when standard error is a terminal (see :mod:`batchcore.present.progress`); when it is
     not, one line per backend says that its points started and finished.
@@ -200,6 +204,8 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     points = list(log.done) if log else []
     points += run_locally(work, chosen, sizes, {(p["backend"], p["batch_size"]) for p in points}, timer, rounds,
                           log, progress)
+    if checks.flag(explain, "explain"):
+        explain_points(points, chosen, model)
     return SweepResult(points, env, work.config)
 
 

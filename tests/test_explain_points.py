@@ -1,0 +1,41 @@
+"""bc.sweep(..., explain=True) (batchcore/explain/points.py): each point carries the tree its backend used for
+the first linear layer at its batch size, and SweepResult.why() groups the batch sizes by tree."""
+
+import numpy as np
+import pytest
+
+import batchcore as bc
+
+QUICK = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+
+
+def test_the_library_like_policy_is_explained_by_its_trees():
+    model = bc.mlp([96, 32, 5], seed=1)
+    res = bc.sweep(model, [1, 2, 8, 130], backends=[bc.native(policy="library-like", threads=1), bc.native(threads=1)],
+                   timer=QUICK, rounds=1, progress=False, ceilings=False, explain=True)
+    by_b = {(p["backend"], p["batch_size"]): p["explain"] for p in res.points}
+    assert [by_b[("native[library-like]", B)]["tree"] for B in (1, 2, 8, 130)] == ["lanes:16", "seq", "seq", "splitk:4"]
+    assert all(e["fixed"] and e["K"] == 96 and e["N"] == 32 and e["layer"] == "layer 0" for e in by_b.values())
+    said = res.why().splitlines()
+    assert said[0] == ("native[library-like], layer 0 (K = 96): 3 trees; B = 1: lanes:16; B = 2, 8: seq; "
+                       "B = 130: splitk:4")
+    assert said[1] == "native[seq], layer 0 (K = 96): one tree at every batch size: seq"
+    # the trees are the cause of the classes: one class per tree here
+    assert [len(c) for c in [g for label, g in res.classes().items() if label == "native[library-like]"][0]] == [1, 2, 1]
+
+
+def test_what_cannot_be_explained_says_why():
+    plain = bc.sweep(bc.mlp([8, 4], seed=2), [1, 2], backends=[bc.native()], timer=QUICK, rounds=1, progress=False,
+                     ceilings=False)
+    assert plain.why() == "no point was explained: run the sweep with explain=True"
+    with pytest.raises(bc.ArgumentError, match="explain must be True or False"):
+        bc.sweep(bc.mlp([8, 4], seed=2), [1], backends=[bc.native()], timer=QUICK, explain="yes")
+    torch = pytest.importorskip("torch")
+
+    class Doubling(torch.nn.Module):  # a module from_torch cannot read: run as it is
+        def forward(self, x):
+            return torch.cat([x, x.flip(0)], dim=1)
+
+    res = bc.sweep(Doubling(), [1, 2], backends=[bc.torch(measure_memory=False)], data=np.ones((4, 3), np.float32),
+                   timer=QUICK, rounds=1, progress=False, explain=True)
+    assert "a module run as it is" in res.why()
