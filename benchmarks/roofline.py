@@ -25,8 +25,12 @@ def probe_table(thread_counts):
           f"{'LLC GB/s':>8} {'ridge flop/B':>12}")
     for t in thread_counts:
         p = bc.probe(threads=t, refresh=True)
-        print(f"{t:>7} {p.peak_gflops:>11.1f} {p.clock_ghz:>5.2f} {p.flops_per_cycle:>17.1f} "
-              f"{p.bandwidth_gbs:>11.1f} {p.cache_bandwidth_gbs or float('nan'):>8.1f} {p.ridge_intensity:>12.2f}")
+        # the clock (and so flop per cycle) is unknown where the probe could not measure it: "-", and why
+        ghz = "-" if p.clock_ghz is None else f"{p.clock_ghz:.2f}"
+        per_cycle = "-" if p.flops_per_cycle is None else f"{p.flops_per_cycle:.1f}"
+        print(f"{t:>7} {p.peak_gflops:>11.1f} {ghz:>5} {per_cycle:>17} "
+              f"{p.bandwidth_gbs:>11.1f} {p.cache_bandwidth_gbs or float('nan'):>8.1f} {p.ridge_intensity:>12.2f}"
+              + (f"  (clock: {p.clock_note})" if p.clock_note else ""))
     print()
 
 

@@ -144,3 +144,14 @@ def test_a_backend_that_runs_no_form_of_the_layer_is_named():
 
     with pytest.raises(bc.ArgumentError, match="'only-its-own' runs none of the forms"):
         bc.reveal(OnlyItsOwn(), 8)
+
+
+def test_a_tree_without_a_name_is_described_by_its_lanes_and_how_they_are_joined():
+    from batchcore.explain.tree import describe, lanes_tree
+
+    four = canonical(lanes_tree(16, 4))  # 4 strided chains, joined (0, 2), (1, 3)
+    assert describe(four, 16) == "4 lanes (chains) of 4 terms, stride 4; joined as ((0,2),(1,3))"
+    adjacent = canonical((((0, 4), 8), ((1, 5), 9)))
+    assert describe(adjacent, 6) == "2 lanes (chains) of 3 terms, stride 4; joined as (0,1)"
+    assert describe(canonical((((0, 2), 1), 3)), 4) == "one chain over 4 terms, terms 0, 2, 1, 3"
+    assert describe(canonical(((0, 1, 2), (3, 4))), 5).endswith("fused adds of up to 3 terms")

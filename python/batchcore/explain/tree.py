@@ -111,17 +111,60 @@ def name_of(t: Tree, K: int) -> str | None:
 
 # -- describing a tree that has no name -------------------------------------------------------------------
 
+def _is_chain(t: Tree) -> bool:
+    """A leaf, or a binary node adding one term to a chain (s = s + p_k, left to right)."""
+    return isinstance(t, int) or (len(t) == 2 and isinstance(t[1], int) and _is_chain(t[0]))
+
+
+def _chain_terms(t: Tree) -> list[int]:
+    """A chain's terms in the order they are added."""
+    terms: list[int] = []
+    while not isinstance(t, int):
+        last = t[1]
+        assert isinstance(last, int)  # a chain adds one term at each step
+        terms.append(last)
+        t = t[0]
+    return [t] + terms[::-1]
+
+
+def _lanes(t: Tree) -> list[Tree]:
+    """The maximal chains of the tree (its lanes), left to right."""
+    if isinstance(t, int) or _is_chain(t):
+        return [t]
+    return [lane for c in t for lane in _lanes(c)]
+
+
+def _skeleton(t: Tree) -> Any:
+    """The tree with each lane replaced by its first term: how the lanes are joined."""
+    if isinstance(t, int) or _is_chain(t):
+        return _chain_terms(t)[0]
+    return tuple(_skeleton(c) for c in t)
+
+
+def _terms_text(terms: list[int]) -> str:
+    steps = {b - a for a, b in zip(terms, terms[1:], strict=False)}
+    if len(steps) == 1:
+        return f"stride {steps.pop()}"
+    shown = ", ".join(map(str, terms[:6]))
+    return f"terms {shown}{', ...' if len(terms) > 6 else ''}"
+
+
 def describe(t: Tree, K: int) -> str:
-    """A short description: the sizes of the subtrees below the root and how the root joins them."""
+    """A short description: its lanes (the maximal chains: how many, how long, their strides) and how they
+    are joined (the tree with each lane named by its first term), or a chain's order."""
     if isinstance(t, int):
         return "a single term"
-    shape = "a chain" if all(isinstance(c, int) or c == t[0] for c in t[1:]) and depth(t) == K - 1 else "a tree"
-    sizes = [len(leaves(c)) for c in t]
+    lanes = _lanes(t)
     fused = max(len(n) for n in _nodes(t))
-    parts = [f"{shape} of depth {depth(t)} over {K} terms", f"the root joins {len(t)} parts of {sizes} terms"]
-    if fused > 2:
-        parts.append(f"fused adds of up to {fused} terms")
-    return "; ".join(parts)
+    extra = f"; fused adds of up to {fused} terms" if fused > 2 else ""
+    if len(lanes) == 1:
+        return f"one chain over {K} terms, {_terms_text(_chain_terms(t))}{extra}"
+    sizes = sorted({len(_chain_terms(lane)) for lane in lanes})
+    size_text = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    kinds = sorted({_terms_text(_chain_terms(lane)) for lane in lanes if len(_chain_terms(lane)) > 2})
+    how = kinds[0] if len(kinds) == 1 else ("; ".join(kinds[:2]) + ("; ..." if len(kinds) > 2 else "")) if kinds else ""
+    return (f"{len(lanes)} lanes (chains) of {size_text} terms{', ' + how if how else ''}; joined as "
+            f"{draw(_skeleton(t), 60)}{extra}")
 
 
 def _nodes(t: Tree) -> list[tuple[Tree, ...]]:
