@@ -23,7 +23,7 @@ from .errors import (
     ShapeError,
     UnsupportedLayerError,
 )
-from .explain import reveal, reveal_sweep
+from .explain import reveal, reveal_sweep, trace
 from .frontends.jax import jax_model
 from .frontends.keras import from_keras
 from .frontends.onnx import export_onnx, from_onnx
@@ -50,5 +50,5 @@ __all__ = [
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
     "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "jax_model",
-    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "reveal", "reveal_sweep", "studies", "sweep",
+    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "reveal", "reveal_sweep", "studies", "sweep", "trace",
 ]
