@@ -63,7 +63,42 @@ def test_what_is_not_traced_is_named():
         bc.trace(planted(), x, 8)
     with pytest.raises(bc.ArgumentError, match="row 4 must lie in the batch of 4"):
         bc.trace(planted(), x, 4, row=4)
-    with pytest.raises(bc.ArgumentError, match="traces torch modules and batchcore models"):
+    with pytest.raises(bc.ArgumentError, match="traces torch modules, Keras models, ONNX models and batchcore models"):
         bc.trace(object(), x, 2)
     with pytest.raises(bc.ArgumentError, match="traced on torch"):
         bc.trace(planted(), x, 2, backend=bc.native())
+
+
+def last_layer_agrees(found, alone, inside, row):
+    """The trace's last entry against the framework's own two runs, recomputed here."""
+    a, b = np.ascontiguousarray(alone[0]), np.ascontiguousarray(inside[row])
+    assert found.layers[-1]["bits_equal_frac"] == float((a.view(np.uint32) == b.view(np.uint32)).mean())
+
+
+def test_an_onnx_model_is_traced_node_by_node(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    torch.manual_seed(8)
+    net = nn.Sequential(nn.Linear(64, 96), nn.ReLU(), nn.Linear(96, 7)).eval()
+    x = np.random.default_rng(9).standard_normal((16, 64)).astype(np.float32)
+    path = bc.export_onnx(net, x[:2], tmp_path / "mlp.onnx")
+    found = bc.trace(path, x, 16, row=11)
+    assert found.backend == "onnx[cpu,opt=disabled]" and [e["kind"] for e in found.layers] == ["Gemm", "Relu", "Gemm"]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    run = lambda rows: session.run(None, {session.get_inputs()[0].name: rows})[0]  # noqa: E731
+    last_layer_agrees(found, run(x[11:12]), run(x), 11)
+
+
+def test_a_keras_model_is_traced_layer_by_layer():
+    from keras_models import import_keras
+
+    keras = import_keras()
+    keras.utils.set_random_seed(10)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(96, activation="relu", name="hidden"),
+                              keras.layers.Dense(7, name="head")])
+    x = np.random.default_rng(11).standard_normal((16, 64)).astype(np.float32)
+    found = bc.trace(model, x, 16, row=3)
+    assert found.backend == "keras" and [e["layer"] for e in found.layers] == ["hidden", "head"]
+    last_layer_agrees(found, np.asarray(model(x[3:4], training=False)), np.asarray(model(x, training=False)), 3)

@@ -3,9 +3,12 @@ layer in the order it runs: the share of that row's output bits equal in the two
 distance, so the first differing layer is named and what the later layers do with the difference (a
 ReLU that zeroes it, a softmax that rounds it away, a linear layer that grows it) is shown.
 
-A torch module is traced by forward hooks on its leaf modules (its module paths); a batchcore model on the
-native core by running each prefix of its graph (the native core is batch invariant, so every layer shows
-zero). Keras and ONNX Runtime are not traced yet (ArgumentError says so).
+A torch module is traced by forward hooks on its leaf modules (its module paths); a Keras model by its
+layers' intermediate outputs (a Sequential or functional model); an ONNX model on ONNX Runtime by every
+node's output added to the graph's outputs (the graph as written: ONNX Runtime cannot fuse nodes whose
+outputs are exposed); a batchcore model on the native core by running each prefix of its graph (the native
+core is batch invariant, so every layer shows zero). A value that does not keep the batch first (attention's
+internals) is left out.
 """
 
 from __future__ import annotations
@@ -84,12 +87,55 @@ def _torch_trace(module: Any, data: np.ndarray, B: int, row: int) -> list[dict[s
     finally:
         for h in handles:
             h.remove()
+    return _paired(alone, inside, B, row)
+
+
+def _paired(alone: list[tuple[str, str, Any]], inside: list[tuple[str, str, Any]], B: int,
+            row: int) -> list[dict[str, Any]]:
+    """Entries for the layers whose outputs in the two runs keep the batch first (1 and B rows)."""
     entries = []
     for (name, kind, a), (name_b, _, b) in zip(alone, inside, strict=False):
-        if name != name_b or a.shape[:1] != (1,) or b.shape[:1] != (B,) or a.shape[1:] != b.shape[1:]:
-            continue  # a layer that does not keep the batch first (attention's internals): not comparable
+        a, b = np.asarray(a), np.asarray(b)
+        if name != name_b or a.shape[:1] != (1,) or b.shape[:1] != (B,) or a.shape[1:] != b.shape[1:] or \
+                a.dtype.kind != "f":
+            continue  # a value that does not keep the batch first (attention's internals): not comparable
         entries.append(_entry(name, kind, a[0], b[row]))
     return entries
+
+
+def _keras_trace(model: Any, data: np.ndarray, B: int, row: int) -> list[dict[str, Any]]:
+    from ..frontends.keras.module import import_keras
+
+    keras = import_keras()
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    try:
+        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs  # one input: the tensor itself
+        probe = keras.Model(inputs, [layer.output for layer in layers])
+    except Exception as e:
+        raise ArgumentError(f"bc.trace reads a Keras model's intermediate outputs, which {model.name!r} does not "
+                            f"expose (a subclassed model?): {type(e).__name__}: {e}") from e
+
+    def run(x: np.ndarray) -> list[tuple[str, str, Any]]:
+        outs = probe(x, training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return [(layer.name, type(layer).__name__, keras.ops.convert_to_numpy(o)) for layer, o in zip(layers, outs, strict=True)]
+
+    return _paired(run(data[row:row + 1]), run(data[:B]), B, row)
+
+
+def _onnx_trace(model: Any, data: np.ndarray, B: int, row: int) -> list[dict[str, Any]]:
+    from ..frontends.onnx.graph import exposed_session
+    from ..frontends.onnx.module import OnnxModule
+
+    module = model if isinstance(model, OnnxModule) else OnnxModule(model)
+    session, names = exposed_session(module)
+    nodes = [(n.output[0], n.name or n.op_type, n.op_type) for n in module.proto.graph.node if n.output and n.output[0]]
+
+    def run(x: np.ndarray) -> list[tuple[str, str, Any]]:  # each node's first output, in the graph's order
+        values = dict(zip(names, session.run(names, {module.input_names[0]: x}), strict=True))
+        return [(name, kind, values[out]) for out, name, kind in nodes]
+
+    return _paired(run(data[row:row + 1]), run(data[:B]), B, row)
 
 
 def _native_trace(model: Model | GraphModel, data: np.ndarray, B: int, row: int, backend: Any) -> list[dict[str, Any]]:
@@ -121,9 +167,19 @@ def trace(model: Any, data: Any, batch_size: int, backend: Any = None, row: int 
 
         backend = backend or native()
         return Trace(backend.label, B, row, _native_trace(model, x, B, row, backend))
-    if type(model).__module__.startswith("torch") or hasattr(model, "named_modules"):
-        if backend is not None and getattr(backend, "name", None) != "torch":
-            raise ArgumentError(f"a torch module is traced on torch (backend None or bc.torch()), not {backend.label}")
-        return Trace("torch[cpu]", B, row, _torch_trace(model, x, B, row))
-    raise ArgumentError(f"bc.trace traces torch modules and batchcore models; {type(model).__name__} is neither "
-                        "(Keras and ONNX Runtime are not traced yet)")
+    from ..frontends import frontend_of
+
+    try:
+        framework = frontend_of(model).name
+    except ArgumentError:
+        framework = None
+    tracers = {"keras": ("keras", _keras_trace), "onnx": ("onnx[cpu,opt=disabled]", _onnx_trace),
+               "torch": ("torch[cpu]", _torch_trace)}
+    if framework not in tracers or (framework == "torch" and not hasattr(model, "named_modules")):
+        raise ArgumentError(f"bc.trace traces torch modules, Keras models, ONNX models and batchcore models; "
+                            f"{type(model).__name__} is none of them")
+    assert framework is not None
+    label, tracer = tracers[framework]
+    if backend is not None and getattr(backend, "name", None) != framework:
+        raise ArgumentError(f"a {framework} model is traced on {framework} (backend None), not {backend.label}")
+    return Trace(label, B, row, tracer(model, x, B, row))

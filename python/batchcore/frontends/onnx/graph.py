@@ -42,9 +42,9 @@ def _sample_shape(module: OnnxModule, input_shape: Any) -> tuple[int, ...]:
     return shape
 
 
-def _runs(module: OnnxModule, shape: tuple[int, ...], dtype: str) -> dict[int, dict[str, np.ndarray]]:
-    """Every value the graph computes, by name, on batches of 2 and 3 samples (token ids: zeros; numbers:
-    standard normal), from a session whose outputs are all its nodes' outputs."""
+def exposed_session(module: OnnxModule) -> tuple[Any, list[str]]:
+    """An ONNX Runtime session of the graph as it is written (optimisations off) whose outputs are all its
+    nodes' outputs, and their names."""
     onnx, ort = import_onnx(), import_onnxruntime()
     exposed = onnx.ModelProto()
     exposed.CopyFrom(module.proto)
@@ -55,7 +55,13 @@ def _runs(module: OnnxModule, shape: tuple[int, ...], dtype: str) -> dict[int, d
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # the graph as it is written
     session = ort.InferenceSession(exposed.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
+    return session, [o.name for o in session.get_outputs()]
+
+
+def _runs(module: OnnxModule, shape: tuple[int, ...], dtype: str) -> dict[int, dict[str, np.ndarray]]:
+    """Every value the graph computes, by name, on batches of 2 and 3 samples (token ids: zeros; numbers:
+    standard normal), from a session whose outputs are all its nodes' outputs."""
+    session, names = exposed_session(module)
     runs = {}
     for B in (2, 3):
         rng = np.random.default_rng(B)
