@@ -10,11 +10,11 @@ from .accuracy import accuracy
 from .deployment import deployment
 from .evaluation import evaluation
 from .figures import figures_of
+from .orders import orders
 from .performance import performance
 from .record import Study, Table
 from .switches import switches, switches_settings
 from .training import training
 
-__all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "performance", "switches",
-           "switches_settings",
-           "training"]
+__all__ = ["Study", "Table", "accuracy", "deployment", "digits", "evaluation", "figures_of", "orders", "performance",
+           "switches", "switches_settings", "training"]
