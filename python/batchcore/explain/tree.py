@@ -9,7 +9,6 @@ The named orders of docs/orders.md are built here from their definitions, so a r
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -38,16 +37,8 @@ def _canonical(t: Tree) -> tuple[Tree, int]:
     return tuple(k for k, _ in kids), kids[0][1]
 
 
-def first_leaf(t: Tree) -> int:
-    return t if isinstance(t, int) else min(first_leaf(c) for c in t)
-
-
 def leaves(t: Tree) -> list[int]:
     return [t] if isinstance(t, int) else [k for c in t for k in leaves(c)]
-
-
-def depth(t: Tree) -> int:
-    return 0 if isinstance(t, int) else 1 + max(depth(c) for c in t)
 
 
 # -- the named orders of docs/orders.md, from their definitions -----------------------------------------------
@@ -99,14 +90,6 @@ def named_trees(K: int) -> dict[str, Tree]:
         if C < K:
             trees[f"chunk:{C}"] = chunk_tree(K, C)
     return {name: canonical(t) for name, t in trees.items()}
-
-
-def name_of(t: Tree, K: int) -> str | None:
-    """The first named order (in :func:`named_trees`' order) whose tree is ``t``, else None."""
-    for name, tree in named_trees(K).items():
-        if tree == t:
-            return name
-    return None
 
 
 # -- describing a tree that has no name -------------------------------------------------------------------
@@ -225,15 +208,3 @@ def draw(t: Tree, width: int = 72) -> str:
     """The tree as nested brackets, cut to ``width`` characters."""
     text = str(t).replace(" ", "")
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def from_nested(obj: Any) -> Tree:
-    """A tree given as nested lists or tuples of ints, checked."""
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (list, tuple)) and obj:
-        return tuple(from_nested(c) for c in obj)
-    raise ValueError(f"a summation tree is an int or a non-empty tuple of trees, got {obj!r}")
-
-
-Evaluator = Callable[[Tree, np.ndarray, np.ndarray, bool], np.ndarray]
