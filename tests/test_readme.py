@@ -191,7 +191,12 @@ def test_the_onnx_example_runs_as_a_script(tmp_path):
     (tmp_path / "onnx_model.py").write_text(snippet("onnx-model"))
     done = run(["onnx_model.py"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    noise = [line for line in done.stderr.splitlines() if not line.startswith("sweep: ")]
+    noise, lines = [], done.stderr.splitlines()
+    for i, line in enumerate(lines):
+        speed = "the machine's speed changed during the sweep"  # the sweep's own warning on a busy machine
+        if line.startswith("sweep: ") or speed in line or (i and speed in lines[i - 1] and line.startswith(" ")):
+            continue
+        noise.append(line)
     assert not noise, "the export printed to the console: " + "\n".join(noise[:10])
     lines = done.stdout.splitlines()
     for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]", "native[seq]"):
