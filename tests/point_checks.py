@@ -1,5 +1,6 @@
 """A sweep point's comparison figures recomputed from a framework's own plain loop, for the tests of the
-backends that run models as they are (ONNX Runtime, JAX): nothing here calls batchcore."""
+backends that run models as they are (ONNX Runtime, JAX), and how close two orders' outputs must be:
+nothing here calls batchcore."""
 
 import numpy as np
 
@@ -20,3 +21,11 @@ def check_point(p, got, b1, labels=None):
     assert p["argmax_changed"] == int((got.argmax(1) != b1.argmax(1)).sum())
     if labels is not None:
         assert p["accuracy"] == float((got.argmax(1) == labels).mean())
+
+
+def assert_as_close_as_orders_allow(got, want, exact):
+    """``got`` (the native core) and ``want`` (a framework) differ by no more than the sum of their distances
+    to ``exact`` (the exactly rounded outputs) plus 1e-7, and that sum is small: two orders of one model."""
+    got, want, exact = (np.asarray(a, np.float64).reshape(np.shape(want)) for a in (got, want, exact))
+    spread = np.abs(want - exact).max() + np.abs(got - exact).max()
+    assert np.abs(got - want).max() <= spread + 1e-7 and spread < 1e-4, (np.abs(got - want).max(), spread)

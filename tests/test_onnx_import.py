@@ -7,6 +7,7 @@ import pytest
 
 import batchcore as bc
 import graph_reference as ref
+from point_checks import assert_as_close_as_orders_allow
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
@@ -79,8 +80,7 @@ def test_read_graph_equals_the_definitions_and_is_batch_invariant(exported):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     want = session.run(None, {session.get_inputs()[0].name: x})[0]
     exact = bc.native(order="exact").run(graph, x)
-    spread = np.abs(want - exact).max() + np.abs(got - exact).max()
-    assert np.abs(got - want).max() <= spread + 1e-7 and spread < 1e-4
+    assert_as_close_as_orders_allow(got, want, exact)
 
 
 def test_a_sweep_reads_the_file_for_the_native_core_and_runs_it_on_onnx_runtime(exported):

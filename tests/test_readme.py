@@ -106,6 +106,12 @@ def test_a_sweep_runs_from_a_main_without_a_file(how, tmp_path):
     assert len(rows) == 2 and all("~" in r for r in rows), "torch's CPU memory was not measured: " + done.stdout
 
 
+def table_batch_sizes(lines, label):
+    """The batch sizes of ``label``'s rows in a printed ``res.table()`` (its classes line left out)."""
+    return [int(line.split()[1]) for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()
+            and "classes:" not in line]
+
+
 @pytest.mark.slow
 def test_the_readmes_own_model_runs(tmp_path):
     pytest.importorskip("torch")
@@ -176,8 +182,7 @@ def test_the_hugging_face_example_runs_as_a_script(tmp_path):
     done = run(["gpt2.py"], tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
-    rows = [line.split() for line in lines if line.startswith("torch[cpu] ") and line.split()[1].isdigit()]
-    assert [int(r[1]) for r in rows[:4]] == [1, 2, 8, 64]
+    assert table_batch_sizes(lines, "torch[cpu]")[:4] == [1, 2, 8, 64]
     assert any("12 predictions of 100 classes per row" in line and "DynamicCache" in line for line in lines)
     assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
 
@@ -200,9 +205,7 @@ def test_the_onnx_example_runs_as_a_script(tmp_path):
     assert not noise, "the export printed to the console: " + "\n".join(noise[:10])
     lines = done.stdout.splitlines()
     for label in ("onnx[cpu]", "onnx[cpu,deterministic]", "onnx[cpu,opt=disabled]", "native[seq]"):
-        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()
-                and "classes:" not in line]
-        assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
+        assert table_batch_sizes(lines, label) == [1, 2, 8, 64, 256], label
     assert "batch invariant" in next(line for line in lines if line.startswith("native[seq]") and "{" in line)
 
 
@@ -215,9 +218,7 @@ def test_the_jax_example_runs_as_a_script(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     for label in ("jax[cpu]", "jax[cpu,eager]"):
-        rows = [line.split() for line in lines if line.startswith(label + " ") and line.split()[1].isdigit()
-                and "classes:" not in line]
-        assert [int(r[1]) for r in rows] == [1, 2, 8, 64, 256], label
+        assert table_batch_sizes(lines, label) == [1, 2, 8, 64, 256], label
     assert float(lines[-1].split()[-2]) > 0, lines[-1]
 
 
