@@ -39,3 +39,20 @@ def test_what_cannot_be_explained_says_why():
     res = bc.sweep(Doubling(), [1, 2], backends=[bc.torch(measure_memory=False)], data=np.ones((4, 3), np.float32),
                    timer=QUICK, rounds=1, progress=False, explain=True)
     assert "a module run as it is" in res.why()
+
+
+def test_a_silent_precision_change_is_said_beside_the_trees():
+    """A backend whose first linear layer computed in bfloat16 (a stand-in library rounding its inputs, as
+    oneDNN's bf16 fpmath mode does) is said to be not float32 at its batch size; float32 backends are not."""
+    from batchcore.explain.points import explain_points, why
+    from test_precision import ReducedLibrary
+
+    model = bc.mlp([96, 8, 3], seed=4)
+    reduced = ReducedLibrary(8)
+    reduced.label = "bf16-inputs"
+    points = [{"backend": b.label, "batch_size": B} for b in (reduced, bc.native()) for B in (1, 4)]
+    explain_points(points, [reduced, bc.native()], model)
+    assert [p["explain"]["float32"] for p in points] == [False, False, True, True]
+    said = why(points).splitlines()
+    assert said[-2:] == [f"bf16-inputs at B = {B} is not float32: {points[0]['explain']['precision_cause']}" for B in (1, 4)]
+    assert "bfloat16" in said[-1] and not any("native[seq] at" in line for line in said)

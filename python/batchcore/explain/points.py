@@ -34,7 +34,8 @@ def first_linear(model: Any) -> tuple[int, int, str] | None:
 def explain_points(points: list[dict[str, Any]], backends: list[Any], model: Any) -> None:
     """Adds ``explain`` to each point: the tree of the first linear layer at its batch size on its backend
     (name or description, whether it is a fixed tree that reproduced the bits, fma or not, drawn small,
-    and a digest to group by), or why there is none."""
+    a digest to group by, and whether the layer stayed within float32's error bound: ``float32``, with
+    ``precision_cause`` when not), or why there is none."""
     layer = first_linear(model)
     by_label = {b.label: b for b in backends}
     for p in points:
@@ -49,6 +50,7 @@ def explain_points(points: list[dict[str, Any]], backends: list[Any], model: Any
         p["explain"] = {"layer": where, "K": K, "N": N, "tree": found.name or found.description, "fixed": found.fixed,
                         "fused": found.fused, "drawn": draw(found.tree) if found.tree is not None else None,
                         "digest": hashlib.sha256(str(found.tree).encode()).hexdigest()[:12] if found.fixed else None,
+                        "float32": found.float32, "precision_cause": found.precision.get("cause"),
                         "queries": found.queries, "seconds": round(found.seconds, 3)}
 
 
@@ -72,4 +74,8 @@ def why(points: list[dict[str, Any]]) -> str:
             continue
         parts = [f"B = {', '.join(str(p['batch_size']) for p in g)}: {g[0]['explain']['tree']}" for g in groups.values()]
         lines.append(f"{head} {len(groups)} trees; " + "; ".join(parts))
+    for p in points:  # a silent precision change, wherever it was seen
+        e = p.get("explain", {})
+        if e.get("float32") is False:
+            lines.append(f"{p['backend']} at B = {p['batch_size']} is not float32: {e['precision_cause']}")
     return "\n".join(lines)

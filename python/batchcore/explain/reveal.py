@@ -9,7 +9,9 @@ node where they join i's path to the root; the leaves of one group that join eac
 its children (several: a fused multi-term add). A tree is then **validated, not trusted**: recomputed in
 float32 (products fused into their first add, as by fma, or rounded first) on random rows, it must give
 the library's bits on every one of them; a tree that does not, or answers that fit no tree (a compensated
-or exact sum recovers what big absorbed), is reported as "not a fixed tree".
+or exact sum recovers what big absorbed), is reported as "not a fixed tree". Last, the layer is held to
+float32's error bound for the tree it used (:mod:`.precision`): a library that computed in fewer bits is
+flagged (``RevealedTree.float32``, ``.precision``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 from .. import checks
 from ..errors import ArgumentError
 from .layers import layer_for
+from .precision import check as check_precision
 from .tree import Tree, canonical, describe, draw, evaluate, hold_depth, leaves, named_trees
 
 MAX_K = 1 << 16  # a chain of K terms is a tree K levels deep
@@ -60,11 +63,19 @@ class RevealedTree:
     queries: int
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def float32(self) -> bool:
+        """Whether the layer stayed within float32's error bound for its tree (:mod:`.precision`): False
+        flags a silent precision change (``precision["cause"]`` says which)."""
+        return bool(self.precision.get("float32", True))
 
     def __str__(self) -> str:
         what = self.name or self.description
-        return f"{self.backend} at B={self.batch_size}, K={self.K}: {what}" + ("" if self.tree is None else
-                                                                            f"  {draw(self.tree)}")
+        flag = "" if self.float32 else f"  [not float32: {self.precision['cause']}]"
+        return f"{self.backend} at B={self.batch_size}, K={self.K}: {what}{flag}" + (
+            "" if self.tree is None else f"  {draw(self.tree)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -167,10 +178,11 @@ def reveal(backend: Any, K: int, batch_size: int = 1, N: int = 16, row: int = 0,
         description = f"not a fixed tree: {why}" if tree is None else (
             f"not a fixed tree: the revealed tree reproduces {reproduced} of {check_rows} rows (data-dependent, "
             "multi-term fused in another way, or nondeterministic)")
+    precision = check_precision(lambda x: probe.element(ones, x), tree, K, M, row)
     settings = backend.settings() if hasattr(backend, "settings") else {}
     return RevealedTree(getattr(backend, "label", type(backend).__name__), K, M, N, row, column, tree, name,
                         description, fixed, fused if fixed else None, reproduced, check_rows, probe.calls,
-                        time.perf_counter() - start, settings)
+                        time.perf_counter() - start, settings, precision)
 
 
 def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool, str | None]:

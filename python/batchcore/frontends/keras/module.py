@@ -11,6 +11,7 @@ says so (DTypeError) instead of being cast. Keras is imported only when called.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ def to_numpy(keras: Any, value: Any) -> np.ndarray:
     Keras's ``convert_to_numpy`` of a variable goes through an ``__array__`` that numpy 2 warns of."""
     if isinstance(value, keras.Variable):
         return np.asarray(value.numpy())
-    return np.asarray(keras.ops.convert_to_numpy(value))
+    with warnings.catch_warnings():  # TensorFlow's bfloat16 tensors convert through an __array__ numpy 2 warns of
+        warnings.filterwarnings("ignore", "__array__ implementation doesn't accept a copy keyword", DeprecationWarning)
+        return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 def folded_batch_norm(keras: Any, layer: Any) -> tuple[np.ndarray, np.ndarray]:
