@@ -59,7 +59,7 @@ def test_study_1_accuracy_example(tmp_path):
     assert [(p["backend"], p["batch_size"]) for p in points] == expected
     assert all(p["accuracy"] > 0.3 for p in points)  # ten classes: a guess gets 0.1
     assert all(p["flips"] == 0 and p["bitwise_equal_frac"] == 1.0 for p in points if p["backend"] == "native[seq]")
-    assert "first-order bound through 8 layers" in study["data"]["bound"]
+    assert "first-order bound through 8 operations" in study["data"]["bound"]
 
 
 def test_study_2_evaluation_example(tmp_path):

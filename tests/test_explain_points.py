@@ -56,3 +56,22 @@ def test_a_silent_precision_change_is_said_beside_the_trees():
     said = why(points).splitlines()
     assert said[-2:] == [f"bf16-inputs at B = {B} is not float32: {points[0]['explain']['precision_cause']}" for B in (1, 4)]
     assert "bfloat16" in said[-1] and not any("native[seq] at" in line for line in said)
+
+
+def test_the_log_keeps_each_points_explanation_and_a_resumed_run_does_not_reveal_again(tmp_path):
+    import json
+
+    model, log = bc.mlp([40, 8, 3], seed=7), tmp_path / "run.jsonl"
+    run = dict(backends=[bc.native(policy="library-like", threads=1)], timer=QUICK, rounds=1, progress=False,
+               ceilings=False, explain=True, out=log)
+    first = bc.sweep(model, [1, 2], **run)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["type"] for r in lines] == ["header", "point", "point", "explain", "explain"]
+    read = bc.SweepResult.from_json(log)
+    assert [p["explain"] for p in read.points] == [p["explain"] for p in first.points]
+    assert read.why() == first.why()
+    bc.sweep(model, [1, 2], **run)  # resumed: every point and its explanation already logged
+    assert len(log.read_text().splitlines()) == 5
+    log.write_text("\n".join([*log.read_text().splitlines()[:1], json.dumps(lines[3])]) + "\n")
+    with pytest.raises(bc.ResultFileError, match="line 2 explains no point before it"):
+        bc.SweepResult.from_json(log)

@@ -30,7 +30,17 @@ def files(tmp_path_factory):
                              data={"points": [{"backend": "numpy", "batch_size": 1, "accuracy": 0.5,
                                                "accuracy_ci": [0.4, 0.6]}], "flips": []}, env=bc.info())
     study.to_json(folder / "study.json")
+    from test_flips import tied_model
+
+    model, x = tied_model(K=64)  # tied classes: rounding flips; library-like: one tree per class of bits
+    bc.sweep(model, [1, 2, 130], backends=[bc.native(policy="library-like", threads=1)], data=x[:260],
+             labels=np.zeros(260, np.int64), timer=bc.Timer(min_time_s=0, timeout_s=0.05, target=0.5), rounds=1,
+             ceilings=False, progress=False, explain=True, out=folder / "why.jsonl")
+    bc.studies.orders(Ks=(16, 256), conds=(1.0, 1e3), rows=20, progress=False).to_json(folder / "orders.json")
     return folder
+
+
+ALL = ("run.jsonl", "study.json", "why.jsonl", "orders.json")
 
 
 def test_the_page_holds_the_sections_of_what_the_files_hold(files, tmp_path):
@@ -63,7 +73,7 @@ def test_chromium_renders_the_page_and_loads_every_image(files, tmp_path):
         if os.environ.get("BATCHCORE_REQUIRE_BROWSER") == "1":
             pytest.fail("BATCHCORE_REQUIRE_BROWSER=1 but no chromium on PATH")
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    page = html_report.render([files / "run.jsonl", files / "study.json"])
+    page = html_report.render([files / name for name in ALL])
     # The harness's script (not part of the report) titles the page with how many images decoded.
     probe = ("<script>window.addEventListener('load', () => { const im = [...document.images]; document.title = "
              "'IMAGES ' + im.filter(i => i.complete && i.naturalWidth > 0).length + ' OF ' + im.length; });</script>")
@@ -83,6 +93,24 @@ def test_chromium_renders_the_page_and_loads_every_image(files, tmp_path):
     images = page.count("<img ")
     assert title == f"IMAGES {images} OF {images}", title
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+    assert done.stdout.count("<svg") == page.count("<svg") > 0  # the trees drawn small are in the rendered DOM
+
+
+def test_the_why_section_names_each_tree_and_draws_it_and_flips_say_rounding(files):
+    """The explained sweep's log (its explain lines joined to its points) gives the section: one row per tree
+    with the batch sizes that used it, drawn small; the flips of tied classes are listed as within rounding;
+    the orders study brings its figure."""
+    page = html_report.render([files / name for name in ALL])
+    why = page[page.index("Why the bits differ"):]
+    why = why[:why.index("</table>")]
+    assert why.count("<tr>") == 1 + 3  # lanes:16 at B=1, seq at 2, splitk:4 at 130
+    for cell in ("<td>1</td><td>lanes:16</td>", "<td>2</td><td>seq</td>", "<td>130</td><td>splitk:4</td>"):
+        assert cell in why
+    assert why.count("<svg") == 3 and why.count("<td>yes</td>") >= 3  # fma, float32
+    flips = page[page.index("Changed predictions: rounding or not?"):]
+    assert "within rounding" in flips and "suspect" not in flips.split("</table>")[0].split("<table>")[1]
+    orders = page[page.index("against its textbook bound"):]
+    assert '<img alt="each order' in orders
 
 
 def test_one_format_per_kind_of_figure_and_readable_environment():

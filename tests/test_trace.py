@@ -16,10 +16,11 @@ class Exact(nn.Module):
 
     def __init__(self, k, n, seed):
         super().__init__()
-        self.weight = nn.Parameter(torch.from_numpy(np.random.default_rng(seed).standard_normal((n, k)) / np.sqrt(k)))
+        w = np.random.default_rng(seed).standard_normal((n, k)) / np.sqrt(k)
+        self.weight = nn.Parameter(torch.from_numpy(w.astype(np.float32)))
 
     def forward(self, x):
-        return (x.double() @ self.weight.T).float()
+        return (x.double() @ self.weight.double().T).float()
 
 
 class Switched(Exact):
@@ -102,3 +103,26 @@ def test_a_keras_model_is_traced_layer_by_layer():
     found = bc.trace(model, x, 16, row=3)
     assert found.backend == "keras" and [e["layer"] for e in found.layers] == ["hidden", "head"]
     last_layer_agrees(found, np.asarray(model(x[3:4], training=False)), np.asarray(model(x, training=False)), 3)
+
+
+QUICK = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
+
+
+def test_a_sweeps_result_traces_what_each_of_its_backends_ran(tmp_path):
+    x = np.random.default_rng(3).standard_normal((8, 12)).astype(np.float32)
+    res = bc.sweep(planted(), [1, 8], backends=[bc.torch(measure_memory=False)], data=x, timer=QUICK, rounds=1,
+                   progress=False, out=tmp_path / "run.jsonl")
+    found = res.trace("torch[cpu]", 8, row=5)
+    assert found.first_differing == "2" and found.layers[2]["kind"] == "Switched"
+    net = nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+    read = bc.sweep(net, [1, 8], backends=[bc.torch(measure_memory=False), bc.native(), bc.numpy()], data=x,
+                    timer=QUICK, rounds=1, progress=False, ceilings=False)
+    native = read.trace(bc.native(), 8, row=3)
+    assert native.first_differing is None and len(native.layers) == 3
+    assert [e["layer"] for e in read.trace("torch[cpu]", 8).layers] == ["0", "1", "2"]  # the module's own paths
+    with pytest.raises(bc.ArgumentError, match="numpy.*cannot be traced"):
+        read.trace("numpy", 8)
+    with pytest.raises(bc.ArgumentError, match="'jax' is not a backend of this sweep; its backends: torch"):
+        read.trace("jax", 8)
+    with pytest.raises(bc.ArgumentError, match="read from a file"):
+        bc.SweepResult.from_json(tmp_path / "run.jsonl").trace("torch[cpu]", 8)

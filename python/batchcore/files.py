@@ -102,7 +102,8 @@ def read_jsonl(path: StrPath, repair: bool = False, data: bytes | None = None) -
     cut from the file so that appends continue cleanly. Returns ``(header or None, points)``: None when
     not even the header line is complete (the file holds no point)."""
     data = _read_bytes(path) if data is None else data
-    header, points, good_end, pos, line_no = None, [], 0, 0, 0
+    points: list[Record] = []
+    header, good_end, pos, line_no = None, 0, 0, 0
     while pos < len(data):
         nl = data.find(b"\n", pos)
         if nl < 0:
@@ -118,9 +119,15 @@ def read_jsonl(path: StrPath, repair: bool = False, data: bytes | None = None) -
             if data.rfind(b"\n") > nl:
                 raise ResultFileError(f"{path}: line {line_no} is not valid JSON (and not a torn last line)") from None
             break  # the last line with a newline is torn (a write reordered by the file system)
-        if not isinstance(rec, dict) or rec.get("type") not in ("header", "point"):
-            raise ResultFileError(f"{path}: line {line_no} is not a batchcore header or point record")
-        if rec["type"] == "header":
+        if not isinstance(rec, dict) or rec.get("type") not in ("header", "point", "explain"):
+            raise ResultFileError(f"{path}: line {line_no} is not a batchcore header, point or explain record")
+        if rec["type"] == "explain":  # a point's cause, revealed after the timing: joined to its point
+            key = (rec.get("backend"), rec.get("batch_size"))
+            point = next((p for p in reversed(points) if (p["backend"], p["batch_size"]) == key), None)
+            if point is None or not isinstance(rec.get("explain"), dict):
+                raise ResultFileError(f"{path}: line {line_no} explains no point before it")
+            point["explain"] = rec["explain"]
+        elif rec["type"] == "header":
             if line_no != 1:
                 raise ResultFileError(f"{path}: line {line_no} is a second header (two sweeps in one file)")
             header = rec
@@ -214,3 +221,8 @@ class PointLog:
 
     def write(self, point: Record) -> None:
         self._append({"type": "point", **point})
+
+    def write_explain(self, point: Record) -> None:
+        """A point's ``explain`` (found after its timing), as a line of its own that readers join to the point."""
+        self._append({"type": "explain", "backend": point["backend"], "batch_size": point["batch_size"],
+                      "explain": point["explain"]})

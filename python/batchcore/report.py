@@ -20,7 +20,7 @@ from typing import Any
 
 from . import files
 from .errors import ArgumentError, ResultFileError
-from .present import plots
+from .present import plots, trees
 from .results import decisions, numerics
 from .results.sweep_result import SweepResult
 
@@ -31,6 +31,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:.9em}td,th{border:1px sol
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;height:auto}
 table.env td:last-child{text-align:left;font-family:monospace;font-size:.85em;word-break:break-word}
 .wide{overflow-x:auto;max-width:100%}.wide pre{font-size:.8em;margin:0}
+table.why td{text-align:left;vertical-align:middle}
 .verdict{background:#eef6ee;border-left:4px solid #4a4;padding:.5em .8em}.note{color:#666;font-size:.9em}
 """
 
@@ -136,6 +137,7 @@ def sweep_sections(result: SweepResult, name: str, latency_ms: float | None, bud
     if acc:
         out += ["<p>Accuracy per batch size, with its 95 % Wilson interval:</p>",
                 table(["backend", "B", "accuracy %", "95 % CI %", "flips vs B=1"], acc)]
+    out += [flips_section(result), why_section(result, name)]
     out += [f"<h2>How fast, and how much memory? <small>({_e(name)})</small></h2>",
             image(_panels(points, plots.draw_latency, plots.draw_throughput), "latency and throughput against B")]
     rows = []
@@ -155,18 +157,72 @@ def sweep_sections(result: SweepResult, name: str, latency_ms: float | None, bud
     return "\n".join(out)
 
 
+def why_section(result: SweepResult, name: str) -> str:
+    """Why the bits differ (a sweep run with ``explain=True``): per backend, its batch sizes grouped by the tree
+    of the first linear layer, each tree named or described and drawn small, and any silent precision change."""
+    from .explain.points import groups
+
+    grouped = groups(result.points)
+    if not grouped:
+        return ""
+    rows = []
+    for label, (head, parts) in grouped.items():
+        for sizes, e in parts:
+            if "why" in e:
+                rows.append([label, "-", "-", e["why"], "", "", ""])
+                continue
+            drawn = Html(trees.svg(e["sketch"], e["drawn"] or "")) if e.get("sketch") else (e.get("drawn") or "-")
+            fma = "-" if e.get("fused") is None else "yes" if e["fused"] else "no"
+            kept = "yes" if e.get("float32", True) else Html(f"<b>no</b>: {_e(e.get('precision_cause'))}")
+            rows.append([label, head, ", ".join(map(str, sizes)), e["tree"], fma, kept, drawn])
+    out = [f"<h2>Why the bits differ <small>({_e(name)})</small></h2>",
+           '<p class="verdict">' + "<br>".join(_e(line) for line in result.why().splitlines()) + "</p>",
+           "<p>The summation tree each backend used for one output element of the model's first linear layer at each "
+           "batch size, revealed by masking and checked to reproduce the backend's bits (<code>bc.reveal</code>). "
+           "Batch sizes that share a tree share its rounding; a new tree is a new class of bits. In the drawings a "
+           "green triangle is a chain (terms added one by one, its count below), a blue one a deeper subtree, a red "
+           "node a fused multi-term add.</p>",
+           table(["backend", "layer", "B", "tree", "fma", "float32", "drawn small"], rows).replace("<table>",
+                                                                                                 '<table class="why">')]
+    return "\n".join(out)
+
+
+def flips_section(result: SweepResult, shown: int = 20) -> str:
+    """The rows whose prediction changed with the batch size, each with its B=1 margin, the measured change and
+    rounding's bound (:mod:`batchcore.explain.flips`), and the outputs beyond rounding's reach."""
+    flips = [(p, f) for p in result.points for f in p.get("flips") or []]
+    beyond = [p for p in result.points if p.get("beyond_rounding")]
+    if not flips and not beyond:
+        return ""
+    out = ["<h3>Changed predictions: rounding or not?</h3>"]
+    for p in beyond:
+        out.append(f'<p class="verdict">{_e(p["backend"])} at B={p["batch_size"]}: {p["beyond_rounding"]:,} output '
+                   "elements lie farther from the exactly rounded result than rounding in its precision can carry "
+                   "them: it computed in less precision than it says, or its output depends on the batch.</p>")
+    if flips:
+        within = sum(p.get("flips_within_rounding") or 0 for p in result.points)
+        suspect = sum(p.get("flips_suspect") or 0 for p in result.points)
+        total = sum(p.get("argmax_changed") or 0 for p in result.points if p.get("flips") is not None)
+        out += [f"<p>{total} changed predictions: {within} within rounding (the row sat on a decision boundary at "
+                f"float resolution: its margin at B=1 is inside rounding's bound), {suspect} suspect (larger than "
+                f"rounding can explain). Bound: {_e(flips[0][0].get('rounding_bound'))}.</p>",
+                table(["backend", "B", "row", "label", "pred B=1", "pred B", "margin B=1", "Δ(pair)", "bound", "verdict"],
+                      [[p["backend"], p["batch_size"], f["row"], "-" if f["label"] is None else f["label"], f["pred_b1"],
+                        f["pred"], f["margin_b1"], f["pair_change"], f["rounding_bound"], f["verdict"]]
+                       for p, f in flips[:shown]])]
+    return "\n".join(out)
+
+
 def study_section(study: dict[str, Any]) -> str:
     """A study's own section: its question, its verdict, its tables and figures (as the study wrote them)."""
-    out = [f"<h2>{_e(study.get('question', study.get('study', 'study')))}</h2>",
-           f'<p class="verdict">{_e(study.get("verdict", ""))}</p>']
-    for t in study.get("tables", []):
-        out += [f"<p>{_e(t.get('title', ''))}</p>", table(t["columns"], t["rows"])]
-    for note in study.get("notes", []):
-        out.append(f'<p class="note">{_e(note)}</p>')
     from .studies.figures import figures_of
 
-    for fig, alt in figures_of(study):
-        out.append(image(fig, alt))
+    out = [f"<h2>{_e(study.get('question', study.get('study', 'study')))}</h2>",
+           f'<p class="verdict">{_e(study.get("verdict", ""))}</p>']
+    out += [image(fig, alt) for fig, alt in figures_of(study)]  # the picture before the numbers behind it
+    for t in study.get("tables", []):
+        out += [f"<p>{_e(t.get('title', ''))}</p>", table(t["columns"], t["rows"])]
+    out += [f'<p class="note">{_e(note)}</p>' for note in study.get("notes", [])]
     return "\n".join(out)
 
 

@@ -46,7 +46,7 @@ def _padded(x: np.ndarray, pad: tuple[int, int], end: tuple[int, int], value: fl
     ``end`` more at the end of each spatial dimension."""
     B, C, H, W = x.shape
     (ph, pw), (eh, ew), (sh, sw) = pad, end, dilation
-    out = np.full((B, C, (H - 1) * sh + 1 + 2 * ph + eh, (W - 1) * sw + 1 + 2 * pw + ew), value, f32)
+    out = np.full((B, C, (H - 1) * sh + 1 + 2 * ph + eh, (W - 1) * sw + 1 + 2 * pw + ew), value, x.dtype)
     out[:, :, ph:ph + (H - 1) * sh + 1:sh, pw:pw + (W - 1) * sw + 1:sw] = x
     return out
 
@@ -86,7 +86,7 @@ def _pool2d(n: GraphNode, x: np.ndarray) -> np.ndarray:
     sums = _windows(_padded(x, p["padding"], end, 0.0), p["kernel"], p["stride"], dilation, (OH, OW)).sum(axis=(4, 5))
     if p["divisor_override"]:
         return sums / f32(p["divisor_override"])
-    ones = np.ones((1, 1, *x.shape[2:]), f32)
+    ones = np.ones((1, 1, *x.shape[2:]), x.dtype)
     if p["count_include_pad"]:  # the window clipped to the padded input (not to ceil_mode's extra)
         ones = _padded(ones, p["padding"], (0, 0), 1.0)
         counted = _padded(ones, (0, 0), end, 0.0)
@@ -98,7 +98,7 @@ def _pool2d(n: GraphNode, x: np.ndarray) -> np.ndarray:
 
 def _adaptive_avg_pool2d(n: GraphNode, x: np.ndarray) -> np.ndarray:
     (OH, OW), (H, W) = n.shape[1:], x.shape[2:]
-    out = np.empty((*x.shape[:2], OH, OW), f32)
+    out = np.empty((*x.shape[:2], OH, OW), x.dtype)
     for i in range(OH):
         for j in range(OW):
             h0, h1, w0, w1 = i * H // OH, -(-(i + 1) * H // OH), j * W // OW, -(-(j + 1) * W // OW)

@@ -11,7 +11,7 @@ from ..model.chain import Model
 from ..model.graph import GraphModel
 from ..model.opaque import OpaqueModel
 from .reveal import reveal
-from .tree import draw
+from .tree import draw, sketch
 
 CHECK_ROWS = 200  # random rows each revealed tree must reproduce (bit for bit) before it is reported
 
@@ -49,31 +49,45 @@ def explain_points(points: list[dict[str, Any]], backends: list[Any], model: Any
         found = reveal(backend, K, batch_size=p["batch_size"], N=N, check_rows=CHECK_ROWS)
         p["explain"] = {"layer": where, "K": K, "N": N, "tree": found.name or found.description, "fixed": found.fixed,
                         "fused": found.fused, "drawn": draw(found.tree) if found.tree is not None else None,
+                        "sketch": sketch(found.tree) if found.tree is not None else None,
                         "digest": hashlib.sha256(str(found.tree).encode()).hexdigest()[:12] if found.fixed else None,
                         "float32": found.float32, "precision_cause": found.precision.get("cause"),
                         "queries": found.queries, "seconds": round(found.seconds, 3)}
 
 
-def why(points: list[dict[str, Any]]) -> str:
-    """Per backend, its batch sizes grouped by the tree of the first linear layer, one line per group."""
-    lines = []
+def groups(points: list[dict[str, Any]]) -> dict[str, tuple[str, list[tuple[list[int], dict[str, Any]]]]]:
+    """Per backend with explained points: the layer it names ("layer 0 (K = 256)") and its batch sizes grouped
+    by tree, each group with the explanation of its first point (one group holding ``why`` when there is
+    no tree to reveal)."""
+    out = {}
     for label in dict.fromkeys(p["backend"] for p in points):
         explained = [p for p in points if p["backend"] == label and "explain" in p]
         if not explained:
             continue
-        if "why" in explained[0]["explain"]:
-            lines.append(f"{label}: {explained[0]['explain']['why']}")
-            continue
         e0 = explained[0]["explain"]
-        groups: dict[Any, list[dict[str, Any]]] = {}
-        for p in explained:
-            groups.setdefault(p["explain"]["digest"] or ("not fixed", p["batch_size"]), []).append(p)
-        head = f"{label}, {e0['layer']} (K = {e0['K']}):"
-        if len(groups) == 1:
-            lines.append(f"{head} one tree at every batch size: {e0['tree']}")
+        if "why" in e0:
+            out[label] = ("", [([p["batch_size"] for p in explained], e0)])
             continue
-        parts = [f"B = {', '.join(str(p['batch_size']) for p in g)}: {g[0]['explain']['tree']}" for g in groups.values()]
-        lines.append(f"{head} {len(groups)} trees; " + "; ".join(parts))
+        by_tree: dict[Any, list[dict[str, Any]]] = {}
+        for p in explained:
+            by_tree.setdefault(p["explain"]["digest"] or ("not fixed", p["batch_size"]), []).append(p)
+        out[label] = (f"{e0['layer']} (K = {e0['K']})",
+                      [([p["batch_size"] for p in g], g[0]["explain"]) for g in by_tree.values()])
+    return out
+
+
+def why(points: list[dict[str, Any]]) -> str:
+    """Per backend, its batch sizes grouped by the tree of the first linear layer, one line per backend; then
+    each point whose layer was not float32."""
+    lines = []
+    for label, (head, parts) in groups(points).items():
+        if "why" in parts[0][1]:
+            lines.append(f"{label}: {parts[0][1]['why']}")
+        elif len(parts) == 1:
+            lines.append(f"{label}, {head}: one tree at every batch size: {parts[0][1]['tree']}")
+        else:
+            said = [f"B = {', '.join(map(str, sizes))}: {e['tree']}" for sizes, e in parts]
+            lines.append(f"{label}, {head}: {len(parts)} trees; " + "; ".join(said))
     for p in points:  # a silent precision change, wherever it was seen
         e = p.get("explain", {})
         if e.get("float32") is False:

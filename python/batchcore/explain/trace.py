@@ -22,6 +22,7 @@ from .. import checks
 from ..errors import ArgumentError
 from ..model.chain import Model
 from ..model.graph import GraphModel
+from ..model.opaque import OpaqueModel
 from ..results.numerics import max_ulp
 
 
@@ -183,3 +184,23 @@ def trace(model: Any, data: Any, batch_size: int, backend: Any = None, row: int 
     if backend is not None and getattr(backend, "name", None) != framework:
         raise ArgumentError(f"a {framework} model is traced on {framework} (backend None), not {backend.label}")
     return Trace(label, B, row, tracer(model, x, B, row))
+
+
+def trace_backend(model: Any, data: Any, batch_size: int, backend: Any, row: int = 0) -> Trace:
+    """:func:`trace` of what ``backend`` ran in a sweep of ``model`` (a batchcore model, or a module run as it
+    is): the batchcore model on the native core; on torch, Keras or ONNX Runtime the framework's own model
+    (the one a read model came from, or the module itself). ArgumentError for the other backends."""
+    name = getattr(backend, "name", None)
+    if name == "native":
+        if not isinstance(model, (Model, GraphModel)):
+            raise ArgumentError(f"{backend.label} ran no batchcore model here")
+        return trace(model, data, batch_size, backend, row)
+    source = model.source_module if isinstance(model, (Model, GraphModel)) else model
+    if isinstance(source, OpaqueModel) and source.framework != "onnx":  # a wrapped module: the framework's own
+        source = getattr(source, "module", None) or getattr(source, "model", None)
+    framework = getattr(model, "source_framework", None) if isinstance(model, (Model, GraphModel)) else \
+        getattr(model, "framework", None)
+    if name not in ("torch", "keras", "onnx") or source is None or framework != name:
+        raise ArgumentError(f"{backend.label} cannot be traced here: bc.trace traces the native core on a batchcore "
+                            "model, and torch, Keras and ONNX Runtime on a model of their own framework")
+    return trace(source, data, batch_size, row=row)

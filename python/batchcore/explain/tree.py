@@ -204,6 +204,16 @@ def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool) -> np.ndarray:
     return value(t)
 
 
+def sketch(t: Tree, depth: int = 4) -> Any:
+    """The tree's top ``depth`` levels as JSON-ready nested lists, each chain and each deeper subtree folded
+    into ``{"kind": "chain" | "tree" | "term", "n": its terms}``: what the report draws small."""
+    if isinstance(t, int):
+        return {"kind": "term", "n": 1}
+    if _is_chain(t) or depth == 0:
+        return {"kind": "chain" if _is_chain(t) else "tree", "n": len(leaves(t))}
+    return [sketch(c, depth - 1) for c in t]
+
+
 def draw(t: Tree, width: int = 72) -> str:
     """The tree as nested brackets, cut to ``width`` characters."""
     text = str(t).replace(" ", "")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import checks, files
-from ..errors import MissingDependencyError
+from ..errors import ArgumentError, MissingDependencyError
 from ..measure.probes import Probe
 from ..model.graph import AnyModel
 from ..model.opaque import FLOAT_FORMATS, Outputs, predictions_note, predictions_of
@@ -49,6 +49,8 @@ class SweepResult:
     points: list[dict[str, Any]]
     env: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    # What the sweep ran (model, data, backends), for :meth:`trace`; never written to a file.
+    source: tuple[Any, Any, list[Any]] | None = field(default=None, repr=False, compare=False)
 
     def classes(self) -> Classes:
         """Per backend, the batch sizes grouped by identical output bits (in order of first size)."""
@@ -74,6 +76,23 @@ class SweepResult:
 
         said = why(self.points)
         return said or "no point was explained: run the sweep with explain=True"
+
+    def trace(self, backend: Any, batch_size: int, row: int = 0) -> Any:
+        """Where the bits of row ``row`` part between running alone and in a batch of ``batch_size`` on one of
+        the sweep's backends (its label, e.g. ``"torch[cpu]"``, or the backend): :func:`batchcore.trace` on
+        the model and data this sweep ran. A result read from a file holds neither: ArgumentError."""
+        from ..explain.trace import trace_backend
+
+        if self.source is None:
+            raise ArgumentError("this result holds no model (it was read from a file): call bc.trace(model, data, "
+                                "batch_size, backend) with the model and data it measured")
+        model, data, backends = self.source
+        label = backend if isinstance(backend, str) else getattr(backend, "label", backend)
+        chosen = next((b for b in backends if b.label == label), None)
+        if chosen is None:
+            raise ArgumentError(f"{label!r} is not a backend of this sweep; its backends: "
+                                f"{', '.join(b.label for b in backends)}")
+        return trace_backend(model, data, batch_size, chosen, row)
 
     def table(self) -> str:
         """A plain-text table, one row per (backend, batch size); ``class`` numbers the invariance

@@ -39,8 +39,8 @@ from .workloads import ModelWork, ModuleWork, ceiling, refuse_model_options
 
 DEFAULT_BATCH_SIZES = (1, 2, 3, 8, 64, 256, 1024)
 
-__all__ = ["DEFAULT_BATCH_SIZES", "check_backends", "check_batch_sizes", "default_backends", "resolve_data",
-           "resolve_model", "sweep"]
+__all__ = ["DEFAULT_BATCH_SIZES", "check_backends", "check_batch_sizes", "default_backends", "read_model",
+           "resolve_data", "resolve_model", "sweep"]
 
 
 def _sample_shape(data: Any) -> tuple[int, ...] | None:
@@ -96,6 +96,24 @@ def resolve_model(model: Any, backends: list[Backend], data: Any, required: bool
         return checked(wrapped, f"{frontend.reader} does not read it ({e}); the {frontend.name} backends run any "
                                 f"module as it is ({frontend.backends_hint})")
     return checked(read)
+
+
+def read_model(module: Any, data: Any) -> AnyModel | str:
+    """The batchcore model of ``module``: itself when it is one, else read by its frontend with the data's
+    sample shape (what the rounding bound of a framework's module needs, even where its backends run it as
+    it is); or, in words, why there is none."""
+    if isinstance(module, (Model, GraphModel)):
+        return module
+    if isinstance(module, OpaqueModel):
+        return f"{module.name} is run as it is (read it with its frontend, e.g. bc.from_torch, for a bound)"
+    shape = _sample_shape(data)
+    if shape is None:
+        return "the data is not one array whose first dimension is the batch"
+    dtype = "int64" if str(getattr(data, "dtype", "")).removeprefix("torch.") == "int64" else "float32"
+    try:
+        return frontend_of(module).read(module, shape, dtype)
+    except BatchcoreError as e:
+        return f"batchcore does not read the module ({e})"
 
 
 def resolve_data(model: AnyModel, data: Any, rows: Any, seed: Any, sizes: list[int]) -> np.ndarray:
@@ -205,8 +223,13 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     points += run_locally(work, chosen, sizes, {(p["backend"], p["batch_size"]) for p in points}, timer, rounds,
                           log, progress)
     if checks.flag(explain, "explain"):
-        explain_points(points, chosen, model)
-    return SweepResult(points, env, work.config)
+        unexplained = [p for p in points if "explain" not in p]  # a resumed log keeps what it explained
+        explain_points(unexplained, chosen, model)
+        if log:
+            for p in unexplained:
+                log.write_explain(p)
+    ran = work.data if isinstance(work, ModelWork) else data
+    return SweepResult(points, env, work.config, source=(model, ran, chosen))
 
 
 def run_locally(work: ModelWork | ModuleWork, backends: list[Backend], sizes: list[int], done: set[tuple[str, int]],

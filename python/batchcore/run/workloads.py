@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks
+from .. import checks, files
 from ..backends import Backend, NativeBackend, TimedBatch
 from ..errors import ArgumentError, DeviceUnavailableError, ShapeError
+from ..explain.bound import UNIT_ROUNDOFF, forward_error_bound
+from ..explain.flips import flip_records, point_fields
 from ..measure.probes import Probe
 from ..measure.probes import probe as probe_device
 from ..model.graph import AnyModel, GraphModel
@@ -66,6 +68,15 @@ class ModelWork:
             except DeviceUnavailableError as e:  # e.g. torch on a GPU in a build without batchcore's CUDA core
                 self.env_probes[b.label] = {"unavailable": str(e)}
         self._exact: dict[str, np.ndarray] = {}
+        self._bounds: dict[str, tuple[np.ndarray | None, str]] = {}
+        self.classes = classes
+
+    def bound(self, precision: str) -> tuple[np.ndarray | None, str]:
+        """The rounding bound of every output in ``precision`` (:mod:`batchcore.explain.bound`), once per precision."""
+        if precision not in self._bounds:
+            self._bounds[precision] = (forward_error_bound(self.model, self.data, precision) if precision in UNIT_ROUNDOFF
+                                       else (None, f"no unit roundoff is known for {precision}"))
+        return self._bounds[precision]
 
     def outputs(self, backend: Backend, B: int) -> np.ndarray:
         if backend.precision not in self._exact:  # the correctly rounded reference, once per precision
@@ -85,10 +96,23 @@ class ModelWork:
             self.probes[backend.label] = self._probe(backend, refresh=True)
             self.env_probes[backend.label] = self.probes[backend.label].to_dict()
             p = make_point(backend, self.model, B, y, y_b1, exact, self.labels, measured, self.probes[backend.label])
+        p.update(files.json_safe(self.rounding_fields(backend.precision, y, y_b1, exact)))
         if (p["peak_frac"] or 0) > 1:
             warnings.warn(f"{backend.label} at B={B} ran at {100 * p['peak_frac']:.0f} % of a freshly measured "
                           "peak: the machine's speed changed during the sweep", stacklevel=4)
         return p
+
+
+    def rounding_fields(self, precision: str, y: np.ndarray, y_b1: np.ndarray, exact: np.ndarray) -> dict[str, Any]:
+        """The point's changed predictions explained (:mod:`batchcore.explain.flips`), and ``beyond_rounding``:
+        the output elements farther from the exactly rounded output than rounding in the backend's precision
+        can carry them (2 E: a nonzero count means the backend computed in less precision than it says)."""
+        E, how = self.bound(precision)
+        out: dict[str, Any] = {"beyond_rounding": None if E is None else
+                               int(np.count_nonzero(np.abs(y.astype(np.float64) - exact) > 2 * E))}
+        if self.classes is not None:
+            out.update(point_fields(flip_records(y, y_b1, self.labels, E), how))
+        return out
 
 
 def first_logits(outputs: list[Output], name: str) -> np.ndarray:

@@ -2,11 +2,9 @@
 
 The folklore: "larger batches may slightly reduce per-sample accuracy". The measurement: the same
 held-out rows run in consecutive batches of B, per backend; per B, every row whose prediction (argmax)
-differs from B=1's, with its B=1 margin (top-1 minus top-2 logit), how far its logits moved, and how far
-rounding alone could have moved them (:mod:`batchcore.studies.rounding`). A flip is **within rounding**
-when the measured change of the two classes' difference is inside that bound (the row sat on a decision
-boundary at float resolution), **suspect** when it is not (something other than rounding, such as a
-statistic over the batch, changed the output), **no bound** when the model's layers have none here.
+differs from B=1's, explained as the sweep's points explain it (:mod:`batchcore.explain.flips`: its B=1
+margin, how far its logits moved, how far rounding alone could have moved them, :mod:`batchcore.explain.bound`;
+"within rounding", "suspect" or "no bound").
 Accuracy per B comes with its 95 % Wilson interval, so a change inside the noise of a finite test set is
 not called a change.
 """
@@ -18,44 +16,27 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend
+from ..explain.bound import UNIT_ROUNDOFF, forward_error_bound
+from ..explain.flips import flip_records
 from ..info import info
 from ..present.progress import Steps
 from ..results import numerics
-from ..run.sweep import check_batch_sizes
+from ..run.sweep import check_batch_sizes, read_model, resolve_data
 from .outputs import check_labels, logits_runner
 from .record import Study, Table
-from .rounding import forward_error_bound
 
 QUESTION = "Does a larger batch change per-sample predictions and accuracy?"
 
 
-def flip_records(y: np.ndarray, y_b1: np.ndarray, labels: np.ndarray, bound: np.ndarray | None) -> list[dict[str, Any]]:
-    """One record per row whose argmax at this B (``y``) differs from B=1's (``y_b1``): the B=1 margin
-    (top-1 minus top-2), the largest |change| of a logit, the change of the two classes' difference, the
-    rounding bound of that difference (2 (E_i + E_j), None without a bound) and the verdict."""
-    out = []
-    for r in np.nonzero(y.argmax(1) != y_b1.argmax(1))[0]:
-        i, j = int(y_b1[r].argmax()), int(y[r].argmax())
-        top2 = np.sort(y_b1[r].astype(np.float64))[-2:]
-        change = abs(float(np.float64(y[r, i]) - y[r, j] - (np.float64(y_b1[r, i]) - y_b1[r, j])))
-        limit = None if bound is None else 2 * float(bound[r, i] + bound[r, j])
-        out.append({"row": int(r), "label": int(labels[r]), "pred_b1": i, "pred": j,
-                    "margin_b1": float(top2[1] - top2[0]),
-                    "max_abs_delta": float(np.max(np.abs(y[r].astype(np.float64) - y_b1[r]))),
-                    "pair_change": change, "rounding_bound": limit,
-                    "verdict": "no bound" if limit is None else "within rounding" if change <= limit else "suspect"})
-    return out
-
-
 def _bound(module: Any, data: Any, fmt: str) -> tuple[np.ndarray | None, str]:
-    try:
-        import torch
-    except ImportError:
-        return None, "torch is not installed"
-    if not isinstance(module, torch.nn.Module):
-        return None, f"{type(module).__name__} is not a torch module"
-    x = data if isinstance(data, torch.Tensor) else torch.from_numpy(np.asarray(data))
-    return forward_error_bound(module, x, fmt)
+    """The rounding bound of every output (:mod:`batchcore.explain.bound`) of the model batchcore reads from
+    ``module``, or None and why not."""
+    model = read_model(module, data)
+    if isinstance(model, str):
+        return None, model
+    if fmt not in UNIT_ROUNDOFF:
+        return None, f"outputs in {fmt}"
+    return forward_error_bound(model, resolve_data(model, data, None, 0, [1]), fmt)
 
 
 def accuracy(module: Any, data: Any, labels: Any, batch_sizes: Any = (1, 2, 8, 64, 256),

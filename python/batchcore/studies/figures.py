@@ -170,9 +170,37 @@ def _training(data: dict[str, Any]) -> Figures:
     return [(fig, "test accuracy per training batch size over seeds; BatchNorm train and eval mode per B")]
 
 
+def _orders(data: dict[str, Any]) -> Figures:
+    cells, conds = data.get("cells", []), data.get("conds", [])
+    if not cells:
+        return []
+    fig, axes = plots.figure(5.4 * len(conds), 4.2, 1, len(conds))
+    names = list(dict.fromkeys(c["order"] for c in cells))
+    for ax, cond in zip(axes, conds, strict=False):
+        here = [c for c in cells if c["cond"] == cond]
+        for i, name in enumerate(names):
+            mine = sorted((c for c in here if c["order"] == name), key=lambda c: c["K"])
+            style = plots.STYLES[i % len(plots.STYLES)]
+            line, = ax.plot([c["K"] for c in mine], [max(c["max_rel_error_u"], 1e-3) for c in mine], label=name,
+                            marker=style["marker"], linestyle="-")
+            ax.plot([c["K"] for c in mine], [c["bound_u"] for c in mine], color=line.get_color(), linestyle="--",
+                    alpha=0.6)
+        Ks = sorted({c["K"] for c in here})
+        estimate = {K: next(c["probabilistic_u"] for c in here if c["K"] == K) for K in Ks}
+        ax.plot(Ks, [estimate[K] for K in Ks], color="0.3", linestyle=":", linewidth=2, label="sqrt(K) cond u")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(Ks, [str(K) for K in Ks])
+        ax.set_xlabel("K (terms)")
+        ax.set_ylabel("largest relative error, in u = 2^-24")
+        ax.set_title(f"condition ~{cond:g}: measured (solid), bound (dashed)")
+    plots.legend(axes[0])
+    return [(fig, "each order's largest error against K beside its a-priori bound, per condition number")]
+
+
 DRAW: dict[str, Callable[[dict[str, Any]], Figures]] = {"accuracy": _accuracy, "evaluation": _evaluation,
                                                         "deployment": _deployment, "performance": _performance,
-                                                        "training": _training}
+                                                        "training": _training, "orders": _orders}
 
 
 def figures_of(study: dict[str, Any]) -> Figures:
