@@ -11,8 +11,9 @@ call (and the native core reading the Keras model), ONNX Runtime on the module e
 bc.export_onnx with its default options, its graph optimisations off and its deterministic compute on (and
 the native core reading the ONNX file), and the same CNN written as a JAX function of the torch weights,
 jitted and op by op (validated like the Keras twin); per backend its invariance classes, the least share
-of bits equal to B=1's, the largest ULP distance to B=1 and to the exactly rounded result, argmax flips,
-and the median time per batch.
+of bits equal to B=1's, the largest ULP distance to B=1 and to the exactly rounded result, argmax flips
+(and how many of them rounding explains), the outputs beyond rounding's reach of the exactly rounded result
+(a backend computing in less precision than float32 would show here), and the median time per batch.
 Last: which of them give the same bits at B=1, and (full run) each runtime's switches on the same CNN
 (bc.studies.switches): TensorFlow's oneDNN and op determinism, ONNX Runtime's graph optimisations and
 deterministic compute, XLA's CPU flags.
@@ -89,6 +90,8 @@ def summary(res: bc.SweepResult, framework: str, ulp_exact: dict | None = None) 
                      "ulp_exact": max(p["max_ulp_vs_exact"] if p["max_ulp_vs_exact"] is not None
                                       else (ulp_exact or {})[(label, p["batch_size"])] for p in pts),
                      "flips": max(p["argmax_changed"] for p in pts),
+                     "within": max(p.get("flips_within_rounding", -1) for p in pts),
+                     "beyond": max((p.get("beyond_rounding") for p in pts if p.get("beyond_rounding") is not None), default=None),
                      "ms": {p["batch_size"]: p["time_ms"] for p in pts}})
     return rows
 
@@ -134,13 +137,15 @@ def main() -> None:
     rows = [row for framework, res in runs for row in summary(res, framework, jax_exact)]
     print(f"accuracy (torch, B=1): {100 * float((ref.argmax(1) == labels).mean()):.2f} % on {len(labels)} digits; "
           f"Keras twin within {np.abs(got - ref).max():.2g} of torch, JAX twin within {np.abs(got_jax - ref).max():.2g}")
-    print("| model | backend | classes over B | least =B1 bits | max ULP vs B1 | max ULP vs exact | flips | "
-          + " | ".join(f"ms at B={B}" for B in sizes) + " |")
-    print("|---|---|---|---|---|---|---|" + "---|" * len(sizes))
+    print("| model | backend | classes over B | least =B1 bits | max ULP vs B1 | max ULP vs exact | flips (within rounding) "
+          "| beyond rounding | " + " | ".join(f"ms at B={B}" for B in sizes) + " |")
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(sizes))
     for r in rows:
         classes = "invariant" if len(r["classes"]) == 1 else " ".join("{" + ", ".join(map(str, c)) + "}" for c in r["classes"])
+        within = f" ({r['within']})" if r["within"] >= 0 else ""
+        beyond = "-" if r["beyond"] is None else r["beyond"]
         print(f"| {r['framework']} | {r['backend']} | {classes} | {r['least_equal']:.4f} | {r['ulp_b1']} | {r['ulp_exact']} | "
-              f"{r['flips']} | " + " | ".join(f"{r['ms'][B]:.4g}" for B in sizes) + " |")
+              f"{r['flips']}{within} | {beyond} | " + " | ".join(f"{r['ms'][B]:.4g}" for B in sizes) + " |")
     at_b1 = {}
     for framework, res in runs:
         for p in res.points:
