@@ -225,3 +225,26 @@ def test_a_sweep_over_the_cached_peak_measures_the_probe_again(tmp_path, monkeyp
     assert res.points[0]["peak_frac"] < 1  # against the stale 0.001 GFLOP/s it would be about 1e5
     assert json.loads(cached.read_text())["peak_gflops"] == 1e6  # the fresh probe replaced the stale one
     probes._probe_cached.cache_clear()
+
+
+def test_the_cache_keeps_the_best_of_its_measurements(tmp_path, monkeypatch):
+    """A low peak measured on a busy machine (planted, then a refresh with a lower one) never replaces a higher
+    one; a higher measurement does; ``best_of`` counts them. The %peak column marks a point over 100."""
+    from batchcore.measure import probes
+    from batchcore.present.text import format_table
+
+    monkeypatch.setenv("BATCHCORE_CACHE_DIR", str(tmp_path))
+    found = []
+    for peak in (100.0, 40.0, 250.0, 90.0):
+        monkeypatch.setattr(probes, "_probe_cpu", planted_probe(peak))
+        probes._probe_cached.cache_clear()
+        found.append(bc.probe(threads=1, refresh=True))
+    assert [p.peak_gflops for p in found] == [100.0, 100.0, 250.0, 250.0]
+    assert [p.best_of for p in found] == [1, 2, 3, 4]
+    (cached,) = tmp_path.glob("probe-cpu-*.json")
+    assert json.loads(cached.read_text())["peak_gflops"] == 250.0
+    probes._probe_cached.cache_clear()
+    assert bc.probe(threads=1).best_of == 4  # read back from the cache
+    probes._probe_cached.cache_clear()
+    point = {"backend": "x", "batch_size": 1, "peak_frac": 1.3, "peak_bytes": None}
+    assert "130!" in format_table([point]) and "90!" not in format_table([{**point, "peak_frac": 0.9}])

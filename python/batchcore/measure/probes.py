@@ -7,7 +7,9 @@ with the fma width; else the clock is reported unknown, with the reason) and the
 quarter of it); on a GPU, the fma peak of a register-resident
 kernel and the bandwidth of a device-to-device copy. Results are cached per machine on disk (the
 probes take a few seconds): in ``$BATCHCORE_CACHE_DIR``, else ``$XDG_CACHE_HOME/batchcore``, else
-``~/.cache/batchcore``; ``refresh=True`` measures again.
+``~/.cache/batchcore``; ``refresh=True`` measures again and keeps the best of the measurements (a
+peak measured while the machine was busy is lower than the device's; a sweep measures again when a point
+runs over a cached peak).
 
 The roofline of a forward pass of B rows is ``min(peak, bandwidth x intensity)`` with intensity = FLOPs
 / :meth:`Model.min_traffic_bytes` (flop per byte), and the cache's bandwidth when those bytes fit in half
@@ -25,7 +27,7 @@ import json
 import os
 import platform
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .. import _core, checks, devices
 from ..errors import ArgumentError, ResultFileError
@@ -49,6 +51,7 @@ class Probe:
     measured_at: str            # ISO 8601, UTC
     source: str = "measured"    # "measured", or the cache file it was read from
     clock_note: str | None = None  # why clock_ghz is None, when it is
+    best_of: int = 1            # measurements whose best ceilings these are (load only ever lowers one)
 
     @property
     def flops_per_cycle(self) -> float | None:
@@ -142,6 +145,17 @@ def _store(path: str, probe: Probe) -> None:
                       stacklevel=3)
 
 
+def best(cached: Probe, fresh: Probe) -> Probe:
+    """The ceilings of two measurements of the same device: each the higher one (a busy machine only ever
+    lowers a measured peak or bandwidth, so the best is the nearest to the device's own), the clock with the
+    peak it came with; ``best_of`` counts the measurements, ``measured_at`` is the latest."""
+    top = fresh if fresh.peak_gflops >= cached.peak_gflops else cached
+    caches = [b for b in (cached.cache_bandwidth_gbs, fresh.cache_bandwidth_gbs) if b is not None]
+    return replace(fresh, peak_gflops=top.peak_gflops, clock_ghz=top.clock_ghz, clock_note=top.clock_note,
+                   bandwidth_gbs=max(cached.bandwidth_gbs, fresh.bandwidth_gbs),
+                   cache_bandwidth_gbs=max(caches) if caches else None, best_of=cached.best_of + 1)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -193,11 +207,10 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folde
         cpu_threads = threads or _core.default_threads()
         measure = lambda: _probe_cpu(cpu_threads, simd, machine)  # noqa: E731
     path = _cache_path(key)
-    if not refresh:
-        cached = _load(path)
-        if cached is not None:
-            return cached
-    probe = measure()
+    cached = _load(path)
+    if cached is not None and not refresh:
+        return cached
+    probe = measure() if cached is None else best(cached, measure())
     _store(path, probe)
     return probe
 
@@ -206,7 +219,8 @@ def probe(device: str = "cpu", threads: int | None = None, refresh: bool = False
     """This machine's measured ceilings on ``device`` ("cpu", "cuda", "cuda:N"): see :class:`Probe`.
 
     threads: CPU threads the probes run on (default: all cores, the core's default thread count).
-    refresh: measure again instead of reading the cache (the new result replaces the cached one).
+    refresh: measure again instead of reading the cache; the cache then keeps, per ceiling, the best of
+    the measurements (``best_of`` counts them): a busy machine lowers a measured peak, never raises it.
     Cached in memory for the process and on disk per machine (:func:`cache_dir`).
     """
     threads = checks.threads(threads)

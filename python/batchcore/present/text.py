@@ -23,7 +23,9 @@ COLUMNS = [
     ("rows/s", "samples_per_s", ".4g"),
     ("GFLOP/s", "gflops", ".3g"),
     # of the measured fma peak, and of the roofline min(peak, bandwidth x intensity): who bounds the point
-    ("%peak", lambda p: None if p.get("peak_frac") is None else 100 * p["peak_frac"], ".0f"),
+    # over 100 only when the machine's speed changed under the probe: marked "!" (the sweep warns too)
+    ("%peak", lambda p: None if p.get("peak_frac") is None else
+        f"{100 * p['peak_frac']:.0f}" + ("!" if p["peak_frac"] > 1 else ""), "s"),
     ("%roof", lambda p: None if p.get("roofline_frac") is None else 100 * p["roofline_frac"], ".0f"),
     # exact where the core's tracking allocator counted it; "~" marks memory read from outside (torch's
     # counters on a GPU, RSS growth on the CPU: see the point's memory_method)
