@@ -71,15 +71,23 @@ def main(argv=None):
     ap.add_argument("--shapes", default="1024,4096", help="square layer sizes")
     ap.add_argument("--no-mlp", action="store_true", help="skip the whole-model (MLP) tables")
     ap.add_argument("--no-layers", action="store_true", help="skip the single-layer table")
+    ap.add_argument("--orders", default=None, help="native orders of the layer table, comma-separated (default: all)")
+    ap.add_argument("--planted", default=None, metavar="EIGHTHS,TRAVERSAL,MIN_WORK",
+                    help="also time seq under this GEMM schedule (e.g. another machine kind's), interleaved with "
+                         "the tuned one: the columns 'planted' and 'tuned/planted'")
     args = ap.parse_args(argv)
     import torch
 
     threads = args.threads or bc.info()["cpu_count"]
     torch.set_num_threads(threads)
     shapes = [(64, 64)] if args.quick else [(int(s), int(s)) for s in args.shapes.split(",")]
-    batch_sizes = [1, 8] if args.quick else [1, 2, 4, 8, 16, 64, 256, 1024]
+    batch_sizes = [1, 8] if args.quick else [1, 2, 3, 4, 8, 16, 64, 256, 1024]
     orders = ["seq"] if args.quick else ["seq", "seq-nofma", "chunk:256", "splitk:4", "lanes:16", "f64", "pairwise",
                                          "kahan", "dot2"]
+    if args.orders:
+        orders = args.orders.split(",")
+        if "seq" not in orders:
+            ap.error("--orders must include seq (the table's ratios are seq's)")
     repeats = 3 if args.quick else args.repeats
     env = bc.info()
     peak = bc.probe(threads=threads).peak_gflops
@@ -92,8 +100,21 @@ def main(argv=None):
     caches = env["cpu_caches"]
     print(f"# caches per core ({caches['source']}): L1d {caches['l1d_bytes'] >> 10} KiB, L2 {caches['l2_bytes'] >> 10} KiB; "
           f"tiles sized from L2 {caches['blocking_l2_bytes'] >> 10} KiB")
-    print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders)
-          + f" {'seq/torch':>9} {'peak%':>6}   (GFLOP/s)")
+    bc.native()  # the first native backend puts the machine's tuning in force (read from the cache, or measured)
+    from batchcore.measure import tuning
+
+    tuned = tuning.in_force()
+    print(f"# GEMM tuning: {tuned.tile_l2_eighths}/8 of L2 per row tile, traversal {tuned.traversal}, "
+          f"2^{tuned.min_work_log2} flops per worker ({tuned.source}; gain over the defaults {tuned.gain})")
+    planted = None
+    if args.planted:
+        e, t, m = args.planted.split(",")
+        planted = tuning.Tuning(int(e), t, int(m), source="planted")
+        planted.knobs()  # a traversal not in the list fails here
+        print(f"# planted schedule: {e}/8 of L2, {t}, 2^{m}; timed interleaved with the tuned one")
+    extra = ["planted"] if planted else []
+    print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders + extra)
+          + f" {'seq/torch':>9} {'peak%':>6}" + (f" {'tuned/planted':>13}" if planted else "") + "   (GFLOP/s)")
     for k, n in [] if args.no_layers else shapes:
         model = bc.mlp([k, n], seed=0)
         module = bc.backends.module_on(model, "cpu")
@@ -113,22 +134,31 @@ def main(argv=None):
                 assert np.allclose(y, exact, rtol=1e-4, atol=1e-4), o
                 assert np.array_equal(nb.run(model, x[:1]), y[:1]), o
 
-            def native_call(o):
+            def native_call(o, schedule=tuned):
                 options = natives[o].options  # parsed once, as every native call takes them
-                return lambda v: core.run(v, options)
+                if planted is None:
+                    return lambda v: core.run(v, options)
+                return lambda v: (tuning.apply(schedule), core.run(v, options))[1]  # both columns pay the switch
 
-            samples = {name: [] for name in ["torch", "numpy", *orders]}
+            if planted is not None:
+                tuning.apply(planted)
+                assert np.array_equal(core.run(x, natives["seq"].options)[0], natives["seq"].run(model, x))
+            samples = {name: [] for name in ["torch", "numpy", *orders, *extra]}
             with torch.no_grad():
                 for _ in range(repeats):
                     samples["torch"].append(timed_block(module, xt))
                     samples["numpy"].append(timed_block(lambda v: v @ W.T + b, x))
                     for o in orders:
                         samples[o].append(timed_block(native_call(o), x))
+                    if planted is not None:
+                        samples["planted"].append(timed_block(native_call("seq", planted), x))
+            tuning.apply(tuned)
             flops = 2 * B * k * n
             med = {name: gflops(flops, float(np.median(s))) for name, s in samples.items()}
             print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
-                  + " ".join(f"{med[o]:10.1f}" for o in orders)
-                  + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}")
+                  + " ".join(f"{med[o]:10.1f}" for o in orders + extra)
+                  + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}"
+                  + (f" {med['seq'] / med['planted']:13.2f}" if planted else ""))
     if not args.no_mlp:
         mlp_table(batch_sizes, repeats, threads, MLPS[:1] if args.quick else MLPS)
     exact_table(64 if args.quick else 1024, [1] if args.quick else [1, 16], 3 if args.quick else 5, threads)

@@ -81,7 +81,8 @@ def main(argv=None):
           f"torch {torch.__version__}; batchcore {bc.__version__}")
     sizes = [1, 2, 4] if args.quick else args.batch_sizes
     repeats = 1 if args.quick else args.repeats
-    native = bc.native(order="seq", threads=threads)
+    native = bc.native(order="seq", threads=threads)  # the first native backend puts the machine's tuning in force
+    print(f"# GEMM tuning: {native.settings()['gemm_tuning']}")
     for name, module, shape in models(args.quick):
         model = bc.from_torch(module, input_shape=shape)
         x_all = np.random.default_rng(0).standard_normal((max(sizes), *shape)).astype(np.float32)

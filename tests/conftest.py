@@ -1,4 +1,6 @@
-"""Test-session settings: probes are cached in a directory of this session, never the user's cache."""
+"""Test-session settings: probes are cached in a directory of this session, never the user's cache; the GEMM's
+scheduling keeps its defaults (BATCHCORE_TUNE=0: no tests wait for a measured search, and every test runs the
+same schedule; test_tuning.py runs the tuner itself, and the bits never depend on it)."""
 
 import pytest
 
@@ -7,6 +9,7 @@ import pytest
 def _private_probe_cache(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("BATCHCORE_CACHE_DIR", str(tmp_path_factory.mktemp("probe-cache")))
+    mp.setenv("BATCHCORE_TUNE", "0")
     yield
     mp.undo()
 

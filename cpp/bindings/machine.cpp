@@ -10,6 +10,7 @@
 #include "batchcore/cache_sizes.hpp"
 #include "batchcore/cpu_features.hpp"
 #include "batchcore/errors.hpp"
+#include "batchcore/gemm_tuning.hpp"
 #include "batchcore/probes.hpp"
 #include "batchcore/thread_pool.hpp"
 
@@ -38,6 +39,18 @@ void bind_machine(py::module_& m) {
     d["source"] = c.source;
     return d;
   }, "The caches the GEMM's blocking reads (bytes; per core for L1d and L2): a dict with the source.");
+  m.def("gemm_tuning", [] {
+    const GemmTuning t = gemm_tuning();
+    return py::dict(py::arg("tile_l2_eighths") = t.tile_l2_eighths, py::arg("traversal") = int(t.traversal),
+                    py::arg("min_work_log2") = t.min_work_log2);
+  }, "The GEMM's scheduling parameters now in force (gemm_tuning.hpp); they never change a bit.");
+  m.def(
+      "set_gemm_tuning",
+      [](int tile_l2_eighths, int traversal, int min_work_log2) {
+        set_gemm_tuning(GemmTuning{tile_l2_eighths, Traversal(traversal), min_work_log2});
+      },
+      py::arg("tile_l2_eighths"), py::arg("traversal"), py::arg("min_work_log2"),
+      "Sets the GEMM's scheduling parameters for the next GEMMs (ArgumentError out of range).");
   m.def("simd_level", [] { return format_simd_level(best_simd_level()); });
   m.def("simd_levels", [] {
     std::vector<std::string> out;

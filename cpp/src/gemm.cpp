@@ -4,6 +4,7 @@
 
 #include "batchcore/cache_sizes.hpp"
 #include "batchcore/dot.hpp"
+#include "batchcore/gemm_tuning.hpp"
 #include "batchcore/thread_pool.hpp"
 #include "kernels/tile_kernels.hpp"
 
@@ -13,16 +14,14 @@ static_assert(kPanelWidth == 32, "tile_kernels.inl assumes 32-column panels");
 
 namespace {
 
-// Below these amounts of work per worker, waking another thread costs more than it saves.
-constexpr int64_t kMinFlopsPerWorker = int64_t(1) << 18;
-
 constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// Rows per tile: as many as keep the tile's A (rows x K floats) within 3/8 of the core's L2, so that it
-// stays there beside the weight panel streaming past it (K x 32 floats) and the output tile; a multiple
-// of 12 (the AVX-512 row block). 3/8 of the 1 MiB L2 of AMD Zen 4 and 5: 384 KiB, measured best there.
+// Rows per tile: as many as keep the tile's A (rows x K floats) within the tuned share of the core's L2
+// (gemm_tuning.hpp: 3/8 by default, the best measured on AMD Zen 4 and 5's 1 MiB L2), so that it stays
+// there beside the weight panel streaming past it (K x 32 floats) and the output tile; a multiple of 12
+// (the AVX-512 row block).
 int64_t tile_rows_for(int64_t K) {
-  const int64_t budget = cache_sizes().blocking_l2_bytes * 3 / 8;
+  const int64_t budget = cache_sizes().blocking_l2_bytes * gemm_tuning().tile_l2_eighths / 8;
   const int64_t rows = budget / (K * int64_t(sizeof(float))) / 12 * 12;
   return std::clamp<int64_t>(rows, 12, kTileRows);
 }
@@ -75,6 +74,7 @@ int64_t gemm_tile_rows(int64_t K) { return tile_rows_for(K); }
 
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt) {
+  const GemmTuning tuning = gemm_tuning();
   const int64_t tile_rows = tile_rows_for(w.K);
   const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
   const auto run_tile = kernels_for(opt.simd).run_tile;
@@ -85,8 +85,12 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   // keeps one panel (K x 32) while the row tiles stream past it: the weights are read once, A once per
   // panel. Per row of A, the first reads K x N / tile_rows weights, the second K x N / 32 inputs: panel-
   // major reads less when a tile has fewer rows than a panel has columns (long K), and whichever the
-  // caches, the counts decide. The order of independent tiles never changes a bit.
-  const bool panel_major = tile_rows < kPanelWidth && row_tiles > 1;
+  // caches, the counts decide (unless the tuning, measured on this machine, says otherwise). The order of
+  // independent tiles never changes a bit.
+  const bool panel_major = row_tiles > 1 && (tuning.traversal == Traversal::panels ||
+                                             (tuning.traversal == Traversal::by_reads && tile_rows < kPanelWidth));
+  // Below this much work per worker, waking another thread costs more than it saves (tuned).
+  const int64_t min_flops_per_worker = int64_t(1) << tuning.min_work_log2;
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t rt = panel_major ? task % row_tiles : task / w.panels;
@@ -94,7 +98,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
       run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr,
                opt.order, run_tile);
     }
-  }, ceil_div(kMinFlopsPerWorker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
+  }, ceil_div(min_flops_per_worker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
 }
 
 void linear_forward_here(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,

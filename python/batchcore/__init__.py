@@ -33,6 +33,7 @@ from .measure import orders
 from .measure.capacity import LargestBatch, largest_batch
 from .measure.probes import Probe, probe
 from .measure.timing import Measurement, Timer
+from .measure.tuning import tune  # noqa: F401  (bc.tune(): the machine's set-up, an attribute like bc.torch())
 from .model.chain import Layer, Model, mlp
 from .model.graph import GraphModel
 from .results import decisions, numerics

@@ -12,7 +12,7 @@ from types import ModuleType
 import numpy
 import numpy.typing
 
-__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'simd_level', 'simd_levels', 'testing', 'time_callable', 'timer_replay']
+__all__: list[str] = ['ArgumentError', 'BatchcoreError', 'DTypeError', 'DeviceUnavailableError', 'Graph', 'Model', 'NonFiniteError', 'Order', 'OrderError', 'OutOfMemoryError', 'RunOptions', 'ShapeError', 'TimerPolicy', 'UnsupportedLayerError', 'build_info', 'cache_sizes', 'check_rows', 'check_samples', 'default_threads', 'dot', 'gemm_tuning', 'order_grammar', 'parse_precision', 'probe_clock_ghz', 'probe_fma_peak', 'probe_triad', 'round_to', 'set_gemm_tuning', 'simd_level', 'simd_levels', 'testing', 'time_callable', 'timer_replay']
 class BatchcoreError(Exception):
     pass
 class ShapeError(BatchcoreError):
@@ -347,6 +347,10 @@ def default_threads() -> int:
     ...
 def dot(a: typing.Any, b: typing.Any, c: typing.SupportsFloat | typing.SupportsIndex = 0.0, order: Order = ..., precision: str = 'fp32') -> float:
     ...
+def gemm_tuning() -> dict:
+    """
+    The GEMM's scheduling parameters now in force (gemm_tuning.hpp); they never change a bit.
+    """
 def order_grammar() -> list[str]:
     ...
 def parse_precision(arg0: str) -> str:
@@ -365,6 +369,10 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
 def round_to(arg0: typing.Any, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
+def set_gemm_tuning(tile_l2_eighths: typing.SupportsInt | typing.SupportsIndex, traversal: typing.SupportsInt | typing.SupportsIndex, min_work_log2: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Sets the GEMM's scheduling parameters for the next GEMMs (ArgumentError out of range).
+    """
 def simd_level() -> str:
     ...
 def simd_levels() -> list[str]:

@@ -107,6 +107,10 @@ class NativeBackend(Backend):
         self.precision = self.options.precision
         self.policy = self.options.policy
         self.threads = self.options.threads
+        if not self.on_gpu:  # the GEMM's scheduling measured on this machine, once per process (never a bit)
+            from ..measure.tuning import ensure_tuned
+
+            ensure_tuned()
 
     @property
     def on_gpu(self) -> bool:
@@ -128,7 +132,9 @@ class NativeBackend(Backend):
         s = super().settings()
         s.update(policy=self.policy)
         if not self.on_gpu:
-            s.update(threads=self.threads, simd=self.options.simd)
+            from ..measure.tuning import in_force
+
+            s.update(threads=self.threads, simd=self.options.simd, gemm_tuning=in_force().to_dict())
         return s
 
     def core_model(self, model: AnyModel) -> Any:

@@ -117,9 +117,20 @@ def derive_clock(peak_gflops: float, threads: int, add_rate_ghz: float) -> tuple
                   "dependent add per cycle, so its clock cannot be derived from them")
 
 
-def _cache_path(key: dict) -> str:
+def key_file(key: dict, kind: str = "probe") -> str:
+    """The cache file of a ``kind`` of measurement ("probe", "tuning") under ``key``."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    return os.path.join(cache_dir(), f"probe-{key['device'].replace(':', '')}-{digest}.json")
+    return os.path.join(cache_dir(), f"{kind}-{key['device'].replace(':', '')}-{digest}.json")
+
+
+def cpu_cache_key(threads: int | None, simd: str) -> dict:
+    """What a CPU measurement is valid for: the same machine and build only (the CPU's kind: family, model,
+    stepping, flags; the host; the core's compiler and flags); a cache from another machine sharing this
+    home is never read."""
+    from ..info import _version, cpu_identity
+
+    return {"device": "cpu", "machine": _cpu_identity(), "cpu": cpu_identity(), "threads": threads, "simd": simd,
+            "batchcore": _version(), "build": _core.build_info()}
 
 
 def _load(path: str) -> Probe | None:
@@ -196,17 +207,11 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folde
         key = {"device": str(dev), "machine": machine, "batchcore": _version(), "build": cu.build_info()}
         measure = lambda: _probe_gpu(dev.index, machine)  # noqa: E731
     else:
-        from ..info import cpu_identity
-
         simd = _core.simd_level()
-        machine = _cpu_identity()
-        # The same machine and build only: the CPU's kind (family, model, stepping, flags), the host, and
-        # the core's compiler and flags; a cache from another machine sharing this home is never read.
-        key = {"device": "cpu", "machine": machine, "cpu": cpu_identity(), "threads": threads, "simd": simd,
-               "batchcore": _version(), "build": _core.build_info()}
+        key = cpu_cache_key(threads, simd)
         cpu_threads = threads or _core.default_threads()
-        measure = lambda: _probe_cpu(cpu_threads, simd, machine)  # noqa: E731
-    path = _cache_path(key)
+        measure = lambda: _probe_cpu(cpu_threads, simd, key["machine"])  # noqa: E731
+    path = key_file(key)
     cached = _load(path)
     if cached is not None and not refresh:
         return cached
