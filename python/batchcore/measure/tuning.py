@@ -98,8 +98,6 @@ TimeOf = Callable[[Tuning, Workload], float]
 def _layer_timer(threads: int) -> TimeOf:
     """Seconds per call of the native seq layer (M, K, N) under a tuning: calls repeated until the block
     lasts 10 ms, after 2 ms of untimed calls (threads woken, caches warm)."""
-    from ..backends import cpu_model
-    from ..model.chain import mlp
     from .orders import run_options
 
     options = run_options("seq", threads=threads)
@@ -108,8 +106,11 @@ def _layer_timer(threads: int) -> TimeOf:
 
     def time_of(tuning: Tuning, w: Workload) -> float:
         M, K, N = w
-        if (K, N) not in cores:
-            cores[(K, N)] = cpu_model(mlp([K, N], seed=0))
+        if (K, N) not in cores:  # the core's own model of one layer (the measure layer sits below the backends)
+            rng = np.random.default_rng(K + N)
+            cores[(K, N)] = _core.Model(K)
+            cores[(K, N)].add_linear(rng.standard_normal((N, K)).astype(np.float32) / np.float32(np.sqrt(K)),
+                                     np.zeros(N, np.float32))
         if w not in inputs:
             inputs[w] = np.random.default_rng(M).standard_normal((M, K)).astype(np.float32)
         core, x = cores[(K, N)], inputs[w]
