@@ -145,14 +145,16 @@ def _load(path: str) -> Probe | None:
         return None  # absent or unreadable: measure again
 
 
-def _store(path: str, probe: Probe) -> None:
+def store(path: str, record: dict, what: str = "probe") -> None:
+    """Writes a measurement's record to the cache atomically; a cache that cannot be written is a warning
+    (the measurement is made again next time), not an error."""
     from ..files import atomic_write
 
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, json.dumps(probe.to_dict(), indent=1))
+        atomic_write(path, json.dumps(record, indent=1))
     except (OSError, ResultFileError) as e:
-        warnings.warn(f"batchcore: could not cache the probe in {path} ({e}); it will be measured again",
+        warnings.warn(f"batchcore: could not cache the {what} in {path} ({e}); it will be measured again",
                       stacklevel=3)
 
 
@@ -216,7 +218,7 @@ def _probe_cached(dev: devices.Device, threads: int | None, refresh: bool, folde
     if cached is not None and not refresh:
         return cached
     probe = measure() if cached is None else best(cached, measure())
-    _store(path, probe)
+    store(path, probe.to_dict())
     return probe
 
 

@@ -27,7 +27,6 @@ import math
 import os
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .. import _core, checks
+from .probes import store
 
 TRAVERSALS = ("by-reads", "row-tiles", "panels")  # as gemm_tuning.hpp's Traversal, in its numbering
 TILE_SHARES = (2, 3, 4, 6)  # eighths of the L2 a row tile may fill
@@ -190,18 +190,6 @@ def _load(path: str) -> Tuning | None:
         return None
 
 
-def _store(path: str, tuning: Tuning) -> None:
-    from ..errors import ResultFileError
-    from ..files import atomic_write
-
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, json.dumps(tuning.to_dict(), indent=1))
-    except (OSError, ResultFileError) as e:
-        warnings.warn(f"batchcore: could not cache the GEMM tuning in {path} ({e}); it will be measured again",
-                      stacklevel=3)
-
-
 def tune(refresh: bool = False, threads: int | None = None, rounds: int = 3) -> Tuning:
     """Measure the native GEMM's scheduling on this machine (a few seconds), cache it and put it in force;
     without ``refresh``, a cached result for this machine, thread count and build is read instead. The
@@ -220,7 +208,7 @@ def tune(refresh: bool = False, threads: int | None = None, rounds: int = 3) -> 
             apply(before)
         found = replace(found, threads=threads, machine=machine,
                         measured_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
-        _store(path, found)
+        store(path, found.to_dict(), "GEMM tuning")
     apply(found)
     _APPLIED["tuning"] = found
     return found
