@@ -53,7 +53,7 @@ def test_a_small_sweep_prints_table_ceilings_and_classes(capsys, tmp_path):
     assert sum(1 for line in out.read_text().splitlines() if '"type": "point"' in line) == 2 * backends
 
 
-@pytest.mark.parametrize("command", ["sweep", "report", "compare", "probe", "largest-batch", "study"])
+@pytest.mark.parametrize("command", ["sweep", "report", "compare", "probe", "tune", "largest-batch", "study"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -82,6 +82,23 @@ def test_sweep_json_compare_and_plot(capsys, tmp_path):
     compared = json.loads(capsys.readouterr().out)
     assert len(compared["rows"]) == len(doc["points"]) and all(r["ratio"] == 1.0 for r in compared["rows"])
     assert compared["counts"]["SLOWER"] == compared["counts"]["FASTER"] == 0  # a run against itself
+
+
+def test_explain_prints_why_and_tune_prints_the_schedule(capsys, monkeypatch):
+    small = ["--sizes", "40,8", "--batch-sizes", "1,2", "--rows", "8", "--threads", "1", "--orders", "seq"] + QUICK
+    assert main(["sweep", *small, "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "Why the bits differ" in text and "native[seq], layer 0 (K = 40): one tree at every batch size: seq" in text
+    from batchcore.measure import tuning
+
+    before = tuning.in_force()
+    monkeypatch.setattr(tuning, "_layer_timer", lambda threads: lambda t, w: 1e-3)  # all equal: the defaults
+    try:
+        assert main(["tune", "--refresh", "--json"]) == 0
+    finally:
+        tuning.apply(before)
+    found = json.loads(capsys.readouterr().out)
+    assert found["traversal"] == "by-reads" and found["source"] == "tuned" and found["gain"] == 1.0
 
 
 def test_probe_and_largest_batch_print_data(capsys):

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-COMMANDS = ("sweep", "report", "compare", "probe", "largest-batch", "study")
+COMMANDS = ("sweep", "report", "compare", "probe", "tune", "largest-batch", "study")
 
 
 def _int_list(text: str) -> list[int]:
@@ -55,6 +55,8 @@ def _sweep_arguments(ap: argparse.ArgumentParser) -> None:
                     help="skip torch's CPU memory (peak RSS growth of a process of its own, ~0.3 s per point)")
     ap.add_argument("--out", default=None, help="JSON-lines file: points appended as measured, reruns resume")
     ap.add_argument("--plot", default=None, help="also draw every panel to this .png, .svg or .pdf")
+    ap.add_argument("--explain", action="store_true",
+                    help="reveal the summation tree each backend used per batch size (docs/reveal.md)")
     ap.add_argument("--info", action="store_true", help="print the environment and exit")
     ap.add_argument("--json", action="store_true", help="print the result (env, config, points) as JSON")
 
@@ -82,7 +84,8 @@ def run_sweep(args: argparse.Namespace) -> int:
     flags = {"target": args.target, "timeout_s": args.timeout, "min_time_s": args.min_time}
     timer = dataclasses.replace(default_timer(), **{k: v for k, v in flags.items() if v is not None})
     res = bc.sweep(model, batch_sizes=args.batch_sizes, backends=backends,
-                   rows=args.rows, timer=timer, out=args.out, cold=args.cold, rounds=args.rounds)
+                   rows=args.rows, timer=timer, out=args.out, cold=args.cold, rounds=args.rounds,
+                   explain=args.explain)
     if args.plot:
         res.plot(args.plot)
     if args.json:
@@ -100,6 +103,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     print(res.table())
     print("\nInvariance classes (batch sizes whose outputs have identical bits):")
     print(res.classes())
+    if args.explain:
+        print("\nWhy the bits differ (the summation tree of the first linear layer, per batch size):")
+        print(res.why())
     return 0
 
 
@@ -131,6 +137,18 @@ def run_probe(args: argparse.Namespace) -> int:
         return 0
     for k, v in found.to_dict().items():
         print(f"{k:>24}: {v}")
+    return 0
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    import batchcore as bc
+
+    found = bc.tune(refresh=args.refresh, threads=args.threads)
+    if args.json:
+        _print_json(found.to_dict())
+        return 0
+    for k, v in found.to_dict().items():
+        print(f"{k:>16}: {v}")
     return 0
 
 
@@ -192,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     probe.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
     probe.add_argument("--json", action="store_true")
     probe.set_defaults(run=run_probe)
+
+    tune = sub.add_parser("tune", help="the native GEMM's schedule, measured on this machine (docs/measurement.md)")
+    tune.add_argument("--threads", type=int, default=None)
+    tune.add_argument("--refresh", action="store_true", help="measure again instead of reading the cache")
+    tune.add_argument("--json", action="store_true")
+    tune.set_defaults(run=run_tune)
 
     largest = sub.add_parser("largest-batch", help="the largest batch of an MLP that fits a memory budget")
     largest.add_argument("--sizes", default=[784, 128, 10], type=_int_list, help="MLP layer sizes (default 784,128,10)")
