@@ -75,8 +75,12 @@ int64_t gemm_tile_rows(int64_t K) { return tile_rows_for(K); }
 void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                     const GemmWorkspace& ws, const GemmOptions& opt) {
   const GemmTuning tuning = gemm_tuning();
-  const int64_t tile_rows = tile_rows_for(w.K);
-  const int64_t row_tiles = (M + tile_rows - 1) / tile_rows;
+  // Rows per tile: at most what the L2 holds (tile_rows_for), spread evenly over the row tiles that takes
+  // (a multiple of 12, the row block): 64 rows in tiles of at most 48 are two of 36 and 28, not 48 and 16,
+  // so that workers that take one row tile each get like amounts of work.
+  const int64_t max_rows = tile_rows_for(w.K);
+  const int64_t tile_rows = std::min(max_rows, ceil_div(ceil_div(M, ceil_div(M, max_rows)), 12) * 12);
+  const int64_t row_tiles = ceil_div(M, tile_rows);
   const auto run_tile = kernels_for(opt.simd).run_tile;
   const PoolView pool = shared_pool(opt.threads);
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
@@ -88,7 +92,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   // caches, the counts decide (unless the tuning, measured on this machine, says otherwise). The order of
   // independent tiles never changes a bit.
   const bool panel_major = row_tiles > 1 && (tuning.traversal == Traversal::panels ||
-                                             (tuning.traversal == Traversal::by_reads && tile_rows < kPanelWidth));
+                                             (tuning.traversal == Traversal::by_reads && max_rows < kPanelWidth));
   // Below this much work per worker, waking another thread costs more than it saves (tuned).
   const int64_t min_flops_per_worker = int64_t(1) << tuning.min_work_log2;
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {
