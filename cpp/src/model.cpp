@@ -184,8 +184,11 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
         if (precision != Precision::fp32)
           for (int64_t r = 0; r < M; ++r)
             for (int64_t i = 0; i < w; ++i) cur[r * ld + i] = round_to(cur[r * ld + i], precision);
-        float* next = cur == act0 ? act1 : act0;
-        const int64_t ld_next = row_stride(l.out);
+        // The last layer writes the caller's y itself (rows width_ apart: only read back by the caller);
+        // the others an activation buffer, rows an odd number of lines apart for the next layer's kernel.
+        const bool last = &l == &layers_.back();
+        float* next = last ? y : cur == act0 ? act1 : act0;
+        const int64_t ld_next = last ? width_ : row_stride(l.out);
         linear_forward(cur, ld, M, packed_[linear_index++], next, ld_next, ws, gemm);
         cur = next;
         ld = ld_next;
@@ -214,7 +217,7 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
       }
     }
   }
-  copy_rows(cur, ld, y, width_, width_);
+  if (cur != y) copy_rows(cur, ld, y, width_, width_);
 }
 
 RunStats Model::run(const float* x, int64_t M, float* y, const RunOptions& opt) {
