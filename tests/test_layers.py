@@ -170,6 +170,30 @@ def test_vectorised_activations_equal_their_definitions(function, simd):
     assert np.array_equal(np.isnan(want), nan_in) and np.array_equal(want[nan_in].view(np.uint32), x[nan_in].view(np.uint32))
 
 
+def float_range(lo, hi, step):
+    """Every step-th float32 between lo and hi (bit patterns; lo and hi of one sign)."""
+    a, b = sorted(np.array([lo, hi], np.float32).view(np.int32))
+    return np.arange(a, b, step, dtype=np.int32).view(np.float32)
+
+
+@pytest.mark.parametrize("simd", _core.simd_levels())
+def test_exponentials_into_the_subnormals_equal_their_definitions(simd):
+    """Where bc_exp's 2^k scaling rounds or overflows (the AVX-512 GELU and SiLU scale in one instruction),
+    densely: GELU's exp(-x^2/2) for |x| in 12.9..14.5 (subnormal), SiLU's exp(-x) for x in -104..-86 (k = 128,
+    overflow) and in 86..104 (subnormal)."""
+    tiny = np.finfo(np.float32).tiny
+    for function, lo, hi in [("gelu", -14.5, -12.9), ("gelu", 12.9, 14.5), ("silu", -104.0, -86.0), ("silu", 86.0, 104.0)]:
+        x = float_range(lo, hi, 31)
+        x = np.resize(x, (len(x) + 60) // 61 * 61).reshape(-1, 61)
+        want = _core.testing.row_layer(x, function, simd="definition")
+        got = _core.testing.row_layer(x, function, simd=simd)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (function, lo, simd)
+        if function == "gelu" and lo < 0:  # the results themselves are subnormal there
+            assert ((want != 0) & (np.abs(want) < tiny)).any()
+        if function == "silu" and lo < 0:  # x / inf and x / (a finite huge number) both occur
+            assert (want == 0).any() and (want != 0).any()
+
+
 def test_activations_keep_their_limits_at_huge_and_infinite_inputs():
     f = np.float32
     x = np.array([[1e19, 1.5e19, 3e38, np.inf, -1e19, -3e38, -np.inf, -200.0]], f)

@@ -176,6 +176,20 @@ void map_row(float* x, int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
 }
 
+// An instruction set's hand-vectorised form of a lane function (BC_ISA_ROW_VECTORS: same bits), 16 lanes at
+// a time, the lane function on the rest.
+#ifdef BC_ISA_ROW_VECTORS
+template <class V, class F>
+void map_row_vectors(float* x, int64_t n, V v, F f) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, v(_mm512_loadu_ps(x + i)));
+  map_row(x + i, n - i, f);
+}
+#define BC_MAP_ROW(x, n, vector_form, lane_form) map_row_vectors(x, n, vector_form, lane_form)
+#else
+#define BC_MAP_ROW(x, n, vector_form, lane_form) map_row(x, n, lane_form)
+#endif
+
 // softmax_row: the maximum and the sum as defined (sequential), the exponentials and quotients per element.
 void softmax_row_lanes(float* x, int64_t n) {
   float m = x[0];
@@ -221,8 +235,8 @@ void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld) {
     switch (l.function) {
       // Lambdas, not function pointers: each map_row is then compiled (and vectorised) around its function.
       case RowFunction::relu: map_row(x, l.width, [](float v) { return relu_lane(v); }); break;
-      case RowFunction::gelu: map_row(x, l.width, [](float v) { return gelu_lane(v); }); break;
-      case RowFunction::silu: map_row(x, l.width, [](float v) { return silu_lane(v); }); break;
+      case RowFunction::gelu: BC_MAP_ROW(x, l.width, gelu16, [](float v) { return gelu_lane(v); }); break;
+      case RowFunction::silu: BC_MAP_ROW(x, l.width, silu16, [](float v) { return silu_lane(v); }); break;
       case RowFunction::tanh: map_row(x, l.width, [](float v) { return tanh_lane(v); }); break;
       case RowFunction::gelu_tanh: map_row(x, l.width, [](float v) { return gelu_tanh_lane(v); }); break;
       case RowFunction::sigmoid: map_row(x, l.width, [](float v) { return sigmoid_lane(v); }); break;
