@@ -174,3 +174,19 @@ def test_cache_sizes_are_the_operating_systems():
         assert caches["l3_bytes"] == sysfs.get(3, 0)
     if "BATCHCORE_L2_BYTES" not in os.environ:
         assert caches["blocking_l2_bytes"] == min(max(caches["l2_bytes"], 256 << 10), 4 << 20)
+
+
+@pytest.mark.parametrize("order", ["seq", "lanes:16", "pairwise", "exact"])
+@pytest.mark.parametrize("activation", ["gelu", "silu", "relu", "tanh"])
+def test_an_activation_applied_to_each_tile_equals_a_separate_pass(order, activation):
+    """A linear layer's activation runs on each output tile as the GEMM writes it (model.cpp): the same
+    bits as the linear layer alone, then the activation's own kernel over the whole output."""
+    rng = np.random.default_rng(7)
+    W, b = rng.standard_normal((70, 300)).astype(np.float32), rng.standard_normal(70).astype(np.float32)
+    x = (rng.standard_normal((50, 300)) * 3).astype(np.float32)
+    linear = bc.backends.cpu_model(bc.Model([bc.Layer("linear", {"weight": W, "bias": b})], 300))
+    fused = bc.backends.cpu_model(bc.Model([bc.Layer("linear", {"weight": W, "bias": b}), bc.Layer(activation, {})], 300))
+    for threads in (1, 2):
+        options = opts(order, threads=threads)
+        want = _core.testing.row_layer(linear.run(x, options)[0], activation, simd=_core.simd_level())
+        assert np.array_equal(fused.run(x, options)[0].view(np.uint32), want.view(np.uint32))

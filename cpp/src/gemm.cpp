@@ -51,7 +51,8 @@ namespace {
 
 // The tile (row tile rt, panel p) of y = x W^T + b: one task of linear_forward, on the calling thread.
 void run_task(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy, int64_t tile_rows,
-              int64_t rt, int64_t p, float* scratch, Order order, void (*run_tile)(const GemmTile&, Order)) {
+              int64_t rt, int64_t p, float* scratch, Order order, const IsaKernels& kernels,
+              const RowLayer* epilogue = nullptr) {
   const int64_t m0 = rt * tile_rows, n0 = p * kPanelWidth;
   GemmTile t;
   t.a = x + m0 * ldx;
@@ -65,7 +66,12 @@ void run_task(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, flo
   t.cols = int(w.N - n0 < kPanelWidth ? w.N - n0 : kPanelWidth);
   t.scratch = scratch;
   if (order.kind == OrderKind::exact) exact_tile(t);
-  else run_tile(t, order);
+  else kernels.run_tile(t, order);
+  if (epilogue) {
+    RowLayer tile_part = *epilogue;
+    tile_part.width = t.cols;
+    kernels.row_layer(tile_part, t.y, t.rows, t.ldy);
+  }
 }
 
 }  // namespace
@@ -81,7 +87,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   const int64_t max_rows = tile_rows_for(w.K);
   const int64_t tile_rows = std::min(max_rows, ceil_div(ceil_div(M, ceil_div(M, max_rows)), 12) * 12);
   const int64_t row_tiles = ceil_div(M, tile_rows);
-  const auto run_tile = kernels_for(opt.simd).run_tile;
+  const IsaKernels& kernels = kernels_for(opt.simd);
   const PoolView pool = shared_pool(opt.threads);
   const int64_t scratch_per_worker = lanes_floats(opt.order, 1);
   // Task = (row tile, panel). Row-tile-major: a worker keeps its tile of A (tile_rows_for) in L2 while the
@@ -103,7 +109,7 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
       const int64_t rt = panel_major ? task % row_tiles : task / w.panels;
       const int64_t p = panel_major ? task / row_tiles : task % w.panels;
       run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, ws.lanes ? ws.lanes + worker * scratch_per_worker : nullptr,
-               opt.order, run_tile);
+               opt.order, kernels, opt.epilogue);
     }
   }, ceil_div(min_flops_per_worker, 2 * std::min(M, tile_rows) * w.K * kPanelWidth));
 }
@@ -111,9 +117,9 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
 void linear_forward_here(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                          float* scratch, Order order, SimdLevel simd) {
   const int64_t tile_rows = tile_rows_for(w.K);
-  const auto run_tile = kernels_for(simd).run_tile;
+  const IsaKernels& kernels = kernels_for(simd);
   for (int64_t rt = 0; rt * tile_rows < M; ++rt)
-    for (int64_t p = 0; p < w.panels; ++p) run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, scratch, order, run_tile);
+    for (int64_t p = 0; p < w.panels; ++p) run_task(x, ldx, M, w, y, ldy, tile_rows, rt, p, scratch, order, kernels);
 }
 
 }  // namespace batchcore

@@ -177,19 +177,26 @@ void Model::forward(const float* x, int64_t M, float* y, float* in, float* act0,
   if (in) copy_rows(x, input_width_, in, ld, input_width_);
   const PoolView pool = shared_pool(gemm.threads);
   size_t linear_index = 0;
-  for (const auto& l : layers_) {
+  for (size_t i_layer = 0; i_layer < layers_.size(); ++i_layer) {
+    const Layer& l = layers_[i_layer];
     const int64_t w = l.in;
     switch (l.kind) {
       case Kind::linear: {
         if (precision != Precision::fp32)
           for (int64_t r = 0; r < M; ++r)
             for (int64_t i = 0; i < w; ++i) cur[r * ld + i] = round_to(cur[r * ld + i], precision);
+        // An activation right after the layer is applied to each output tile as the GEMM writes it.
+        const bool fused = i_layer + 1 < layers_.size() && layers_[i_layer + 1].kind == Kind::activation;
+        const RowLayer activation = fused ? row_layer_of(layers_[i_layer + 1]) : RowLayer{};
+        GemmOptions with_epilogue = gemm;
+        if (fused) with_epilogue.epilogue = &activation;
+        i_layer += fused;
         // The last layer writes the caller's y itself (rows width_ apart: only read back by the caller);
         // the others an activation buffer, rows an odd number of lines apart for the next layer's kernel.
-        const bool last = &l == &layers_.back();
+        const bool last = i_layer + 1 == layers_.size();
         float* next = last ? y : cur == act0 ? act1 : act0;
         const int64_t ld_next = last ? width_ : row_stride(l.out);
-        linear_forward(cur, ld, M, packed_[linear_index++], next, ld_next, ws, gemm);
+        linear_forward(cur, ld, M, packed_[linear_index++], next, ld_next, ws, with_epilogue);
         cur = next;
         ld = ld_next;
         break;

@@ -11,10 +11,16 @@
 
 namespace batchcore {
 
+struct RowLayer;  // kernels/tile_kernels.hpp
+
 struct GemmOptions {
   Order order;
   int threads = 1;
   SimdLevel simd = SimdLevel::scalar;
+  // An element-wise activation (a RowLayer of an activation function) applied to each output tile just
+  // after it is written, while it is in L1: the same function on the same values as a separate pass over
+  // the output (the same bits), without that pass and its wait for the threads. Null: none.
+  const RowLayer* epilogue = nullptr;
 };
 
 // Per-call workspace, from the caller's tracked buffers (null where its size is 0).
