@@ -90,7 +90,8 @@ def main(argv=None):
             ap.error("--orders must include seq (the table's ratios are seq's)")
     repeats = 3 if args.quick else args.repeats
     env = bc.info()
-    peak = bc.probe(threads=threads).peak_gflops
+    probe = bc.probe(threads=threads)
+    peak = probe.peak_gflops
     print(f"# measured fma peak {peak:.0f} GFLOP/s on {threads} threads; 'peak%' is seq's fraction of it")
     ident = env["cpu_identity"]
     print(f"# {env['cpu']} (family {ident['cpu family']}, model {ident['model']}), {env['cpu_count']} cores, "
@@ -117,6 +118,7 @@ def main(argv=None):
     extra = ["planted"] if planted else []
     print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders + extra)
           + f" {'seq/torch':>9} {'peak%':>6}" + (f" {'tuned/planted':>13}" if planted else "") + "   (GFLOP/s)")
+    streams = []  # B = 1: the weights read once per call (GB/s), native seq and torch
     for k, n in [] if args.no_layers else shapes:
         model = bc.mlp([k, n], seed=0)
         module = bc.backends.module_on(model, "cpu")
@@ -156,11 +158,18 @@ def main(argv=None):
                         samples["planted"].append(timed_block(native_call("seq", planted), x))
             tuning.apply(tuned)
             flops = 2 * B * k * n
+            if B == 1:
+                streams.append((k, n, *(4 * k * n / float(np.median(samples[c])) / 1e9 for c in ("seq", "torch"))))
             med = {name: gflops(flops, float(np.median(s))) for name, s in samples.items()}
             print(f"{k}x{n:<5} {B:>5} {med['torch']:8.1f} {med['numpy']:8.1f} "
                   + " ".join(f"{med[o]:10.1f}" for o in orders + extra)
                   + f" {med['seq'] / med['torch']:9.2f} {100 * med['seq'] / peak:6.1f}"
                   + (f" {med['seq'] / med['planted']:13.2f}" if planted else ""))
+    for k, n, seq_gbs, torch_gbs in streams:
+        probe_gbs = probe.bandwidth_for(4 * k * n)
+        print(f"# B=1, {k}x{n}: the weights ({4 * k * n / 2**20:.0f} MiB) read at {seq_gbs:.1f} GB/s by seq, "
+              f"{torch_gbs:.1f} by torch; the probe's triad streams {probe_gbs:.1f} GB/s at that size "
+              f"(seq at {100 * seq_gbs / probe_gbs:.0f} % of it)")
     if not args.no_mlp:
         mlp_table(batch_sizes, repeats, threads, MLPS[:1] if args.quick else MLPS)
     exact_table(64 if args.quick else 1024, [1] if args.quick else [1, 16], 3 if args.quick else 5, threads)

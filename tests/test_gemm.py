@@ -190,3 +190,23 @@ def test_an_activation_applied_to_each_tile_equals_a_separate_pass(order, activa
         options = opts(order, threads=threads)
         want = _core.testing.row_layer(linear.run(x, options)[0], activation, simd=_core.simd_level())
         assert np.array_equal(fused.run(x, options)[0].view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("order", ["seq", "seq-nofma"])
+def test_the_k_outer_schedule_gives_each_row_its_own_bits(order):
+    """From 128 rows on, seq keeps its chains in the output between K blocks (gemm.cpp): every row of a
+    batch of 250 (row blocks with a remainder, K blocks with a remainder, a narrow last panel) equals that
+    row run alone (the tile schedule), with and without an activation on the tiles, on wide-range data."""
+    rng = np.random.default_rng(11)
+    K, N = 600, 70
+    W = (rng.standard_normal((N, K)) * np.exp2(rng.integers(-12, 13, (N, K)))).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    x = (rng.standard_normal((250, K)) * np.exp2(rng.integers(-12, 13, (250, K)))).astype(np.float32)
+    for layers in ([bc.Layer("linear", {"weight": W, "bias": b})],
+                   [bc.Layer("linear", {"weight": W, "bias": b}), bc.Layer("gelu", {})]):
+        core = bc.backends.cpu_model(bc.Model(layers, K))
+        for threads in (1, 2):
+            options = opts(order, threads=threads)
+            batch = core.run(x, options)[0]
+            alone = np.concatenate([core.run(x[i:i + 1], options)[0] for i in range(0, 250, 7)])
+            assert np.array_equal(batch[::7].view(np.uint32), alone.view(np.uint32)), (order, threads, len(layers))

@@ -92,6 +92,12 @@ def test_a_wrong_tree_does_not_reproduce_the_bits():
     assert right[0] == 200 and wrong[0] < 150
 
 
+def intel_mkl() -> bool:
+    """torch's BLAS is MKL on an Intel CPU: there MKL runs its own AVX-512 kernels (on AMD its generic ones)."""
+    torch = pytest.importorskip("torch")
+    return torch.backends.mkl.is_available() and bc.info()["cpu_identity"].get("vendor_id") == "GenuineIntel"
+
+
 @pytest.mark.parametrize("M", [1, 2, 3, 64])
 def test_torch_and_numpy_trees_reproduce_their_bits(M):
     backends = [bc.numpy()]
@@ -100,6 +106,13 @@ def test_torch_and_numpy_trees_reproduce_their_bits(M):
     except bc.MissingDependencyError:
         pass
     for backend in backends:
+        if M == 1 and backend.label.startswith("torch") and intel_mkl():
+            # Known gap (issue 30's closing note): MKL's M = 1 kernel on an Intel Xeon (family 6 model 167)
+            # is deterministic and alignment-independent, but the masked tree (a peeled term 0, 16 lanes,
+            # a 15-term tail) reproduces 854 of 1000 rows: the reveal must say so, not name a wrong tree.
+            found = bc.reveal(backend, 256, batch_size=M, check_rows=1000)
+            assert found.fixed or "not a fixed tree" in found.description
+            continue
         found = bc.reveal(backend, 256, batch_size=M, check_rows=1000)
         assert found.fixed, (backend.label, M, found.description)
         assert found.reproduced == 1000 and found.tree is not None

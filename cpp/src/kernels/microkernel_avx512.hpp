@@ -1,7 +1,8 @@
 // The AVX-512 micro-kernel of the seq-family orders: R rows x 32 columns held in 2R zmm accumulators
 // (R <= 12: 24 accumulators, 2 weight vectors, 1 broadcast, of 32 registers); with V = 1 only the
 // first 16 columns (a last panel with <= 16 valid columns: half the work). Per k it loads the two
-// weight vectors of the packed panel once and broadcasts each row's a_k (rows lda floats apart).
+// weight vectors of the packed panel once and broadcasts each row's a_k (rows lda floats apart); the
+// accumulators' rows are ldacc floats apart.
 // Every lane does exactly acc = fma(a_k, w_k, acc) (or acc + a_k*w_k) for k = k0, k0+step, ... < k1,
 // in that order, as dot.hpp defines (step 1: seq; step W: one lane of lanes:W).
 // The only file with intrinsics; included by kernels_avx512.cpp alone.
@@ -24,14 +25,14 @@ constexpr int64_t kPanelPrefetchRows = 64;
 
 template <int R, bool Fused, int V>
 inline void accumulate_rows_avx512(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
-                                   int64_t step, float* acc) {
+                                   int64_t step, float* acc, int64_t ldacc) {
   static_assert(R >= 1 && R <= 12, "24 accumulators at most");
   static_assert(V == 1 || V == 2, "V: the panel's first 16 columns only (a narrow last panel), or all 32");
   __m512 lo[R], hi[R];
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
-    lo[r] = _mm512_loadu_ps(acc + r * 32);
-    if constexpr (V == 2) hi[r] = _mm512_loadu_ps(acc + r * 32 + 16);
+    lo[r] = _mm512_loadu_ps(acc + r * ldacc);
+    if constexpr (V == 2) hi[r] = _mm512_loadu_ps(acc + r * ldacc + 16);
   }
   for (int64_t k = k0; k < k1; k += step) {
     _mm_prefetch(reinterpret_cast<const char*>(panel + (k + kPanelPrefetchRows) * 32), _MM_HINT_T1);
@@ -52,8 +53,8 @@ inline void accumulate_rows_avx512(const float* a, int64_t lda, const float* pan
   }
 #pragma GCC unroll 12
   for (int r = 0; r < R; ++r) {
-    _mm512_storeu_ps(acc + r * 32, lo[r]);
-    if constexpr (V == 2) _mm512_storeu_ps(acc + r * 32 + 16, hi[r]);
+    _mm512_storeu_ps(acc + r * ldacc, lo[r]);
+    if constexpr (V == 2) _mm512_storeu_ps(acc + r * ldacc + 16, hi[r]);
   }
 }
 

@@ -27,6 +27,25 @@ struct GemmTile {
   float* scratch;      // W * kMaxRowBlock * kPanelWidth floats when the order is lanes:W, else unused
 };
 
+struct RowLayer;
+
+// gemm.cpp's K-outer schedule for seq and seq-nofma: the chains of rows [0, rows) of A and of `panels` full
+// consecutive panels, over k in [k0, k1), kept in y itself (rows ldy apart). first: they start at zero;
+// last: the bias is added after them, then the epilogue (an activation) if any.
+struct OutputBlock {
+  const float* a;
+  int64_t lda, rows;
+  const float* panel;     // the first panel
+  int64_t panel_stride;   // floats from one panel to the next
+  int panels;
+  const float* bias;      // panels * kPanelWidth
+  int64_t k0, k1;
+  bool first, last, fused;
+  float* y;
+  int64_t ldy;
+  const RowLayer* epilogue;
+};
+
 // The row layers of a model, as the kernels know them (layers.hpp defines each one; the activations come
 // first, numbered as layers.hpp's Activation: row_definition.cpp asserts it).
 enum class RowFunction : int {
@@ -48,6 +67,7 @@ struct RowLayer {
 // triad: a[i] = b[i] + s * c[i] (multiply, then add), for the bandwidth probe.
 #define BC_ISA_ENTRY_POINTS                                                    \
   void run_tile(const GemmTile& t, Order o);                                   \
+  void run_output_block(const OutputBlock& b);                                 \
   float fma_probe(int64_t n);                                                  \
   void triad(float* a, const float* b, const float* c, float s, int64_t n);    \
   void row_layer(const RowLayer& l, float* rows, int64_t n, int64_t ld);        \
@@ -62,6 +82,7 @@ namespace isa_avx512 { BC_ISA_ENTRY_POINTS }
 // instruction sets this build has.
 struct IsaKernels {
   void (*run_tile)(const GemmTile& t, Order o);
+  void (*run_output_block)(const OutputBlock& b);
   float (*fma_probe)(int64_t n);
   void (*triad)(float* a, const float* b, const float* c, float s, int64_t n);
   void (*row_layer)(const RowLayer& l, float* rows, int64_t n, int64_t ld);  // n rows, ld floats apart

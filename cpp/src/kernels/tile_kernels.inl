@@ -49,17 +49,17 @@ inline float add_on_fma_unit(float a, float b) { return a + b; }
 inline float sub_on_fma_unit(float a, float b) { return a - b; }
 #endif
 
-// acc[r][j] continues the seq (or seq-nofma) chain of row r, column j < 16*V over k = k0, k0+step, ... < k1;
-// row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An
+// acc[r][j] (at acc + r*ldacc + j) continues the seq (or seq-nofma) chain of row r, column j < 16*V over
+// k = k0, k0+step, ... < k1; row r of A starts at a + r*lda. V = 1 skips the panel's upper 16 columns (a narrow last panel). An
 // instruction set may supply its own register-blocked micro-kernel with the same contract
 // (BC_ISA_MICROKERNEL).
 template <int R, bool Fused, int V>
 void accumulate_rows_lanes(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, int64_t step,
-                           float* acc) {
+                           float* acc, int64_t ldacc) {
   constexpr int cols = 16 * V;
   float c[R][cols];
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < cols; ++j) c[r][j] = acc[r * NR + j];
+    for (int j = 0; j < cols; ++j) c[r][j] = acc[r * ldacc + j];
   for (int64_t k = k0; k < k1; k += step) {
     const float* b = panel + k * NR;
     for (int r = 0; r < R; ++r) {
@@ -75,16 +75,16 @@ void accumulate_rows_lanes(const float* a, int64_t lda, const float* panel, int6
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int j = 0; j < cols; ++j) acc[r * NR + j] = c[r][j];
+    for (int j = 0; j < cols; ++j) acc[r * ldacc + j] = c[r][j];
 }
 
 template <int R, bool Fused, int V>
 inline void accumulate_rows(const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1, int64_t step,
-                            float* acc) {
+                            float* acc, int64_t ldacc) {
 #ifdef BC_ISA_MICROKERNEL
-  BC_ISA_MICROKERNEL<R, Fused, V>(a, lda, panel, k0, k1, step, acc);
+  BC_ISA_MICROKERNEL<R, Fused, V>(a, lda, panel, k0, k1, step, acc, ldacc);
 #else
-  accumulate_rows_lanes<R, Fused, V>(a, lda, panel, k0, k1, step, acc);
+  accumulate_rows_lanes<R, Fused, V>(a, lda, panel, k0, k1, step, acc, ldacc);
 #endif
 }
 
@@ -119,11 +119,11 @@ void for_row_blocks(const GemmTile& t, Body body) {
 // accumulate_rows for a run-time row count 1 <= n <= MR and a run-time column count: 16 * v columns.
 template <bool Fused>
 void accumulate_n_rows(int n, int v, const float* a, int64_t lda, const float* panel, int64_t k0, int64_t k1,
-                       int64_t step, float* acc) {
+                       int64_t step, float* acc, int64_t ldacc = NR) {
   auto call = [&](int, auto rows) {
     constexpr int R = rows;
-    if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc);
-    else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc);
+    if (v == 1) accumulate_rows<R, Fused, 1>(a, lda, panel, k0, k1, step, acc, ldacc);
+    else accumulate_rows<R, Fused, 2>(a, lda, panel, k0, k1, step, acc, ldacc);
   };
   with_row_count<MR>(n, 0, call);
 }
@@ -419,6 +419,37 @@ float fma_probe(int64_t iterations) {
   for (int i = 0; i < 24; ++i)
     for (int j = 0; j < 16; ++j) sum = sum + acc[i][j];
   return sum;
+}
+
+// gemm.cpp's K-outer schedule (seq and seq-nofma): the chains live in y itself between K blocks, in
+// BLIS's loop order: each row block's slice of A (MR x (k1 - k0)) stays in L1 while the block's panels pass.
+// A float stored and loaded is the same float, so the bits are those of tile_seq.
+template <bool Fused>
+void seq_on_output(const OutputBlock& b) {
+  const int64_t cols = int64_t(b.panels) * NR;
+  for (int64_t r0 = 0; r0 < b.rows; r0 += MR) {
+    const int n = b.rows - r0 < MR ? int(b.rows - r0) : MR;
+    float* y = b.y + r0 * b.ldy;
+    if (b.first)
+      for (int r = 0; r < n; ++r)
+        for (int64_t j = 0; j < cols; ++j) y[r * b.ldy + j] = 0.0f;
+    for (int g = 0; g < b.panels; ++g)
+      accumulate_n_rows<Fused>(n, 2, b.a + r0 * b.lda, b.lda, b.panel + g * b.panel_stride, b.k0, b.k1, 1,
+                               y + g * NR, b.ldy);
+    if (!b.last) continue;
+    for (int r = 0; r < n; ++r)
+      for (int64_t j = 0; j < cols; ++j) y[r * b.ldy + j] = y[r * b.ldy + j] + b.bias[j];
+    if (b.epilogue) {
+      RowLayer part = *b.epilogue;
+      part.width = cols;
+      row_layer(part, y, n, b.ldy);
+    }
+  }
+}
+
+void run_output_block(const OutputBlock& b) {
+  if (b.fused) seq_on_output<true>(b);
+  else seq_on_output<false>(b);
 }
 
 void run_tile(const GemmTile& t, Order o) {
