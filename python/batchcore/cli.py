@@ -131,24 +131,22 @@ def run_compare(args: argparse.Namespace) -> int:
 def run_probe(args: argparse.Namespace) -> int:
     import batchcore as bc
 
-    found = bc.probe(args.device, threads=args.threads, refresh=args.refresh)
-    if args.json:
-        _print_json(found.to_dict())
-        return 0
-    for k, v in found.to_dict().items():
-        print(f"{k:>24}: {v}")
-    return 0
+    return _print_record(bc.probe(args.device, threads=args.threads, refresh=args.refresh).to_dict(), args.json, 24)
 
 
 def run_tune(args: argparse.Namespace) -> int:
     import batchcore as bc
 
-    found = bc.tune(refresh=args.refresh, threads=args.threads)
-    if args.json:
-        _print_json(found.to_dict())
+    return _print_record(bc.tune(refresh=args.refresh, threads=args.threads).to_dict(), args.json, 16)
+
+
+def _print_record(record: dict, as_json: bool, key_width: int) -> int:
+    """A probe's or a tuning's fields: JSON, or one 'key: value' line each."""
+    if as_json:
+        _print_json(record)
         return 0
-    for k, v in found.to_dict().items():
-        print(f"{k:>16}: {v}")
+    for k, v in record.items():
+        print(f"{k:>{key_width}}: {v}")
     return 0
 
 
