@@ -72,7 +72,7 @@ def main(argv=None):
     ap.add_argument("--no-mlp", action="store_true", help="skip the whole-model (MLP) tables")
     ap.add_argument("--no-layers", action="store_true", help="skip the single-layer table")
     ap.add_argument("--orders", default=None, help="native orders of the layer table, comma-separated (default: all)")
-    ap.add_argument("--planted", default=None, metavar="EIGHTHS,TRAVERSAL,MIN_WORK[,PANELS_ABOVE]",
+    ap.add_argument("--planted", default=None, metavar="EIGHTHS,TRAVERSAL,MIN_WORK",
                     help="also time seq under this GEMM schedule (e.g. another machine kind's), interleaved with "
                          "the tuned one: the columns 'planted' and 'tuned/planted'")
     args = ap.parse_args(argv)
@@ -106,15 +106,13 @@ def main(argv=None):
 
     tuned = tuning.in_force()
     print(f"# GEMM tuning: {tuned.tile_l2_eighths}/8 of L2 per row tile, traversal {tuned.traversal}, "
-          f"2^{tuned.min_work_log2} flops per worker, panels first above 2^{tuned.panels_above_log2} weight bytes "
-          f"({tuned.source}; gain over the defaults {tuned.gain})")
+          f"2^{tuned.min_work_log2} flops per worker ({tuned.source}; gain over the defaults {tuned.gain})")
     planted = None
     if args.planted:
-        e, t, m, *n = args.planted.split(",")
-        planted = tuning.Tuning(int(e), t, int(m), int(n[0]) if n else 40, source="planted")
+        e, t, m = args.planted.split(",")
+        planted = tuning.Tuning(int(e), t, int(m), source="planted")
         planted.knobs()  # a traversal not in the list fails here
-        print(f"# planted schedule: {e}/8 of L2, {t}, 2^{m}, panels first above 2^{planted.panels_above_log2}; "
-              "timed interleaved with the tuned one")
+        print(f"# planted schedule: {e}/8 of L2, {t}, 2^{m}; timed interleaved with the tuned one")
     extra = ["planted"] if planted else []
     print(f"{'shape':>10} {'B':>5} {'torch':>8} {'numpy':>8} " + " ".join(f"{o:>10}" for o in orders + extra)
           + f" {'seq/torch':>9} {'peak%':>6}" + (f" {'tuned/planted':>13}" if planted else "") + "   (GFLOP/s)")

@@ -21,12 +21,10 @@ from batchcore.measure.orders import run_options
 
 ORDERS = ["seq", "seq-nofma", "chunk:7", "splitk:4", "lanes:16", "pairwise", "kahan", "dot2", "f64", "exact"]
 # Every schedule the search can choose, and the extremes of the ranges (tiles of 12 rows and of 96)
-# (panels_above_log2 = 10: every layer's weights count as large, by-reads walks panels first)
-CANDIDATES = [replace(tuning.DEFAULTS, tile_l2_eighths=e, traversal=t, min_work_log2=m, panels_above_log2=n)
-              for e in tuning.TILE_SHARES for t in tuning.TRAVERSALS for m in tuning.MIN_WORK
-              for n in (*tuning.PANELS_ABOVE, 10) if t == "by-reads" or n == 40]
-EXTREMES = [replace(tuning.DEFAULTS, tile_l2_eighths=e, traversal=t, min_work_log2=m, panels_above_log2=n)
-            for e in (1, 8) for t in tuning.TRAVERSALS for m in (12, 26) for n in (10, 40)]
+CANDIDATES = [replace(tuning.DEFAULTS, tile_l2_eighths=e, traversal=t, min_work_log2=m)
+              for e in tuning.TILE_SHARES for t in tuning.TRAVERSALS for m in tuning.MIN_WORK]
+EXTREMES = [replace(tuning.DEFAULTS, tile_l2_eighths=e, traversal=t, min_work_log2=m)
+            for e in (1, 8) for t in tuning.TRAVERSALS for m in (12, 26)]
 
 
 @pytest.fixture
@@ -67,13 +65,11 @@ def test_every_schedule_gives_the_same_bits(restore):
 
 def test_out_of_range_settings_are_named():
     with pytest.raises(bc.ArgumentError, match="tile_l2_eighths must lie in 1..8, got 9"):
-        _core.set_gemm_tuning(9, 0, 18, 40)
+        _core.set_gemm_tuning(9, 0, 18)
     with pytest.raises(bc.ArgumentError, match="traversal must lie in 0..2"):
-        _core.set_gemm_tuning(3, 3, 18, 40)
+        _core.set_gemm_tuning(3, 3, 18)
     with pytest.raises(bc.ArgumentError, match="min_work_log2 must lie in 12..26"):
-        _core.set_gemm_tuning(3, 0, 40, 40)
-    with pytest.raises(bc.ArgumentError, match="panels_above_log2 must lie in 10..40"):
-        _core.set_gemm_tuning(3, 0, 18, 41)
+        _core.set_gemm_tuning(3, 0, 40)
 
 
 def planted_timer(best: tuning.Tuning | None, gain: float = 1.2, fickle: tuning.Tuning | None = None):
@@ -100,8 +96,6 @@ def test_the_search_picks_a_planted_faster_schedule_and_otherwise_keeps_the_defa
     assert tuning.search(planted_timer(small)).knobs() == small.knobs()
     assert tuning.search(planted_timer(None)).knobs() == tuning.DEFAULTS.knobs()  # all equal: the defaults
     assert tuning.search(planted_timer(fast, gain=1.03)).knobs() == tuning.DEFAULTS.knobs()  # within the margin
-    heavy = replace(tuning.DEFAULTS, panels_above_log2=23)  # large weights panels first: the third stage
-    assert tuning.search(planted_timer(heavy)).knobs() == heavy.knobs()
     fickle = replace(tuning.DEFAULTS, tile_l2_eighths=6, traversal="row-tiles")
     assert tuning.search(planted_timer(None, fickle=fickle)).knobs() == tuning.DEFAULTS.knobs()
 

@@ -42,14 +42,14 @@ void bind_machine(py::module_& m) {
   m.def("gemm_tuning", [] {
     const GemmTuning t = gemm_tuning();
     return py::dict(py::arg("tile_l2_eighths") = t.tile_l2_eighths, py::arg("traversal") = int(t.traversal),
-                    py::arg("min_work_log2") = t.min_work_log2, py::arg("panels_above_log2") = t.panels_above_log2);
+                    py::arg("min_work_log2") = t.min_work_log2);
   }, "The GEMM's scheduling parameters now in force (gemm_tuning.hpp); they never change a bit.");
   m.def(
       "set_gemm_tuning",
-      [](int tile_l2_eighths, int traversal, int min_work_log2, int panels_above_log2) {
-        set_gemm_tuning(GemmTuning{tile_l2_eighths, Traversal(traversal), min_work_log2, panels_above_log2});
+      [](int tile_l2_eighths, int traversal, int min_work_log2) {
+        set_gemm_tuning(GemmTuning{tile_l2_eighths, Traversal(traversal), min_work_log2});
       },
-      py::arg("tile_l2_eighths"), py::arg("traversal"), py::arg("min_work_log2"), py::arg("panels_above_log2"),
+      py::arg("tile_l2_eighths"), py::arg("traversal"), py::arg("min_work_log2"),
       "Sets the GEMM's scheduling parameters for the next GEMMs (ArgumentError out of range).");
   m.def("simd_level", [] { return format_simd_level(best_simd_level()); });
   m.def("simd_levels", [] {

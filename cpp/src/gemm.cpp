@@ -145,13 +145,10 @@ void linear_forward(const float* x, int64_t ldx, int64_t M, const PackedLinear& 
   // keeps one panel (K x 32) while the row tiles stream past it: the weights are read once, A once per
   // panel. Per row of A, the first reads K x N / tile_rows weights, the second K x N / 32 inputs: panel-
   // major reads less when a tile has fewer rows than a panel has columns (long K), and whichever the
-  // caches, the counts decide, except for weights beyond what the outer caches keep (a size measured on
-  // this machine: panels_above_log2), which are better read once; the tuning may also fix the traversal.
-  // The order of independent tiles never changes a bit.
-  const bool large_weights = w.K * w.N * int64_t(sizeof(float)) > (int64_t(1) << tuning.panels_above_log2);
-  const bool panel_major =
-      row_tiles > 1 && (tuning.traversal == Traversal::panels ||
-                        (tuning.traversal == Traversal::by_reads && (max_rows < kPanelWidth || large_weights)));
+  // caches, the counts decide (unless the tuning, measured on this machine, says otherwise). The order of
+  // independent tiles never changes a bit.
+  const bool panel_major = row_tiles > 1 && (tuning.traversal == Traversal::panels ||
+                                             (tuning.traversal == Traversal::by_reads && max_rows < kPanelWidth));
   // Below this much work per worker, waking another thread costs more than it saves (tuned).
   const int64_t min_flops_per_worker = int64_t(1) << tuning.min_work_log2;
   pool.parallel_for(row_tiles * w.panels, [&](int worker, int64_t begin, int64_t end) {

@@ -13,7 +13,6 @@ namespace {
 std::atomic<int> tile_l2_eighths{GemmTuning{}.tile_l2_eighths};
 std::atomic<int> traversal{int(GemmTuning{}.traversal)};
 std::atomic<int> min_work_log2{GemmTuning{}.min_work_log2};
-std::atomic<int> panels_above_log2{GemmTuning{}.panels_above_log2};
 
 void check_range(const char* name, int value, int lo, int hi) {
   if (value < lo || value > hi)
@@ -24,19 +23,16 @@ void check_range(const char* name, int value, int lo, int hi) {
 }  // namespace
 
 GemmTuning gemm_tuning() {
-  return GemmTuning{tile_l2_eighths.load(), Traversal(traversal.load()), min_work_log2.load(),
-                    panels_above_log2.load()};
+  return GemmTuning{tile_l2_eighths.load(), Traversal(traversal.load()), min_work_log2.load()};
 }
 
 void set_gemm_tuning(const GemmTuning& t) {
   check_range("tile_l2_eighths", t.tile_l2_eighths, 1, 8);
   check_range("traversal", int(t.traversal), 0, 2);
   check_range("min_work_log2", t.min_work_log2, 12, 26);
-  check_range("panels_above_log2", t.panels_above_log2, 10, 40);
   tile_l2_eighths.store(t.tile_l2_eighths);
   traversal.store(int(t.traversal));
   min_work_log2.store(t.min_work_log2);
-  panels_above_log2.store(t.panels_above_log2);
 }
 
 }  // namespace batchcore

@@ -369,7 +369,7 @@ def probe_triad(threads: typing.SupportsInt | typing.SupportsIndex, elements: ty
     """
 def round_to(arg0: typing.Any, arg1: str) -> numpy.typing.NDArray[numpy.float32]:
     ...
-def set_gemm_tuning(tile_l2_eighths: typing.SupportsInt | typing.SupportsIndex, traversal: typing.SupportsInt | typing.SupportsIndex, min_work_log2: typing.SupportsInt | typing.SupportsIndex, panels_above_log2: typing.SupportsInt | typing.SupportsIndex) -> None:
+def set_gemm_tuning(tile_l2_eighths: typing.SupportsInt | typing.SupportsIndex, traversal: typing.SupportsInt | typing.SupportsIndex, min_work_log2: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Sets the GEMM's scheduling parameters for the next GEMMs (ArgumentError out of range).
     """

@@ -9,8 +9,7 @@
 namespace batchcore {
 
 enum class Traversal : int {
-  by_reads = 0,     // row-tile-major or panel-major, whichever reads fewer bytes, or panel-major for large
-                    // weights (gemm.cpp)
+  by_reads = 0,     // row-tile-major or panel-major, whichever reads fewer bytes (gemm.cpp)
   row_tiles = 1,    // a worker keeps its tile of A while the weight panels stream past it
   panels = 2,       // a worker keeps one weight panel while the row tiles stream past it
 };
@@ -19,10 +18,6 @@ struct GemmTuning {
   int tile_l2_eighths = 3;  // a row tile's A may fill this many eighths of the core's L2 (1..8)
   Traversal traversal = Traversal::by_reads;
   int min_work_log2 = 18;   // flops a worker must be given before another thread is woken: 2^n (12..26)
-  // by_reads goes panel-major for weights of more than 2^n bytes (10..40; 40: never): where the weights
-  // outgrow what the outer caches keep, reading them once beats reading them once per row tile, whatever
-  // the counts say (measured: 1.2x on an Intel Xeon at 4096 x 4096, B = 256; 0.8-0.9x at 16 MiB).
-  int panels_above_log2 = 40;
 };
 
 // The values every GEMM of this process uses now (defaults until set).

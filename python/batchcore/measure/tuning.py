@@ -39,36 +39,32 @@ from .probes import store
 TRAVERSALS = ("by-reads", "row-tiles", "panels")  # as gemm_tuning.hpp's Traversal, in its numbering
 TILE_SHARES = (2, 3, 4, 6)  # eighths of the L2 a row tile may fill
 MIN_WORK = (14, 16, 18, 20, 22)  # log2 of the flops a worker must get before another thread is woken
-PANELS_ABOVE = (40, 25, 23)  # log2 of the weight bytes beyond which by-reads walks panels first (40: never)
 MARGIN = 0.05  # a candidate must be this much faster than the defaults, twice, to replace them
 
 # (rows M, inputs K, outputs N) of the layers each stage times
 LARGE = ((256, 1024, 1024), (64, 4096, 1024), (1024, 512, 512))
 SMALL = ((1, 1024, 1024), (4, 1024, 1024), (8, 512, 512), (2, 4096, 1024))
-HEAVY = ((256, 4096, 4096), (256, 4096, 1024), (128, 2048, 2048))  # weights of 64, 16 and 16 MiB
 
 
 @dataclass(frozen=True)
 class Tuning:
     """The GEMM's scheduling: ``tile_l2_eighths`` (1..8), ``traversal`` (one of :data:`TRAVERSALS`),
-    ``min_work_log2`` (12..26), ``panels_above_log2`` (10..40: by-reads walks panels first for weights of
-    more than 2**n bytes; 40: never); where it came from (``source``: "defaults", "BATCHCORE_TUNE=0", "tuned"
+    ``min_work_log2`` (12..26); where it came from (``source``: "defaults", "BATCHCORE_TUNE=0", "tuned"
     or the cache file it was read from), and for a tuned one: ``gain`` (the defaults' time over its own,
     geometric mean over the workloads timed), ``threads``, ``machine``, ``measured_at``."""
 
     tile_l2_eighths: int = 3
     traversal: str = "by-reads"
     min_work_log2: int = 18
-    panels_above_log2: int = 40
     source: str = "defaults"
     gain: float | None = None
     threads: int | None = None
     machine: str | None = None
     measured_at: str | None = None
 
-    def knobs(self) -> tuple[int, int, int, int]:
-        """The four values as the core takes them."""
-        return self.tile_l2_eighths, TRAVERSALS.index(self.traversal), self.min_work_log2, self.panels_above_log2
+    def knobs(self) -> tuple[int, int, int]:
+        """The three values as the core takes them."""
+        return self.tile_l2_eighths, TRAVERSALS.index(self.traversal), self.min_work_log2
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +81,7 @@ def apply(tuning: Tuning) -> None:
 def in_force() -> Tuning:
     """What the core uses now (its source as last applied by :func:`tune`, else "defaults")."""
     k = _core.gemm_tuning()
-    now = Tuning(k["tile_l2_eighths"], TRAVERSALS[k["traversal"]], k["min_work_log2"], k["panels_above_log2"])
+    now = Tuning(k["tile_l2_eighths"], TRAVERSALS[k["traversal"]], k["min_work_log2"])
     applied = _APPLIED.get("tuning")
     return applied if applied is not None and applied.knobs() == now.knobs() else now
 
@@ -165,17 +161,13 @@ def _stage(time_of: TimeOf, base: Tuning, candidates: list[Tuning], workloads: S
 
 
 def search(time_of: TimeOf, rounds: int = 3, large: Sequence[Workload] = LARGE,
-           small: Sequence[Workload] = SMALL, heavy: Sequence[Workload] = HEAVY) -> Tuning:
+           small: Sequence[Workload] = SMALL) -> Tuning:
     """The tuning ``time_of`` finds fastest (see the module's docstring): ``time_of(tuning, (M, K, N))`` is the
     seconds of one layer under that tuning (tests plant one)."""
     grid = [replace(DEFAULTS, tile_l2_eighths=e, traversal=t) for e in TILE_SHARES for t in TRAVERSALS]
     first, gain1 = _stage(time_of, DEFAULTS, grid, large, rounds)
     second, gain2 = _stage(time_of, first, [replace(first, min_work_log2=m) for m in MIN_WORK], small, rounds)
-    third, gain3 = second, 1.0
-    if first.traversal == "by-reads":  # the size threshold matters to by-reads alone
-        third, gain3 = _stage(time_of, second, [replace(second, panels_above_log2=n) for n in PANELS_ABOVE], heavy,
-                              rounds)
-    return replace(third, source="tuned", gain=round(gain1 * gain2 * gain3, 4))
+    return replace(second, source="tuned", gain=round(gain1 * gain2, 4))
 
 
 # -- the cache -----------------------------------------------------------------------------------------------
