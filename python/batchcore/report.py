@@ -172,7 +172,8 @@ def why_section(result: SweepResult, name: str) -> str:
                 rows.append([label, "-", "-", e["why"], "", "", ""])
                 continue
             drawn = Html(trees.svg(e["sketch"], e["drawn"] or "")) if e.get("sketch") else (e.get("drawn") or "-")
-            fma = "-" if e.get("fused") is None else "yes" if e["fused"] else "no"
+            fma = "-" if e.get("fused") is None else "no" if not e["fused"] else \
+                f"yes, but {len(e['rounded_terms'])} terms rounded first" if e.get("rounded_terms") else "yes"
             kept = "yes" if e.get("float32", True) else Html(f"<b>no</b>: {_e(e.get('precision_cause'))}")
             rows.append([label, head, ", ".join(map(str, sizes)), e["tree"], fma, kept, drawn])
     out = [f"<h2>Why the bits differ <small>({_e(name)})</small></h2>",

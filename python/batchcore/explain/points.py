@@ -48,7 +48,8 @@ def explain_points(points: list[dict[str, Any]], backends: list[Any], model: Any
         K, N, where = layer
         found = reveal(backend, K, batch_size=p["batch_size"], N=N, check_rows=CHECK_ROWS)
         p["explain"] = {"layer": where, "K": K, "N": N, "tree": found.name or found.description, "fixed": found.fixed,
-                        "fused": found.fused, "drawn": draw(found.tree) if found.tree is not None else None,
+                        "fused": found.fused,
+                        "rounded_terms": list(found.rounded_terms), "drawn": draw(found.tree) if found.tree is not None else None,
                         "sketch": sketch(found.tree) if found.tree is not None else None,
                         "digest": hashlib.sha256(str(found.tree).encode()).hexdigest()[:12] if found.fixed else None,
                         "float32": found.float32, "precision_cause": found.precision.get("cause"),

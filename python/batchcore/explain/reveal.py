@@ -7,8 +7,9 @@ they meet, and every 1 outside that subtree is counted exactly, so the element i
 of the smallest subtree holding both. From leaf i = the smallest, the sizes group the other leaves by the
 node where they join i's path to the root; the leaves of one group that join each other below that node form
 its children (several: a fused multi-term add). A tree is then **validated, not trusted**: recomputed in
-float32 (products fused into their first add, as by fma, or rounded first) on random rows, it must give
-the library's bits on every one of them; a tree that does not, or answers that fit no tree (a compensated
+float32 (products fused into their first add, as by fma, or rounded first; where neither holds for every
+term, one query per term says which enter by fma) on random rows, it must give the library's bits on every
+one of them; a tree that does not, or answers that fit no tree (a compensated
 or exact sum recovers what big absorbed), is reported as "not a fixed tree". Last, the layer is held to
 float32's error bound for the tree it used (:mod:`.precision`): a library that computed in fewer bits is
 flagged (``RevealedTree.float32``, ``.precision``).
@@ -29,7 +30,7 @@ from .. import checks
 from ..errors import ArgumentError
 from .layers import layer_for
 from .precision import check as check_precision
-from .tree import Tree, canonical, describe, draw, evaluate, hold_depth, leaves, named_trees
+from .tree import Tree, canonical, describe, draw, evaluate, hold_depth, joins, leaves, named_trees
 
 MAX_K = 1 << 16  # a chain of K terms is a tree K levels deep
 
@@ -43,7 +44,9 @@ class RevealedTree:
     """What :func:`reveal` found: ``tree`` (nested tuples, see :mod:`batchcore.explain.tree`; None when the
     answers fit no tree), ``name`` (a named order of docs/orders.md, or None), ``description``, ``fixed``
     (the tree reproduced the library's bits on every checked row), ``fused`` (products entered by fma, as
-    seq's; False: rounded first; None when not fixed), ``reproduced`` (rows whose bits it reproduced, of
+    seq's; False: rounded first; None when not fixed), ``rounded_terms`` (where ``fused``, the terms whose
+    products were rounded before they were added all the same, e.g. a kernel's tail; empty when none),
+    ``reproduced`` (rows whose bits it reproduced, of
     ``checked``), ``queries`` (library calls made to find it), ``seconds``, and the setting: ``backend``
     (its label), ``K``, ``batch_size``, ``N``, ``row``, ``column``, ``settings`` (the backend's)."""
 
@@ -64,6 +67,7 @@ class RevealedTree:
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
     precision: dict[str, Any] = field(default_factory=dict)
+    rounded_terms: tuple[int, ...] = ()
 
     @property
     def float32(self) -> bool:
@@ -166,13 +170,19 @@ def reveal(backend: Any, K: int, batch_size: int = 1, N: int = 16, row: int = 0,
             raise NotAFixedTree("the answers do not cover every term once")
     except NotAFixedTree as e:
         tree, why = None, str(e)
-    reproduced, fused, name = 0, None, None
+    reproduced, name = 0, None
+    fused: bool | frozenset[int] | None = None
     if tree is not None:
         reproduced, fused, name = _check(probe, tree, check_rows, seed)
     fixed = tree is not None and reproduced == check_rows
+    rounded: tuple[int, ...] = ()
     if fixed:
         assert tree is not None
-        description = name or describe(tree, K)
+        if isinstance(fused, frozenset):
+            rounded = _rounded_terms(tree, fused)
+            fused = True
+        description = name or describe(tree, K) + (
+            f"; products by fma except terms {_ranges(rounded)} (rounded first)" if rounded else "")
     else:
         name = None
         description = f"not a fixed tree: {why}" if tree is None else (
@@ -181,16 +191,69 @@ def reveal(backend: Any, K: int, batch_size: int = 1, N: int = 16, row: int = 0,
     precision = check_precision(lambda x: probe.element(ones, x), tree, K, M, row)
     settings = backend.settings() if hasattr(backend, "settings") else {}
     return RevealedTree(getattr(backend, "label", type(backend).__name__), K, M, N, row, column, tree, name,
-                        description, fixed, fused if fixed else None, reproduced, check_rows, probe.calls,
-                        time.perf_counter() - start, settings, precision)
+                        description, fixed, bool(fused) if fixed else None, reproduced, check_rows, probe.calls,
+                        time.perf_counter() - start, settings, precision, rounded)
 
 
-def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool, str | None]:
-    """Rows (of ``rows`` random ones) whose library bits the tree reproduces, whether fused products did it,
-    and the named order that did. A tree of a named order's shape is recomputed by that order's definition
-    (``bc.orders.dot``, itself checked against exact rationals; seq's shape by seq and seq-nofma), any
-    other by :func:`~batchcore.explain.tree.evaluate` with products fused into their first add and rounded
-    first; the best is kept."""
+# One term's product c * c = 1 + 2^-11 + 2^-24 is a tie in float32 and rounds to 1 + 2^-11 (even); added to
+# its partner's -c, the exact 2^-12 + 2^-24 (by fma) and 2^-12 (rounded first) tell the two apart.
+_FMA_TEST = np.float32(1 + 2.0**-12)
+_BY_FMA, _ROUNDED_FIRST = np.float32(2.0**-12 + 2.0**-24), np.float32(2.0**-12)
+
+
+def _fma_terms(probe: _Probe, tree: Tree) -> frozenset[int] | None:
+    """The terms that enter their partial sum by one fma, one query per term: the term's input c, its
+    partner's (a term of the partial sum it joins, :func:`~batchcore.explain.tree.joins`) -1, every other
+    input 0, the weights all c. None when an answer is neither (the library rounds its inputs or products to
+    fewer bits)."""
+    model = probe.model(np.full((probe.N, probe.K), _FMA_TEST, np.float32))
+    x = np.zeros((probe.M, probe.K), np.float32)
+    terms = set()
+    for k, partner in joins(tree).items():
+        x[probe.row, k], x[probe.row, partner] = _FMA_TEST, -1.0
+        y = probe.element(model, x)
+        x[probe.row, k] = x[probe.row, partner] = 0.0
+        if y == _BY_FMA:
+            terms.add(k)
+        elif y != _ROUNDED_FIRST:
+            return None
+    return frozenset(terms)
+
+
+def _rounded_terms(tree: Tree, by_fma: frozenset[int]) -> tuple[int, ...]:
+    """Terms rounded before they were added among fused ones, less those that had to be: the lower of two
+    joined terms whose higher entered by fma (its product is the fma's addend)."""
+    addends: set[int] = set()
+    stack = [tree]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, int):
+            continue
+        pair = [c for c in n if isinstance(c, int)]
+        if len(n) == 2 and len(pair) == 2 and by_fma.intersection(pair):
+            addends.update(pair)
+        stack.extend(n)
+    return tuple(sorted(k for k in joins(tree) if k not in by_fma and k not in addends))
+
+
+def _ranges(terms: Iterable[int]) -> str:
+    """3, 5, 6, 7 -> '3, 5-7'."""
+    runs: list[list[int]] = []
+    for k in sorted(terms):
+        if runs and k == runs[-1][1] + 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool | frozenset[int], str | None]:
+    """Rows (of ``rows`` random ones) whose library bits the tree reproduces, whether fused products did it
+    (True, False, or the terms that entered by fma), and the named order that did. A tree of a named order's
+    shape is recomputed by that order's definition (``bc.orders.dot``, itself checked against exact
+    rationals; seq's shape by seq and seq-nofma), any other by :func:`~batchcore.explain.tree.evaluate` with
+    products fused into their first add and rounded first; where neither reproduces every row, with the
+    terms that :func:`_fma_terms` finds entering by fma; the best is kept."""
     from ..measure.orders import dot
 
     rng = np.random.default_rng(seed)
@@ -204,17 +267,20 @@ def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool, 
         got[r] = probe.element(model, x)
     w = weight[probe.column]
     named = [name for name, t in named_trees(probe.K).items() if t == tree]  # several at small K
-    best: tuple[int, bool, str | None] = (-1, True, None)
+    best: tuple[int, bool | frozenset[int], str | None] = (-1, True, None)
     for order in (["seq", "seq-nofma"] if "seq" in named else []) + [n for n in named if n != "seq"]:
         want = np.array([dot(a, w, 0.0, order) for a in A], np.float32)
         same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
         best = max(best, (same, order != "seq-nofma" and order != "pairwise", order), key=lambda b: b[0])
     if best[0] == rows:
         return best
-    for fused in (True, False):
+    ways: list[bool | frozenset[int]] = [True, False]
+    for fused in ways:
         want = evaluate(tree, A, np.broadcast_to(w, A.shape), fused) + np.float32(0)
         same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
         best = max(best, (same, fused, None), key=lambda b: b[0])
+        if fused is False and best[0] < rows and (by_fma := _fma_terms(probe, tree)) is not None:
+            ways.append(by_fma)
     return best
 
 
@@ -247,6 +313,6 @@ def reveal_sweep(backend: Any, K: int, batch_sizes: Iterable[int] = (1, 2, 3, 8,
     trees = {B: reveal(backend, K, batch_size=B, **options) for B in sizes}
     groups: dict[Any, list[int]] = {}
     for B, found in trees.items():
-        key = (found.tree, found.name, found.fused) if found.fixed else ("not fixed", B)
+        key = (found.tree, found.name, found.fused, found.rounded_terms) if found.fixed else ("not fixed", B)
         groups.setdefault(key, []).append(B)
     return TreesByBatch(trees, list(groups.values()))

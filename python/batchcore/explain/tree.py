@@ -9,6 +9,7 @@ The named orders of docs/orders.md are built here from their definitions, so a r
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Collection
 from typing import Any
 
 import numpy as np
@@ -171,13 +172,21 @@ def _two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s, (a - (s - bb)) + (b - bb)
 
 
-def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool) -> np.ndarray:
+def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool | Collection[int]) -> np.ndarray:
     """The tree's float32 value per row of products a[:, k] * b[:, k] (float32 arrays, rows x K).
-    ``fused``: a leaf joined to a partial sum enters it by one fma (seq's), the lower-indexed of two joined
-    leaves rounded first; else every product is rounded before it is added (seq-nofma's, pairwise's).
-    Multi-term nodes: the exact sum of their children (products exact when fused) rounded once."""
+    ``fused``: True: a leaf joined to a partial sum enters it by one fma (seq's), the higher-indexed of two
+    joined leaves into the lower's rounded product; False: every product is rounded before it is added
+    (seq-nofma's, pairwise's); a collection: the terms that enter by fma (where two joined leaves are both
+    in it, the higher index does), the others rounded first (a library whose main loop fuses and whose tail
+    does not). Multi-term nodes: the exact sum of their children (a fused leaf's product exact) rounded once."""
     exact = a.astype(np.float64) * b.astype(np.float64)  # exact: 24 + 24 bits
     rounded = exact.astype(np.float32)
+    by_fma: Callable[[int], bool]
+    if isinstance(fused, bool):
+        by_fma = (lambda k: True) if fused else (lambda k: False)
+    else:
+        terms = frozenset(fused)
+        by_fma = terms.__contains__
 
     def value(n: Tree) -> np.ndarray:
         if isinstance(n, int):
@@ -186,22 +195,47 @@ def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool) -> np.ndarray:
             total = np.zeros(len(a), np.float64)
             err = np.zeros(len(a), np.float64)
             for c in n:
-                v = (exact if fused else rounded)[:, c].astype(np.float64) if isinstance(c, int) else \
+                v = (exact if by_fma(c) else rounded)[:, c].astype(np.float64) if isinstance(c, int) else \
                     value(c).astype(np.float64)
                 total, e = _two_sum(total, v)
                 err = err + e
             hi, lo = _two_sum(total, err)
             return _round_to_float32(hi, lo)
         left, right = n
-        if fused and (isinstance(left, int) or isinstance(right, int)):
-            # the leaf enters the other child by one fma; of two leaves, the higher index into the lower's product
-            leaf, other = (right, left) if isinstance(right, int) and (not isinstance(left, int) or right > left) \
-                else (left, right)
+        # the leaf that enters the other child by one fma, if any; of two leaves, the higher index first
+        entering = sorted((c for c in n if isinstance(c, int) and by_fma(c)), reverse=True)
+        if entering:
+            leaf = entering[0]
+            other = right if left == leaf else left
             hi, lo = _two_sum(exact[:, leaf], value(other).astype(np.float64))
             return _round_to_float32(hi, lo)
         return (value(left) + value(right)).astype(np.float32)
 
     return value(t)
+
+
+def joins(t: Tree) -> dict[int, int]:
+    """For each leaf, a leaf of another child of its node (the partial sum the leaf is added to holds it):
+    the last leaf of the first other child (a chain's last term: found in a step, where its first would take
+    the chain's length). A single-leaf tree has none."""
+
+    def last_leaf(n: Tree) -> int:
+        while not isinstance(n, int):
+            n = n[-1]
+        return n
+
+    partner: dict[int, int] = {}
+    stack = [t]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, int):
+            continue
+        for i, c in enumerate(n):
+            if isinstance(c, int):
+                partner[c] = last_leaf(n[1] if i == 0 else n[0])
+            else:
+                stack.append(c)
+    return partner
 
 
 def sketch(t: Tree, depth: int = 4) -> Any:
