@@ -7,6 +7,6 @@
 #define BC_ISA_MICROKERNEL accumulate_rows_avx512
 #define BC_ISA_F64_ROWS 6
 #define BC_ISA_F64_MICROKERNEL accumulate_rows_f64_avx512
-#define BC_ISA_ROW_VECTORS  // gelu16, silu16
+#define BC_ISA_ROW_VECTORS  // gelu_n, silu_n
 #include "tile_kernels.inl"
 #include "row_kernels.inl"
