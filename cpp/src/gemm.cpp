@@ -87,11 +87,11 @@ constexpr int64_t kMaxGroupPanels = 16;
 // B = 1024 1.02x (1024 x 1024) and 1.13-1.15x (4096 x 4096).
 constexpr int64_t kKOuterFromRows = 128;
 
-// The K-outer schedule of seq and seq-nofma (BLIS's loop order): per K block, each worker takes its groups
-// of whole panels (a group's slices fill the tuned share of the L2) and passes every row block of A by
-// them, the A slice in L1; the chains live in y between K blocks. The weights are read once, A once per
-// group and K block, y once per K block. A last narrow panel (N not a multiple of 32) goes through the
-// tile path afterwards.
+// The K-outer schedule of seq and seq-nofma (BLIS's loop order): per K block, each worker takes its part
+// of the rows and passes each of its row blocks by every group of whole panels (a group's slices fill the
+// tuned share of the L2), the A slice in L1; the chains live in y between K blocks. The weights are read
+// once per thread, A once per group and K block, y once per K block. A last narrow panel (N not a
+// multiple of 32) goes through the tile path afterwards.
 void linear_forward_k_outer(const float* x, int64_t ldx, int64_t M, const PackedLinear& w, float* y, int64_t ldy,
                             const GemmOptions& opt, const GemmTuning& tuning) {
   const IsaKernels& kernels = kernels_for(opt.simd);
@@ -103,14 +103,22 @@ void linear_forward_k_outer(const float* x, int64_t ldx, int64_t M, const Packed
   const int64_t most = std::clamp<int64_t>(budget / slice_bytes, 1, kMaxGroupPanels);
   const int64_t group = std::clamp<int64_t>(full / (2 * int64_t(pool.size())), 1, most);
   const int64_t groups = ceil_div(full, group);
+  // The threads split the rows (one part of whole row blocks, at least 48 rows, per thread), each passing
+  // its part by every group: measured on an Intel Xeon (family 6 model 167, 2 threads) against splitting the
+  // groups, 1024 x 1024 at B = 1024 1.10-1.18x and at B = 256 1.02-1.35x, 4096 x 4096 the same; and a narrow
+  // layer (512 -> 32: one group) keeps every thread busy. Rows are independent: the split changes no bit.
+  const int64_t parts = std::clamp<int64_t>(pool.size(), 1, std::max<int64_t>(1, M / 48));
+  const int64_t part_rows = ceil_div(ceil_div(M, parts), 12) * 12;
   const bool fused = opt.order.kind == OrderKind::seq;
-  pool.parallel_for(groups, [&](int, int64_t g0, int64_t g1) {
+  pool.parallel_for(groups * parts, [&](int, int64_t t0, int64_t t1) {
     for (int64_t kb = 0; kb < w.K; kb += kOutputKBlock)
-      for (int64_t g = g0; g < g1; ++g) {
-        const int64_t p = g * group;
-        const OutputBlock b{x, ldx, M, w.panel(p), w.K * kPanelWidth, int(std::min(group, full - p)),
-                            w.panel_bias(p), kb, std::min(w.K, kb + kOutputKBlock), kb == 0,
-                            kb + kOutputKBlock >= w.K, fused, y + p * kPanelWidth, ldy, opt.epilogue};
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t p = t % groups * group, r0 = t / groups * part_rows;
+        if (r0 >= M) continue;
+        const OutputBlock b{x + r0 * ldx, ldx, std::min(part_rows, M - r0), w.panel(p), w.K * kPanelWidth,
+                            int(std::min(group, full - p)), w.panel_bias(p), kb, std::min(w.K, kb + kOutputKBlock),
+                            kb == 0, kb + kOutputKBlock >= w.K, fused, y + r0 * ldy + p * kPanelWidth, ldy,
+                            opt.epilogue};
         kernels.run_output_block(b);
       }
   }, 1);
