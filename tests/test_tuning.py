@@ -41,11 +41,12 @@ def wide_range(shape, seed):
 
 
 def test_every_schedule_gives_the_same_bits(restore):
-    """Every candidate of the search on four orders; at the extremes of the ranges, every order, thread count
-    and instruction set; a convolution (its own tiles are sized from the GEMM's) at each."""
+    """Every candidate of the search on four orders (a batch past the K-outer threshold); at the extremes
+    of the ranges, every order, thread count and instruction set; a convolution (its own tiles are sized
+    from the GEMM's) at each."""
     torch = pytest.importorskip("torch")
     linear = bc.Model([bc.Layer("linear", {"weight": wide_range((70, 1500), 1), "bias": wide_range(70, 2)})], 1500)
-    x = wide_range((60, 1500), 3)
+    x = wide_range((130, 1500), 3)  # from 128 rows seq takes the K-outer schedule, whose groups the tuning sizes
     conv = bc.from_torch(torch.nn.Conv2d(3, 8, 5, padding=2).float(), input_shape=(3, 20, 20))
     images = wide_range((6, 3, 20, 20), 4)
     layer, net = bc.backends.cpu_model(linear), bc.backends.cpu_model(conv)

@@ -274,13 +274,14 @@ def _check(probe: _Probe, tree: Tree, rows: int, seed: int) -> tuple[int, bool |
         best = max(best, (same, order != "seq-nofma" and order != "pairwise", order), key=lambda b: b[0])
     if best[0] == rows:
         return best
-    ways: list[bool | frozenset[int]] = [True, False]
-    for fused in ways:
+    def reproduced(fused: bool | frozenset[int]) -> int:
         want = evaluate(tree, A, np.broadcast_to(w, A.shape), fused) + np.float32(0)
-        same = int((want.view(np.uint32) == got.view(np.uint32)).sum())
-        best = max(best, (same, fused, None), key=lambda b: b[0])
-        if fused is False and best[0] < rows and (by_fma := _fma_terms(probe, tree)) is not None:
-            ways.append(by_fma)
+        return int((want.view(np.uint32) == got.view(np.uint32)).sum())
+
+    for fused in (True, False):
+        best = max(best, (reproduced(fused), fused, None), key=lambda b: b[0])
+    if best[0] < rows and (by_fma := _fma_terms(probe, tree)) is not None:
+        best = max(best, (reproduced(by_fma), by_fma, None), key=lambda b: b[0])
     return best
 
 

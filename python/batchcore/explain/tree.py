@@ -203,9 +203,8 @@ def evaluate(t: Tree, a: np.ndarray, b: np.ndarray, fused: bool | Collection[int
             return _round_to_float32(hi, lo)
         left, right = n
         # the leaf that enters the other child by one fma, if any; of two leaves, the higher index first
-        entering = sorted((c for c in n if isinstance(c, int) and by_fma(c)), reverse=True)
-        if entering:
-            leaf = entering[0]
+        leaf = max((c for c in n if isinstance(c, int) and by_fma(c)), default=None)
+        if leaf is not None:
             other = right if left == leaf else left
             hi, lo = _two_sum(exact[:, leaf], value(other).astype(np.float64))
             return _round_to_float32(hi, lo)
