@@ -21,7 +21,7 @@ PROVIDES = {"numpy": {"numpy"}, "scipy": {"scipy"}, "torch": {"torch"}, "cupy-cu
             "matplotlib": {"matplotlib"}, "pandas": {"pandas"}, "keras": {"keras"},
             "tensorflow-cpu": {"tensorflow"}, "tensorflow": {"tensorflow"}, "transformers": {"transformers"},
             "onnxruntime": {"onnxruntime"}, "onnx": {"onnx"}, "onnxscript": {"onnxscript"},
-            "jax": {"jax"}}
+            "jax": {"jax"}, "ray": {"ray"}}
 
 
 def declared():
@@ -82,7 +82,7 @@ def test_importing_batchcore_imports_no_framework():
     loaded = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
     assert "batchcore" in loaded and "numpy" in loaded  # the listing is read as meant
     assert not loaded & {"torch", "tensorflow", "keras", "jax", "onnxruntime", "onnx", "transformers", "cupy", "pandas",
-                         "matplotlib"}
+                         "matplotlib", "ray"}
 
 
 def test_the_keras_extra_pulls_no_torch_and_no_cuda_build():
@@ -116,3 +116,12 @@ def test_the_jax_extra_is_the_cpu_build():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert extras["jax"] == {"jax"}
     assert not any("cuda" in r or "tpu" in r or "torch" in r or "[" in r for r in project["optional-dependencies"]["jax"])
+
+
+def test_the_ray_extra_is_rays_cpu_package_and_pulls_no_torch():
+    """Ray alone (its base package: the CPU scheduler and object store, no [default] dashboard, no GPU
+    libraries): the torch the user installed stays the only one."""
+    _, extras = declared()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert extras["ray"] == {"ray"}
+    assert not any("torch" in r or "cuda" in r or "[" in r for r in project["optional-dependencies"]["ray"])

@@ -37,8 +37,11 @@ from .measure.tuning import tune  # noqa: F401  (bc.tune(): the machine's set-up
 from .model.chain import Layer, Model, mlp
 from .model.graph import GraphModel
 from .results import decisions, numerics
+from .results.audit import Audit
 from .results.decisions import compare
 from .results.sweep_result import SweepResult
+from .run.audit import audit
+from .run.ray_cluster import ray_executor
 from .run.sweep import sweep
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
@@ -47,9 +50,10 @@ __version__ = _version()  # not info(): that imports torch, too slow for import 
 # factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``,
 # ``bc.jax()``), which would shadow the user's own ``torch``, ``numpy``, ``keras``, ``onnx`` and ``jax`` modules.
 __all__ = [
-    "ArgumentError", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
+    "ArgumentError", "Audit", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
-    "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "jax_model",
-    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "reveal", "reveal_sweep", "studies", "sweep", "trace",
+    "audit", "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "jax_model",
+    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "ray_executor", "reveal", "reveal_sweep", "studies", "sweep",
+    "trace",
 ]

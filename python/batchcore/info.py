@@ -174,3 +174,64 @@ def info() -> dict[str, Any]:
         "cuda_driver": f"{driver // 1000}.{driver % 1000 // 10}" if driver else None,
         "gpus": _gpu_info(cu),
     }
+
+
+# The environment variables that choose which kernels a library runs (and so its bits) on the same CPU:
+# two processes on one machine, one of them started with ATEN_CPU_CAPABILITY=avx2, are two machine kinds.
+KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "MKL_DEBUG_CPU_TYPE", "ONEDNN_MAX_CPU_ISA",
+              "DNNL_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "OPENBLAS_CORETYPE", "BATCHCORE_TUNE")
+
+# The libraries whose versions a machine kind includes, read from their installed metadata (never imported:
+# an identity is asked of every node of a cluster, and importing TensorFlow there costs seconds).
+KIND_PACKAGES = ("numpy", "torch", "tensorflow-cpu", "tensorflow", "keras", "onnxruntime", "jax", "jaxlib", "cupy-cuda13x")
+
+
+def _installed_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    found = {}
+    for name in KIND_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def machine_identity() -> dict[str, Any]:
+    """What decides the bits and the speed a node gives, without importing any framework: the CPU
+    (:func:`cpu_identity`), its core count and SIMD level as the core sees them, the GPUs, the versions of
+    batchcore, Python, NumPy's BLAS and every framework installed, how the core was compiled, and the
+    kernel-choosing environment variables (:data:`KERNEL_ENV`). ``kind``: a short digest of all of it, equal
+    on two nodes exactly when everything listed is equal; ``host``: this machine's name (not in the kind)."""
+    import hashlib
+    import json
+    import socket
+
+    identity: dict[str, Any] = {
+        "cpu_identity": cpu_identity(),
+        "cpu_count": os.cpu_count(),
+        "simd": _core.simd_level(),
+        "gpus": gpus(),
+        "batchcore": _version(),
+        "python": sys.version.split()[0],
+        "numpy_blas": _numpy_blas(),
+        "packages": _installed_versions(),
+        "build": _core.build_info(),
+        "kernel_environment": {name: os.environ[name] for name in KERNEL_ENV if name in os.environ},
+    }
+    identity["kind"] = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    identity["host"] = socket.gethostname()
+    return identity
+
+
+def kind_name(identity: dict[str, Any]) -> str:
+    """A machine kind in words: the CPU's model name (family and model), its kernel environment, and the
+    kind's digest, e.g. ``"Intel(R) Xeon(R) Processor (6/167) ATEN_CPU_CAPABILITY=avx2 [3f2a9c01d4e2]"``."""
+    cpu = identity.get("cpu_identity") or {}
+    words = [str(cpu.get("model name") or "unknown CPU")]
+    if cpu.get("cpu family") and cpu.get("model"):
+        words.append(f"({cpu['cpu family']}/{cpu['model']})")
+    words += [f"{k}={v}" for k, v in sorted((identity.get("kernel_environment") or {}).items())]
+    words += [str(g) for g in identity.get("gpus") or []]
+    return " ".join(words) + f" [{identity.get('kind')}]"

@@ -51,6 +51,9 @@ class SweepResult:
     config: dict[str, Any] = field(default_factory=dict)
     # What the sweep ran (model, data, backends), for :meth:`trace`; never written to a file.
     source: tuple[Any, Any, list[Any]] | None = field(default=None, repr=False, compare=False)
+    # Points a sweep through an executor could not measure (their node lost, none of its kind left):
+    # {"backend", "batch_size", "reason"} each. A rerun with the same out= measures them.
+    not_measured: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
     def classes(self) -> Classes:
         """Per backend, the batch sizes grouped by identical output bits (in order of first size)."""
@@ -153,12 +156,13 @@ class SweepResult:
 
 
 def make_point(backend: Backend, model: AnyModel, B: int, y: np.ndarray, y_b1: np.ndarray, y_exact: np.ndarray,
-               labels: np.ndarray | None, measured: TimedBatch, ceiling: Probe | None) -> dict[str, Any]:
+               labels: np.ndarray | None, measured: TimedBatch | None, ceiling: Probe | None) -> dict[str, Any]:
     """The record of one (backend, batch size): ``y`` the outputs of the data run in batches of ``B``,
     ``y_b1`` at B=1, ``y_exact`` with every linear layer correctly rounded; the time and memory of one
-    batch of ``B`` rows (``measured``), held against ``ceiling`` (the backend's probe, or None)."""
-    t = measured.timing
-    gflops = model.flops_per_row * B / (t.median_ms / 1e3) / 1e9 if t.median_ms else None
+    batch of ``B`` rows (``measured``; None in a bits-only sweep: those fields are None), held against
+    ``ceiling`` (the backend's probe, or None)."""
+    median = measured.timing.median_ms if measured is not None else None
+    gflops = model.flops_per_row * B / (median / 1e3) / 1e9 if median else None
     traffic = model.min_traffic_bytes(B)
     intensity = model.flops_per_row * B / traffic
     return files.json_safe({
@@ -179,16 +183,22 @@ def make_point(backend: Backend, model: AnyModel, B: int, y: np.ndarray, y_b1: n
     })
 
 
-def _measured_fields(backend: Backend, B: int, measured: TimedBatch) -> dict[str, Any]:
-    """A point's fields that come from its timing and memory (every point has them, whatever it runs)."""
-    t, s = measured.timing, backend.settings()
-    med = t.median_ms
-    return {
+def _measured_fields(backend: Backend, B: int, measured: TimedBatch | None) -> dict[str, Any]:
+    """A point's fields that come from its timing and memory (every point has them, whatever it runs;
+    None where the sweep measured bits only)."""
+    s = backend.settings()
+    named = {
         "backend": backend.label,
         "device": s["device"],
         "precision": s["precision"],
         "order": s.get("policy") if s.get("policy") == "library-like" else s["order"],
         "batch_size": B,
+    }
+    if measured is None:
+        return {**named, **dict.fromkeys(TIMED_FIELDS), "settings": s}
+    t, med = measured.timing, measured.timing.median_ms
+    return {
+        **named,
         "time_ms": med,
         "time_ms_ci_low": t.ci_low_ms if math.isfinite(t.ci_low_ms) else None,
         "time_ms_ci_high": t.ci_high_ms if math.isfinite(t.ci_high_ms) else None,
@@ -217,8 +227,16 @@ def _measured_fields(backend: Backend, B: int, measured: TimedBatch) -> dict[str
     }
 
 
+# The fields of a point that only its timing and memory fill (None in a bits-only sweep).
+TIMED_FIELDS = (
+    "time_ms", "time_ms_ci_low", "time_ms_ci_high", "ci_rel_halfwidth", "target_met", "noisy", "time_ms_q1", "time_ms_q3",
+    "time_ms_p90", "time_ms_p99", "time_ms_mean", "time_ms_min", "samples", "discarded", "samples_per_s", "peak_bytes",
+    "predicted_bytes", "memory_method", "clock", "first_call_ms", "timing", "timer",
+)
+
+
 def make_module_point(backend: Backend, B: int, y: Outputs, y_b1: Outputs, labels: np.ndarray | None,
-                      measured: TimedBatch) -> dict[str, Any]:
+                      measured: TimedBatch | None) -> dict[str, Any]:
     """The record of one (torch backend, batch size) for a user's module: ``y`` its outputs over the data
     in batches of ``B``, ``y_b1`` at B=1. Every output is compared in its own format (ULPs of float16 or
     bfloat16 for those); what is not a tensor (a cache) is named in ``outputs_left_out``. argmax and

@@ -13,6 +13,7 @@ or run as it is), plan its cells (:mod:`batchcore.run.plan`), run them locally, 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterable
 from os import PathLike
 from typing import Any
@@ -34,6 +35,8 @@ from ..model.graph import AnyModel, GraphModel
 from ..model.opaque import OpaqueModel
 from ..present.progress import Steps, enabled
 from ..results.sweep_result import SweepResult
+from .distributed import Driver
+from .executors import as_cell_executor
 from .plan import cells, check_backends, check_batch_sizes, output_tasks, require_runs
 from .workloads import ModelWork, ModuleWork, ceiling, refuse_model_options
 
@@ -161,7 +164,8 @@ def default_backends(device: str = "auto") -> list[Backend]:
 def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, backends: Iterable[Backend] | None = None,
           data: np.ndarray | None = None, labels: Any = None, rows: int | None = None, timer: Timer | None = None,
           out: str | PathLike[str] | None = None, seed: int = 0, device: str = "auto", cold: bool = False,
-          ceilings: bool = True, rounds: int = 6, progress: bool | None = None, explain: bool = False) -> SweepResult:
+          ceilings: bool = True, rounds: int = 6, progress: bool | None = None, explain: bool = False,
+          executor: Any = None, timing: bool = True) -> SweepResult:
     """Measure what the batch size changes, per backend: bits, speed, memory.
 
     model: a :class:`Model` (``bc.mlp`` or ``bc.from_torch``), or a torch module or callable: read by
@@ -196,6 +200,13 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     progress: draw a progress bar on standard error (the point being timed, points done, time left);
     None: only when standard error is a terminal (see :mod:`batchcore.present.progress`); when it is
     not, one line per backend says that its points started and finished.
+    executor: where the cells run: None (here, one after another), any ``concurrent.futures.Executor``
+    (outputs in parallel, timed cells one at a time), or ``bc.ray_executor(...)`` (Ray tasks on a cluster's
+    nodes of one machine kind, each timed cell with its node's cores to itself; docs/distributed.md).
+    Each point then records the nodes it ran on (``point["node"]``, their identities in ``env["nodes"]``)
+    and what its cells reserved (``point["placement"]``); points lost with their node and no node of the
+    same kind left are in ``SweepResult.not_measured``, with the reason.
+    timing: False measures the bits only (every timing and memory field None; cells pack tighter).
     """
     sizes = check_batch_sizes(batch_sizes)
     if backends is None:
@@ -209,19 +220,33 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
     timer.policy()  # checks the settings before anything runs
     checks.flag(cold, "cold")
     checks.flag(ceilings, "ceilings")
+    checks.flag(timing, "timing")
+    cell_executor = as_cell_executor(executor)
     rounds = checks.positive_int(rounds, "rounds", maximum=1000)
     work: ModelWork | ModuleWork
     if isinstance(model, OpaqueModel):
         refuse_model_options(model, rows, cold)
         work = ModuleWork(model, data, labels, sizes)
     else:
-        work = ModelWork(model, resolve_data(model, data, rows, seed, sizes), labels, chosen, cold, ceilings, ceiling)
+        work = ModelWork(model, resolve_data(model, data, rows, seed, sizes), labels, chosen, cold,
+                         ceilings and timing, ceiling)
     env = info()
     env["probes"] = work.env_probes
     log = files.PointLog(out, work.config, env) if out is not None else None
     points = list(log.done) if log else []
-    points += run_locally(work, chosen, sizes, {(p["backend"], p["batch_size"]) for p in points}, timer, rounds,
-                          log, progress)
+    done = {(p["backend"], p["batch_size"]) for p in points}
+    not_measured: list[dict[str, Any]] = []
+    if cell_executor is None:
+        points += run_locally(work, chosen, sizes, done, timer, rounds, log, progress, timing)
+    else:
+        with Steps("sweep", None, progress) as steps:
+            found, not_measured = Driver(work, chosen, sizes, done, timer, rounds, timing, log, cell_executor, steps).run()
+        env["executor"] = cell_executor.name
+        env["nodes"] = cell_executor.identities()
+        points += sorted(found, key=lambda p: ([b.label for b in chosen].index(p["backend"]), sizes.index(p["batch_size"])))
+        if not_measured:
+            warnings.warn(f"{len(not_measured)} point(s) not measured: " + "; ".join(
+                f"{m['backend']} at B={m['batch_size']}: {m['reason']}" for m in not_measured), stacklevel=2)
     if checks.flag(explain, "explain"):
         unexplained = [p for p in points if "explain" not in p]  # a resumed log keeps what it explained
         explain_points(unexplained, chosen, model)
@@ -229,13 +254,15 @@ def sweep(model: Model | Any, batch_sizes: Iterable[int] = DEFAULT_BATCH_SIZES, 
             for p in unexplained:
                 log.write_explain(p)
     ran = work.data if isinstance(work, ModelWork) else data
-    return SweepResult(points, env, work.config, source=(model, ran, chosen))
+    return SweepResult(points, env, work.config, source=(model, ran, chosen), not_measured=not_measured)
 
 
 def run_locally(work: ModelWork | ModuleWork, backends: list[Backend], sizes: list[int], done: set[tuple[str, int]],
-                timer: Timer, rounds: int, log: files.PointLog | None, progress: bool | None) -> list[dict[str, Any]]:
+                timer: Timer, rounds: int, log: files.PointLog | None, progress: bool | None,
+                timing: bool = True) -> list[dict[str, Any]]:
     """The points not yet ``done``: every cell run in this process, in plan order; each point recorded
-    (and appended to ``log``) as soon as its last round is measured."""
+    (and appended to ``log``) as soon as its last round is measured (``timing=False``: as soon as its
+    outputs are in)."""
     round_timer = timer.per_round(rounds)
     parts: dict[tuple[str, int], list[TimedBatch]] = {}
     points = []
@@ -245,6 +272,12 @@ def run_locally(work: ModelWork | ModuleWork, backends: list[Backend], sizes: li
     with Steps("sweep", None, progress) as steps:
         _say(quiet, f"sweep: outputs of {len(backends)} backend(s) at {len(sizes)} batch size(s)")
         tasks = output_tasks(backends, sizes, done, work.outputs, steps)
+        if not timing:
+            for backend, B, y, y_b1 in tasks:
+                points.append(work.point(backend, B, y, y_b1, None))
+                if log:
+                    log.write(points[-1])
+            return points
         steps.total(len(tasks) * rounds)
         last_of = {t[0].label: t[1] for t in tasks}  # each backend's last point
         for label in last_of:

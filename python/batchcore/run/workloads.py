@@ -2,6 +2,11 @@
 the record of a point. A :class:`ModelWork` runs a model batchcore reads (a chain or a graph: its FLOPs,
 its exactly rounded reference and the machine's ceilings are known); a :class:`ModuleWork` runs a
 framework's module as it is (each output compared in its own format; FLOPs and reference unknown).
+
+Each work holds a **payload** (:class:`ModelPayload`, :class:`ModulePayload`): the model and its data and
+nothing else, what a cell needs to compute outputs or a timed batch in another process or on another
+machine (:mod:`batchcore.run.cells`). The rest (the exact reference, the labels, the probes, the record)
+stays with the driver.
 """
 
 from __future__ import annotations
@@ -47,6 +52,45 @@ def ceiling(backend: Backend, refresh: bool = False) -> Probe:
     return probe_device("cpu", threads=s.get("threads"), refresh=refresh)
 
 
+class ModelPayload:
+    """What a cell of a read model's sweep needs, wherever it runs: the model, its rows, cold or warm."""
+
+    def __init__(self, model: AnyModel, data: np.ndarray, cold: bool, digest: str):
+        self.model, self.data, self.cold, self.digest = model, data, cold, digest
+
+    def outputs(self, backend: Backend, B: int) -> np.ndarray:
+        return rows(backend.run_batched(self.model, self.data, B))
+
+    def measure(self, backend: Backend, B: int, timer: Any, memory: bool) -> TimedBatch:
+        return backend.measure(self.model, np.ascontiguousarray(self.data[:B]), timer, cold=self.cold, memory=memory)
+
+    def warm(self, backend: Backend, B: int) -> None:
+        """One untimed pass of the batch :meth:`measure` times."""
+        backend.run(self.model, np.ascontiguousarray(self.data[:B]))
+
+
+class ModulePayload:
+    """What a cell of the sweep of a module run as it is needs: the module and its inputs."""
+
+    def __init__(self, module: OpaqueModel, inputs: Any, digest: str):
+        self.module, self.inputs, self.digest = module, inputs, digest
+
+    def outputs(self, backend: Backend, B: int) -> Outputs:
+        return backend.run_module(self.module, self.inputs, B)
+
+    def measure(self, backend: Backend, B: int, timer: Any, memory: bool) -> TimedBatch:
+        return backend.measure_module(self.module, self.module.rows(self.inputs, 0, B), timer, memory=memory)
+
+    def warm(self, backend: Backend, B: int) -> None:
+        """One untimed pass of the batch :meth:`measure` times."""
+        backend.run_module(self.module, self.module.rows(self.inputs, 0, B), B)
+
+
+def payload_digest(config: dict[str, Any], cold: bool = False) -> str:
+    """What names a payload among a worker's cached ones: its model's and its data's digests, and cold."""
+    return hashlib.sha256(f"{config['model_digest']}:{config['data_digest']}:{cold}".encode()).hexdigest()[:16]
+
+
 class ModelWork:
     """A sweep of a model batchcore reads, over float32 ``data`` (or int64 token ids)."""
 
@@ -58,6 +102,7 @@ class ModelWork:
         checks.require_allocatable(3 * 4 * len(data) * model.widest, f"a batch of {len(data)} rows")
         self.config = {"model": model.describe(), "model_digest": model.digest(), "rows": len(data),
                        "data_digest": array_digest(data), "labels_digest": array_digest(self.labels)}
+        self.payload = ModelPayload(model, data, cold, payload_digest(self.config, cold))
         self._probe = probe
         self.probes: dict[str, Probe] = {}
         self.env_probes: dict[str, Any] = {}
@@ -79,15 +124,21 @@ class ModelWork:
         return self._bounds[precision]
 
     def outputs(self, backend: Backend, B: int) -> np.ndarray:
-        if backend.precision not in self._exact:  # the correctly rounded reference, once per precision
+        return self.received(backend, self.payload.outputs(backend, B))
+
+    def received(self, backend: Backend, y: np.ndarray) -> np.ndarray:
+        """Outputs of ``backend`` computed here or by a cell elsewhere; the driver's own part: the correctly
+        rounded reference in the backend's precision, computed once (every named order gives its bits on
+        every machine, so the driver's are the reference of every node's)."""
+        if backend.precision not in self._exact:
             exact = NativeBackend(order="exact", precision=backend.precision)
             self._exact[backend.precision] = rows(exact.run_batched(self.model, self.data, len(self.data)))
-        return rows(backend.run_batched(self.model, self.data, B))
+        return y
 
     def measure(self, backend: Backend, B: int, timer: Any, memory: bool) -> TimedBatch:
-        return backend.measure(self.model, np.ascontiguousarray(self.data[:B]), timer, cold=self.cold, memory=memory)
+        return self.payload.measure(backend, B, timer, memory)
 
-    def point(self, backend: Backend, B: int, y: np.ndarray, y_b1: np.ndarray, measured: TimedBatch) -> dict[str, Any]:
+    def point(self, backend: Backend, B: int, y: np.ndarray, y_b1: np.ndarray, measured: TimedBatch | None) -> dict[str, Any]:
         exact = self._exact[backend.precision]
         p = make_point(backend, self.model, B, y, y_b1, exact, self.labels, measured, self.probes.get(backend.label))
         if (p["peak_frac"] or 0) > 1 and self.probes[backend.label].source != "measured":
@@ -142,9 +193,13 @@ class ModuleWork:
         self.config = {"model": module.describe(), "model_digest": module.digest(), "rows": n,
                        "data_digest": module.inputs_digest(self.inputs), "labels_digest": array_digest(self.labels)}
         self.env_probes: dict[str, Any] = {}
+        self.payload = ModulePayload(module, self.inputs, payload_digest(self.config))
 
     def outputs(self, backend: Backend, B: int) -> Outputs:
-        y = backend.run_module(self.module, self.inputs, B)
+        return self.received(backend, self.payload.outputs(backend, B))
+
+    def received(self, backend: Backend, y: Outputs) -> Outputs:
+        """Outputs computed here or by a cell elsewhere, checked against the labels once."""
         if self.labels is not None and not self._labels_checked:
             predicted = predictions_of(y)
             if predicted is None:
@@ -156,9 +211,9 @@ class ModuleWork:
         return y
 
     def measure(self, backend: Backend, B: int, timer: Any, memory: bool) -> TimedBatch:
-        return backend.measure_module(self.module, self.module.rows(self.inputs, 0, B), timer, memory=memory)
+        return self.payload.measure(backend, B, timer, memory)
 
-    def point(self, backend: Backend, B: int, y: Outputs, y_b1: Outputs, measured: TimedBatch) -> dict[str, Any]:
+    def point(self, backend: Backend, B: int, y: Outputs, y_b1: Outputs, measured: TimedBatch | None) -> dict[str, Any]:
         return make_module_point(backend, B, y, y_b1, self.labels, measured)
 
 
