@@ -9,7 +9,8 @@ import batchcore as bc
 def test_every_listed_name_exists_and_graph_models_are_exported():
     assert all(hasattr(bc, name) for name in bc.__all__)
     assert bc.GraphModel is type(bc.from_torch(__import__("torch").nn.Conv2d(1, 2, 3), input_shape=(1, 5, 5)))
-    assert len(bc.__all__) <= 40
+    assert len(bc.__all__) <= 42  # 40, and since the fleet audit: audit and its result, Audit
+    assert "ray_executor" not in bc.__all__ and callable(bc.ray_executor)  # a library's factory, as bc.torch()
 
 
 def test_star_import_leaves_the_users_modules_alone():

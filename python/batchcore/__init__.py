@@ -41,19 +41,18 @@ from .results.audit import Audit
 from .results.decisions import compare
 from .results.sweep_result import SweepResult
 from .run.audit import audit
-from .run.ray_cluster import ray_executor
+from .run.ray_cluster import ray_executor  # noqa: F401  (bc.ray_executor(): a library's factory, as bc.torch())
 from .run.sweep import sweep
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 
-# What ``from batchcore import *`` binds: the functions, classes and exceptions, never the backend
-# factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``,
+# What ``from batchcore import *`` binds: the functions, classes and exceptions, never the backend (and
+# executor: ``bc.ray_executor()``) factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``,
 # ``bc.jax()``), which would shadow the user's own ``torch``, ``numpy``, ``keras``, ``onnx`` and ``jax`` modules.
 __all__ = [
     "ArgumentError", "Audit", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
     "GraphModel", "LargestBatch", "Layer", "Measurement", "Model", "Probe", "SweepResult", "Timer",
     "audit", "compare", "decisions", "devices", "export_onnx", "from_keras", "from_onnx", "from_torch", "info", "jax_model",
-    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "ray_executor", "reveal", "reveal_sweep", "studies", "sweep",
-    "trace",
+    "largest_batch", "mlp", "native", "numerics", "orders", "probe", "reveal", "reveal_sweep", "studies", "sweep", "trace",
 ]

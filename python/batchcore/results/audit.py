@@ -52,9 +52,10 @@ class Audit:
     def groups(self, backend_label: str, batch_size: int) -> list[list[str]]:
         """The nodes whose outputs of ``backend_label`` at ``batch_size`` are identical bit for bit, every row:
         one list per set of bits, in the order of the nodes."""
+        cells = self._cells(backend_label, batch_size)
         found: dict[tuple[str, ...], list[str]] = {}
-        for node, rows in self._cells(backend_label, batch_size).items():
-            found.setdefault(tuple(rows), []).append(node)
+        for node in [n for n in self.nodes if n in cells]:
+            found.setdefault(tuple(cells[node]), []).append(node)
         return list(found.values())
 
     def rows_differ(self, backend_label: str, batch_size: int) -> list[float]:
