@@ -46,9 +46,9 @@ from .run.sweep import sweep
 
 __version__ = _version()  # not info(): that imports torch, too slow for import time
 
-# What ``from batchcore import *`` binds: the functions, classes and exceptions, never the backend (and
-# executor: ``bc.ray_executor()``) factories named after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``,
-# ``bc.jax()``), which would shadow the user's own ``torch``, ``numpy``, ``keras``, ``onnx`` and ``jax`` modules.
+# What ``from batchcore import *`` binds: the functions, classes and exceptions, never the factories named
+# after libraries (``bc.torch()``, ``bc.numpy()``, ``bc.cupy()``, ``bc.keras()``, ``bc.onnx()``, ``bc.jax()``,
+# ``bc.ray_executor()``), which would shadow the user's own ``torch``, ``numpy``, ``keras``, ``onnx`` and ``jax``.
 __all__ = [
     "ArgumentError", "Audit", "BatchcoreError", "DeviceUnavailableError", "DTypeError", "MissingDependencyError", "ModuleError",
     "NonFiniteError", "OrderError", "OutOfMemoryError", "ResultFileError", "ShapeError", "UnsupportedLayerError",
