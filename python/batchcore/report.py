@@ -20,8 +20,10 @@ from typing import Any
 
 from . import files
 from .errors import ArgumentError, ResultFileError
+from .info import kind_name
 from .present import plots, trees
 from .results import decisions, numerics
+from .results.audit import Audit
 from .results.sweep_result import SweepResult
 
 STYLE = """
@@ -266,8 +268,31 @@ def environment_section(envs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(out)
 
 
-def load(path: str | os.PathLike[str]) -> SweepResult | dict[str, Any]:
-    """A sweep (JSON or JSON lines) or a study (a JSON document with ``"type": "study"``)."""
+def audit_section(audit: Audit, name: str) -> str:
+    """A fleet audit (``bc.audit``): per backend in words, then which groups of nodes give identical bits at
+    each batch size (by machine kind: letter x nodes) and how far apart they are, then the kinds."""
+    out = [f"<h2>Fleet audit: the same bits on every node? ({_e(name)})</h2>"]
+    out += [f'<p class="verdict">{_e(line)}</p>' for line in audit.summary().splitlines()]
+    rows = []
+    for label, by_size in audit.digests.items():
+        for B in by_size:
+            far = audit.distances.get(label, {}).get(B, [])
+            rows.append([label, B, " | ".join(map(audit.describe_group, audit.groups(label, B))),
+                         f"{100 * max(audit.rows_differ(label, B), default=0):.1f} %",
+                         f"{100 * max(d['elements_differ'] for d in far):.1f} %" if far else None,
+                         max((d["max_ulp"] for d in far), default=None)])
+    out.append(table(["backend", "B", "groups of identical bits (kind x nodes)", "rows differ", "elements differ",
+                      "max ULP"], rows))
+    out.append(table(["kind", "machine", "nodes"], [[audit.kind_letter(ids[0]), kind_name(audit.nodes[ids[0]]), ", ".join(ids)]
+                                                   for ids in audit.kinds.values()]))
+    out += [f'<p class="note">not measured: {_e(m["backend"])} at B={m["batch_size"]} on {_e(m["node"])}: {_e(m["reason"])}</p>'
+            for m in audit.not_measured]
+    return "\n".join(out)
+
+
+def load(path: str | os.PathLike[str]) -> SweepResult | Audit | dict[str, Any]:
+    """A sweep (JSON or JSON lines), a fleet audit (``"type": "audit"``) or a study (a JSON document with
+    ``"type": "study"``)."""
     try:
         with open(path, "rb") as f:
             doc = json.loads(f.read().decode("utf-8"))
@@ -277,6 +302,8 @@ def load(path: str | os.PathLike[str]) -> SweepResult | dict[str, Any]:
         if not isinstance(doc.get("study"), str) or not isinstance(doc.get("env", {}), dict):
             raise ResultFileError(f"{os.fspath(path)}: a study record needs a 'study' name and an 'env' object")
         return doc
+    if isinstance(doc, dict) and doc.get("type") == "audit":
+        return Audit.from_dict(doc, os.fspath(path))
     return SweepResult.from_json(path)
 
 
@@ -293,6 +320,9 @@ def render(paths: Sequence[str | os.PathLike[str]], latency_ms: float | None = N
             if not run.points:
                 raise ResultFileError(f"{os.fspath(path)} holds no measured point yet")
             body.append(sweep_sections(run, name, latency_ms, budget_bytes))
+            envs.append((name, run.env))
+        elif isinstance(run, Audit):
+            body.append(audit_section(run, name))
             envs.append((name, run.env))
         else:
             body.append(study_section(run))
