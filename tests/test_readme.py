@@ -23,7 +23,8 @@ RUN_BY = {"quickstart": "test_the_quick_start_runs_as_a_script", "own-model": "t
           "graph-model": "test_the_graph_model_example_runs_as_a_script", "timer": "test_the_timer_snippet_runs",
           "keras-model": "test_the_keras_example_runs_as_a_script",
           "hugging-face": "test_the_hugging_face_example_runs_as_a_script",
-          "onnx-model": "test_the_onnx_example_runs_as_a_script", "jax-model": "test_the_jax_example_runs_as_a_script"}
+          "onnx-model": "test_the_onnx_example_runs_as_a_script", "jax-model": "test_the_jax_example_runs_as_a_script",
+          "audit": "test_the_audit_snippet_runs_as_a_script_on_a_local_ray"}
 
 
 def snippet(name: str = "quickstart") -> str:
@@ -237,3 +238,22 @@ def test_the_study_example_runs_and_its_report_is_written(tmp_path):
     report = run(["-m", "batchcore", "report", "accuracy.json", "-o", "report.html"], tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
     assert "Does a larger batch change" in (tmp_path / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_the_audit_snippet_runs_as_a_script_on_a_local_ray(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("ray")
+    (tmp_path / "audit.py").write_text(snippet("audit"))
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # no cluster: the executor starts a local Ray
+    done = subprocess.run([sys.executable, "audit.py"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S,
+                          env={**env, "PYTHONPATH": ""})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "native[seq]: one class on every node at every B" in done.stdout, done.stdout
+    assert bc_audit_nodes(tmp_path / "audit.json") == 1
+
+
+def bc_audit_nodes(path):
+    import json
+
+    return len(json.loads(path.read_text())["nodes"])

@@ -106,6 +106,11 @@ class Audit:
             if len({tuple(rows) for cells in by_size.values() for rows in cells.values()}) == 1:
                 said.append(f"{label}: one class on every node at every B")
                 continue
+            if all(len(self.groups(label, B)) == 1 for B in by_size):
+                first = next(iter(self.nodes))
+                classes = " ".join("{" + ", ".join(map(str, c)) + "}" for c in self.classes(label, first))
+                said.append(f"{label}: every node agrees at every B (on each: {classes})")
+                continue
             parts = []
             for B in by_size:
                 groups = self.groups(label, B)
