@@ -119,11 +119,12 @@ def row_digests(y: np.ndarray | Outputs) -> list[str]:
 def outputs_cell(box: Any, settings: dict[str, Any], batch_size: int, ship: bool = True,
                  digests: bool = False) -> CellResult:
     """The outputs of every row of the payload's data in batches of ``batch_size`` on the backend the
-    settings make. ``ship``: send the outputs back; ``digests``: send each row's SHA-256 (both: a pair)."""
+    settings make: the outputs; with ``digests``, each row's SHA-256 instead, or with ``ship`` too, both (a pair)."""
     started = time.perf_counter()
     y = _payload(box).outputs(_backend(settings), batch_size)
-    value: Any = y if ship and not digests else row_digests(y) if digests and not ship else (y, row_digests(y))
-    return _result(value, started)
+    if not digests:
+        return _result(y, started)
+    return _result((y, row_digests(y)) if ship else row_digests(y), started)
 
 
 def timed_cell(box: Any, settings: dict[str, Any], batch_size: int, timer: Any, memory: bool) -> CellResult:
