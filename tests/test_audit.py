@@ -2,8 +2,10 @@
 rows, the share of rows that differ, each node's batch-size classes, the words, the table, the JSON file and
 the report's section; a file that is not an audit is named."""
 
+import hashlib
 import json
 
+import numpy as np
 import pytest
 
 import batchcore as bc
@@ -72,3 +74,46 @@ def test_a_file_that_is_not_an_audit_is_named(tmp_path):
         bc.Audit.from_json(path)
     with pytest.raises(bc.ResultFileError, match="cannot read"):
         bc.Audit.from_json(tmp_path / "missing.json")
+
+
+def test_a_node_lost_during_an_audit_is_reported_and_no_other_stands_in():
+    import concurrent.futures
+
+    pytest.importorskip("ray")
+    from batchcore.run.ray_cluster import RayExecutor
+
+    class Lost(Exception):
+        pass
+
+    class TwoNodes(RayExecutor):
+        """Cells run here; node n2 is lost."""
+
+        def nodes(self, strict=True, chosen=None):
+            return {"n1": identity("k1"), "n2": identity("k1")}
+
+        def share(self, payload):
+            return payload
+
+        def submit(self, fn, args, node, backend, timed):
+            future = concurrent.futures.Future()
+            future.set_exception(Lost()) if node == "n2" else future.set_result(fn(*args))
+            return future
+
+        def lost(self, error):
+            return isinstance(error, Lost)
+
+    model = bc.mlp([12, 6, 3], seed=1)
+    audit = bc.audit(model, batch_sizes=[1, 4], backends=[bc.native()], rows=16, progress=False,
+                     executor=TwoNodes(None, "all", 1, 3, {}))
+    assert audit.groups("native[seq]", 4) == [["n1"]]
+    assert sorted((m["node"], m["batch_size"]) for m in audit.not_measured) == [("n2", 1), ("n2", 4)]
+    assert all(m["reason"] == "the node was lost (Lost)" for m in audit.not_measured)
+    assert "not measured: native[seq] at B=4 on n2" in audit.table()
+    x = np.random.default_rng(0).standard_normal((16, 12), dtype=np.float32)
+    rows = bc.native().run_batched(model, x, 4)  # the digests are of the rows the audit drew with seed 0
+    assert audit.digests["native[seq]"][4]["n1"] == [hashlib.sha256(r.tobytes()).hexdigest() for r in rows]
+
+
+def test_an_audit_needs_a_ray_executor():
+    with pytest.raises(bc.ArgumentError, match="executor must be bc.ray_executor"):
+        bc.audit(bc.mlp([4, 2]), backends=[bc.native()], rows=8, batch_sizes=[1], executor="local")
