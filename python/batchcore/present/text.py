@@ -19,7 +19,8 @@ COLUMNS = [
     ("95% CI", lambda p: f"[{_fmt(p.get('time_ms_ci_low'), '.4g')}, {_fmt(p.get('time_ms_ci_high'), '.4g')}]", "s"),
     ("n", "samples", "d"),
     # "yes": the CI met the timer's target; "no": it timed out first; "!" marks IQR/median > 10 %.
-    ("target", lambda p: ("yes" if p.get("target_met") else "no") + ("!" if p.get("noisy") else ""), "s"),
+    ("target", lambda p: "-" if p.get("target_met") is None else
+     ("yes" if p["target_met"] else "no") + ("!" if p.get("noisy") else ""), "s"),
     ("rows/s", "samples_per_s", ".4g"),
     ("GFLOP/s", "gflops", ".3g"),
     # of the measured fma peak, and of the roofline min(peak, bandwidth x intensity): who bounds the point
