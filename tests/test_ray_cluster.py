@@ -20,6 +20,10 @@ import batchcore as bc
 ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+# Starting raylets forks this process (then execs them); JAX, imported here by earlier tests, warns at every fork
+# that a fork of its threads could deadlock, which holds for a fork that does not exec at once.
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
+
 FAST = bc.Timer(min_samples=3, min_time_s=0, warmup_s=0, timeout_s=1, target=0.5)
 SLOWER = bc.Timer(min_samples=3, min_time_s=0.04, warmup_s=0, timeout_s=1, target=0.5)  # a grid long enough to kill
 MODEL = bc.mlp([64, 32, 10], activation="gelu", head="softmax", seed=0)
@@ -231,7 +235,9 @@ LOCAL_FIRST = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_without_a_cluster_the_executor_starts_a_local_ray():
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # RAY_ADDRESS=local: a new local instance, not the cluster another test may have started on this machine
+    # (Ray's default, as a user's, joins the latest cluster started here)
+    env = {**os.environ, "RAY_ADDRESS": "local"}
     done = subprocess.run([sys.executable, "-c", LOCAL_FIRST], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     here, there, nodes = json.loads(done.stdout.strip().splitlines()[-1])

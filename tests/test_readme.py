@@ -245,9 +245,9 @@ def test_the_audit_snippet_runs_as_a_script_on_a_local_ray(tmp_path):
     pytest.importorskip("torch")
     pytest.importorskip("ray")
     (tmp_path / "audit.py").write_text(snippet("audit"))
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # no cluster: the executor starts a local Ray
+    # RAY_ADDRESS=local: a new local Ray, never the cluster another test may have started on this machine
     done = subprocess.run([sys.executable, "audit.py"], cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S,
-                          env={**env, "PYTHONPATH": ""})
+                          env={**os.environ, "PYTHONPATH": "", "RAY_ADDRESS": "local"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "native[seq]: one class on every node at every B" in done.stdout, done.stdout
     assert bc_audit_nodes(tmp_path / "audit.json") == 1

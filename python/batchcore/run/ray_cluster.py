@@ -49,8 +49,7 @@ class RayExecutor(CellExecutor):
         self._turn = itertools.count()
 
     def connect(self) -> Any:
-        """Ray, connected: to the cluster at ``address`` (``"auto"``: the one this machine is part of), or a
-        local instance started here when there is none (address None); an existing connection is used."""
+        """Ray, connected as :func:`ray_executor` says (an existing connection is used)."""
         if not self.ray.is_initialized():
             self.ray.init(address=self.address, **{"log_to_driver": False, **self.init_options})
         return self.ray
@@ -163,8 +162,9 @@ def ray_executor(address: str | None = None, nodes: Any = "all", timed_per_node:
     """Run a sweep's cells as Ray tasks: ``bc.sweep(..., executor=bc.ray_executor())``, ``bc.audit(...)``.
 
     address: the cluster (``"auto"``: the one this machine joined with ``ray start``; ``"ray://host:10001"``: a
-    remote one through Ray Client); None: connect to the cluster this process already joined, else start a
-    local Ray instance on this machine. nodes: ``"all"`` (every node with CPUs) or a list of Ray node ids.
+    remote one through Ray Client; ``"local"``: always a new local Ray instance); None: Ray's own default (the
+    cluster this process joined, else ``$RAY_ADDRESS``, else the latest cluster started on this machine, else a
+    new local instance). nodes: ``"all"`` (every node with CPUs) or a list of Ray node ids.
     timed_per_node: how many timed cells a node runs at once (each reserves that share of its CPUs;
     default 1: a timed cell has its node to itself). max_retries: Ray's own retries of a cell whose worker
     died. init_options: passed to ``ray.init`` (e.g. ``runtime_env={"pip": ["batchcore"]}``). Needs the
