@@ -82,7 +82,9 @@ def test_a_grid_through_ray_gives_the_local_bits_and_records_its_nodes(cluster, 
         assert p["node"]["timing"] in (head, twin) and p["node"]["bits"] == p["node"]["bits_b1"] in (head, twin)
         assert p["node"]["kind"] in kinds
         assert p["placement"] == {"executor": "ray", "timed_per_node": 1, "reserves": "1/1 of its node's CPUs",
-                                  "max_retries": 3}
+                                  "max_retries": 3, "omp_num_threads": "its node's CPUs / timed_per_node"}
+        # Ray starts its workers with OMP_NUM_THREADS=1; each cell's worker has its node's 2 instead (a BLAS reads it once)
+        assert p["node"]["thread_environment"]["OMP_NUM_THREADS"] == "2"
     assert {p["node"]["timing"] for p in res.points} == {head, twin}  # both nodes timed
     # A rerun with the same log measures nothing again.
     again = bc.sweep(MODEL, SIZES, backends, rows=64, timer=FAST, rounds=2, ceilings=False, progress=False,

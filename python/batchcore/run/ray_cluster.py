@@ -116,20 +116,26 @@ class RayExecutor(CellExecutor):
                                 "pass threads= or a smaller timed_per_node")
         return share
 
-    def _task(self, fn: Callable[..., Any], node: str, num_cpus: float, num_gpus: float = 0) -> Any:
+    def _task(self, fn: Callable[..., Any], node: str, num_cpus: float, num_gpus: float = 0,
+              threads: int | None = None) -> Any:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if fn not in self._remote:
             self._remote[fn] = self.ray.remote(fn)
+        # Ray starts its workers with OMP_NUM_THREADS set to the first task's CPUs (1), and a BLAS reads it once,
+        # when it loads: NumPy's OpenBLAS would time on one thread of a node reserved whole. Every cell's worker
+        # gets the thread count of a timed cell's share of its node instead, as a run on that node alone would.
+        env = {"runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads)}}} if threads else {}
         return self._remote[fn].options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=self.max_retries,
-                                        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+                                        scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False), **env)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], node: str | None, backend: Backend,
                timed: bool) -> concurrent.futures.Future[Any]:
         if node is None:
             raise ArgumentError("a Ray cell needs its node")  # pragma: no cover - the driver always names one
         cpus, gpus = self._reservation(backend, timed, node)
-        future: concurrent.futures.Future[Any] = self._task(fn, node, cpus, gpus).remote(*args).future()
+        threads = max(1, int(self._cpus[node]) // self.timed_per_node)
+        future: concurrent.futures.Future[Any] = self._task(fn, node, cpus, gpus, threads).remote(*args).future()
         return future
 
     def _reservation(self, backend: Backend, timed: bool, node: str) -> tuple[float, float]:
@@ -141,7 +147,8 @@ class RayExecutor(CellExecutor):
     def placement(self, backend: Backend, timed: bool) -> dict[str, Any]:
         on_gpu = backend.settings()["device"] != "cpu"
         return {"executor": "ray", "timed_per_node": self.timed_per_node, "reserves": "its GPU" if on_gpu else
-                f"1/{self.timed_per_node} of its node's CPUs", "max_retries": self.max_retries}
+                f"1/{self.timed_per_node} of its node's CPUs", "max_retries": self.max_retries,
+                "omp_num_threads": "its node's CPUs / timed_per_node"}
 
     def lost(self, error: BaseException) -> bool:
         gone = (self.ray.exceptions.TaskUnschedulableError, self.ray.exceptions.NodeDiedError)
