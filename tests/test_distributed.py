@@ -85,7 +85,8 @@ def test_a_node_lost_mid_grid_moves_its_cells_to_its_kind_and_nothing_is_lost_or
     keys = keys_of(out)
     assert sorted(keys) == sorted(fingerprints(local)) and len(keys) == len(set(keys))
     for p in res.points:  # whatever was measured after the loss ran on n1, and every point names its nodes
-        assert set(p["node"]) == {"bits", "bits_b1", "timing", "kind", "thread_environment"}
+        assert set(p["node"]) == {"bits", "bits_b1", "timing", "kind", "machine", "thread_environment"}
+        assert p["node"]["machine"].endswith(f"[{p['node']['kind']}]")
         assert p["placement"]["executor"] == "fake"
         assert isinstance(p["node"]["timing"], str) and p["node"]["bits"] == p["node"]["bits_b1"]  # one node each
         if (p["backend"], p["batch_size"], True) in cluster.failed:

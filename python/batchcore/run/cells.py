@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..backends import Backend, TimedBatch, from_settings
-from ..info import machine_identity, thread_environment
+from ..info import kind_name, machine_identity, thread_environment
 from ..model.opaque import Outputs
 
 # Per process: the payloads and backends its cells used last, so that a grid of thousands of cells
@@ -91,18 +91,22 @@ def identify() -> dict[str, Any]:
 @dataclass
 class CellResult:
     """What a cell sends back: its ``value`` (outputs, row digests, or a timed batch), the node that computed
-    it, that node's machine kind, the seconds the cell's own work took there, and the threading variables of
-    the process that ran it (:data:`batchcore.info.THREAD_ENV`)."""
+    it, that node's machine kind (its digest, and in words: :func:`batchcore.info.kind_name`), the seconds the
+    cell's own work took there, and the threading variables of the process that ran it
+    (:data:`batchcore.info.THREAD_ENV`)."""
 
     value: Any
     node: str
     kind: str
+    machine: str
     seconds: float
     thread_environment: dict[str, str | None]
 
 
 def _result(value: Any, started: float) -> CellResult:
-    return CellResult(value, node_id(), node_identity()["kind"], time.perf_counter() - started, thread_environment())
+    identity = node_identity()
+    return CellResult(value, node_id(), identity["kind"], kind_name(identity), time.perf_counter() - started,
+                      thread_environment())
 
 
 def row_digests(y: np.ndarray | Outputs) -> list[str]:

@@ -42,6 +42,7 @@ class _Open:
     bits_node: str | None = None
     rounds: dict[int, tuple[TimedBatch, str]] = field(default_factory=dict)  # round -> (its timing, its node)
     kind: str | None = None
+    machine: str | None = None
     thread_environment: dict[str, str | None] | None = None  # of the process that timed it (else computed it)
     generation: int = 0
 
@@ -140,7 +141,7 @@ class Driver:
             if point is None or point.generation != cell.generation:
                 return
             point.rounds[cell.round] = (result.value, result.node)
-            point.kind, point.thread_environment = result.kind, result.thread_environment
+            point.kind, point.machine, point.thread_environment = result.kind, result.machine, result.thread_environment
             self._finish(point)
 
     def _outputs_in(self, cell: _Cell, result: cells.CellResult) -> None:
@@ -153,6 +154,7 @@ class Driver:
         point = self.open.get((label, cell.batch_size))
         if point is not None:
             point.y, point.bits_node, point.kind = y, result.node, point.kind or result.kind
+            point.machine = point.machine or result.machine
             point.thread_environment = point.thread_environment or result.thread_environment
         for key in [k for k in self.open if k[0] == label]:
             self._finish(self.open[key])
@@ -170,7 +172,7 @@ class Driver:
             timed_on = nodes[0] if len(nodes) == 1 else nodes  # one node, always (a list would say otherwise)
         p = self.work.point(point.backend, point.batch_size, point.y, self.y_b1[label][0], measured)
         p["node"] = {"bits": point.bits_node, "bits_b1": self.y_b1[label][1], "timing": timed_on, "kind": point.kind,
-                     "thread_environment": point.thread_environment}
+                     "machine": point.machine, "thread_environment": point.thread_environment}
         p["placement"] = self.executor.placement(point.backend, self.timing)
         del self.open[(label, point.batch_size)]
         self.points.append(p)
