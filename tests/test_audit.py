@@ -114,6 +114,11 @@ def test_a_node_lost_during_an_audit_is_reported_and_no_other_stands_in():
     assert audit.digests["native[seq]"][4]["n1"] == [hashlib.sha256(r.tobytes()).hexdigest() for r in rows]
 
 
-def test_an_audit_needs_a_ray_executor():
+def test_an_audit_needs_a_ray_executor_and_nodes_by_id():
     with pytest.raises(bc.ArgumentError, match="executor must be bc.ray_executor"):
         bc.audit(bc.mlp([4, 2]), backends=[bc.native()], rows=8, batch_sizes=[1], executor="local")
+    pytest.importorskip("ray")
+    for bad in (5, "n1", [1, 2]):
+        with pytest.raises(bc.ArgumentError, match="nodes must be 'all' or a list of Ray node ids"):
+            bc.audit(bc.mlp([4, 2]), backends=[bc.native()], rows=8, batch_sizes=[1], nodes=bad,
+                     executor=bc.ray_executor())

@@ -25,7 +25,7 @@ from ..results import numerics
 from ..results.audit import Audit
 from . import cells
 from .plan import check_backends, check_batch_sizes
-from .ray_cluster import RayExecutor, ray_executor
+from .ray_cluster import RayExecutor, check_nodes, ray_executor
 from .sweep import DEFAULT_BATCH_SIZES, default_backends, resolve_data, resolve_model
 from .workloads import ModelWork, ModuleWork
 
@@ -54,7 +54,7 @@ def audit(model: Any, data: Any = None, batch_sizes: Iterable[int] = DEFAULT_BAT
     checks.flag(ship_outputs, "ship_outputs")
     work = (ModuleWork(model, data, None, sizes) if isinstance(model, OpaqueModel) else
             ModelWork(model, resolve_data(model, data, rows, seed, sizes), None, chosen, False, False))
-    found = ex.nodes(chosen=ex.chosen if nodes == "all" else nodes)
+    found = ex.nodes(chosen=ex.chosen if check_nodes(nodes) == "all" else nodes)
     if not found:
         raise ArgumentError("the Ray cluster has none of the chosen nodes up")
     box = ex.share(work.payload)

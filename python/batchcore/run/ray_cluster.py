@@ -180,6 +180,13 @@ def ray_executor(address: str | None = None, nodes: Any = "all", timed_per_node:
 
     timed_per_node = checks.positive_int(timed_per_node, "timed_per_node")
     max_retries = checks.positive_int(max_retries + 1, "max_retries + 1") - 1
-    if nodes != "all" and (isinstance(nodes, (str, bytes)) or not all(isinstance(n, str) for n in nodes)):
+    return RayExecutor(address, check_nodes(nodes), timed_per_node, max_retries, init_options)
+
+
+def check_nodes(nodes: Any) -> Any:
+    """``"all"``, or a list of Ray node ids (strings); ArgumentError for anything else."""
+    if nodes == "all":
+        return nodes
+    if isinstance(nodes, (str, bytes)) or not hasattr(nodes, "__iter__") or not all(isinstance(n, str) for n in nodes):
         raise ArgumentError(f"nodes must be 'all' or a list of Ray node ids, got {nodes!r}")
-    return RayExecutor(address, nodes if nodes == "all" else list(nodes), timed_per_node, max_retries, init_options)
+    return list(nodes)
