@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sys
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -60,8 +59,12 @@ def _payload(box: Any) -> Any:
     return found
 
 
+def _settings_key(settings: dict[str, Any]) -> str:
+    return json.dumps(settings, sort_keys=True, default=str)
+
+
 def _backend(settings: dict[str, Any]) -> Backend:
-    key = json.dumps(settings, sort_keys=True, default=str)
+    key = _settings_key(settings)
     if key not in _BACKENDS:
         _BACKENDS[key] = from_settings(settings)
     return _BACKENDS[key]
@@ -91,22 +94,19 @@ def identify() -> dict[str, Any]:
 @dataclass
 class CellResult:
     """What a cell sends back: its ``value`` (outputs, row digests, or a timed batch), the node that computed
-    it, that node's machine kind (its digest, and in words: :func:`batchcore.info.kind_name`), the seconds the
-    cell's own work took there, and the threading variables of the process that ran it
-    (:data:`batchcore.info.THREAD_ENV`)."""
+    it, that node's machine kind (its digest, and in words: :func:`batchcore.info.kind_name`), and the
+    threading variables of the process that ran it (:data:`batchcore.info.THREAD_ENV`)."""
 
     value: Any
     node: str
     kind: str
     machine: str
-    seconds: float
     thread_environment: dict[str, str | None]
 
 
-def _result(value: Any, started: float) -> CellResult:
+def _result(value: Any) -> CellResult:
     identity = node_identity()
-    return CellResult(value, node_id(), identity["kind"], kind_name(identity), time.perf_counter() - started,
-                      thread_environment())
+    return CellResult(value, node_id(), identity["kind"], kind_name(identity), thread_environment())
 
 
 def row_digests(y: np.ndarray | Outputs) -> list[str]:
@@ -126,21 +126,19 @@ def outputs_cell(box: Any, settings: dict[str, Any], batch_size: int, ship: bool
                  digests: bool = False) -> CellResult:
     """The outputs of every row of the payload's data in batches of ``batch_size`` on the backend the
     settings make: the outputs; with ``digests``, each row's SHA-256 instead, or with ``ship`` too, both (a pair)."""
-    started = time.perf_counter()
     y = _payload(box).outputs(_backend(settings), batch_size)
     if not digests:
-        return _result(y, started)
-    return _result((y, row_digests(y)) if ship else row_digests(y), started)
+        return _result(y)
+    return _result((y, row_digests(y)) if ship else row_digests(y))
 
 
 def timed_cell(box: Any, settings: dict[str, Any], batch_size: int, timer: Any, memory: bool) -> CellResult:
     """One timed round: a batch of the first ``batch_size`` rows timed under ``timer`` (with its memory
     measured when ``memory``)."""
-    started = time.perf_counter()
     payload, backend = _payload(box), _backend(settings)
-    first = (payload.digest, json.dumps(settings, sort_keys=True, default=str), batch_size)
+    first = (payload.digest, _settings_key(settings), batch_size)
     if first not in _WARM:  # a worker that never ran this pass (its library's lazy set-up): once, untimed
         payload.warm(backend, batch_size)
         _WARM.add(first)
     measured: TimedBatch = payload.measure(backend, batch_size, timer, memory)
-    return _result(measured, started)
+    return _result(measured)

@@ -156,8 +156,11 @@ class Driver:
             point.y, point.bits_node, point.kind = y, result.node, point.kind or result.kind
             point.machine = point.machine or result.machine
             point.thread_environment = point.thread_environment or result.thread_environment
-        for key in [k for k in self.open if k[0] == label]:
-            self._finish(self.open[key])
+        # B=1's outputs complete every point of the backend that waited for them; any other only its own point.
+        waiting = [p for k, p in self.open.items() if k[0] == label] if cell.batch_size == 1 else [point]
+        for p in waiting:
+            if p is not None:
+                self._finish(p)
 
     def _finish(self, point: _Open) -> None:
         label = point.backend.label
